@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every real component the tests drive: PostgreSQL 15, HAProxy, R, Chromium, libfaketime
+# (Debian), twine/uv/build/pip (PyPI) and the Garage S3 server (crates.io, built once and cached
+# in ~/.cargo/bin). Idempotent: each step is skipped when its tool is already present.
+set -euo pipefail
+
+need_apt=()
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15)
+command -v psql >/dev/null || need_apt+=(postgresql-client-15)
+command -v haproxy >/dev/null || need_apt+=(haproxy)
+command -v Rscript >/dev/null || need_apt+=(r-base-core)
+command -v chromium >/dev/null || need_apt+=(chromium)
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need_apt+=(faketime libfaketime)
+command -v git >/dev/null || need_apt+=(git)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "install: apt ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+py_missing=()
+python3 -c 'import twine' 2>/dev/null || py_missing+=(twine)
+python3 -c 'import build' 2>/dev/null || py_missing+=(build)
+command -v uv >/dev/null || py_missing+=(uv)
+python3 -c 'import wheel' 2>/dev/null || py_missing+=(wheel)
+if [ ${#py_missing[@]} -gt 0 ]; then
+  echo "install: pip ${py_missing[*]}"
+  python3 -m pip install -q "${py_missing[@]}"
+fi
+
+if ! command -v garage >/dev/null && [ ! -x "$HOME/.cargo/bin/garage" ]; then
+  echo "install: cargo install garage (about 10 minutes on 2 cores, once per machine)"
+  CARGO_TARGET_DIR="${GARAGE_BUILD_DIR:-/tmp/garage-build}" \
+    cargo install garage --locked --version '^2' --quiet
+fi
+if ! command -v cargo-nextest >/dev/null; then
+  cargo install cargo-nextest --locked --quiet
+fi
+echo "install: done"

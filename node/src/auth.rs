@@ -1,0 +1,230 @@
+//! The secure key file and the HS256 tokens it signs, scoped `sources:write` (one source) or
+//! `repos:read` (one repo, or all).
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Smallest accepted key, in bits (Workbench's rule).
+pub const MIN_KEY_BITS: usize = 128;
+
+/// Problems with the secure key file. Each maps to a node status in a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("secure key file {0} cannot be read: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("secure key file {path} must have mode 0600, has {mode:o}")]
+    Permissions { path: PathBuf, mode: u32 },
+    #[error("secure key in {path} has {bits} bits; at least {MIN_KEY_BITS} are needed")]
+    TooShort { path: PathBuf, bits: usize },
+}
+
+/// The node's secure key. Never logged, never stored in the database: only its fingerprint.
+#[derive(Clone)]
+pub struct SecureKey {
+    bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for SecureKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecureKey({})", self.fingerprint())
+    }
+}
+
+impl SecureKey {
+    /// Reads the key file, creating a fresh 256-bit key (mode 0600) when `create` and absent.
+    pub fn load(path: &Path, create: bool) -> Result<Self, KeyError> {
+        if create && !path.exists() {
+            let key: [u8; 32] = rand::random();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| KeyError::Io(path.into(), e))?;
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| KeyError::Io(path.into(), e))?;
+            writeln!(file, "{}", hex::encode(key)).map_err(|e| KeyError::Io(path.into(), e))?;
+        }
+        let metadata = std::fs::metadata(path).map_err(|e| KeyError::Io(path.into(), e))?;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode != 0o600 {
+            return Err(KeyError::Permissions {
+                path: path.into(),
+                mode,
+            });
+        }
+        let text = std::fs::read(path).map_err(|e| KeyError::Io(path.into(), e))?;
+        let trimmed = String::from_utf8_lossy(&text).trim().to_string();
+        // A hex key counts its decoded bits; anything else counts its bytes.
+        let bytes = hex::decode(&trimmed).unwrap_or_else(|_| trimmed.into_bytes());
+        let bits = bytes.len() * 8;
+        if bits < MIN_KEY_BITS {
+            return Err(KeyError::TooShort { path: path.into(), bits });
+        }
+        Ok(Self { bytes })
+    }
+
+    /// A key from bytes already in memory (tests).
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self { bytes }
+    }
+
+    /// sha256 of the key, hex: safe to store and compare across nodes.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(Sha256::digest(&self.bytes))
+    }
+
+    /// HMAC-style signature of a message, for node-to-node requests.
+    pub fn sign(&self, message: &str) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(&self.bytes);
+        hasher.update(message.as_bytes());
+        hex::encode(hasher.finalize())
+    }
+
+    /// Issues a token for `scope`.
+    pub fn issue(&self, scope: &Scope, valid_for: Duration) -> Result<String, TokenError> {
+        let now = chrono::Utc::now().timestamp();
+        let (scope_name, source, repo) = match scope {
+            Scope::SourcesWrite { source } => ("sources:write", Some(source.clone()), None),
+            Scope::ReposRead { repo } => ("repos:read", None, repo.clone()),
+        };
+        let claims = Claims {
+            sub: "pkgnode".into(),
+            scope: scope_name.into(),
+            source,
+            repo,
+            iat: now,
+            exp: now + valid_for.as_secs() as i64,
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&self.bytes))
+            .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+
+    /// Checks a token's signature and expiry and that it grants `needed`.
+    pub fn authorize(&self, token: &str, needed: &Scope) -> Result<(), TokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp"]);
+        validation.leeway = 0;
+        let claims = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&self.bytes), &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid(e.to_string()),
+            })?
+            .claims;
+        let granted = match needed {
+            Scope::SourcesWrite { source } => {
+                claims.scope == "sources:write" && claims.source.as_deref() == Some(source.as_str())
+            }
+            Scope::ReposRead { repo } => {
+                claims.scope == "repos:read"
+                    && (claims.repo.is_none() || claims.repo.as_deref() == repo.as_deref())
+            }
+        };
+        if granted {
+            Ok(())
+        } else {
+            Err(TokenError::WrongScope {
+                needed: needed.to_string(),
+                granted: match (&claims.source, &claims.repo) {
+                    (Some(s), _) => format!("{} for source {s}", claims.scope),
+                    (_, Some(r)) => format!("{} for repo {r}", claims.scope),
+                    _ => claims.scope,
+                },
+            })
+        }
+    }
+}
+
+/// What a token allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Upload to one source.
+    SourcesWrite { source: String },
+    /// Read one authenticated repo, or all of them when `None`.
+    ReposRead { repo: Option<String> },
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SourcesWrite { source } => write!(f, "sources:write for source {source}"),
+            Self::ReposRead { repo: Some(repo) } => write!(f, "repos:read for repo {repo}"),
+            Self::ReposRead { repo: None } => write!(f, "repos:read"),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    repo: Option<String>,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("token is not valid: {0}")]
+    Invalid(String),
+    #[error("token has expired")]
+    Expired,
+    #[error("token grants {granted}, but {needed} is needed")]
+    WrongScope { needed: String, granted: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_scoped_and_expire() {
+        let key = SecureKey::from_bytes(vec![7; 32]);
+        let token = key
+            .issue(&Scope::SourcesWrite { source: "a".into() }, Duration::from_secs(60))
+            .unwrap();
+        assert!(key.authorize(&token, &Scope::SourcesWrite { source: "a".into() }).is_ok());
+        assert!(matches!(
+            key.authorize(&token, &Scope::SourcesWrite { source: "b".into() }),
+            Err(TokenError::WrongScope { .. })
+        ));
+        let other = SecureKey::from_bytes(vec![8; 32]);
+        assert!(matches!(
+            other.authorize(&token, &Scope::SourcesWrite { source: "a".into() }),
+            Err(TokenError::Invalid(_))
+        ));
+        let expired = key
+            .issue(&Scope::ReposRead { repo: None }, Duration::from_secs(0))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(key.authorize(&expired, &Scope::ReposRead { repo: None }), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn key_file_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        let key = SecureKey::load(&path, true).unwrap();
+        assert_eq!(SecureKey::load(&path, false).unwrap().fingerprint(), key.fingerprint());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(SecureKey::load(&path, false), Err(KeyError::Permissions { .. })));
+        let short = dir.path().join("short");
+        std::fs::write(&short, "0123456789abcdef\n").unwrap();
+        std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(matches!(SecureKey::load(&short, false), Err(KeyError::TooShort { bits: 64, .. })));
+    }
+}

@@ -1,0 +1,162 @@
+//! Package files through `object_store`: a local or shared directory, or an S3-compatible bucket.
+//! Files are content-addressed by sha256; an upload is staged under a temporary key first.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, GetRange, ObjectStore, PutPayload};
+
+use crate::config::Config;
+
+/// Errors from the blob store. The message never reaches a client.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob store: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("blob store directory {path}: {source}")]
+    Dir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("blob store configuration: {0}")]
+    Config(String),
+}
+
+/// A stored file's bytes, streamed.
+pub struct BlobRead {
+    pub stream: BoxStream<'static, Result<Bytes, object_store::Error>>,
+    /// Bytes served (the range's length when a range was asked for).
+    pub len: u64,
+}
+
+/// Content-addressed blob storage.
+#[derive(Clone, Debug)]
+pub struct Blobs {
+    store: Arc<dyn ObjectStore>,
+    /// Where it lives, for status pages (`dir:/…` or `s3:bucket`).
+    pub description: String,
+}
+
+/// A staged upload: bytes under a temporary key, not yet visible under their content address.
+#[derive(Debug)]
+pub struct Staged {
+    temp: ObjectPath,
+    pub sha256: String,
+}
+
+impl Blobs {
+    /// Opens the store named by the configuration, creating the directory when needed.
+    pub fn from_config(config: &Config) -> Result<Self, BlobError> {
+        if let Some(s3) = &config.storage.s3 {
+            let store = AmazonS3Builder::new()
+                .with_endpoint(s3.endpoint.trim_end_matches('/'))
+                .with_bucket_name(&s3.bucket)
+                .with_region(&s3.region)
+                .with_access_key_id(&s3.access_key)
+                .with_secret_access_key(&s3.secret_key)
+                .with_allow_http(true)
+                .with_virtual_hosted_style_request(!s3.path_style)
+                .build()?;
+            let store: Arc<dyn ObjectStore> = if s3.prefix.is_empty() {
+                Arc::new(store)
+            } else {
+                Arc::new(object_store::prefix::PrefixStore::new(store, s3.prefix.as_str()))
+            };
+            return Ok(Self {
+                store,
+                description: format!("s3:{}", s3.bucket),
+            });
+        }
+        let dir = config.storage_dir();
+        std::fs::create_dir_all(&dir).map_err(|source| BlobError::Dir {
+            path: dir.clone(),
+            source,
+        })?;
+        let store = LocalFileSystem::new_with_prefix(&dir)?;
+        Ok(Self {
+            store: Arc::new(store),
+            description: format!("dir:{}", dir.display()),
+        })
+    }
+
+    fn final_key(sha256: &str) -> ObjectPath {
+        ObjectPath::from(format!("blobs/sha256/{}/{}", &sha256[..2], sha256))
+    }
+
+    /// Writes bytes under a fresh temporary key.
+    pub async fn stage(&self, bytes: Bytes, sha256: &str) -> Result<Staged, BlobError> {
+        let temp = ObjectPath::from(format!("tmp/{}", uuid::Uuid::new_v4()));
+        self.store.put(&temp, PutPayload::from_bytes(bytes)).await?;
+        Ok(Staged {
+            temp,
+            sha256: sha256.to_string(),
+        })
+    }
+
+    /// Moves a staged file to its content address. When the address already holds the same
+    /// content (another upload of the same bytes) the staged copy is dropped.
+    pub async fn promote(&self, staged: &Staged) -> Result<(), BlobError> {
+        let target = Self::final_key(&staged.sha256);
+        if self.store.head(&target).await.is_ok() {
+            self.store.delete(&staged.temp).await?;
+            return Ok(());
+        }
+        self.store.rename(&staged.temp, &target).await?;
+        Ok(())
+    }
+
+    /// Removes a staged file after a failed upload.
+    pub async fn discard(&self, staged: &Staged) {
+        if let Err(e) = self.store.delete(&staged.temp).await {
+            tracing::warn!(key = %staged.temp, error = %e, "could not remove staged upload");
+        }
+    }
+
+    /// Removes a promoted file that no committed row references (its commit failed).
+    pub async fn remove(&self, sha256: &str) {
+        if let Err(e) = self.store.delete(&Self::final_key(sha256)).await {
+            tracing::warn!(sha256, error = %e, "could not remove unreferenced blob");
+        }
+    }
+
+    /// Whether a file with this content is stored.
+    pub async fn exists(&self, sha256: &str) -> bool {
+        self.store.head(&Self::final_key(sha256)).await.is_ok()
+    }
+
+    /// Reads a stored file, or a byte range of it.
+    pub async fn read(&self, sha256: &str, range: Option<Range<u64>>) -> Result<BlobRead, BlobError> {
+        let options = GetOptions {
+            range: range.clone().map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let result = self.store.get_opts(&Self::final_key(sha256), options).await?;
+        let len = result.range.end - result.range.start;
+        Ok(BlobRead {
+            stream: result.into_stream().boxed(),
+            len,
+        })
+    }
+
+    /// Reads a whole stored file into memory (small files, tests).
+    pub async fn read_all(&self, sha256: &str) -> Result<Bytes, BlobError> {
+        Ok(self.store.get(&Self::final_key(sha256)).await?.bytes().await?)
+    }
+
+    /// Lists every key under a prefix (`tmp`, `blobs`), for checks that nothing was left behind.
+    pub async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
+        let prefix = ObjectPath::from(prefix);
+        let mut keys = Vec::new();
+        let mut listing = self.store.list(Some(&prefix));
+        while let Some(meta) = listing.next().await {
+            keys.push(meta?.location.to_string());
+        }
+        Ok(keys)
+    }
+}

@@ -1,0 +1,264 @@
+//! The `pkgnode` command line, in the spirit of `rspm`: serve, and the admin commands that work
+//! directly on the configured database and storage.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::auth::{Scope, SecureKey};
+use crate::config::{Config, Overrides};
+use crate::ingest::{self, Claims, Ingested};
+use crate::store::{RepoKind, SourceKind};
+
+#[derive(Debug, Parser)]
+#[command(name = "pkgnode", version, about = "A package-repository node for CRAN and PyPI clients")]
+pub struct Cli {
+    /// Configuration file (TOML); without one, SQLite and files under --data-dir.
+    #[arg(long, global = true, env = "PKGNODE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides the file).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Listen address (overrides the file).
+    #[arg(long, global = true)]
+    pub listen: Option<std::net::SocketAddr>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP until interrupted.
+    Serve,
+    /// Create a source, a repo or a token.
+    #[command(subcommand)]
+    Create(Create),
+    /// Subscribe a repo to a source.
+    Subscribe {
+        #[arg(long)]
+        repo: String,
+        #[arg(long)]
+        source: String,
+        /// Lower wins when two sources hold the same name; default after existing ones.
+        #[arg(long)]
+        priority: Option<i64>,
+    },
+    /// Add package files to a source.
+    Add {
+        #[arg(long)]
+        source: String,
+        #[arg(long, required = true, num_args = 1..)]
+        path: Vec<PathBuf>,
+    },
+    /// List repos, sources or packages.
+    List {
+        what: ListWhat,
+        /// Packages of this source only.
+        #[arg(long)]
+        source: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Create {
+    Source {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "type")]
+        kind: SourceType,
+    },
+    Repo {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "type")]
+        kind: RepoType,
+        /// Reading needs a repos:read token.
+        #[arg(long)]
+        authenticated: bool,
+    },
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[arg(long)]
+    pub scope: TokenScope,
+    /// The source a sources:write token may upload to.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// The repo a repos:read token may read (all when absent).
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Validity, e.g. "30d", "12h".
+    #[arg(long, default_value = "365d")]
+    pub expires: humantime::Duration,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SourceType {
+    Local,
+    LocalPython,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RepoType {
+    R,
+    Python,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TokenScope {
+    #[value(name = "sources:write")]
+    SourcesWrite,
+    #[value(name = "repos:read")]
+    ReposRead,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ListWhat {
+    Repos,
+    Sources,
+    Packages,
+}
+
+/// Reserved first path segments: a repo with one of these names would be unreachable.
+const RESERVED_REPO_NAMES: &[&str] = &["upload", "__api__", "__ping__", "metrics", "load-balancer"];
+
+/// Runs one command; returns what to print.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        listen: cli.listen,
+    };
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    match cli.command {
+        Command::Serve => crate::server::serve(config).await?,
+        Command::Create(Create::Source { name, kind }) => {
+            check_name(&name)?;
+            let kind = match kind {
+                SourceType::Local => SourceKind::Local,
+                SourceType::LocalPython => SourceKind::LocalPython,
+            };
+            let (store, _) = crate::server::open(&config).await?;
+            let source = store.create_source(&name, kind).await?;
+            println!("created source {} ({}), id {}", source.name, kind.as_str(), source.id);
+        }
+        Command::Create(Create::Repo {
+            name,
+            kind,
+            authenticated,
+        }) => {
+            check_name(&name)?;
+            if RESERVED_REPO_NAMES.contains(&name.as_str()) {
+                anyhow::bail!("{name:?} is reserved for the node's own routes; choose another repo name");
+            }
+            let kind = match kind {
+                RepoType::R => RepoKind::R,
+                RepoType::Python => RepoKind::Python,
+            };
+            let (store, _) = crate::server::open(&config).await?;
+            let repo = store.create_repo(&name, kind, authenticated).await?;
+            println!("created repo {} ({}), id {}", repo.name, kind.as_str(), repo.id);
+        }
+        Command::Create(Create::Token(args)) => {
+            let scope = match args.scope {
+                TokenScope::SourcesWrite => Scope::SourcesWrite {
+                    source: args
+                        .source
+                        .context("a sources:write token needs --source NAME")?,
+                },
+                TokenScope::ReposRead => Scope::ReposRead { repo: args.repo },
+            };
+            let key = SecureKey::load(&config.key_file(), !config.cluster.enabled)?;
+            let token = key.issue(&scope, Duration::from(args.expires))?;
+            println!("token for {scope}, valid {}:", args.expires);
+            println!("{token}");
+        }
+        Command::Subscribe {
+            repo,
+            source,
+            priority,
+        } => {
+            let (store, _) = crate::server::open(&config).await?;
+            let repo_row = store
+                .repo_by_name(&repo)
+                .await?
+                .with_context(|| format!("no repo named {repo:?}"))?;
+            let source_row = store
+                .source_by_name(&source)
+                .await?
+                .with_context(|| format!("no source named {source:?}"))?;
+            let tx = store.subscribe(&repo_row, &source_row, priority).await?;
+            println!("subscribed {repo} to {source} (transaction {tx})");
+        }
+        Command::Add { source, path } => {
+            let (store, blobs) = crate::server::open(&config).await?;
+            for file in path {
+                let filename = file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .with_context(|| format!("{} has no usable file name", file.display()))?
+                    .to_string();
+                let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+                let result = ingest::ingest(
+                    &store,
+                    &blobs,
+                    config.limits.max_upload_bytes,
+                    &source,
+                    &filename,
+                    bytes.into(),
+                    &Claims::default(),
+                )
+                .await
+                .with_context(|| format!("{} was not added", file.display()))?;
+                match result {
+                    Ingested::Stored { tx, .. } => println!("added {filename} to {source} (transaction {tx})"),
+                    Ingested::AlreadyPresent(_) => println!("{filename} is already in {source}"),
+                }
+            }
+        }
+        Command::List { what, source } => {
+            let (store, _) = crate::server::open(&config).await?;
+            match what {
+                ListWhat::Repos => {
+                    for repo in store.repos().await? {
+                        println!("{}\t{}\t{}", repo.name, repo.kind.as_str(), if repo.authenticated { "authenticated" } else { "public" });
+                    }
+                }
+                ListWhat::Sources => {
+                    for source in store.sources().await? {
+                        println!("{}\t{}", source.name, source.kind.as_str());
+                    }
+                }
+                ListWhat::Packages => {
+                    let sources = match source {
+                        Some(name) => vec![store
+                            .source_by_name(&name)
+                            .await?
+                            .with_context(|| format!("no source named {name:?}"))?],
+                        None => store.sources().await?,
+                    };
+                    for s in sources {
+                        for file in store.source_files(s.id).await? {
+                            println!("{}\t{}\t{}\t{}", s.name, file.name, file.version, file.filename);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok {
+        anyhow::bail!("invalid name {name:?}: use up to 64 letters, digits, '-', '_' or '.', starting with a letter or digit");
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! Node configuration: one TOML file, defaults for a single node, and the command-line overrides.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Default port, as Posit Package Manager's.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4242";
+
+/// Errors reading or checking a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole node configuration. Every interval is configurable so tests run in seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database, local package files and the key file by default.
+    pub data_dir: PathBuf,
+    pub database: DatabaseConfig,
+    pub storage: StorageConfig,
+    pub limits: LimitsConfig,
+    pub cache: CacheConfig,
+    pub downloads: DownloadsConfig,
+    pub cluster: ClusterConfig,
+    pub locks: LocksConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://…` or `sqlite://…`; SQLite under the data dir when absent.
+    pub url: Option<String>,
+    /// Connections in the pool.
+    pub max_connections: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Local or shared directory for package files; `{data_dir}/packages` when absent.
+    pub dir: Option<PathBuf>,
+    /// An S3-compatible endpoint instead of a directory.
+    pub s3: Option<S3Config>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub endpoint: String,
+    pub bucket: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Path-style addressing (`endpoint/bucket/key`), what Garage and MinIO expect by default.
+    #[serde(default = "default_true")]
+    pub path_style: bool,
+    /// Key prefix inside the bucket, so several deployments can share one.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+fn default_region() -> String {
+    "garage".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest accepted upload, bytes.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Repository snapshot views kept in memory.
+    pub views: u64,
+    /// How often the node re-reads the newest transaction id when no notification arrives.
+    #[serde(with = "humantime_serde_compat")]
+    pub head_poll_interval: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            views: 64,
+            head_poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DownloadsConfig {
+    /// Download counts are written in batches this often, off the request path.
+    #[serde(with = "humantime_serde_compat")]
+    pub flush_interval: Duration,
+}
+
+impl Default for DownloadsConfig {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Load-balancing settings, after Posit Workbench's cluster rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    pub enabled: bool,
+    /// Secure key shared by every node; signs tokens. `{data_dir}/pkgnode.key` when absent.
+    pub key_file: Option<PathBuf>,
+    pub www_host_name: Option<String>,
+    #[serde(with = "humantime_serde_compat")]
+    pub heartbeat: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub missed_check_in_after: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub max_clock_skew: Duration,
+    pub delete_node_on_exit: bool,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            key_file: None,
+            www_host_name: None,
+            heartbeat: Duration::from_secs(300),
+            missed_check_in_after: Duration::from_secs(600),
+            max_clock_skew: Duration::from_secs(1),
+            delete_node_on_exit: false,
+        }
+    }
+}
+
+/// Cross-node file locks for state in the shared directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocksConfig {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub use_symlinks: bool,
+    #[serde(with = "humantime_serde_compat")]
+    pub refresh_rate: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout_interval: Duration,
+}
+
+impl Default for LocksConfig {
+    fn default() -> Self {
+        Self {
+            kind: "linkbased".into(),
+            use_symlinks: false,
+            refresh_rate: Duration::from_secs(20),
+            timeout_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 4242))),
+            data_dir: PathBuf::from("/var/lib/pkgnode"),
+            database: DatabaseConfig::default(),
+            storage: StorageConfig::default(),
+            limits: LimitsConfig::default(),
+            cache: CacheConfig::default(),
+            downloads: DownloadsConfig::default(),
+            cluster: ClusterConfig::default(),
+            locks: LocksConfig::default(),
+        }
+    }
+}
+
+/// Command-line values that win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Reads `path` (or the embedded defaults when `None`) and applies the overrides.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Self::parse(&text).map_err(|message| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message,
+                })?
+            }
+            None => Self::default(),
+        };
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(listen) = overrides.listen {
+            config.listen = listen;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text, reporting the line and key of the first problem.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database.url
+            && !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "database.url must start with postgres:// or sqlite:, got {url:?}"
+            )));
+        }
+        if self.storage.dir.is_some() && self.storage.s3.is_some() {
+            return Err(ConfigError::Invalid(
+                "set either storage.dir or [storage.s3], not both".into(),
+            ));
+        }
+        if !matches!(self.locks.kind.as_str(), "linkbased" | "advisory") {
+            return Err(ConfigError::Invalid(format!(
+                "locks.type must be \"linkbased\" or \"advisory\", got {:?}",
+                self.locks.kind
+            )));
+        }
+        if self.limits.max_upload_bytes == 0 {
+            return Err(ConfigError::Invalid("limits.max_upload_bytes must be above 0".into()));
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one or SQLite under the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("pkgnode.db").display()),
+        }
+    }
+
+    /// Whether metadata lives in PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.database_url().starts_with("postgres")
+    }
+
+    /// The key file in force.
+    pub fn key_file(&self) -> PathBuf {
+        self.cluster
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("pkgnode.key"))
+    }
+
+    /// The package directory in force when no S3 endpoint is set.
+    pub fn storage_dir(&self) -> PathBuf {
+        self.storage
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("packages"))
+    }
+}
+
+/// Durations as humans write them ("1s", "5m", "250ms").
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_keys() {
+        let config = Config::parse(
+            r#"
+            listen = "127.0.0.11:4242"
+            [database]
+            url = "postgres://u@127.0.0.1/db"
+            [storage.s3]
+            endpoint = "http://127.0.0.1:3900"
+            bucket = "pkgs"
+            region = "garage"
+            access_key = "GK1"
+            secret_key = "s"
+            [cluster]
+            heartbeat = "1s"
+            missed_check_in_after = "3s"
+            "#,
+        )
+        .expect("valid config");
+        assert_eq!(config.cluster.heartbeat, Duration::from_secs(1));
+        assert!(config.is_postgres());
+        assert_eq!(config.storage.s3.as_ref().map(|s| s.path_style), Some(true));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(Config::parse("listn = \"x\"").unwrap_err().contains("listn"));
+        assert!(Config::parse("[cluster]\nheartbeat = \"soon\"").unwrap_err().contains("soon"));
+        let mut config = Config::default();
+        config.database.url = Some("mysql://x".into());
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+    }
+}

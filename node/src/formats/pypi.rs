@@ -1,0 +1,305 @@
+//! Python packages: PEP 503 names, wheel and sdist inspection, and the simple index (PEP 503 HTML,
+//! PEP 691 JSON).
+
+use super::{FormatError, Inspected, archive, headers};
+use crate::store::{FileKind, FileMetadata};
+
+/// PEP 503 normalization: lowercase, runs of `-`, `_`, `.` become one `-`.
+pub fn normalize(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut in_separator = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !in_separator {
+                out.push('-');
+            }
+            in_separator = true;
+        } else {
+            out.push(c.to_ascii_lowercase());
+            in_separator = false;
+        }
+    }
+    out
+}
+
+/// A valid project name per the core metadata spec.
+pub fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 200
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn is_valid_version(version: &str) -> bool {
+    !version.is_empty()
+        && version.len() <= 100
+        && version.as_bytes()[0].is_ascii_alphanumeric()
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '!' | '_' | '-'))
+}
+
+/// Versions compare equal across the spellings wheel names use (`-` escaped as `_`, case).
+fn same_version(a: &str, b: &str) -> bool {
+    let canon = |v: &str| v.trim_start_matches(['v', 'V']).replace('-', "_").to_ascii_lowercase();
+    canon(a) == canon(b)
+}
+
+fn bad_name(file: &str, why: &str) -> FormatError {
+    FormatError::FileName {
+        name: file.to_string(),
+        why: why.to_string(),
+    }
+}
+
+/// Name and version from a wheel or sdist file name, and which of the two it is.
+pub fn parse_file_name(file: &str) -> Result<(String, String, FileKind), FormatError> {
+    if let Some(stem) = file.strip_suffix(".whl") {
+        let parts: Vec<&str> = stem.split('-').collect();
+        if !(parts.len() == 5 || parts.len() == 6) {
+            return Err(bad_name(
+                file,
+                "a wheel is named {name}-{version}(-{build})?-{python}-{abi}-{platform}.whl",
+            ));
+        }
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(bad_name(file, "a wheel name has an empty component"));
+        }
+        return Ok((parts[0].to_string(), parts[1].to_string(), FileKind::Wheel));
+    }
+    let stem = file
+        .strip_suffix(".tar.gz")
+        .ok_or_else(|| bad_name(file, "a Python upload must be a .whl or a .tar.gz sdist"))?;
+    let (name, version) = stem
+        .rsplit_once('-')
+        .ok_or_else(|| bad_name(file, "an sdist is named {name}-{version}.tar.gz"))?;
+    if name.is_empty() || version.is_empty() {
+        return Err(bad_name(file, "an sdist is named {name}-{version}.tar.gz"));
+    }
+    Ok((name.to_string(), version.to_string(), FileKind::Sdist))
+}
+
+/// Reads and checks the metadata inside a wheel or sdist against its file name.
+pub fn inspect(file: &str, bytes: &[u8]) -> Result<Inspected, FormatError> {
+    let (file_name, file_version, kind) = parse_file_name(file)?;
+    let (member, text) = match kind {
+        FileKind::Wheel => {
+            let mut found = archive::zip_members(file, bytes, |path| {
+                let mut parts = path.split('/');
+                matches!((parts.next(), parts.next(), parts.next()),
+                    (Some(dir), Some("METADATA"), None) if dir.ends_with(".dist-info"))
+            })?;
+            let wanted_dir = format!("{file_name}-{file_version}.dist-info/METADATA");
+            let index = found
+                .iter()
+                .position(|(path, _)| normalize(path) == normalize(&wanted_dir))
+                .or(if found.len() == 1 { Some(0) } else { None })
+                .ok_or_else(|| FormatError::MissingMember {
+                    file: file.to_string(),
+                    member: wanted_dir.clone(),
+                })?;
+            found.swap_remove(index)
+        }
+        _ => {
+            let mut found = archive::tar_gz_members(file, bytes, |path| {
+                let mut parts = path.trim_start_matches("./").split('/');
+                matches!((parts.next(), parts.next(), parts.next()), (Some(_), Some("PKG-INFO"), None))
+            })?;
+            if found.is_empty() {
+                return Err(FormatError::MissingMember {
+                    file: file.to_string(),
+                    member: format!("{file_name}-{file_version}/PKG-INFO"),
+                });
+            }
+            found.swap_remove(0)
+        }
+    };
+    let fields = headers::parse(&text).map_err(|why| FormatError::Metadata {
+        file: file.to_string(),
+        why: format!("{member}: {why}"),
+    })?;
+    let missing = |field: &str| FormatError::Metadata {
+        file: file.to_string(),
+        why: format!("{member} has no {field} field"),
+    };
+    let name = headers::get(&fields, "Name").ok_or_else(|| missing("Name"))?;
+    let version = headers::get(&fields, "Version").ok_or_else(|| missing("Version"))?;
+    if !is_valid_name(name) {
+        return Err(FormatError::Metadata {
+            file: file.to_string(),
+            why: format!("{name:?} is not a valid project name"),
+        });
+    }
+    if !is_valid_version(version) {
+        return Err(FormatError::Metadata {
+            file: file.to_string(),
+            why: format!("{version:?} is not a valid version"),
+        });
+    }
+    if normalize(name) != normalize(&file_name) {
+        return Err(FormatError::Mismatch {
+            file: file.to_string(),
+            field: "Name".into(),
+            inside: name.to_string(),
+            outside: file_name,
+            claimed_by: "the file name".into(),
+        });
+    }
+    if !same_version(version, &file_version) {
+        return Err(FormatError::Mismatch {
+            file: file.to_string(),
+            field: "Version".into(),
+            inside: version.to_string(),
+            outside: file_version,
+            claimed_by: "the file name".into(),
+        });
+    }
+    Ok(Inspected {
+        name: name.to_string(),
+        normalized: normalize(name),
+        version: version.to_string(),
+        kind,
+        metadata: FileMetadata {
+            summary: headers::get(&fields, "Summary").map(str::to_string),
+            requires_python: headers::get(&fields, "Requires-Python")
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+            requires_dist: headers::get_all(&fields, "Requires-Dist"),
+            index_fields: Vec::new(),
+        },
+    })
+}
+
+/// One file link on a project page.
+#[derive(Debug, Clone)]
+pub struct IndexFile<'a> {
+    pub filename: &'a str,
+    /// Relative to the project page.
+    pub url: String,
+    pub sha256: &'a str,
+    pub requires_python: Option<&'a str>,
+    pub size_bytes: i64,
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// PEP 503 project page.
+pub fn project_html(name: &str, files: &[IndexFile<'_>]) -> String {
+    let mut page = format!(
+        "<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"1.0\">\n\
+         <title>Links for {0}</title>\n</head>\n<body>\n<h1>Links for {0}</h1>\n",
+        escape_html(name)
+    );
+    for file in files {
+        let requires = file
+            .requires_python
+            .map(|r| format!(" data-requires-python=\"{}\"", escape_html(r)))
+            .unwrap_or_default();
+        page.push_str(&format!(
+            "<a href=\"{}#sha256={}\"{}>{}</a><br>\n",
+            escape_html(&file.url),
+            file.sha256,
+            requires,
+            escape_html(file.filename)
+        ));
+    }
+    page.push_str("</body>\n</html>\n");
+    page
+}
+
+/// PEP 691 project page.
+pub fn project_json(name: &str, files: &[IndexFile<'_>]) -> serde_json::Value {
+    let files: Vec<_> = files
+        .iter()
+        .map(|f| {
+            let mut entry = serde_json::json!({
+                "filename": f.filename,
+                "url": f.url,
+                "hashes": { "sha256": f.sha256 },
+                "size": f.size_bytes,
+            });
+            if let Some(r) = f.requires_python {
+                entry["requires-python"] = serde_json::Value::String(r.to_string());
+            }
+            entry
+        })
+        .collect();
+    serde_json::json!({ "meta": { "api-version": "1.1" }, "name": name, "files": files })
+}
+
+/// PEP 503 root page listing every project.
+pub fn root_html(names: &[&str]) -> String {
+    let mut page = String::from(
+        "<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"1.0\">\n\
+         <title>Simple index</title>\n</head>\n<body>\n",
+    );
+    for name in names {
+        page.push_str(&format!("<a href=\"{0}/\">{0}</a><br>\n", escape_html(name)));
+    }
+    page.push_str("</body>\n</html>\n");
+    page
+}
+
+/// PEP 691 root page.
+pub fn root_json(names: &[&str]) -> serde_json::Value {
+    let projects: Vec<_> = names.iter().map(|n| serde_json::json!({ "name": n })).collect();
+    serde_json::json!({ "meta": { "api-version": "1.1" }, "projects": projects })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_like_pep_503() {
+        assert_eq!(normalize("Friendly-Bard"), "friendly-bard");
+        assert_eq!(normalize("FRIENDLY._.bard"), "friendly-bard");
+        assert_eq!(normalize("zope.interface"), "zope-interface");
+    }
+
+    #[test]
+    fn parses_file_names() {
+        assert_eq!(
+            parse_file_name("my_pkg-1.0-py3-none-any.whl").unwrap(),
+            ("my_pkg".into(), "1.0".into(), FileKind::Wheel)
+        );
+        assert_eq!(
+            parse_file_name("my_pkg-1.0.tar.gz").unwrap(),
+            ("my_pkg".into(), "1.0".into(), FileKind::Sdist)
+        );
+        assert!(parse_file_name("pkg.zip").is_err());
+        assert!(parse_file_name("pkg-1.0.whl").is_err());
+    }
+
+    #[test]
+    fn html_escapes_requires_python() {
+        let files = [IndexFile {
+            filename: "a-1.0.tar.gz",
+            url: "../../packages/a-1.0.tar.gz".into(),
+            sha256: "00",
+            requires_python: Some(">=3.8"),
+            size_bytes: 1,
+        }];
+        let page = project_html("a", &files);
+        assert!(page.contains("data-requires-python=\"&gt;=3.8\""));
+        assert!(page.contains("#sha256=00"));
+    }
+}

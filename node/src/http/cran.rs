@@ -1,0 +1,59 @@
+//! CRAN routes: `src/contrib/PACKAGES(.gz)`, current tarballs and `Archive/{pkg}/` for older ones.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+
+use super::{ApiError, AppState, files, open_view};
+use crate::store::RepoKind;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/{repo}/{snapshot}/src/contrib/{file}", get(contrib))
+        .route("/{repo}/{snapshot}/src/contrib/Archive/{package}/{file}", get(archived))
+}
+
+async fn contrib(
+    State(state): State<AppState>,
+    Path((repo, snapshot, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let view = open_view(&state, &headers, &repo, &snapshot, RepoKind::R).await?;
+    let etag = |kind: &str| format!("{}-{}-{kind}", view.repo.id, view.tx);
+    match file.as_str() {
+        "PACKAGES" => Ok(files::serve_index(
+            &headers,
+            etag("packages"),
+            "text/plain; charset=utf-8",
+            view.packages.clone(),
+        )),
+        "PACKAGES.gz" => Ok(files::serve_index(
+            &headers,
+            etag("packages-gz"),
+            "application/x-gzip",
+            view.packages_gz.clone(),
+        )),
+        _ => {
+            let found = view
+                .current
+                .get(&file)
+                .ok_or_else(|| ApiError::NotFound(format!("no file {file:?} in {repo}/{snapshot}/src/contrib")))?;
+            files::serve_package(&state, &headers, found, "application/x-gzip").await
+        }
+    }
+}
+
+async fn archived(
+    State(state): State<AppState>,
+    Path((repo, snapshot, package, file)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let view = open_view(&state, &headers, &repo, &snapshot, RepoKind::R).await?;
+    let found = view
+        .archive
+        .get(&(package.clone(), file.clone()))
+        .ok_or_else(|| ApiError::NotFound(format!("no archived file {package}/{file} in {repo}/{snapshot}")))?;
+    files::serve_package(&state, &headers, found, "application/x-gzip").await
+}

@@ -1,0 +1,219 @@
+//! The HTTP surface: `app(state) -> Router`, one router per resource, one error type.
+
+pub mod cran;
+pub mod error;
+pub mod files;
+pub mod ops;
+pub mod pypi;
+pub mod upload;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use base64::Engine;
+
+pub use error::ApiError;
+
+use crate::auth::{Scope, SecureKey};
+use crate::blobs::Blobs;
+use crate::config::Config;
+use crate::downloads::Downloads;
+use crate::head::Head;
+use crate::store::{Repo, RepoKind, Store};
+use crate::telemetry::Telemetry;
+use crate::views::{RepoView, Snapshot, Views};
+
+/// Everything a request may touch.
+pub struct NodeState {
+    pub config: Config,
+    pub store: Store,
+    pub blobs: Blobs,
+    pub key: SecureKey,
+    pub head: Arc<Head>,
+    pub views: Views,
+    pub downloads: Arc<Downloads>,
+    pub telemetry: Telemetry,
+    pub node_id: String,
+    /// False while offline: `/__ping__` answers 503 and the load balancer stops sending.
+    pub serving: AtomicBool,
+    pub in_flight: AtomicI64,
+    repos: moka::future::Cache<String, Repo>,
+    dates: moka::future::Cache<chrono::NaiveDate, i64>,
+}
+
+pub type AppState = Arc<NodeState>;
+
+impl NodeState {
+    pub fn new(config: Config, store: Store, blobs: Blobs, key: SecureKey, head: Arc<Head>, node_id: String) -> Self {
+        let views = Views::new(config.cache.views);
+        Self {
+            config,
+            store,
+            blobs,
+            key,
+            head,
+            views,
+            downloads: Arc::default(),
+            telemetry: Telemetry::default(),
+            node_id,
+            serving: AtomicBool::new(true),
+            in_flight: AtomicI64::new(0),
+            repos: moka::future::Cache::new(1024),
+            dates: moka::future::Cache::new(1024),
+        }
+    }
+}
+
+/// The whole application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(ops::router())
+        .merge(upload::router(&state.config))
+        .merge(pypi::router())
+        .merge(cran::router())
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Counts and times every request by its route pattern.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    state.in_flight.fetch_add(1, Ordering::Relaxed);
+    let response = next.run(request).await;
+    state.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let telemetry = &state.telemetry;
+    telemetry
+        .latency
+        .get_or_create(&crate::telemetry::RouteLabels { route: route.clone() })
+        .observe(started.elapsed().as_secs_f64());
+    telemetry
+        .requests
+        .get_or_create(&crate::telemetry::RequestLabels {
+            route,
+            method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// The token in `Authorization: Basic __token__:<jwt>` or `Authorization: Bearer <jwt>`.
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return Some(token.trim().to_string());
+    }
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    (user == "__token__").then(|| password.to_string())
+}
+
+/// Checks that the request carries a token granting `scope`.
+pub fn require(state: &NodeState, headers: &HeaderMap, scope: &Scope) -> Result<(), ApiError> {
+    let token = bearer_token(headers).ok_or_else(|| {
+        ApiError::Unauthorized(format!(
+            "a token is required ({scope}); send it as HTTP Basic auth with user __token__"
+        ))
+    })?;
+    state.key.authorize(&token, scope)?;
+    Ok(())
+}
+
+/// Resolves `/{repo}/{snapshot}` to a view, checking the repo type and read access.
+pub async fn open_view(
+    state: &NodeState,
+    headers: &HeaderMap,
+    repo_name: &str,
+    snapshot: &str,
+    kind: RepoKind,
+) -> Result<Arc<RepoView>, ApiError> {
+    let repo = lookup_repo(state, repo_name).await?;
+    if repo.kind != kind {
+        return Err(ApiError::NotFound(format!(
+            "repo {repo_name:?} is a {} repository",
+            repo.kind.as_str()
+        )));
+    }
+    if repo.authenticated {
+        require(
+            state,
+            headers,
+            &Scope::ReposRead {
+                repo: Some(repo.name.clone()),
+            },
+        )?;
+    }
+    let tx = resolve_snapshot(state, snapshot).await?;
+    let (view, hit) = state.views.get(&state.store, repo, tx).await?;
+    state.telemetry.count_cache(hit);
+    Ok(view)
+}
+
+async fn lookup_repo(state: &NodeState, name: &str) -> Result<Repo, ApiError> {
+    if let Some(repo) = state.repos.get(name).await {
+        return Ok(repo);
+    }
+    // Repos are never changed after creation, so a found repo can be kept.
+    let repo = state
+        .store
+        .repo_by_name(name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no repo named {name:?}")))?;
+    state.repos.insert(name.to_string(), repo.clone()).await;
+    Ok(repo)
+}
+
+async fn resolve_snapshot(state: &NodeState, snapshot: &str) -> Result<i64, ApiError> {
+    let parsed = Snapshot::parse(snapshot).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "{snapshot:?} is not a snapshot: use latest, a transaction id or a date YYYY-MM-DD"
+        ))
+    })?;
+    match parsed {
+        Snapshot::Latest => Ok(state.head.get()),
+        Snapshot::Tx(tx) => {
+            if tx > state.head.get() {
+                // Possibly committed through another node a moment ago.
+                state.head.advance(state.store.head().await?);
+            }
+            if tx > state.head.get() || tx < 1 {
+                return Err(ApiError::NotFound(format!("transaction {tx} does not exist")));
+            }
+            Ok(tx)
+        }
+        Snapshot::Date(date) => {
+            if let Some(tx) = state.dates.get(&date).await {
+                return Ok(tx);
+            }
+            let end = date
+                .succ_opt()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc().timestamp_millis())
+                .ok_or_else(|| ApiError::NotFound(format!("date {date} is out of range")))?;
+            let tx = state
+                .store
+                .last_tx_before(end)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("nothing was published by the end of {date}")))?;
+            // A day that has ended never changes again.
+            if end <= crate::store::now_ms() {
+                state.dates.insert(date, tx).await;
+            }
+            Ok(tx)
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Operations routes: `/__ping__`, `/__api__/status`, `/__api__/repos`,
+//! `/__api__/metrics/packages` and Prometheus text at `/metrics`.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+
+use super::{ApiError, AppState};
+
+/// The node's version, as every node of a cluster must match it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/__ping__", get(ping))
+        .route("/__api__/status", get(status))
+        .route("/__api__/repos", get(repos))
+        .route("/__api__/metrics/packages", get(package_metrics))
+        .route("/metrics", get(prometheus))
+}
+
+async fn ping(State(state): State<AppState>) -> Response {
+    if state.serving.load(Ordering::Acquire) {
+        (StatusCode::OK, "OK\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "offline\n").into_response()
+    }
+}
+
+async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "version": VERSION,
+        "build": option_env!("PKGNODE_BUILD").unwrap_or("dev"),
+        "node_id": state.node_id,
+        "serving": state.serving.load(Ordering::Acquire),
+        "transaction": state.head.get(),
+        "database": match state.store.backend() {
+            crate::store::Backend::Postgres => "postgresql",
+            crate::store::Backend::Sqlite => "sqlite",
+        },
+        "storage": state.blobs.description,
+        "in_flight": state.in_flight.load(Ordering::Relaxed),
+    }))
+}
+
+async fn repos(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let repos = state.store.repos().await?;
+    let list: Vec<_> = repos
+        .iter()
+        .map(|r| json!({ "id": r.id, "name": r.name, "type": r.kind.as_str(), "authenticated": r.authenticated }))
+        .collect();
+    Ok(Json(json!(list)))
+}
+
+async fn package_metrics(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    // Counts gathered since the last batch are written first so the answer is current.
+    state.downloads.flush(&state.store).await;
+    Ok(Json(json!(state.store.download_counts().await?)))
+}
+
+async fn prometheus(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.telemetry.render(),
+    )
+        .into_response()
+}

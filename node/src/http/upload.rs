@@ -1,0 +1,141 @@
+//! Upload routes: `twine upload --repository-url {base}/upload/pypi/{source}` and the same
+//! multipart form for R tarballs at `/upload/cran/{source}`. Both need a `sources:write` token.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+
+use super::{ApiError, AppState, require};
+use crate::auth::Scope;
+use crate::config::Config;
+use crate::ingest::{self, Claims, Ingested};
+use crate::store::SourceKind;
+
+pub fn router(config: &Config) -> Router<AppState> {
+    // Room for the form fields around the largest accepted file; the exact limit is checked
+    // again on the file itself so the error names it.
+    let limit = usize::try_from(config.limits.max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1024 * 1024);
+    Router::new()
+        .route("/upload/pypi/{source}", post(upload_python))
+        .route("/upload/pypi/{source}/", post(upload_python))
+        .route("/upload/cran/{source}", post(upload_r))
+        .route("/upload/cran/{source}/", post(upload_r))
+        .layer(DefaultBodyLimit::max(limit))
+}
+
+/// The parts of the upload form we use.
+#[derive(Default)]
+struct Form {
+    filename: Option<String>,
+    content: Option<Bytes>,
+    claims: Claims,
+    action: Option<String>,
+}
+
+async fn read_form(mut multipart: Multipart, limit: u64) -> Result<Form, ApiError> {
+    let mut form = Form::default();
+    let field_error = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!("upload is larger than the limit of {limit} bytes"))
+        } else {
+            ApiError::BadRequest(format!("malformed upload form: {}", e.body_text()))
+        }
+    };
+    while let Some(field) = multipart.next_field().await.map_err(field_error)? {
+        let name = field.name().unwrap_or("").to_string();
+        match name.as_str() {
+            "content" => {
+                form.filename = field.file_name().map(str::to_string);
+                form.content = Some(field.bytes().await.map_err(field_error)?);
+            }
+            "name" | "version" | "sha256_digest" | ":action" => {
+                let value = field.text().await.map_err(field_error)?;
+                match name.as_str() {
+                    "name" => form.claims.name = Some(value),
+                    "version" => form.claims.version = Some(value),
+                    "sha256_digest" => form.claims.sha256 = Some(value),
+                    _ => form.action = Some(value),
+                }
+            }
+            // Other twine fields (metadata_version, summary, requires_dist…) are re-read from
+            // the file itself, which is the authority.
+            _ => {
+                field.bytes().await.map_err(field_error)?;
+            }
+        }
+    }
+    Ok(form)
+}
+
+async fn upload(
+    state: AppState,
+    source: String,
+    headers: HeaderMap,
+    multipart: Multipart,
+    expected: SourceKind,
+) -> Result<Response, ApiError> {
+    require(&state, &headers, &Scope::SourcesWrite { source: source.clone() })?;
+    let found = state
+        .store
+        .source_by_name(&source)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no source named {source:?}")))?;
+    if found.kind != expected {
+        return Err(ApiError::BadRequest(format!(
+            "source {source:?} is a {} source; upload {} packages to it",
+            found.kind.as_str(),
+            if found.kind == SourceKind::Local { "R" } else { "Python" }
+        )));
+    }
+    let limit = state.config.limits.max_upload_bytes;
+    let form = read_form(multipart, limit).await?;
+    if let Some(action) = &form.action
+        && action != "file_upload"
+    {
+        return Err(ApiError::BadRequest(format!("unsupported :action {action:?}")));
+    }
+    let (Some(filename), Some(content)) = (form.filename, form.content) else {
+        return Err(ApiError::BadRequest(
+            "the form has no file: send it in the 'content' field with a file name".into(),
+        ));
+    };
+    let result = ingest::ingest(&state.store, &state.blobs, limit, &source, &filename, content, &form.claims).await;
+    match result {
+        Ok(Ingested::Stored { tx, .. }) => {
+            state.head.advance(tx);
+            state.telemetry.count_upload("stored");
+            Ok((StatusCode::OK, format!("stored {filename} in {source} (transaction {tx})\n")).into_response())
+        }
+        Ok(Ingested::AlreadyPresent(_)) => {
+            state.telemetry.count_upload("unchanged");
+            Ok((StatusCode::OK, format!("{filename} is already in {source} with the same content\n")).into_response())
+        }
+        Err(e) => {
+            state.telemetry.count_upload("refused");
+            Err(e.into())
+        }
+    }
+}
+
+async fn upload_python(
+    State(state): State<AppState>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    multipart: Multipart,
+) -> Result<Response, ApiError> {
+    upload(state, source, headers, multipart, SourceKind::LocalPython).await
+}
+
+async fn upload_r(
+    State(state): State<AppState>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    multipart: Multipart,
+) -> Result<Response, ApiError> {
+    upload(state, source, headers, multipart, SourceKind::Local).await
+}

@@ -1,0 +1,200 @@
+//! The upload pipeline shared by twine uploads, the R upload endpoint and `pkgnode add`.
+//!
+//! **Invariant:** an upload is all-or-nothing. The bytes are staged under a temporary key, the
+//! metadata row is inserted inside an open transaction, the blob is moved to its content address,
+//! and only then is the transaction committed. A failure before the commit removes the staged or
+//! moved blob (unless other rows already referenced the same bytes), so no row points at missing
+//! bytes and no reader ever sees a half-written upload.
+
+use bytes::Bytes;
+use md5::Md5;
+use sha2::{Digest, Sha256};
+
+use crate::blobs::{BlobError, Blobs};
+use crate::formats::{self, FormatError, Inspected};
+use crate::store::{NewPackageFile, PackageFile, SourceKind, Store, StoreError};
+
+/// Why an upload was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("no source named {0:?}")]
+    UnknownSource(String),
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{filename} already exists in source {source_name} with different content (sha256 {existing})")]
+    Conflict {
+        filename: String,
+        source_name: String,
+        existing: String,
+    },
+    #[error("upload is {size} bytes; the limit is {limit} bytes")]
+    TooLarge { size: u64, limit: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+}
+
+/// What the client says about the file, checked against what is inside it.
+#[derive(Debug, Default, Clone)]
+pub struct Claims {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub sha256: Option<String>,
+}
+
+/// The result of an accepted upload.
+#[derive(Debug, Clone)]
+pub enum Ingested {
+    /// Stored under a new transaction.
+    Stored { file: PackageFile, tx: i64 },
+    /// The same bytes were already there: nothing changed.
+    AlreadyPresent(PackageFile),
+}
+
+/// Checks, stores and publishes one package file.
+pub async fn ingest(
+    store: &Store,
+    blobs: &Blobs,
+    max_upload_bytes: u64,
+    source_name: &str,
+    filename: &str,
+    bytes: Bytes,
+    claims: &Claims,
+) -> Result<Ingested, IngestError> {
+    let source = store
+        .source_by_name(source_name)
+        .await?
+        .ok_or_else(|| IngestError::UnknownSource(source_name.to_string()))?;
+    if bytes.len() as u64 > max_upload_bytes {
+        return Err(IngestError::TooLarge {
+            size: bytes.len() as u64,
+            limit: max_upload_bytes,
+        });
+    }
+    formats::check_file_name(filename)?;
+    let inspected = inspect(source.kind, filename, &bytes)?;
+    check_claims(&inspected, claims, source.kind)?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    if let Some(claimed) = &claims.sha256
+        && !claimed.eq_ignore_ascii_case(&sha256)
+    {
+        return Err(IngestError::Invalid(format!(
+            "sha256_digest {claimed} does not match the uploaded bytes ({sha256}): the upload was corrupted"
+        )));
+    }
+    if let Some(existing) = store.find_file(source.id, filename).await? {
+        return same_or_conflict(existing, &sha256, source_name);
+    }
+    let md5 = hex::encode(Md5::digest(&bytes));
+    let new_file = NewPackageFile {
+        source_id: source.id,
+        name: inspected.name,
+        normalized: inspected.normalized,
+        version: inspected.version,
+        filename: filename.to_string(),
+        kind: inspected.kind,
+        sha256: sha256.clone(),
+        md5,
+        size_bytes: bytes.len() as i64,
+        metadata: inspected.metadata,
+    };
+
+    let staged = blobs.stage(bytes, &sha256).await?;
+    let blob_existed = blobs.exists(&sha256).await;
+    let mut change = match store
+        .begin_change("upload", &format!("{source_name}/{filename}"))
+        .await
+    {
+        Ok(change) => change,
+        Err(e) => {
+            blobs.discard(&staged).await;
+            return Err(e.into());
+        }
+    };
+    let id = match change.insert_file(&new_file).await {
+        Ok(id) => id,
+        Err(e) => {
+            drop(change);
+            blobs.discard(&staged).await;
+            // A concurrent upload of the same file name won the race.
+            if let Some(existing) = store.find_file(source.id, filename).await? {
+                return same_or_conflict(existing, &sha256, source_name);
+            }
+            return Err(e.into());
+        }
+    };
+    if let Err(e) = blobs.promote(&staged).await {
+        drop(change);
+        blobs.discard(&staged).await;
+        return Err(e.into());
+    }
+    let tx = change.id;
+    if let Err(e) = change.commit().await {
+        if !blob_existed {
+            blobs.remove(&sha256).await;
+        }
+        return Err(e.into());
+    }
+    let file = PackageFile {
+        id,
+        source_id: new_file.source_id,
+        name: new_file.name,
+        normalized: new_file.normalized,
+        version: new_file.version,
+        filename: new_file.filename,
+        kind: new_file.kind,
+        sha256: new_file.sha256,
+        md5: new_file.md5,
+        size_bytes: new_file.size_bytes,
+        metadata: new_file.metadata,
+        added_tx: tx,
+    };
+    tracing::info!(source = source_name, filename, tx, "stored upload");
+    Ok(Ingested::Stored { file, tx })
+}
+
+fn inspect(kind: SourceKind, filename: &str, bytes: &[u8]) -> Result<Inspected, FormatError> {
+    match kind {
+        SourceKind::LocalPython => formats::pypi::inspect(filename, bytes),
+        SourceKind::Local => formats::cran::inspect(filename, bytes),
+    }
+}
+
+fn check_claims(inspected: &Inspected, claims: &Claims, kind: SourceKind) -> Result<(), IngestError> {
+    let same_name = |claimed: &str| match kind {
+        SourceKind::LocalPython => formats::pypi::normalize(claimed) == inspected.normalized,
+        SourceKind::Local => claimed == inspected.name,
+    };
+    if let Some(name) = &claims.name
+        && !same_name(name)
+    {
+        return Err(IngestError::Invalid(format!(
+            "the form says name {name:?} but the package metadata says {:?}",
+            inspected.name
+        )));
+    }
+    if let Some(version) = &claims.version
+        && version != &inspected.version
+    {
+        return Err(IngestError::Invalid(format!(
+            "the form says version {version:?} but the package metadata says {:?}",
+            inspected.version
+        )));
+    }
+    Ok(())
+}
+
+fn same_or_conflict(existing: PackageFile, sha256: &str, source_name: &str) -> Result<Ingested, IngestError> {
+    if existing.sha256 == sha256 {
+        Ok(Ingested::AlreadyPresent(existing))
+    } else {
+        Err(IngestError::Conflict {
+            filename: existing.filename,
+            source_name: source_name.to_string(),
+            existing: existing.sha256,
+        })
+    }
+}

@@ -1,0 +1,17 @@
+//! `pkgnode`: a package-repository server node in the mould of Posit Package Manager. It serves
+//! CRAN-style and PyPI-style repositories, accepts uploads, keeps metadata in PostgreSQL or SQLite
+//! and package files in a directory or an S3 bucket.
+
+pub mod auth;
+pub mod blobs;
+pub mod cli;
+pub mod config;
+pub mod downloads;
+pub mod formats;
+pub mod head;
+pub mod http;
+pub mod ingest;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod views;

@@ -1,0 +1,467 @@
+//! Metadata in PostgreSQL or SQLite through sqlx's `Any` driver: one set of queries, two migration
+//! sets (the DDL differs only in key generation).
+//!
+//! **Invariant:** transactions commit in id order. On PostgreSQL every change takes an exclusive
+//! lock on `transactions` before drawing its id, so `max(id)` never overtakes a commit in flight
+//! and a snapshot `≤ max(id)` never changes afterwards.
+
+pub mod model;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+pub use model::*;
+
+/// Errors from the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Which database the store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The metadata store: a connection pool plus the backend it talks to.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
+}
+
+/// An open change: one database transaction that owns a fresh transaction id.
+pub struct Change {
+    pub tx: sqlx::Transaction<'static, sqlx::Any>,
+    /// The transaction id this change publishes when committed.
+    pub id: i64,
+    backend: Backend,
+}
+
+const PACKAGE_COLUMNS: &str = "id, source_id, name, normalized, version, filename, file_kind, \
+                               sha256, md5, size_bytes, metadata, added_tx";
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Connects, prepares SQLite for concurrent readers, and runs the migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        if backend == Backend::Sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            SQLITE_MIGRATIONS.run(&pool).await?;
+        } else {
+            PG_MIGRATIONS.run(&pool).await?;
+        }
+        Ok(Self {
+            pool,
+            backend,
+            url: url.to_string(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Opens a change: locks the transaction sequence (PostgreSQL) and draws the next id.
+    pub async fn begin_change(&self, kind: &str, description: &str) -> Result<Change, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("LOCK TABLE transactions IN EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Keep creation times monotonic with ids even if clocks step backwards.
+        let last: Option<i64> = sqlx::query("SELECT MAX(created_at_ms) FROM transactions")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let created = now_ms().max(last.unwrap_or(0));
+        let id: i64 = sqlx::query(
+            "INSERT INTO transactions (created_at_ms, kind, description) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(created)
+        .bind(kind)
+        .bind(description)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        Ok(Change {
+            tx,
+            id,
+            backend: self.backend,
+        })
+    }
+
+    /// The newest committed transaction id (0 for an empty store).
+    pub async fn head(&self) -> Result<i64, StoreError> {
+        let head: Option<i64> = sqlx::query("SELECT MAX(id) FROM transactions")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(head.unwrap_or(0))
+    }
+
+    /// The last transaction that committed before `end_ms` (exclusive), if any.
+    pub async fn last_tx_before(&self, end_ms: i64) -> Result<Option<i64>, StoreError> {
+        let id: Option<i64> = sqlx::query("SELECT MAX(id) FROM transactions WHERE created_at_ms < $1")
+            .bind(end_ms)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(id)
+    }
+
+    pub async fn sources(&self) -> Result<Vec<Source>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, kind FROM sources ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(source_from_row).collect()
+    }
+
+    pub async fn source_by_name(&self, name: &str) -> Result<Option<Source>, StoreError> {
+        let row = sqlx::query("SELECT id, name, kind FROM sources WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(source_from_row).transpose()
+    }
+
+    pub async fn repos(&self) -> Result<Vec<Repo>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, kind, authenticated FROM repos ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(repo_from_row).collect()
+    }
+
+    pub async fn repo_by_name(&self, name: &str) -> Result<Option<Repo>, StoreError> {
+        let row = sqlx::query("SELECT id, name, kind, authenticated FROM repos WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(repo_from_row).transpose()
+    }
+
+    /// Creates a source in its own transaction.
+    pub async fn create_source(&self, name: &str, kind: SourceKind) -> Result<Source, StoreError> {
+        if self.source_by_name(name).await?.is_some() {
+            return Err(StoreError::Conflict(format!("source {name:?} already exists")));
+        }
+        let mut change = self.begin_change("create-source", name).await?;
+        let id: i64 = sqlx::query("INSERT INTO sources (name, kind, created_tx) VALUES ($1, $2, $3) RETURNING id")
+            .bind(name)
+            .bind(kind.as_str())
+            .bind(change.id)
+            .fetch_one(&mut *change.tx)
+            .await?
+            .try_get(0)?;
+        change.commit().await?;
+        Ok(Source {
+            id,
+            name: name.to_string(),
+            kind,
+        })
+    }
+
+    /// Creates a repository in its own transaction.
+    pub async fn create_repo(&self, name: &str, kind: RepoKind, authenticated: bool) -> Result<Repo, StoreError> {
+        if self.repo_by_name(name).await?.is_some() {
+            return Err(StoreError::Conflict(format!("repo {name:?} already exists")));
+        }
+        let mut change = self.begin_change("create-repo", name).await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO repos (name, kind, authenticated, created_tx) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(name)
+        .bind(kind.as_str())
+        .bind(i64::from(authenticated))
+        .bind(change.id)
+        .fetch_one(&mut *change.tx)
+        .await?
+        .try_get(0)?;
+        change.commit().await?;
+        Ok(Repo {
+            id,
+            name: name.to_string(),
+            kind,
+            authenticated,
+        })
+    }
+
+    /// Subscribes `repo` to `source`; a lower priority number wins when both sources hold a name.
+    /// Without a priority the source goes after the existing ones.
+    pub async fn subscribe(&self, repo: &Repo, source: &Source, priority: Option<i64>) -> Result<i64, StoreError> {
+        if source.kind.repo_kind() != repo.kind {
+            return Err(StoreError::Conflict(format!(
+                "a {} repo cannot subscribe to {} source {:?}",
+                repo.kind.as_str(),
+                source.kind.as_str(),
+                source.name
+            )));
+        }
+        let existing: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM subscriptions WHERE repo_id = $1 AND source_id = $2 AND removed_tx IS NULL",
+        )
+        .bind(repo.id)
+        .bind(source.id)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        if existing > 0 {
+            return Err(StoreError::Conflict(format!(
+                "repo {:?} is already subscribed to source {:?}",
+                repo.name, source.name
+            )));
+        }
+        let mut change = self
+            .begin_change("subscribe", &format!("{} <- {}", repo.name, source.name))
+            .await?;
+        let priority = match priority {
+            Some(p) => p,
+            None => {
+                let max: Option<i64> = sqlx::query(
+                    "SELECT MAX(priority) FROM subscriptions WHERE repo_id = $1 AND removed_tx IS NULL",
+                )
+                .bind(repo.id)
+                .fetch_one(&mut *change.tx)
+                .await?
+                .try_get(0)?;
+                max.unwrap_or(0) + 1
+            }
+        };
+        sqlx::query("INSERT INTO subscriptions (repo_id, source_id, priority, added_tx) VALUES ($1, $2, $3, $4)")
+            .bind(repo.id)
+            .bind(source.id)
+            .bind(priority)
+            .bind(change.id)
+            .execute(&mut *change.tx)
+            .await?;
+        let id = change.id;
+        change.commit().await?;
+        Ok(id)
+    }
+
+    /// The live file of `source` with this file name, if any.
+    pub async fn find_file(&self, source_id: i64, filename: &str) -> Result<Option<PackageFile>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {PACKAGE_COLUMNS} FROM packages WHERE source_id = $1 AND filename = $2 AND removed_tx IS NULL"
+        ))
+        .bind(source_id)
+        .bind(filename)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(package_from_row).transpose()
+    }
+
+    /// Every file of every source `repo` subscribed to, as of transaction `tx`, with the
+    /// subscription priority (lower wins).
+    pub async fn repo_files_at(&self, repo_id: i64, tx: i64) -> Result<Vec<(PackageFile, i64)>, StoreError> {
+        let columns = PACKAGE_COLUMNS
+            .split(", ")
+            .map(|c| format!("p.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT {columns}, s.priority FROM packages p \
+             JOIN subscriptions s ON s.source_id = p.source_id \
+             WHERE s.repo_id = $1 AND s.added_tx <= $2 AND (s.removed_tx IS NULL OR s.removed_tx > $2) \
+               AND p.added_tx <= $2 AND (p.removed_tx IS NULL OR p.removed_tx > $2) \
+             ORDER BY s.priority, p.normalized, p.id"
+        ))
+        .bind(repo_id)
+        .bind(tx)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((package_from_row(row)?, row.try_get::<i64, _>("priority")?)))
+            .collect()
+    }
+
+    /// Every live file of one source.
+    pub async fn source_files(&self, source_id: i64) -> Result<Vec<PackageFile>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PACKAGE_COLUMNS} FROM packages WHERE source_id = $1 AND removed_tx IS NULL ORDER BY normalized, id"
+        ))
+        .bind(source_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(package_from_row).collect()
+    }
+
+    /// Adds batched download counts.
+    pub async fn add_downloads(&self, counts: &[(i64, u64)]) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for (package_id, count) in counts {
+            sqlx::query(
+                "INSERT INTO download_counts (package_id, count) VALUES ($1, $2) \
+                 ON CONFLICT (package_id) DO UPDATE SET count = download_counts.count + excluded.count",
+            )
+            .bind(*package_id)
+            .bind(*count as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Download counts per file, most downloaded first.
+    pub async fn download_counts(&self) -> Result<Vec<DownloadCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.name AS source, p.name, p.version, p.filename, d.count FROM download_counts d \
+             JOIN packages p ON p.id = d.package_id JOIN sources s ON s.id = p.source_id \
+             ORDER BY d.count DESC, p.filename",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DownloadCount {
+                    source: row.try_get("source")?,
+                    name: row.try_get("name")?,
+                    version: row.try_get("version")?,
+                    filename: row.try_get("filename")?,
+                    downloads: row.try_get("count")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One line of `/__api__/metrics/packages`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DownloadCount {
+    pub source: String,
+    pub name: String,
+    pub version: String,
+    pub filename: String,
+    pub downloads: i64,
+}
+
+impl Change {
+    /// Inserts a package file row under this change.
+    pub async fn insert_file(&mut self, file: &NewPackageFile) -> Result<i64, StoreError> {
+        let metadata = serde_json::to_string(&file.metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO packages (source_id, name, normalized, version, filename, file_kind, sha256, md5, \
+             size_bytes, metadata, added_tx) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        )
+        .bind(file.source_id)
+        .bind(&file.name)
+        .bind(&file.normalized)
+        .bind(&file.version)
+        .bind(&file.filename)
+        .bind(file.kind.as_str())
+        .bind(&file.sha256)
+        .bind(&file.md5)
+        .bind(file.size_bytes)
+        .bind(metadata)
+        .bind(self.id)
+        .fetch_one(&mut *self.tx)
+        .await?
+        .try_get(0)?;
+        Ok(id)
+    }
+
+    /// Commits; on PostgreSQL the other nodes hear of the new transaction at commit.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query(&format!("NOTIFY {}, '{}'", crate::head::NOTIFY_CHANNEL, self.id))
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn source_from_row(row: &AnyRow) -> Result<Source, StoreError> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Source {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        kind: SourceKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("source kind {kind:?}")))?,
+    })
+}
+
+fn repo_from_row(row: &AnyRow) -> Result<Repo, StoreError> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Repo {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        kind: RepoKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("repo kind {kind:?}")))?,
+        authenticated: row.try_get::<i64, _>("authenticated")? != 0,
+    })
+}
+
+fn package_from_row(row: &AnyRow) -> Result<PackageFile, StoreError> {
+    let kind: String = row.try_get("file_kind")?;
+    let metadata: String = row.try_get("metadata")?;
+    Ok(PackageFile {
+        id: row.try_get("id")?,
+        source_id: row.try_get("source_id")?,
+        name: row.try_get("name")?,
+        normalized: row.try_get("normalized")?,
+        version: row.try_get("version")?,
+        filename: row.try_get("filename")?,
+        kind: FileKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("file kind {kind:?}")))?,
+        sha256: row.try_get("sha256")?,
+        md5: row.try_get("md5")?,
+        size_bytes: row.try_get("size_bytes")?,
+        metadata: serde_json::from_str(&metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        added_tx: row.try_get("added_tx")?,
+    })
+}

@@ -1,0 +1,87 @@
+//! Prometheus metrics served at `/metrics`: requests and latency by route, index cache hits,
+//! uploads and downloads.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+/// Every metric the node exports.
+pub struct Telemetry {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<RouteLabels, Histogram>,
+    pub view_cache: Family<ResultLabels, Counter>,
+    pub uploads: Family<ResultLabels, Counter>,
+    pub downloads: Counter,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("pkgnode");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+        });
+        let view_cache = Family::<ResultLabels, Counter>::default();
+        let uploads = Family::<ResultLabels, Counter>::default();
+        let downloads = Counter::default();
+        registry.register("http_requests", "HTTP requests by route and status", requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        registry.register("index_cache", "Snapshot view cache lookups by result", view_cache.clone());
+        registry.register("uploads", "Uploads by result", uploads.clone());
+        registry.register("downloads", "Package files served", downloads.clone());
+        Self {
+            registry,
+            requests,
+            latency,
+            view_cache,
+            uploads,
+            downloads,
+        }
+    }
+}
+
+impl Telemetry {
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    pub fn count_cache(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.view_cache
+            .get_or_create(&ResultLabels { result: result.into() })
+            .inc();
+    }
+
+    pub fn count_upload(&self, result: &str) {
+        self.uploads.get_or_create(&ResultLabels { result: result.into() }).inc();
+    }
+}
