@@ -1,0 +1,392 @@
+//! Real components for the node's integration tests: a PostgreSQL 15 cluster in a temp dir, a
+//! one-node Garage S3 server, `pkgnode` processes, and the package files they serve. Every
+//! process is stopped when its guard drops.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn pkgnode_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pkgnode"))
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn must(output: std::io::Result<Output>, what: &str) -> Output {
+    let output = output.unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ready() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} not ready after {timeout:?}");
+}
+
+/// PostgreSQL 15 from Debian's packages, in a temp dir, on a loopback port.
+pub struct Postgres {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    bin: PathBuf,
+}
+
+impl Postgres {
+    pub fn start() -> Self {
+        let bin = PathBuf::from("/usr/lib/postgresql/15/bin");
+        assert!(bin.join("postgres").exists(), "PostgreSQL 15 is not installed: run .ci/install.sh");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let port = free_port();
+        let pg = Self { dir, port, bin };
+        if is_root() {
+            must(Command::new("chown").args(["-R", "postgres:postgres"]).arg(pg.dir.path()).output(), "chown");
+        }
+        must(
+            pg.as_postgres(&pg.bin.join("initdb"))
+                .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
+                .arg(&data)
+                .output(),
+            "initdb",
+        );
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            pg.dir.path().display()
+        );
+        must(
+            pg.as_postgres(&pg.bin.join("pg_ctl"))
+                .args(["-w", "-s", "-D"])
+                .arg(&data)
+                .args(["-o", &options, "-l"])
+                .arg(pg.dir.path().join("log"))
+                .arg("start")
+                .output(),
+            "pg_ctl start",
+        );
+        pg
+    }
+
+    fn as_postgres(&self, program: &Path) -> Command {
+        if is_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+
+    /// Creates a database and returns its URL.
+    pub fn database(&self, name: &str) -> String {
+        must(
+            Command::new("psql")
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-c"])
+                .arg(format!("CREATE DATABASE {name}"))
+                .output(),
+            "create database",
+        );
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    pub fn psql(&self, database: &str, sql: &str) -> String {
+        let out = must(
+            Command::new("psql")
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-At", "-d", database, "-c", sql])
+                .output(),
+            "psql",
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .as_postgres(&self.bin.join("pg_ctl"))
+            .args(["-w", "-s", "-m", "immediate", "-D"])
+            .arg(self.dir.path().join("data"))
+            .arg("stop")
+            .output();
+    }
+}
+
+/// A one-node Garage S3 server with one bucket and one key.
+pub struct Garage {
+    pub dir: tempfile::TempDir,
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    child: Child,
+}
+
+pub fn garage_bin() -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let cached = PathBuf::from(home).join(".cargo/bin/garage");
+    if cached.exists() { cached } else { PathBuf::from("garage") }
+}
+
+impl Garage {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (s3_port, rpc_port) = (free_port(), free_port());
+        let secret: [u8; 32] = rand::random();
+        let config = dir.path().join("garage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "metadata_dir = \"{0}/meta\"\ndata_dir = \"{0}/data\"\ndb_engine = \"sqlite\"\n\
+                 replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc_port}\"\n\
+                 rpc_public_addr = \"127.0.0.1:{rpc_port}\"\nrpc_secret = \"{1}\"\n\
+                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3_port}\"\n\
+                 root_domain = \".s3.garage.localhost\"\n",
+                dir.path().display(),
+                hex::encode(secret)
+            ),
+        )
+        .expect("garage config");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
+        let child = Command::new(garage_bin())
+            .arg("-c")
+            .arg(&config)
+            .arg("server")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("garage is not installed: run .ci/install.sh");
+        let cli = |args: &[&str]| -> String {
+            let out = Command::new(garage_bin()).arg("-c").arg(&config).args(args).output();
+            String::from_utf8_lossy(&must(out, &format!("garage {}", args.join(" "))).stdout).into_owned()
+        };
+        let mut node_id = String::new();
+        wait_until("garage", Duration::from_secs(20), || {
+            Command::new(garage_bin())
+                .arg("-c")
+                .arg(&config)
+                .args(["node", "id", "-q"])
+                .output()
+                .map(|o| {
+                    node_id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                    o.status.success() && !node_id.is_empty()
+                })
+                .unwrap_or(false)
+        });
+        let id = node_id.split('@').next().unwrap_or_default().to_string();
+        cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &id]);
+        cli(&["layout", "apply", "--version", "1"]);
+        let key = cli(&["key", "create", "pkgnode"]);
+        let field = |name: &str| {
+            key.lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+                .unwrap_or_else(|| panic!("garage key create printed no {name}: {key}"))
+        };
+        let (access_key, secret_key) = (field("Key ID:"), field("Secret key:"));
+        cli(&["bucket", "create", "pkgs"]);
+        cli(&["bucket", "allow", "--read", "--write", "--owner", "pkgs", "--key", "pkgnode"]);
+        Self {
+            dir,
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            bucket: "pkgs".into(),
+            access_key,
+            secret_key,
+            child,
+        }
+    }
+
+    pub fn storage_toml(&self) -> String {
+        format!(
+            "[storage.s3]\nendpoint = \"{}\"\nbucket = \"{}\"\nregion = \"garage\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\n",
+            self.endpoint, self.bucket, self.access_key, self.secret_key
+        )
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One node's configuration directory and file.
+pub struct NodeDir {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub port: u16,
+}
+
+impl NodeDir {
+    /// Writes a config with `extra` TOML appended; the key file is shared when `key_file` is set.
+    pub fn new(extra: &str) -> Self {
+        Self::with_head_poll(extra, "200ms")
+    }
+
+    /// As `new`, with the head re-read interval set (slow polling isolates notifications).
+    pub fn with_head_poll(extra: &str, head_poll: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let config = dir.path().join("node.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[cache]\nhead_poll_interval = \"{head_poll}\"\n\
+                 [downloads]\nflush_interval = \"200ms\"\n{extra}",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("node config");
+        Self { dir, config, port }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs an admin command and returns its standard output; panics on failure.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let out = Command::new(pkgnode_bin()).arg("--config").arg(&self.config).args(args).output();
+        String::from_utf8_lossy(&must(out, &format!("pkgnode {}", args.join(" "))).stdout).into_owned()
+    }
+
+    /// Runs an admin command expected to fail; returns its standard error.
+    pub fn admin_fails(&self, args: &[&str]) -> String {
+        let out = Command::new(pkgnode_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run pkgnode");
+        assert!(!out.status.success(), "pkgnode {} should have failed", args.join(" "));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn token(&self, source: &str) -> String {
+        let out = self.admin(&["create", "token", "--scope", "sources:write", "--source", source]);
+        out.lines().last().expect("token line").trim().to_string()
+    }
+
+    /// Starts `pkgnode serve` and waits for `/__ping__`.
+    pub fn serve(&self) -> Served {
+        let log = std::fs::File::create(self.dir.path().join("serve.log")).expect("log");
+        let child = Command::new(pkgnode_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start pkgnode");
+        let served = Served { child, base: self.base() };
+        let client = reqwest::blocking::Client::new();
+        wait_until("pkgnode", Duration::from_secs(20), || {
+            client
+                .get(format!("{}/__ping__", served.base))
+                .send()
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        });
+        served
+    }
+
+    /// Creates the standard layout: python source `py` + repo `pypi`, R source `rsrc` + repo `cran`.
+    pub fn standard_layout(&self) {
+        self.admin(&["create", "source", "--name", "py", "--type", "local-python"]);
+        self.admin(&["create", "repo", "--name", "pypi", "--type", "python"]);
+        self.admin(&["subscribe", "--repo", "pypi", "--source", "py"]);
+        self.admin(&["create", "source", "--name", "rsrc", "--type", "local"]);
+        self.admin(&["create", "repo", "--name", "cran", "--type", "r"]);
+        self.admin(&["subscribe", "--repo", "cran", "--source", "rsrc"]);
+    }
+}
+
+/// A running `pkgnode serve`.
+pub struct Served {
+    child: Child,
+    pub base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a package with `tests/support/mkpkg.py` and returns its path.
+pub fn mkpkg(out: &Path, args: &[&str]) -> PathBuf {
+    mkpkg_padded(out, args, 0)
+}
+
+pub fn mkpkg_padded(out: &Path, args: &[&str], pad_bytes: usize) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/mkpkg.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(args[0])
+        .arg(out)
+        .args(&args[1..])
+        .env("MKPKG_PAD", pad_bytes.to_string())
+        .output();
+    let output = must(output, "mkpkg.py");
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+/// Runs a client program; returns (success, stdout + stderr).
+pub fn client(program: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(program)
+        .args(args)
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("PIP_NO_CACHE_DIR", "1")
+        .env("UV_NO_CACHE", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is not installed ({e}): run .ci/install.sh"));
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+pub fn twine_upload(base: &str, source: &str, token: &str, files: &[&Path]) -> (bool, String) {
+    let url = format!("{base}/upload/pypi/{source}");
+    let mut args = vec![
+        "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar", "--repository-url", &url,
+        "-u", "__token__", "-p", token,
+    ];
+    let paths: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    args.extend(paths.iter().map(String::as_str));
+    client("python3", &args)
+}
+
+pub fn pip_install(index: &str, target: &Path, requirement: &str) -> (bool, String) {
+    client(
+        "python3",
+        &["-m", "pip", "install", "--quiet", "--target", &target.display().to_string(), "--index-url", index, requirement],
+    )
+}

@@ -1,0 +1,254 @@
+//! The self-contained HTML report: an askama template (`templates/report.html`) over the run
+//! record, with the charts inlined as SVG. No scripts, no external assets.
+
+use askama::Template;
+
+use crate::ReportError;
+use crate::charts::{self, ChartSet};
+use crate::record::{InfraInfo, RunRecord, Verdict};
+use crate::summary::{KindSummary, LatencySummary, OVERALL, Summary};
+use crate::thresholds::ThresholdResult;
+
+/// One row of the per-request-kind table, formatted for display.
+struct KindRow {
+    kind: String,
+    scheduled: u64,
+    count: u64,
+    rps: String,
+    p50: String,
+    p90: String,
+    p99: String,
+    p999: String,
+    max: String,
+    errors: u64,
+    error_pct: String,
+    late: u64,
+}
+
+impl KindRow {
+    fn new(kind: &str, counts: &KindSummary, latency: &LatencySummary) -> Self {
+        KindRow {
+            kind: kind.to_owned(),
+            scheduled: counts.scheduled,
+            count: counts.count,
+            rps: format!("{:.2}", counts.rps),
+            p50: ms(latency.p50),
+            p90: ms(latency.p90),
+            p99: ms(latency.p99),
+            p999: ms(latency.p999),
+            max: ms(latency.max),
+            errors: counts.errors,
+            error_pct: format!("{:.2}%", counts.error_rate * 100.0),
+            late: counts.late,
+        }
+    }
+}
+
+/// An event formatted for the events table.
+struct EventRow {
+    at: String,
+    end: String,
+    duration: String,
+    kind: String,
+    message: String,
+    window: bool,
+}
+
+/// A headline number.
+struct Stat {
+    label: &'static str,
+    value: String,
+    bad: bool,
+}
+
+#[derive(Template)]
+#[template(path = "report.html")]
+struct ReportPage<'a> {
+    scenario: &'a str,
+    verdict: Verdict,
+    started_at: String,
+    duration: String,
+    thresholds: &'a [ThresholdResult],
+    thresholds_passed: usize,
+    stats: Vec<Stat>,
+    primary_kind: String,
+    kinds: Vec<KindRow>,
+    errors: Vec<(String, u64)>,
+    events: Vec<EventRow>,
+    node_requests: Vec<(String, u64, String)>,
+    infra: &'a InfraInfo,
+    config_json: String,
+    charts: ChartSet,
+    generator: String,
+}
+
+/// Renders the complete report page of `record`.
+pub fn render(record: &RunRecord) -> Result<String, ReportError> {
+    let summary = Summary::from_record(record);
+    let charts = charts::render_all(record)?;
+    let duration_s = record.meta.duration_s;
+
+    let mut kinds: Vec<KindRow> = summary
+        .requests
+        .iter()
+        .map(|(kind, counts)| {
+            let latency = summary.latency_ms.get(kind).cloned().unwrap_or_default();
+            KindRow::new(kind, counts, &latency)
+        })
+        .collect();
+    if kinds.len() > 1 {
+        let total = summary
+            .requests
+            .values()
+            .fold(KindSummary::default(), |mut t, k| {
+                t.scheduled += k.scheduled;
+                t.count += k.count;
+                t.ok += k.ok;
+                t.errors += k.errors;
+                t.late += k.late;
+                t
+            });
+        let total = KindSummary {
+            rps: if duration_s > 0.0 {
+                total.count as f64 / duration_s
+            } else {
+                0.0
+            },
+            error_rate: if total.count == 0 {
+                0.0
+            } else {
+                total.errors as f64 / total.count as f64
+            },
+            ..total
+        };
+        let latency = summary.latency_ms.get(OVERALL).cloned().unwrap_or_default();
+        kinds.push(KindRow::new("all kinds", &total, &latency));
+    }
+
+    let overall_p99 = summary.latency_ms.get(OVERALL).and_then(|l| l.p99);
+    let total_errors: u64 = summary.errors.values().sum();
+    let installs = &summary.installs;
+    let stats = vec![
+        stat("installs scheduled", installs.attempted.to_string(), false),
+        stat("installs succeeded", installs.succeeded.to_string(), false),
+        stat(
+            "installs failed",
+            installs.failed.to_string(),
+            installs.failed > 0,
+        ),
+        stat(
+            "installs late",
+            installs.late.to_string(),
+            installs.late > 0,
+        ),
+        stat(
+            "target rate",
+            format!("{:.2}/s", summary.rate.target_per_s),
+            false,
+        ),
+        stat(
+            "achieved rate",
+            format!("{:.2}/s", summary.rate.achieved_per_s),
+            summary.rate.achieved_per_s < 0.95 * summary.rate.target_per_s,
+        ),
+        stat("p99, all kinds", ms_unit(overall_p99), false),
+        stat(
+            "errors, all kinds",
+            total_errors.to_string(),
+            total_errors > 0,
+        ),
+    ];
+
+    let node_total: u64 = record.node_requests.values().sum();
+    let node_requests = record
+        .node_requests
+        .iter()
+        .map(|(node, n)| {
+            let share = if node_total == 0 {
+                0.0
+            } else {
+                *n as f64 * 100.0 / node_total as f64
+            };
+            (node.clone(), *n, format!("{share:.1}%"))
+        })
+        .collect();
+
+    let events = record
+        .events
+        .iter()
+        .map(|e| EventRow {
+            at: format_seconds(e.at_s),
+            end: e.end_s.map(format_seconds).unwrap_or_default(),
+            duration: e
+                .end_s
+                .map(|end| format_seconds(end - e.at_s))
+                .unwrap_or_default(),
+            kind: e.kind.clone(),
+            message: e.message.clone(),
+            window: e.end_s.is_some(),
+        })
+        .collect();
+
+    let page = ReportPage {
+        scenario: &record.meta.scenario,
+        verdict: record.verdict,
+        started_at: record
+            .meta
+            .started_at
+            .format("%Y-%m-%d %H:%M:%S UTC")
+            .to_string(),
+        duration: format_seconds(duration_s),
+        thresholds: &record.thresholds,
+        thresholds_passed: record.thresholds.iter().filter(|t| t.passed).count(),
+        stats,
+        primary_kind: charts::primary_kind(&record.metrics)
+            .unwrap_or(crate::summary::INSTALL_KIND)
+            .to_owned(),
+        kinds,
+        errors: summary.errors.into_iter().collect(),
+        events,
+        node_requests,
+        infra: &record.meta.infra,
+        config_json: serde_json::to_string_pretty(&record.meta.config)
+            .unwrap_or_else(|_| record.meta.config.to_string()),
+        charts,
+        generator: format!("reports {}", env!("CARGO_PKG_VERSION")),
+    };
+    Ok(page.render()?)
+}
+
+fn stat(label: &'static str, value: String, bad: bool) -> Stat {
+    Stat { label, value, bad }
+}
+
+fn ms(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.2}"),
+        None => "–".to_owned(),
+    }
+}
+
+fn ms_unit(v: Option<f64>) -> String {
+    match v {
+        Some(_) => format!("{} ms", ms(v)),
+        None => "–".to_owned(),
+    }
+}
+
+/// `42.5 s`, `3 m 20 s`, `1 h 02 m`.
+fn format_seconds(s: f64) -> String {
+    if s < 60.0 {
+        return format!("{} s", charts::trim_float(s));
+    }
+    let total = s.round() as u64;
+    let (h, m, sec) = (total / 3600, total / 60 % 60, total % 60);
+    if h > 0 {
+        format!("{h} h {m:02} m")
+    } else {
+        format!("{m} m {sec:02} s")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,13 @@
+//! Metrics: the live [`Recorder`] used by load generators and the frozen [`Metrics`] model.
+
+mod model;
+mod recorder;
+
+pub use model::{
+    BucketMetrics, KindMetrics, LATENCY_HIGHEST_US, LATENCY_LOWEST_US, LATENCY_SIGFIG, Metrics,
+    new_latency_histogram, quantile_ms,
+};
+pub use recorder::{LiveKind, LiveSnapshot, Outcome, Recorder};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+//! Pass/fail thresholds in the style of goose and k6 (`p99<50ms`, `error_rate<0.1%`,
+//! `rate_ratio>0.95`, `pypi_simple:p99<20ms`), judged over [`Metrics`].
+
+mod parse;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use parse::DEFAULT_KIND;
+
+use crate::ReportError;
+use crate::metrics::Metrics;
+
+/// What a threshold measures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ThresholdMetric {
+    /// Whole-run latency at a quantile in `(0, 1]`, in ms; `1.0` is the maximum.
+    Latency {
+        /// The quantile, e.g. `0.99` for p99.
+        quantile: f64,
+    },
+    /// Failed / finished operations, as a fraction.
+    ErrorRate,
+    /// Achieved / target rate: successful / scheduled operations.
+    RateRatio,
+    /// Achieved rate: successful operations per second of run.
+    Rate,
+}
+
+/// How the observed value is compared with the limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Comparison {
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+impl Comparison {
+    fn holds(self, observed: f64, limit: f64) -> bool {
+        match self {
+            Comparison::Lt => observed < limit,
+            Comparison::Le => observed <= limit,
+            Comparison::Gt => observed > limit,
+            Comparison::Ge => observed >= limit,
+        }
+    }
+}
+
+/// One parsed threshold.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Threshold {
+    /// The expression as written (trimmed).
+    pub expr: String,
+    /// The request kind it judges (`install` unless the expression names one).
+    pub kind: String,
+    /// What it measures.
+    pub metric: ThresholdMetric,
+    /// The comparison.
+    pub op: Comparison,
+    /// The limit in the metric's base unit: ms for latency, a fraction for error and rate
+    /// ratios, operations per second for rates.
+    pub limit: f64,
+}
+
+/// A threshold judged over a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// The expression as written.
+    pub expr: String,
+    /// The observed value in the metric's base unit, `None` when the run has no data for it.
+    pub observed: Option<f64>,
+    /// The observed value for people, e.g. `42.1 ms`, `0.050%`, `no data`.
+    pub observed_text: String,
+    /// Whether the threshold held. A threshold without data fails.
+    pub passed: bool,
+}
+
+impl Threshold {
+    /// Parses `[kind:]metric op value[unit]`, e.g. `p99<50ms`, `install:p99.9<=2s`,
+    /// `error_rate<0.1%`, `rate_ratio>0.95`, `git_build:rps>=1.5`.
+    pub fn parse(expr: &str) -> Result<Threshold, ReportError> {
+        parse::parse(expr)
+    }
+
+    /// Judges this threshold over `metrics` of a run lasting `duration_s` seconds.
+    pub fn evaluate(&self, metrics: &Metrics, duration_s: f64) -> ThresholdResult {
+        let kind = metrics.kinds.get(&self.kind);
+        let observed = kind.and_then(|k| match self.metric {
+            ThresholdMetric::Latency { quantile } => k.latency_ms(quantile),
+            ThresholdMetric::ErrorRate => {
+                let finished = k.finished();
+                (finished > 0).then(|| k.err() as f64 / finished as f64)
+            }
+            ThresholdMetric::RateRatio => {
+                let scheduled = k.scheduled();
+                (scheduled > 0).then(|| k.ok() as f64 / scheduled as f64)
+            }
+            ThresholdMetric::Rate => (duration_s > 0.0).then(|| k.ok() as f64 / duration_s),
+        });
+        let observed_text = match observed {
+            None if kind.is_none() => format!("no `{}` requests", self.kind),
+            None => "no data".to_owned(),
+            Some(v) => match self.metric {
+                ThresholdMetric::Latency { .. } => format!("{v:.2} ms"),
+                ThresholdMetric::ErrorRate => format!("{:.3}%", v * 100.0),
+                ThresholdMetric::RateRatio => format!("{v:.3}"),
+                ThresholdMetric::Rate => format!("{v:.2}/s"),
+            },
+        };
+        ThresholdResult {
+            expr: self.expr.clone(),
+            observed,
+            observed_text,
+            passed: observed.is_some_and(|v| self.op.holds(v, self.limit)),
+        }
+    }
+}
+
+/// The thresholds of a run or a CI gate.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ThresholdSet {
+    /// The thresholds, in the order written.
+    pub thresholds: Vec<Threshold>,
+}
+
+#[derive(Deserialize)]
+struct ThresholdFile {
+    thresholds: Vec<String>,
+}
+
+impl ThresholdSet {
+    /// Parses every expression; on failure the error lists *all* bad ones.
+    pub fn parse_all<S: AsRef<str>>(
+        exprs: impl IntoIterator<Item = S>,
+    ) -> Result<ThresholdSet, Vec<ReportError>> {
+        let mut thresholds = Vec::new();
+        let mut errors = Vec::new();
+        for expr in exprs {
+            match Threshold::parse(expr.as_ref()) {
+                Ok(t) => thresholds.push(t),
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(ThresholdSet { thresholds })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Parses TOML text of the form `thresholds = ["p99<50ms", "error_rate<0.1%"]`; other keys
+    /// are ignored so the list can live in a larger config file. `origin` names the source in
+    /// error messages.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<ThresholdSet, ReportError> {
+        let file_error = |errors: Vec<String>| ReportError::InvalidThresholdFile {
+            path: origin.to_owned(),
+            errors,
+        };
+        let file: ThresholdFile = toml::from_str(text).map_err(|e| {
+            file_error(vec![format!(
+                "expected `thresholds = [\"p99<50ms\", ...]`: {}",
+                e.message()
+            )])
+        })?;
+        Self::parse_all(&file.thresholds)
+            .map_err(|errors| file_error(errors.iter().map(ToString::to_string).collect()))
+    }
+
+    /// Reads a thresholds TOML file (see [`from_toml_str`](Self::from_toml_str)).
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<ThresholdSet, ReportError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ReportError::io("read", path, e))?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// Judges every threshold, in order.
+    pub fn evaluate(&self, metrics: &Metrics, duration_s: f64) -> Vec<ThresholdResult> {
+        self.thresholds
+            .iter()
+            .map(|t| t.evaluate(metrics, duration_s))
+            .collect()
+    }
+}
