@@ -1,0 +1,214 @@
+//! The `daily-installs` goose scenario: every goose user loops taking the next arrival from
+//! the shared [`Schedule`], sleeps until it is due, and installs the package the way pip or
+//! R would, recording each request against the time it was *due*.
+//!
+//! Requests go through goose's `GooseUser::get_named`, so goose's own request metrics (named
+//! `pypi_simple`, `pypi_file`, `cran_packages`, `cran_tarball`) see every request; the
+//! [`Recorder`] is the measure that counts, because goose times only to the first byte and
+//! from when the request was sent, not from when it was due.
+
+mod index;
+mod install;
+mod upload;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use goose::config::GooseConfiguration;
+use goose::prelude::*;
+use reports::metrics::Recorder;
+
+use crate::arrival::Schedule;
+use crate::corpus::Corpus;
+use crate::error::ScenarioError;
+
+pub use index::{FileLink, newest_wheel, parse_packages_index, parse_simple_page};
+pub use upload::{UploadStats, upload_corpus};
+
+/// Recorder kind of a whole install, scheduled to finished.
+pub const KIND_INSTALL: &str = "install";
+/// Recorder kind of a PEP 503 project page.
+pub const KIND_PYPI_SIMPLE: &str = "pypi_simple";
+/// Recorder kind of a wheel download.
+pub const KIND_PYPI_FILE: &str = "pypi_file";
+/// Recorder kind of `PACKAGES.gz`.
+pub const KIND_CRAN_PACKAGES: &str = "cran_packages";
+/// Recorder kind of an R source tarball download.
+pub const KIND_CRAN_TARBALL: &str = "cran_tarball";
+
+/// How long an idle user (nothing left to take) sleeps before goose may stop it.
+const IDLE_SLEEP: Duration = Duration::from_millis(100);
+
+/// Where the installs go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstallTarget {
+    /// Server root, e.g. `http://127.0.0.1:4242` (no trailing slash needed).
+    pub base_url: String,
+    /// Name of the PyPI repository.
+    pub pypi_repo: String,
+    /// Name of the CRAN repository.
+    pub cran_repo: String,
+}
+
+impl InstallTarget {
+    fn base(&self) -> &str {
+        self.base_url.trim_end_matches('/')
+    }
+
+    /// `{base}/{pypi_repo}/latest/simple/{normalized}/`.
+    pub fn simple_url(&self, normalized: &str) -> String {
+        format!(
+            "{}/{}/latest/simple/{normalized}/",
+            self.base(),
+            self.pypi_repo
+        )
+    }
+
+    /// `{base}/{cran_repo}/latest/src/contrib/PACKAGES.gz`.
+    pub fn packages_gz_url(&self) -> String {
+        format!(
+            "{}/{}/latest/src/contrib/PACKAGES.gz",
+            self.base(),
+            self.cran_repo
+        )
+    }
+
+    /// `{base}/{cran_repo}/latest/src/contrib/{pkg}_{version}.tar.gz`.
+    pub fn tarball_url(&self, name: &str, version: &str) -> String {
+        format!(
+            "{}/{}/latest/src/contrib/{name}_{version}.tar.gz",
+            self.base(),
+            self.cran_repo
+        )
+    }
+}
+
+/// Everything a goose user needs to run installs; shared by all users.
+#[derive(Clone)]
+pub struct InstallContext {
+    /// Where installs go.
+    pub target: InstallTarget,
+    /// The packages.
+    pub corpus: Arc<Corpus>,
+    /// When installs are due, shared by every user.
+    pub schedule: Arc<Schedule>,
+    /// Where every outcome is recorded.
+    pub recorder: Arc<Recorder>,
+    /// An install starting later than this after its due time counts as late.
+    pub late_tolerance: Duration,
+    /// Time zero of the schedule. Set it a moment ahead (about a second) so every goose user
+    /// is running before the first install is due.
+    pub start: Instant,
+    /// Arrivals due at or after this offset are not taken (the run ends first); `None` takes
+    /// them all. [`execute`] caps it at its run time.
+    pub arrivals_before: Option<Duration>,
+    /// Timeout of each request.
+    pub request_timeout: Duration,
+}
+
+impl InstallContext {
+    /// A context with the default tolerance (50 ms) and timeout (30 s), whose schedule starts
+    /// at the recorder's start.
+    pub fn new(
+        target: InstallTarget,
+        corpus: Arc<Corpus>,
+        schedule: Arc<Schedule>,
+        recorder: Arc<Recorder>,
+    ) -> Self {
+        InstallContext {
+            target,
+            start: recorder.start(),
+            corpus,
+            schedule,
+            recorder,
+            late_tolerance: Duration::from_millis(50),
+            arrivals_before: None,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The goose scenario: one transaction, `install`, that runs one scheduled install per
+/// iteration (or idles briefly when nothing is left to take).
+pub fn scenario(ctx: Arc<InstallContext>) -> Scenario {
+    let install: TransactionFunction = Arc::new(move |user| {
+        let ctx = Arc::clone(&ctx);
+        Box::pin(async move {
+            run_one(&ctx, user).await;
+            Ok(())
+        })
+    });
+    Scenario::new("daily_installs")
+        .register_transaction(Transaction::new(install).set_name("install"))
+}
+
+/// Takes the next arrival and installs it. goose cannot stop one user from inside, so a user
+/// with nothing left sleeps [`IDLE_SLEEP`] and returns, letting goose end it at run end.
+async fn run_one(ctx: &InstallContext, user: &mut GooseUser) {
+    let limit = ctx.arrivals_before.unwrap_or(Duration::MAX);
+    let Some(arrival) = ctx.schedule.next_before(limit) else {
+        tokio::time::sleep(IDLE_SLEEP).await;
+        return;
+    };
+    let due = ctx.start + arrival.offset;
+    ctx.recorder.scheduled(KIND_INSTALL, due);
+    tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+    if Instant::now() > due + ctx.late_tolerance {
+        ctx.recorder.late(KIND_INSTALL, due);
+    }
+    install::install(ctx, user, arrival.package, due).await;
+}
+
+/// Runs the scenario with goose: `users` users all started at once, for `run_time`, with
+/// no reports written, no controllers listening and goose's console quiet. goose is configured
+/// in code only; it never reads the process's arguments.
+///
+/// goose counts `run_time` from when every user has started; the schedule from `ctx.start`.
+/// Arrivals due after `run_time` are left untaken so no user sleeps past the end.
+pub async fn execute(
+    ctx: Arc<InstallContext>,
+    users: usize,
+    run_time: Duration,
+) -> Result<GooseMetrics, ScenarioError> {
+    if users == 0 || run_time.is_zero() {
+        return Err(ScenarioError::EmptyRun { users, run_time });
+    }
+    let mut bounded = (*ctx).clone();
+    bounded.arrivals_before = Some(ctx.arrivals_before.map_or(run_time, |b| b.min(run_time)));
+    let attack = GooseAttack::initialize_with_config(goose_configuration(&ctx, users, run_time))
+        .map_err(|e| ScenarioError::Goose(e.to_string()))?
+        .register_scenario(scenario(Arc::new(bounded)));
+    attack
+        .execute()
+        .await
+        .map_err(|e| ScenarioError::Goose(e.to_string()))
+}
+
+/// The goose configuration [`execute`] runs with.
+pub fn goose_configuration(
+    ctx: &InstallContext,
+    users: usize,
+    run_time: Duration,
+) -> GooseConfiguration {
+    let mut config = GooseConfiguration::default();
+    // Every request carries a full URL; goose still insists on a host.
+    config.host = Some(ctx.target.base().to_string());
+    config.users = Some(users);
+    // Users a second: far above the count, so all start together.
+    config.increase_rate = Some((users.max(1) * 1_000).to_string());
+    // goose takes whole seconds.
+    config.run_time = Some(run_time.as_secs_f64().ceil().max(1.0).to_string());
+    config.timeout = Some(format!(
+        "{:.3}",
+        ctx.request_timeout.as_secs_f64().max(0.001)
+    ));
+    config.quiet = 1;
+    config.no_print_metrics = true;
+    config.no_error_summary = true;
+    config.no_telnet = true;
+    config.no_reset_metrics = true;
+    // Idle iterations would count as transactions; the recorder has the install timings.
+    config.no_transaction_metrics = true;
+    config.no_scenario_metrics = true;
+    config
+}

@@ -1,0 +1,184 @@
+//! Seeding the server: every artifact of the corpus uploaded through the public upload API
+//! (twine's form for Python, a plain multipart `content` for R), four at a time.
+//! Re-running is safe: the server answers 200 to the same file with the same bytes.
+
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use reqwest::multipart::{Form, Part};
+
+use crate::corpus::{Artifact, ArtifactKind, Corpus, Ecosystem, PkgId};
+use crate::error::ScenarioError;
+
+/// Uploads in flight at once.
+const UPLOAD_CONCURRENCY: usize = 4;
+
+/// What [`upload_corpus`] sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UploadStats {
+    /// Wheels and sdists uploaded.
+    pub python_files: usize,
+    /// R tarballs uploaded.
+    pub r_files: usize,
+    /// Bytes of all files.
+    pub bytes: u64,
+    /// Wall time of the whole upload.
+    pub elapsed: Duration,
+}
+
+impl UploadStats {
+    /// Files uploaded.
+    pub fn files(&self) -> usize {
+        self.python_files + self.r_files
+    }
+}
+
+/// Uploads every version of every package: wheel and sdist to
+/// `{base}/upload/pypi/{pypi_source}`, R tarballs to `{base}/upload/cran/{cran_source}`, with
+/// HTTP Basic `__token__:{token}`. Stops at the first rejected upload.
+pub async fn upload_corpus(
+    client: &reqwest::Client,
+    base_url: &str,
+    token: &str,
+    pypi_source: &str,
+    cran_source: &str,
+    corpus: &Corpus,
+) -> Result<UploadStats, ScenarioError> {
+    let started = Instant::now();
+    let base = base_url.trim_end_matches('/');
+    let pypi_url = format!("{base}/upload/pypi/{pypi_source}");
+    let cran_url = format!("{base}/upload/cran/{cran_source}");
+    let ids: Vec<PkgId> = corpus.ids().collect();
+    let sent: Vec<(Ecosystem, u64)> = stream::iter(ids)
+        .map(|id| {
+            let url = match id.ecosystem {
+                Ecosystem::Python => &pypi_url,
+                Ecosystem::R => &cran_url,
+            };
+            upload_package(client, url, token, corpus, id)
+        })
+        .buffer_unordered(UPLOAD_CONCURRENCY)
+        .map_ok(|files| stream::iter(files.into_iter().map(Ok)))
+        .try_flatten()
+        .try_collect()
+        .await?;
+    let mut stats = UploadStats {
+        elapsed: Duration::ZERO,
+        ..UploadStats::default()
+    };
+    for (ecosystem, bytes) in sent {
+        match ecosystem {
+            Ecosystem::Python => stats.python_files += 1,
+            Ecosystem::R => stats.r_files += 1,
+        }
+        stats.bytes += bytes;
+    }
+    stats.elapsed = started.elapsed();
+    Ok(stats)
+}
+
+/// Uploads one package's artifacts in order (older versions first, as they were released).
+async fn upload_package(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    corpus: &Corpus,
+    id: PkgId,
+) -> Result<Vec<(Ecosystem, u64)>, ScenarioError> {
+    let mut sent = Vec::new();
+    let artifacts = corpus.artifacts(id)?;
+    for (i, artifact) in artifacts.into_iter().enumerate() {
+        let size = artifact.bytes.len() as u64;
+        let file_name = artifact.file_name.clone();
+        let form = match id.ecosystem {
+            Ecosystem::Python => {
+                let pkg = &corpus.python()[id.index];
+                // Wheel and sdist alternate, one pair per version.
+                let version = &pkg.versions[i / 2].version;
+                twine_form(&pkg.name, version, &pkg.requires, artifact)?
+            }
+            Ecosystem::R => content_form(artifact)?,
+        };
+        post(client, url, token, form, file_name).await?;
+        sent.push((id.ecosystem, size));
+    }
+    Ok(sent)
+}
+
+/// The form twine sends for `file_upload`.
+fn twine_form(
+    name: &str,
+    version: &str,
+    requires: &[String],
+    artifact: Artifact,
+) -> Result<Form, ScenarioError> {
+    let (filetype, pyversion) = match artifact.kind {
+        ArtifactKind::Wheel => ("bdist_wheel", "py3"),
+        _ => ("sdist", "source"),
+    };
+    let mut form = Form::new()
+        .text(":action", "file_upload")
+        .text("protocol_version", "1")
+        .text("metadata_version", "2.1")
+        .text("name", name.to_string())
+        .text("version", version.to_string())
+        .text("filetype", filetype)
+        .text("pyversion", pyversion)
+        .text(
+            "summary",
+            format!("Synthetic {name} for package-server load tests"),
+        )
+        .text("requires_python", ">=3.8")
+        .text("sha256_digest", artifact.sha256_hex());
+    for dep in requires {
+        form = form.text("requires_dist", dep.clone());
+    }
+    Ok(form.part("content", file_part(artifact)?))
+}
+
+fn content_form(artifact: Artifact) -> Result<Form, ScenarioError> {
+    Ok(Form::new().part("content", file_part(artifact)?))
+}
+
+fn file_part(artifact: Artifact) -> Result<Part, ScenarioError> {
+    let file_name = artifact.file_name.clone();
+    Part::bytes(artifact.bytes)
+        .file_name(artifact.file_name)
+        .mime_str("application/octet-stream")
+        .map_err(|e| ScenarioError::Artifact {
+            file: file_name,
+            detail: e.to_string(),
+        })
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    form: Form,
+    file: String,
+) -> Result<(), ScenarioError> {
+    let transport = |source| ScenarioError::UploadTransport {
+        file: file.clone(),
+        url: url.to_string(),
+        source,
+    };
+    let response = client
+        .post(url)
+        .basic_auth("__token__", Some(token))
+        .multipart(form)
+        .send()
+        .await
+        .map_err(transport)?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = response.text().await.unwrap_or_default();
+    Err(ScenarioError::UploadRejected {
+        file,
+        url: url.to_string(),
+        status: status.as_u16(),
+        body: body.chars().take(300).collect(),
+    })
+}

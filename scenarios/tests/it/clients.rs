@@ -1,0 +1,149 @@
+//! The real clients against the uploaded corpus: pip resolves `Requires-Dist` through the
+//! PEP 503 pages and R's `install.packages` resolves `Imports:` through `PACKAGES.gz`, so the
+//! corpus's artifacts and dependency metadata are proven installable end to end.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use scenarios::corpus::{Corpus, CorpusConfig, Ecosystem, PkgId, module_name};
+use scenarios::daily_installs::upload_corpus;
+
+use crate::fake_server;
+
+fn available(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+async fn seeded_server() -> (fake_server::FakeServer, Arc<Corpus>) {
+    let corpus = Arc::new(
+        Corpus::generate(&CorpusConfig {
+            packages: 24,
+            size_median_bytes: 4_000,
+            size_sigma: 0.3,
+            size_max_bytes: 20_000,
+            seed: 3,
+            ..CorpusConfig::default()
+        })
+        .unwrap(),
+    );
+    let server = fake_server::start("t").await;
+    upload_corpus(
+        &reqwest::Client::new(),
+        &server.base_url,
+        "t",
+        "py",
+        "r",
+        &corpus,
+    )
+    .await
+    .unwrap();
+    (server, corpus)
+}
+
+/// The package of `ecosystem` with the largest install closure.
+fn deepest(corpus: &Corpus, ecosystem: Ecosystem) -> PkgId {
+    corpus
+        .ids()
+        .filter(|id| id.ecosystem == ecosystem)
+        .max_by_key(|id| corpus.install_closure(*id).len())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pip_installs_a_package_with_its_dependencies() {
+    if !available("python3", &["-m", "pip", "--version"]) {
+        eprintln!("skipped: python3 -m pip is not available");
+        return;
+    }
+    let (server, corpus) = seeded_server().await;
+    let id = deepest(&corpus, Ecosystem::Python);
+    let closure = corpus.install_closure(id);
+    assert!(closure.len() > 1, "no package with dependencies");
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("site");
+    let index = format!("{}/pypi/latest/simple/", server.base_url);
+    let name = corpus.name(id).to_string();
+    let out = tokio::task::spawn_blocking({
+        let target = target.clone();
+        move || {
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--no-cache-dir",
+                    "--disable-pip-version-check",
+                ])
+                .args(["--quiet", "--index-url", &index, "--target"])
+                .arg(&target)
+                .arg(&name)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "pip: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for pkg in closure {
+        let module = module_name(corpus.name(pkg));
+        assert!(
+            target.join(&module).join("__init__.py").exists(),
+            "{module} missing"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_installs_a_package_with_its_imports() {
+    if !available("Rscript", &["--version"]) {
+        eprintln!("skipped: Rscript is not available");
+        return;
+    }
+    let (server, corpus) = seeded_server().await;
+    let id = deepest(&corpus, Ecosystem::R);
+    let closure = corpus.install_closure(id);
+    assert!(closure.len() > 1, "no package with imports");
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    std::fs::create_dir(&lib).unwrap();
+    let script = format!(
+        "options(warn = 2); install.packages('{name}', repos = '{base}/cran/latest', \
+         lib = '{lib}', type = 'source', quiet = TRUE); \
+         library('{name}', lib.loc = '{lib}', character.only = TRUE); cat(hello_{name}())",
+        name = corpus.name(id),
+        base = server.base_url,
+        lib = lib.display(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("Rscript")
+            .args(["-e", &script])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "R: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .starts_with(&format!("hello from {}", corpus.name(id)))
+    );
+    for pkg in closure {
+        let name = corpus.name(pkg);
+        assert!(
+            lib.join(name).join("DESCRIPTION").exists(),
+            "{name} not installed"
+        );
+    }
+}
