@@ -66,7 +66,10 @@ impl SecureKey {
         let bytes = hex::decode(&trimmed).unwrap_or_else(|_| trimmed.into_bytes());
         let bits = bytes.len() * 8;
         if bits < MIN_KEY_BITS {
-            return Err(KeyError::TooShort { path: path.into(), bits });
+            return Err(KeyError::TooShort {
+                path: path.into(),
+                bits,
+            });
         }
         Ok(Self { bytes })
     }
@@ -105,8 +108,12 @@ impl SecureKey {
             exp: now + valid_for.as_secs() as i64,
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&self.bytes))
-            .map_err(|e| TokenError::Invalid(e.to_string()))
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.bytes),
+        )
+        .map_err(|e| TokenError::Invalid(e.to_string()))
     }
 
     /// Checks a token's signature and expiry and that it grants `needed`.
@@ -114,12 +121,16 @@ impl SecureKey {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp"]);
         validation.leeway = 0;
-        let claims = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&self.bytes), &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid(e.to_string()),
-            })?
-            .claims;
+        let claims = jsonwebtoken::decode::<Claims>(
+            token,
+            &DecodingKey::from_secret(&self.bytes),
+            &validation,
+        )
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid(e.to_string()),
+        })?
+        .claims;
         let granted = match needed {
             Scope::SourcesWrite { source } => {
                 claims.scope == "sources:write" && claims.source.as_deref() == Some(source.as_str())
@@ -195,9 +206,15 @@ mod tests {
     fn tokens_are_scoped_and_expire() {
         let key = SecureKey::from_bytes(vec![7; 32]);
         let token = key
-            .issue(&Scope::SourcesWrite { source: "a".into() }, Duration::from_secs(60))
+            .issue(
+                &Scope::SourcesWrite { source: "a".into() },
+                Duration::from_secs(60),
+            )
             .unwrap();
-        assert!(key.authorize(&token, &Scope::SourcesWrite { source: "a".into() }).is_ok());
+        assert!(
+            key.authorize(&token, &Scope::SourcesWrite { source: "a".into() })
+                .is_ok()
+        );
         assert!(matches!(
             key.authorize(&token, &Scope::SourcesWrite { source: "b".into() }),
             Err(TokenError::WrongScope { .. })
@@ -211,7 +228,10 @@ mod tests {
             .issue(&Scope::ReposRead { repo: None }, Duration::from_secs(0))
             .unwrap();
         std::thread::sleep(Duration::from_millis(1100));
-        assert_eq!(key.authorize(&expired, &Scope::ReposRead { repo: None }), Err(TokenError::Expired));
+        assert_eq!(
+            key.authorize(&expired, &Scope::ReposRead { repo: None }),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
@@ -219,12 +239,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key");
         let key = SecureKey::load(&path, true).unwrap();
-        assert_eq!(SecureKey::load(&path, false).unwrap().fingerprint(), key.fingerprint());
+        assert_eq!(
+            SecureKey::load(&path, false).unwrap().fingerprint(),
+            key.fingerprint()
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(SecureKey::load(&path, false), Err(KeyError::Permissions { .. })));
+        assert!(matches!(
+            SecureKey::load(&path, false),
+            Err(KeyError::Permissions { .. })
+        ));
         let short = dir.path().join("short");
         std::fs::write(&short, "0123456789abcdef\n").unwrap();
         std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(matches!(SecureKey::load(&short, false), Err(KeyError::TooShort { bits: 64, .. })));
+        assert!(matches!(
+            SecureKey::load(&short, false),
+            Err(KeyError::TooShort { bits: 64, .. })
+        ));
     }
 }

@@ -5,8 +5,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -66,7 +66,10 @@ impl Blobs {
             let store: Arc<dyn ObjectStore> = if s3.prefix.is_empty() {
                 Arc::new(store)
             } else {
-                Arc::new(object_store::prefix::PrefixStore::new(store, s3.prefix.as_str()))
+                Arc::new(object_store::prefix::PrefixStore::new(
+                    store,
+                    s3.prefix.as_str(),
+                ))
             };
             return Ok(Self {
                 store,
@@ -131,12 +134,19 @@ impl Blobs {
     }
 
     /// Reads a stored file, or a byte range of it.
-    pub async fn read(&self, sha256: &str, range: Option<Range<u64>>) -> Result<BlobRead, BlobError> {
+    pub async fn read(
+        &self,
+        sha256: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<BlobRead, BlobError> {
         let options = GetOptions {
             range: range.clone().map(GetRange::Bounded),
             ..Default::default()
         };
-        let result = self.store.get_opts(&Self::final_key(sha256), options).await?;
+        let result = self
+            .store
+            .get_opts(&Self::final_key(sha256), options)
+            .await?;
         let len = result.range.end - result.range.start;
         Ok(BlobRead {
             stream: result.into_stream().boxed(),
@@ -146,7 +156,12 @@ impl Blobs {
 
     /// Reads a whole stored file into memory (small files, tests).
     pub async fn read_all(&self, sha256: &str) -> Result<Bytes, BlobError> {
-        Ok(self.store.get(&Self::final_key(sha256)).await?.bytes().await?)
+        Ok(self
+            .store
+            .get(&Self::final_key(sha256))
+            .await?
+            .bytes()
+            .await?)
     }
 
     /// Lists every key under a prefix (`tmp`, `blobs`), for checks that nothing was left behind.

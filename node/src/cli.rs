@@ -12,7 +12,11 @@ use crate::ingest::{self, Claims, Ingested};
 use crate::store::{RepoKind, SourceKind};
 
 #[derive(Debug, Parser)]
-#[command(name = "pkgnode", version, about = "A package-repository node for CRAN and PyPI clients")]
+#[command(
+    name = "pkgnode",
+    version,
+    about = "A package-repository node for CRAN and PyPI clients"
+)]
 pub struct Cli {
     /// Configuration file (TOML); without one, SQLite and files under --data-dir.
     #[arg(long, global = true, env = "PKGNODE_CONFIG")]
@@ -143,7 +147,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let (store, _) = crate::server::open(&config).await?;
             let source = store.create_source(&name, kind).await?;
-            println!("created source {} ({}), id {}", source.name, kind.as_str(), source.id);
+            println!(
+                "created source {} ({}), id {}",
+                source.name,
+                kind.as_str(),
+                source.id
+            );
         }
         Command::Create(Create::Repo {
             name,
@@ -152,7 +161,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             check_name(&name)?;
             if RESERVED_REPO_NAMES.contains(&name.as_str()) {
-                anyhow::bail!("{name:?} is reserved for the node's own routes; choose another repo name");
+                anyhow::bail!(
+                    "{name:?} is reserved for the node's own routes; choose another repo name"
+                );
             }
             let kind = match kind {
                 RepoType::R => RepoKind::R,
@@ -160,7 +171,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let (store, _) = crate::server::open(&config).await?;
             let repo = store.create_repo(&name, kind, authenticated).await?;
-            println!("created repo {} ({}), id {}", repo.name, kind.as_str(), repo.id);
+            println!(
+                "created repo {} ({}), id {}",
+                repo.name,
+                kind.as_str(),
+                repo.id
+            );
         }
         Command::Create(Create::Token(args)) => {
             let scope = match args.scope {
@@ -201,7 +217,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .and_then(|n| n.to_str())
                     .with_context(|| format!("{} has no usable file name", file.display()))?
                     .to_string();
-                let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+                let bytes = std::fs::read(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
                 let result = ingest::ingest(
                     &store,
                     &blobs,
@@ -214,7 +231,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("{} was not added", file.display()))?;
                 match result {
-                    Ingested::Stored { tx, .. } => println!("added {filename} to {source} (transaction {tx})"),
+                    Ingested::Stored { tx, .. } => {
+                        println!("added {filename} to {source} (transaction {tx})")
+                    }
                     Ingested::AlreadyPresent(_) => println!("{filename} is already in {source}"),
                 }
             }
@@ -224,7 +243,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             match what {
                 ListWhat::Repos => {
                     for repo in store.repos().await? {
-                        println!("{}\t{}\t{}", repo.name, repo.kind.as_str(), if repo.authenticated { "authenticated" } else { "public" });
+                        println!(
+                            "{}\t{}\t{}",
+                            repo.name,
+                            repo.kind.as_str(),
+                            if repo.authenticated {
+                                "authenticated"
+                            } else {
+                                "public"
+                            }
+                        );
                     }
                 }
                 ListWhat::Sources => {
@@ -234,15 +262,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 ListWhat::Packages => {
                     let sources = match source {
-                        Some(name) => vec![store
-                            .source_by_name(&name)
-                            .await?
-                            .with_context(|| format!("no source named {name:?}"))?],
+                        Some(name) => vec![
+                            store
+                                .source_by_name(&name)
+                                .await?
+                                .with_context(|| format!("no source named {name:?}"))?,
+                        ],
                         None => store.sources().await?,
                     };
                     for s in sources {
                         for file in store.source_files(s.id).await? {
-                            println!("{}\t{}\t{}\t{}", s.name, file.name, file.version, file.filename);
+                            println!(
+                                "{}\t{}\t{}\t{}",
+                                s.name, file.name, file.version, file.filename
+                            );
                         }
                     }
                 }
@@ -256,9 +289,13 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if !ok {
-        anyhow::bail!("invalid name {name:?}: use up to 64 letters, digits, '-', '_' or '.', starting with a letter or digit");
+        anyhow::bail!(
+            "invalid name {name:?}: use up to 64 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        );
     }
     Ok(())
 }

@@ -190,7 +190,9 @@ impl Default for LocksConfig {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 4242))),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 4242))),
             data_dir: PathBuf::from("/var/lib/pkgnode"),
             database: DatabaseConfig::default(),
             storage: StorageConfig::default(),
@@ -263,7 +265,9 @@ impl Config {
             )));
         }
         if self.limits.max_upload_bytes == 0 {
-            return Err(ConfigError::Invalid("limits.max_upload_bytes must be above 0".into()));
+            return Err(ConfigError::Invalid(
+                "limits.max_upload_bytes must be above 0".into(),
+            ));
         }
         Ok(())
     }
@@ -272,7 +276,10 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database.url {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("pkgnode.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("pkgnode.db").display()
+            ),
         }
     }
 
@@ -345,8 +352,16 @@ mod tests {
 
     #[test]
     fn rejects_unknown_keys_and_bad_values() {
-        assert!(Config::parse("listn = \"x\"").unwrap_err().contains("listn"));
-        assert!(Config::parse("[cluster]\nheartbeat = \"soon\"").unwrap_err().contains("soon"));
+        assert!(
+            Config::parse("listn = \"x\"")
+                .unwrap_err()
+                .contains("listn")
+        );
+        assert!(
+            Config::parse("[cluster]\nheartbeat = \"soon\"")
+                .unwrap_err()
+                .contains("soon")
+        );
         let mut config = Config::default();
         config.database.url = Some("mysql://x".into());
         assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));

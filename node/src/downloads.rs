@@ -41,7 +41,11 @@ impl Downloads {
 }
 
 /// Flushes every `interval`.
-pub fn spawn_flusher(store: Store, downloads: Arc<Downloads>, interval: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn_flusher(
+    store: Store,
+    downloads: Arc<Downloads>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         loop {

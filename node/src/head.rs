@@ -66,7 +66,11 @@ async fn resync(store: &Store, head: &Head) {
     }
 }
 
-async fn follow_notifications(store: &Store, head: &Head, poll: Duration) -> Result<(), sqlx::Error> {
+async fn follow_notifications(
+    store: &Store,
+    head: &Head,
+    poll: Duration,
+) -> Result<(), sqlx::Error> {
     let mut listener = sqlx::postgres::PgListener::connect(store.url()).await?;
     listener.listen(NOTIFY_CHANNEL).await?;
     // Anything committed while we were not listening.

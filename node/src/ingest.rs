@@ -23,7 +23,9 @@ pub enum IngestError {
     Format(#[from] FormatError),
     #[error("{0}")]
     Invalid(String),
-    #[error("{filename} already exists in source {source_name} with different content (sha256 {existing})")]
+    #[error(
+        "{filename} already exists in source {source_name} with different content (sha256 {existing})"
+    )]
     Conflict {
         filename: String,
         source_name: String,
@@ -163,7 +165,11 @@ fn inspect(kind: SourceKind, filename: &str, bytes: &[u8]) -> Result<Inspected, 
     }
 }
 
-fn check_claims(inspected: &Inspected, claims: &Claims, kind: SourceKind) -> Result<(), IngestError> {
+fn check_claims(
+    inspected: &Inspected,
+    claims: &Claims,
+    kind: SourceKind,
+) -> Result<(), IngestError> {
     let same_name = |claimed: &str| match kind {
         SourceKind::LocalPython => formats::pypi::normalize(claimed) == inspected.normalized,
         SourceKind::Local => claimed == inspected.name,
@@ -187,7 +193,11 @@ fn check_claims(inspected: &Inspected, claims: &Claims, kind: SourceKind) -> Res
     Ok(())
 }
 
-fn same_or_conflict(existing: PackageFile, sha256: &str, source_name: &str) -> Result<Ingested, IngestError> {
+fn same_or_conflict(
+    existing: PackageFile,
+    sha256: &str,
+    source_name: &str,
+) -> Result<Ingested, IngestError> {
     if existing.sha256 == sha256 {
         Ok(Ingested::AlreadyPresent(existing))
     } else {

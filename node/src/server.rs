@@ -33,7 +33,11 @@ pub async fn open(config: &Config) -> Result<(Store, Blobs), StartError> {
     if !config.is_postgres() {
         std::fs::create_dir_all(&config.data_dir)?;
     }
-    let store = Store::connect(&config.database_url(), config.database.max_connections.unwrap_or(16)).await?;
+    let store = Store::connect(
+        &config.database_url(),
+        config.database.max_connections.unwrap_or(16),
+    )
+    .await?;
     let blobs = Blobs::from_config(config)?;
     Ok((store, blobs))
 }
@@ -87,13 +91,14 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = interrupt => {},
             _ = term.recv() => {},

@@ -44,13 +44,21 @@ impl Default for Telemetry {
         let view_cache = Family::<ResultLabels, Counter>::default();
         let uploads = Family::<ResultLabels, Counter>::default();
         let downloads = Counter::default();
-        registry.register("http_requests", "HTTP requests by route and status", requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency by route",
             latency.clone(),
         );
-        registry.register("index_cache", "Snapshot view cache lookups by result", view_cache.clone());
+        registry.register(
+            "index_cache",
+            "Snapshot view cache lookups by result",
+            view_cache.clone(),
+        );
         registry.register("uploads", "Uploads by result", uploads.clone());
         registry.register("downloads", "Package files served", downloads.clone());
         Self {
@@ -77,11 +85,17 @@ impl Telemetry {
     pub fn count_cache(&self, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.view_cache
-            .get_or_create(&ResultLabels { result: result.into() })
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
             .inc();
     }
 
     pub fn count_upload(&self, result: &str) {
-        self.uploads.get_or_create(&ResultLabels { result: result.into() }).inc();
+        self.uploads
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .inc();
     }
 }

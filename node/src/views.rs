@@ -30,7 +30,9 @@ impl Snapshot {
         if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
             return text.parse().ok().map(Self::Tx);
         }
-        NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().map(Self::Date)
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .map(Self::Date)
     }
 }
 
@@ -69,7 +71,10 @@ impl RepoView {
         for (file, priority) in rows {
             let first = *owner.entry(file.normalized.clone()).or_insert(priority);
             if first == priority {
-                by_name.entry(file.normalized.clone()).or_default().push(file);
+                by_name
+                    .entry(file.normalized.clone())
+                    .or_default()
+                    .push(file);
             }
         }
         let mut view = Self {
@@ -92,10 +97,21 @@ impl RepoView {
     fn fill_python(&mut self, by_name: BTreeMap<String, Vec<PackageFile>>) {
         for (normalized, files) in by_name {
             for file in &files {
-                self.files.entry(file.filename.clone()).or_insert_with(|| file.clone());
+                self.files
+                    .entry(file.filename.clone())
+                    .or_insert_with(|| file.clone());
             }
-            let display_name = files.last().map(|f| f.name.clone()).unwrap_or_else(|| normalized.clone());
-            self.projects.insert(normalized, Project { display_name, files });
+            let display_name = files
+                .last()
+                .map(|f| f.name.clone())
+                .unwrap_or_else(|| normalized.clone());
+            self.projects.insert(
+                normalized,
+                Project {
+                    display_name,
+                    files,
+                },
+            );
         }
     }
 
@@ -105,7 +121,8 @@ impl RepoView {
             files.sort_by(|a, b| cran::compare_versions(&a.version, &b.version));
             let Some(latest) = files.pop() else { continue };
             for older in files {
-                self.archive.insert((name.clone(), older.filename.clone()), older);
+                self.archive
+                    .insert((name.clone(), older.filename.clone()), older);
             }
             self.current.insert(latest.filename.clone(), latest.clone());
             newest.push(latest);
@@ -158,14 +175,21 @@ impl Views {
 
     /// The cached view, or one built now (concurrent callers share one build). The flag says
     /// whether it came from the cache.
-    pub async fn get(&self, store: &Store, repo: Repo, tx: i64) -> Result<(Arc<RepoView>, bool), Arc<StoreError>> {
+    pub async fn get(
+        &self,
+        store: &Store,
+        repo: Repo,
+        tx: i64,
+    ) -> Result<(Arc<RepoView>, bool), Arc<StoreError>> {
         let key = (repo.id, tx);
         if let Some(view) = self.cache.get(&key).await {
             return Ok((view, true));
         }
         let view = self
             .cache
-            .try_get_with(key, async { RepoView::build(store, repo, tx).await.map(Arc::new) })
+            .try_get_with(key, async {
+                RepoView::build(store, repo, tx).await.map(Arc::new)
+            })
             .await?;
         Ok((view, false))
     }

@@ -21,7 +21,10 @@ fn check_member_path(file: &str, path: &str) -> Result<(), FormatError> {
         || path.split(['/', '\\']).any(|part| part == "..")
         || path.contains(':');
     if escapes {
-        return Err(archive_error(file, format!("member {path:?} escapes the archive")));
+        return Err(archive_error(
+            file,
+            format!("member {path:?} escapes the archive"),
+        ));
     }
     Ok(())
 }
@@ -81,10 +84,13 @@ pub fn zip_members(
     bytes: &[u8],
     wanted: impl Fn(&str) -> bool,
 ) -> Result<Vec<(String, String)>, FormatError> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| archive_error(file, e))?;
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| archive_error(file, e))?;
     let mut found = Vec::new();
     for index in 0..archive.len() {
-        let mut entry = archive.by_index(index).map_err(|e| archive_error(file, e))?;
+        let mut entry = archive
+            .by_index(index)
+            .map_err(|e| archive_error(file, e))?;
         let name = entry.name().to_string();
         check_member_path(file, &name)?;
         if wanted(&name) {
@@ -98,7 +104,8 @@ pub fn zip_members(
             found.push((name, text));
         } else {
             // Reading checks the CRC of every member.
-            std::io::copy(&mut entry, &mut std::io::sink()).map_err(|e| archive_error(file, format!("{name}: {e}")))?;
+            std::io::copy(&mut entry, &mut std::io::sink())
+                .map_err(|e| archive_error(file, format!("{name}: {e}")))?;
         }
     }
     if archive.is_empty() {

@@ -27,18 +27,27 @@ pub fn is_valid_name(name: &str) -> bool {
     bytes.len() >= 2
         && bytes[0].is_ascii_alphabetic()
         && bytes[bytes.len() - 1] != b'.'
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'.')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'.')
 }
 
 /// An R version: at least two non-negative integers separated by `.` or `-`.
 pub fn is_valid_version(version: &str) -> bool {
     let parts: Vec<&str> = version.split(['.', '-']).collect();
-    parts.len() >= 2 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// R's `compareVersion`: numeric components left to right.
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    let numbers = |v: &str| -> Vec<u64> { v.split(['.', '-']).map(|p| p.parse().unwrap_or(0)).collect() };
+    let numbers = |v: &str| -> Vec<u64> {
+        v.split(['.', '-'])
+            .map(|p| p.parse().unwrap_or(0))
+            .collect()
+    };
     numbers(a).cmp(&numbers(b))
 }
 
@@ -55,10 +64,14 @@ pub fn parse_file_name(file: &str) -> Result<(String, String), FormatError> {
         .split_once('_')
         .ok_or_else(|| bad("an R source package is named {package}_{version}.tar.gz"))?;
     if !is_valid_name(name) {
-        return Err(bad("the package name must be letters, digits and dots, starting with a letter"));
+        return Err(bad(
+            "the package name must be letters, digits and dots, starting with a letter",
+        ));
     }
     if !is_valid_version(version) {
-        return Err(bad("the version must be two or more numbers separated by '.' or '-'"));
+        return Err(bad(
+            "the version must be two or more numbers separated by '.' or '-'",
+        ));
     }
     Ok((name.to_string(), version.to_string()))
 }
@@ -67,11 +80,15 @@ pub fn parse_file_name(file: &str) -> Result<(String, String), FormatError> {
 pub fn inspect(file: &str, bytes: &[u8]) -> Result<Inspected, FormatError> {
     let (file_name, file_version) = parse_file_name(file)?;
     let wanted = format!("{file_name}/DESCRIPTION");
-    let found = archive::tar_gz_members(file, bytes, |path| path.trim_start_matches("./") == wanted)?;
-    let (_, text) = found.into_iter().next().ok_or_else(|| FormatError::MissingMember {
-        file: file.to_string(),
-        member: wanted.clone(),
-    })?;
+    let found =
+        archive::tar_gz_members(file, bytes, |path| path.trim_start_matches("./") == wanted)?;
+    let (_, text) = found
+        .into_iter()
+        .next()
+        .ok_or_else(|| FormatError::MissingMember {
+            file: file.to_string(),
+            member: wanted.clone(),
+        })?;
     let fields = headers::parse(&text).map_err(|why| FormatError::Metadata {
         file: file.to_string(),
         why: format!("DESCRIPTION: {why}"),
@@ -87,7 +104,10 @@ pub fn inspect(file: &str, bytes: &[u8]) -> Result<Inspected, FormatError> {
     let name = required("Package")?;
     let version = required("Version")?;
     required("License")?;
-    for (field, inside, outside) in [("Package", name, &file_name), ("Version", version, &file_version)] {
+    for (field, inside, outside) in [
+        ("Package", name, &file_name),
+        ("Version", version, &file_version),
+    ] {
         if inside != outside {
             return Err(FormatError::Mismatch {
                 file: file.to_string(),
@@ -127,7 +147,10 @@ pub struct IndexEntry<'a> {
 pub fn packages_file(entries: &[IndexEntry<'_>]) -> String {
     let mut out = String::new();
     for entry in entries {
-        out.push_str(&format!("Package: {}\nVersion: {}\n", entry.name, entry.version));
+        out.push_str(&format!(
+            "Package: {}\nVersion: {}\n",
+            entry.name, entry.version
+        ));
         for (key, value) in entry.fields {
             if key != "NeedsCompilation" {
                 out.push_str(&format!("{key}: {value}\n"));
@@ -163,13 +186,19 @@ mod tests {
         assert!(is_valid_name("data.table"));
         assert!(!is_valid_name("2pkg"));
         assert!(!is_valid_name("pkg."));
-        assert_eq!(parse_file_name("foo_1.0-2.tar.gz").unwrap(), ("foo".into(), "1.0-2".into()));
+        assert_eq!(
+            parse_file_name("foo_1.0-2.tar.gz").unwrap(),
+            ("foo".into(), "1.0-2".into())
+        );
         assert!(parse_file_name("../foo_1.0.tar.gz").is_err());
     }
 
     #[test]
     fn packages_stanza_has_md5_and_compilation() {
-        let fields = vec![("Imports".to_string(), "bar".to_string()), ("License".into(), "MIT".into())];
+        let fields = vec![
+            ("Imports".to_string(), "bar".to_string()),
+            ("License".into(), "MIT".into()),
+        ];
         let text = packages_file(&[IndexEntry {
             name: "foo",
             version: "1.0",

@@ -14,7 +14,10 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
         }
         if line.starts_with([' ', '\t']) {
             let Some((_, value)) = fields.last_mut() else {
-                return Err(format!("line {} continues a field that was never started", number + 1));
+                return Err(format!(
+                    "line {} continues a field that was never started",
+                    number + 1
+                ));
             };
             let more = line.trim();
             // PKG-INFO may mark continuation lines with '|' (old setuptools).
@@ -28,11 +31,19 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
             continue;
         }
         let Some((key, value)) = line.split_once(':') else {
-            return Err(format!("line {} is not 'Field: value': {:?}", number + 1, truncate(line)));
+            return Err(format!(
+                "line {} is not 'Field: value': {:?}",
+                number + 1,
+                truncate(line)
+            ));
         };
         let key = key.trim();
         if key.is_empty() || key.contains(' ') {
-            return Err(format!("line {} has an invalid field name {:?}", number + 1, truncate(key)));
+            return Err(format!(
+                "line {} has an invalid field name {:?}",
+                number + 1,
+                truncate(key)
+            ));
         }
         fields.push((key.to_string(), value.trim().to_string()));
     }
@@ -66,7 +77,8 @@ mod tests {
 
     #[test]
     fn continuation_lines_join_and_body_is_ignored() {
-        let fields = parse("Package: a\nImports: b,\n    c (>= 1.0)\nLicense: MIT\n\nbody: text\n").unwrap();
+        let fields =
+            parse("Package: a\nImports: b,\n    c (>= 1.0)\nLicense: MIT\n\nbody: text\n").unwrap();
         assert_eq!(get(&fields, "imports"), Some("b, c (>= 1.0)"));
         assert_eq!(get(&fields, "body"), None);
         assert_eq!(fields.len(), 3);

@@ -45,7 +45,11 @@ fn is_valid_version(version: &str) -> bool {
 
 /// Versions compare equal across the spellings wheel names use (`-` escaped as `_`, case).
 fn same_version(a: &str, b: &str) -> bool {
-    let canon = |v: &str| v.trim_start_matches(['v', 'V']).replace('-', "_").to_ascii_lowercase();
+    let canon = |v: &str| {
+        v.trim_start_matches(['v', 'V'])
+            .replace('-', "_")
+            .to_ascii_lowercase()
+    };
     canon(a) == canon(b)
 }
 
@@ -97,7 +101,6 @@ pub fn inspect(file: &str, bytes: &[u8]) -> Result<Inspected, FormatError> {
             let index = found
                 .iter()
                 .position(|(path, _)| normalize(path) == normalize(&wanted_dir))
-                .or(if found.len() == 1 { Some(0) } else { None })
                 .ok_or_else(|| FormatError::MissingMember {
                     file: file.to_string(),
                     member: wanted_dir.clone(),
@@ -107,7 +110,10 @@ pub fn inspect(file: &str, bytes: &[u8]) -> Result<Inspected, FormatError> {
         _ => {
             let mut found = archive::tar_gz_members(file, bytes, |path| {
                 let mut parts = path.trim_start_matches("./").split('/');
-                matches!((parts.next(), parts.next(), parts.next()), (Some(_), Some("PKG-INFO"), None))
+                matches!(
+                    (parts.next(), parts.next(), parts.next()),
+                    (Some(_), Some("PKG-INFO"), None)
+                )
             })?;
             if found.is_empty() {
                 return Err(FormatError::MissingMember {
@@ -252,7 +258,10 @@ pub fn root_html(names: &[&str]) -> String {
          <title>Simple index</title>\n</head>\n<body>\n",
     );
     for name in names {
-        page.push_str(&format!("<a href=\"{0}/\">{0}</a><br>\n", escape_html(name)));
+        page.push_str(&format!(
+            "<a href=\"{0}/\">{0}</a><br>\n",
+            escape_html(name)
+        ));
     }
     page.push_str("</body>\n</html>\n");
     page
@@ -260,7 +269,10 @@ pub fn root_html(names: &[&str]) -> String {
 
 /// PEP 691 root page.
 pub fn root_json(names: &[&str]) -> serde_json::Value {
-    let projects: Vec<_> = names.iter().map(|n| serde_json::json!({ "name": n })).collect();
+    let projects: Vec<_> = names
+        .iter()
+        .map(|n| serde_json::json!({ "name": n }))
+        .collect();
     serde_json::json!({ "meta": { "api-version": "1.1" }, "projects": projects })
 }
 

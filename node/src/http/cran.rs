@@ -12,7 +12,10 @@ use crate::store::RepoKind;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/{repo}/{snapshot}/src/contrib/{file}", get(contrib))
-        .route("/{repo}/{snapshot}/src/contrib/Archive/{package}/{file}", get(archived))
+        .route(
+            "/{repo}/{snapshot}/src/contrib/Archive/{package}/{file}",
+            get(archived),
+        )
 }
 
 async fn contrib(
@@ -36,10 +39,9 @@ async fn contrib(
             view.packages_gz.clone(),
         )),
         _ => {
-            let found = view
-                .current
-                .get(&file)
-                .ok_or_else(|| ApiError::NotFound(format!("no file {file:?} in {repo}/{snapshot}/src/contrib")))?;
+            let found = view.current.get(&file).ok_or_else(|| {
+                ApiError::NotFound(format!("no file {file:?} in {repo}/{snapshot}/src/contrib"))
+            })?;
             files::serve_package(&state, &headers, found, "application/x-gzip").await
         }
     }
@@ -54,6 +56,10 @@ async fn archived(
     let found = view
         .archive
         .get(&(package.clone(), file.clone()))
-        .ok_or_else(|| ApiError::NotFound(format!("no archived file {package}/{file} in {repo}/{snapshot}")))?;
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no archived file {package}/{file} in {repo}/{snapshot}"
+            ))
+        })?;
     files::serve_package(&state, &headers, found, "application/x-gzip").await
 }

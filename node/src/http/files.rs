@@ -78,7 +78,8 @@ pub async fn serve_package(
         RangeRequest::Whole => (StatusCode::OK, None),
         RangeRequest::Part(range) => (StatusCode::PARTIAL_CONTENT, Some(range)),
         RangeRequest::Unsatisfiable => {
-            let mut response = (StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n").into_response();
+            let mut response =
+                (StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n").into_response();
             if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
                 response.headers_mut().insert(header::CONTENT_RANGE, value);
             }
@@ -96,12 +97,16 @@ pub async fn serve_package(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(read.len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
     if let Ok(value) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, value);
     }
     if let Some(range) = range
-        && let Ok(value) = HeaderValue::from_str(&format!("bytes {}-{}/{size}", range.start, range.end - 1))
+        && let Ok(value) =
+            HeaderValue::from_str(&format!("bytes {}-{}/{size}", range.start, range.end - 1))
     {
         h.insert(header::CONTENT_RANGE, value);
     }
@@ -109,7 +114,12 @@ pub async fn serve_package(
 }
 
 /// Serves a generated index from memory; its ETag names the snapshot it came from.
-pub fn serve_index(headers: &HeaderMap, etag: String, content_type: &'static str, body: Bytes) -> Response {
+pub fn serve_index(
+    headers: &HeaderMap,
+    etag: String,
+    content_type: &'static str,
+    body: Bytes,
+) -> Response {
     let etag = format!("\"{etag}\"");
     if etag_matches(headers, &etag) {
         return not_modified(&etag);
@@ -134,8 +144,14 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=0-3"), 10), RangeRequest::Part(0..4));
         assert_eq!(parse_range(Some("bytes=5-"), 10), RangeRequest::Part(5..10));
         assert_eq!(parse_range(Some("bytes=-3"), 10), RangeRequest::Part(7..10));
-        assert_eq!(parse_range(Some("bytes=8-100"), 10), RangeRequest::Part(8..10));
-        assert_eq!(parse_range(Some("bytes=10-"), 10), RangeRequest::Unsatisfiable);
+        assert_eq!(
+            parse_range(Some("bytes=8-100"), 10),
+            RangeRequest::Part(8..10)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=10-"), 10),
+            RangeRequest::Unsatisfiable
+        );
         assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), RangeRequest::Whole);
         assert_eq!(parse_range(Some("items=0-1"), 10), RangeRequest::Whole);
     }

@@ -50,7 +50,14 @@ pub struct NodeState {
 pub type AppState = Arc<NodeState>;
 
 impl NodeState {
-    pub fn new(config: Config, store: Store, blobs: Blobs, key: SecureKey, head: Arc<Head>, node_id: String) -> Self {
+    pub fn new(
+        config: Config,
+        store: Store,
+        blobs: Blobs,
+        key: SecureKey,
+        head: Arc<Head>,
+        node_id: String,
+    ) -> Self {
         let views = Views::new(config.cache.views);
         Self {
             config,
@@ -96,7 +103,9 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let telemetry = &state.telemetry;
     telemetry
         .latency
-        .get_or_create(&crate::telemetry::RouteLabels { route: route.clone() })
+        .get_or_create(&crate::telemetry::RouteLabels {
+            route: route.clone(),
+        })
         .observe(started.elapsed().as_secs_f64());
     telemetry
         .requests
@@ -116,7 +125,9 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
         return Some(token.trim().to_string());
     }
     let encoded = value.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, password) = text.split_once(':')?;
     (user == "__token__").then(|| password.to_string())
@@ -191,7 +202,9 @@ async fn resolve_snapshot(state: &NodeState, snapshot: &str) -> Result<i64, ApiE
                 state.head.advance(state.store.head().await?);
             }
             if tx > state.head.get() || tx < 1 {
-                return Err(ApiError::NotFound(format!("transaction {tx} does not exist")));
+                return Err(ApiError::NotFound(format!(
+                    "transaction {tx} does not exist"
+                )));
             }
             Ok(tx)
         }
@@ -204,11 +217,9 @@ async fn resolve_snapshot(state: &NodeState, snapshot: &str) -> Result<i64, ApiE
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
                 .map(|t| t.and_utc().timestamp_millis())
                 .ok_or_else(|| ApiError::NotFound(format!("date {date} is out of range")))?;
-            let tx = state
-                .store
-                .last_tx_before(end)
-                .await?
-                .ok_or_else(|| ApiError::NotFound(format!("nothing was published by the end of {date}")))?;
+            let tx = state.store.last_tx_before(end).await?.ok_or_else(|| {
+                ApiError::NotFound(format!("nothing was published by the end of {date}"))
+            })?;
             // A day that has ended never changes again.
             if end <= crate::store::now_ms() {
                 state.dates.insert(date, tx).await;

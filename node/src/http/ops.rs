@@ -3,11 +3,11 @@
 
 use std::sync::atomic::Ordering;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
-use axum::Router;
 use serde_json::json;
 
 use super::{ApiError, AppState};
@@ -57,7 +57,9 @@ async fn repos(State(state): State<AppState>) -> Result<Json<serde_json::Value>,
     Ok(Json(json!(list)))
 }
 
-async fn package_metrics(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn package_metrics(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     // Counts gathered since the last batch are written first so the answer is current.
     state.downloads.flush(&state.store).await;
     Ok(Json(json!(state.store.download_counts().await?)))
@@ -65,7 +67,10 @@ async fn package_metrics(State(state): State<AppState>) -> Result<Json<serde_jso
 
 async fn prometheus(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.telemetry.render(),
     )
         .into_response()

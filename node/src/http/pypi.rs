@@ -52,9 +52,17 @@ async fn root(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let view = open_view(&state, &headers, &repo, &snapshot, RepoKind::Python).await?;
-    let names: Vec<&str> = view.projects.values().map(|p| p.display_name.as_str()).collect();
+    let names: Vec<&str> = view
+        .projects
+        .values()
+        .map(|p| p.display_name.as_str())
+        .collect();
     let (kind, content_type, body) = if wants_json(&headers) {
-        ("json", JSON_TYPE, Bytes::from(pypi::root_json(&names).to_string()))
+        (
+            "json",
+            JSON_TYPE,
+            Bytes::from(pypi::root_json(&names).to_string()),
+        )
     } else {
         ("html", HTML_TYPE, Bytes::from(pypi::root_html(&names)))
     };
@@ -73,13 +81,15 @@ async fn project(
 ) -> Result<Response, ApiError> {
     let normalized = pypi::normalize(&name);
     if normalized != name {
-        return Ok(Redirect::permanent(&format!("/{repo}/{snapshot}/simple/{normalized}/")).into_response());
+        return Ok(
+            Redirect::permanent(&format!("/{repo}/{snapshot}/simple/{normalized}/"))
+                .into_response(),
+        );
     }
     let view = open_view(&state, &headers, &repo, &snapshot, RepoKind::Python).await?;
-    let project = view
-        .projects
-        .get(&normalized)
-        .ok_or_else(|| ApiError::NotFound(format!("no project named {name:?} in {repo}/{snapshot}")))?;
+    let project = view.projects.get(&normalized).ok_or_else(|| {
+        ApiError::NotFound(format!("no project named {name:?} in {repo}/{snapshot}"))
+    })?;
     let links = view.index_files(project);
     let (kind, content_type, body) = if wants_json(&headers) {
         (
@@ -98,8 +108,13 @@ async fn project(
     Ok(files::serve_index(&headers, etag, content_type, body))
 }
 
-async fn project_redirect(Path((repo, snapshot, name)): Path<(String, String, String)>) -> Redirect {
-    Redirect::permanent(&format!("/{repo}/{snapshot}/simple/{}/", pypi::normalize(&name)))
+async fn project_redirect(
+    Path((repo, snapshot, name)): Path<(String, String, String)>,
+) -> Redirect {
+    Redirect::permanent(&format!(
+        "/{repo}/{snapshot}/simple/{}/",
+        pypi::normalize(&name)
+    ))
 }
 
 async fn package_file(

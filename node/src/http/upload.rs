@@ -79,7 +79,18 @@ async fn upload(
     multipart: Multipart,
     expected: SourceKind,
 ) -> Result<Response, ApiError> {
-    require(&state, &headers, &Scope::SourcesWrite { source: source.clone() })?;
+    let limit = state.config.limits.max_upload_bytes;
+    if let Err(refused) = require(
+        &state,
+        &headers,
+        &Scope::SourcesWrite {
+            source: source.clone(),
+        },
+    ) {
+        // Read the body first: a client still sending would see a reset instead of the answer.
+        let _ = read_form(multipart, limit).await;
+        return Err(refused);
+    }
     let found = state
         .store
         .source_by_name(&source)
@@ -89,31 +100,53 @@ async fn upload(
         return Err(ApiError::BadRequest(format!(
             "source {source:?} is a {} source; upload {} packages to it",
             found.kind.as_str(),
-            if found.kind == SourceKind::Local { "R" } else { "Python" }
+            if found.kind == SourceKind::Local {
+                "R"
+            } else {
+                "Python"
+            }
         )));
     }
-    let limit = state.config.limits.max_upload_bytes;
     let form = read_form(multipart, limit).await?;
     if let Some(action) = &form.action
         && action != "file_upload"
     {
-        return Err(ApiError::BadRequest(format!("unsupported :action {action:?}")));
+        return Err(ApiError::BadRequest(format!(
+            "unsupported :action {action:?}"
+        )));
     }
     let (Some(filename), Some(content)) = (form.filename, form.content) else {
         return Err(ApiError::BadRequest(
             "the form has no file: send it in the 'content' field with a file name".into(),
         ));
     };
-    let result = ingest::ingest(&state.store, &state.blobs, limit, &source, &filename, content, &form.claims).await;
+    let result = ingest::ingest(
+        &state.store,
+        &state.blobs,
+        limit,
+        &source,
+        &filename,
+        content,
+        &form.claims,
+    )
+    .await;
     match result {
         Ok(Ingested::Stored { tx, .. }) => {
             state.head.advance(tx);
             state.telemetry.count_upload("stored");
-            Ok((StatusCode::OK, format!("stored {filename} in {source} (transaction {tx})\n")).into_response())
+            Ok((
+                StatusCode::OK,
+                format!("stored {filename} in {source} (transaction {tx})\n"),
+            )
+                .into_response())
         }
         Ok(Ingested::AlreadyPresent(_)) => {
             state.telemetry.count_upload("unchanged");
-            Ok((StatusCode::OK, format!("{filename} is already in {source} with the same content\n")).into_response())
+            Ok((
+                StatusCode::OK,
+                format!("{filename} is already in {source} with the same content\n"),
+            )
+                .into_response())
         }
         Err(e) => {
             state.telemetry.count_upload("refused");

@@ -80,8 +80,12 @@ impl Store {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -89,7 +93,9 @@ impl Store {
             .connect(url)
             .await?;
         if backend == Backend::Sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
             SQLITE_MIGRATIONS.run(&pool).await?;
         } else {
             PG_MIGRATIONS.run(&pool).await?;
@@ -154,11 +160,12 @@ impl Store {
 
     /// The last transaction that committed before `end_ms` (exclusive), if any.
     pub async fn last_tx_before(&self, end_ms: i64) -> Result<Option<i64>, StoreError> {
-        let id: Option<i64> = sqlx::query("SELECT MAX(id) FROM transactions WHERE created_at_ms < $1")
-            .bind(end_ms)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
+        let id: Option<i64> =
+            sqlx::query("SELECT MAX(id) FROM transactions WHERE created_at_ms < $1")
+                .bind(end_ms)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
         Ok(id)
     }
 
@@ -195,16 +202,20 @@ impl Store {
     /// Creates a source in its own transaction.
     pub async fn create_source(&self, name: &str, kind: SourceKind) -> Result<Source, StoreError> {
         if self.source_by_name(name).await?.is_some() {
-            return Err(StoreError::Conflict(format!("source {name:?} already exists")));
+            return Err(StoreError::Conflict(format!(
+                "source {name:?} already exists"
+            )));
         }
         let mut change = self.begin_change("create-source", name).await?;
-        let id: i64 = sqlx::query("INSERT INTO sources (name, kind, created_tx) VALUES ($1, $2, $3) RETURNING id")
-            .bind(name)
-            .bind(kind.as_str())
-            .bind(change.id)
-            .fetch_one(&mut *change.tx)
-            .await?
-            .try_get(0)?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO sources (name, kind, created_tx) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(name)
+        .bind(kind.as_str())
+        .bind(change.id)
+        .fetch_one(&mut *change.tx)
+        .await?
+        .try_get(0)?;
         change.commit().await?;
         Ok(Source {
             id,
@@ -214,9 +225,16 @@ impl Store {
     }
 
     /// Creates a repository in its own transaction.
-    pub async fn create_repo(&self, name: &str, kind: RepoKind, authenticated: bool) -> Result<Repo, StoreError> {
+    pub async fn create_repo(
+        &self,
+        name: &str,
+        kind: RepoKind,
+        authenticated: bool,
+    ) -> Result<Repo, StoreError> {
         if self.repo_by_name(name).await?.is_some() {
-            return Err(StoreError::Conflict(format!("repo {name:?} already exists")));
+            return Err(StoreError::Conflict(format!(
+                "repo {name:?} already exists"
+            )));
         }
         let mut change = self.begin_change("create-repo", name).await?;
         let id: i64 = sqlx::query(
@@ -240,7 +258,12 @@ impl Store {
 
     /// Subscribes `repo` to `source`; a lower priority number wins when both sources hold a name.
     /// Without a priority the source goes after the existing ones.
-    pub async fn subscribe(&self, repo: &Repo, source: &Source, priority: Option<i64>) -> Result<i64, StoreError> {
+    pub async fn subscribe(
+        &self,
+        repo: &Repo,
+        source: &Source,
+        priority: Option<i64>,
+    ) -> Result<i64, StoreError> {
         if source.kind.repo_kind() != repo.kind {
             return Err(StoreError::Conflict(format!(
                 "a {} repo cannot subscribe to {} source {:?}",
@@ -292,7 +315,11 @@ impl Store {
     }
 
     /// The live file of `source` with this file name, if any.
-    pub async fn find_file(&self, source_id: i64, filename: &str) -> Result<Option<PackageFile>, StoreError> {
+    pub async fn find_file(
+        &self,
+        source_id: i64,
+        filename: &str,
+    ) -> Result<Option<PackageFile>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {PACKAGE_COLUMNS} FROM packages WHERE source_id = $1 AND filename = $2 AND removed_tx IS NULL"
         ))
@@ -305,7 +332,11 @@ impl Store {
 
     /// Every file of every source `repo` subscribed to, as of transaction `tx`, with the
     /// subscription priority (lower wins).
-    pub async fn repo_files_at(&self, repo_id: i64, tx: i64) -> Result<Vec<(PackageFile, i64)>, StoreError> {
+    pub async fn repo_files_at(
+        &self,
+        repo_id: i64,
+        tx: i64,
+    ) -> Result<Vec<(PackageFile, i64)>, StoreError> {
         let columns = PACKAGE_COLUMNS
             .split(", ")
             .map(|c| format!("p.{}", c.trim()))
@@ -394,7 +425,8 @@ pub struct DownloadCount {
 impl Change {
     /// Inserts a package file row under this change.
     pub async fn insert_file(&mut self, file: &NewPackageFile) -> Result<i64, StoreError> {
-        let metadata = serde_json::to_string(&file.metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let metadata = serde_json::to_string(&file.metadata)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let id: i64 = sqlx::query(
             "INSERT INTO packages (source_id, name, normalized, version, filename, file_kind, sha256, md5, \
              size_bytes, metadata, added_tx) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
@@ -419,9 +451,13 @@ impl Change {
     /// Commits; on PostgreSQL the other nodes hear of the new transaction at commit.
     pub async fn commit(mut self) -> Result<(), StoreError> {
         if self.backend == Backend::Postgres {
-            sqlx::query(&format!("NOTIFY {}, '{}'", crate::head::NOTIFY_CHANNEL, self.id))
-                .execute(&mut *self.tx)
-                .await?;
+            sqlx::query(&format!(
+                "NOTIFY {}, '{}'",
+                crate::head::NOTIFY_CHANNEL,
+                self.id
+            ))
+            .execute(&mut *self.tx)
+            .await?;
         }
         self.tx.commit().await?;
         Ok(())
@@ -433,7 +469,8 @@ fn source_from_row(row: &AnyRow) -> Result<Source, StoreError> {
     Ok(Source {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        kind: SourceKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("source kind {kind:?}")))?,
+        kind: SourceKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("source kind {kind:?}")))?,
     })
 }
 
@@ -442,7 +479,8 @@ fn repo_from_row(row: &AnyRow) -> Result<Repo, StoreError> {
     Ok(Repo {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        kind: RepoKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("repo kind {kind:?}")))?,
+        kind: RepoKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("repo kind {kind:?}")))?,
         authenticated: row.try_get::<i64, _>("authenticated")? != 0,
     })
 }
@@ -457,11 +495,13 @@ fn package_from_row(row: &AnyRow) -> Result<PackageFile, StoreError> {
         normalized: row.try_get("normalized")?,
         version: row.try_get("version")?,
         filename: row.try_get("filename")?,
-        kind: FileKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("file kind {kind:?}")))?,
+        kind: FileKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("file kind {kind:?}")))?,
         sha256: row.try_get("sha256")?,
         md5: row.try_get("md5")?,
         size_bytes: row.try_get("size_bytes")?,
-        metadata: serde_json::from_str(&metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        metadata: serde_json::from_str(&metadata)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         added_tx: row.try_get("added_tx")?,
     })
 }

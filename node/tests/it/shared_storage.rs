@@ -32,13 +32,26 @@ fn second_node_serves_an_upload_made_through_the_first() {
     let (ok, out) = support::twine_upload(&a.base, "py", &token, &[&wheel]);
     assert!(ok, "{out}");
     let uploaded = Instant::now();
-    support::wait_until("second node serving the upload", Duration::from_secs(1), || {
-        reqwest::blocking::get(&page_b).map(|r| r.status() == 200).unwrap_or(false)
-    });
-    eprintln!("second node served the upload after {:?}", uploaded.elapsed());
+    support::wait_until(
+        "second node serving the upload",
+        Duration::from_secs(1),
+        || {
+            reqwest::blocking::get(&page_b)
+                .map(|r| r.status() == 200)
+                .unwrap_or(false)
+        },
+    );
+    eprintln!(
+        "second node served the upload after {:?}",
+        uploaded.elapsed()
+    );
 
     let target = work.path().join("t");
-    let (ok, out) = support::pip_install(&format!("{}/pypi/latest/simple/", b.base), &target, "shared-pkg");
+    let (ok, out) = support::pip_install(
+        &format!("{}/pypi/latest/simple/", b.base),
+        &target,
+        "shared-pkg",
+    );
     assert!(ok, "{out}");
     assert!(target.join("shared_pkg/__init__.py").exists());
 

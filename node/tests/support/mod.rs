@@ -60,17 +60,35 @@ pub struct Postgres {
 impl Postgres {
     pub fn start() -> Self {
         let bin = PathBuf::from("/usr/lib/postgresql/15/bin");
-        assert!(bin.join("postgres").exists(), "PostgreSQL 15 is not installed: run .ci/install.sh");
+        assert!(
+            bin.join("postgres").exists(),
+            "PostgreSQL 15 is not installed: run .ci/install.sh"
+        );
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let port = free_port();
         let pg = Self { dir, port, bin };
         if is_root() {
-            must(Command::new("chown").args(["-R", "postgres:postgres"]).arg(pg.dir.path()).output(), "chown");
+            must(
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(pg.dir.path())
+                    .output(),
+                "chown",
+            );
         }
         must(
             pg.as_postgres(&pg.bin.join("initdb"))
-                .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
+                .args([
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "-D",
+                ])
                 .arg(&data)
                 .output(),
             "initdb",
@@ -106,7 +124,15 @@ impl Postgres {
     pub fn database(&self, name: &str) -> String {
         must(
             Command::new("psql")
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-c"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-c",
+                ])
                 .arg(format!("CREATE DATABASE {name}"))
                 .output(),
             "create database",
@@ -117,7 +143,19 @@ impl Postgres {
     pub fn psql(&self, database: &str, sql: &str) -> String {
         let out = must(
             Command::new("psql")
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-At", "-d", database, "-c", sql])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-At",
+                    "-d",
+                    database,
+                    "-c",
+                    sql,
+                ])
                 .output(),
             "psql",
         );
@@ -149,7 +187,11 @@ pub struct Garage {
 pub fn garage_bin() -> PathBuf {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     let cached = PathBuf::from(home).join(".cargo/bin/garage");
-    if cached.exists() { cached } else { PathBuf::from("garage") }
+    if cached.exists() {
+        cached
+    } else {
+        PathBuf::from("garage")
+    }
 }
 
 impl Garage {
@@ -181,8 +223,13 @@ impl Garage {
             .spawn()
             .expect("garage is not installed: run .ci/install.sh");
         let cli = |args: &[&str]| -> String {
-            let out = Command::new(garage_bin()).arg("-c").arg(&config).args(args).output();
-            String::from_utf8_lossy(&must(out, &format!("garage {}", args.join(" "))).stdout).into_owned()
+            let out = Command::new(garage_bin())
+                .arg("-c")
+                .arg(&config)
+                .args(args)
+                .output();
+            String::from_utf8_lossy(&must(out, &format!("garage {}", args.join(" "))).stdout)
+                .into_owned()
         };
         let mut node_id = String::new();
         wait_until("garage", Duration::from_secs(20), || {
@@ -208,7 +255,9 @@ impl Garage {
         };
         let (access_key, secret_key) = (field("Key ID:"), field("Secret key:"));
         cli(&["bucket", "create", "pkgs"]);
-        cli(&["bucket", "allow", "--read", "--write", "--owner", "pkgs", "--key", "pkgnode"]);
+        cli(&[
+            "bucket", "allow", "--read", "--write", "--owner", "pkgs", "--key", "pkgnode",
+        ]);
         Self {
             dir,
             endpoint: format!("http://127.0.0.1:{s3_port}"),
@@ -270,8 +319,13 @@ impl NodeDir {
 
     /// Runs an admin command and returns its standard output; panics on failure.
     pub fn admin(&self, args: &[&str]) -> String {
-        let out = Command::new(pkgnode_bin()).arg("--config").arg(&self.config).args(args).output();
-        String::from_utf8_lossy(&must(out, &format!("pkgnode {}", args.join(" "))).stdout).into_owned()
+        let out = Command::new(pkgnode_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output();
+        String::from_utf8_lossy(&must(out, &format!("pkgnode {}", args.join(" "))).stdout)
+            .into_owned()
     }
 
     /// Runs an admin command expected to fail; returns its standard error.
@@ -282,12 +336,23 @@ impl NodeDir {
             .args(args)
             .output()
             .expect("run pkgnode");
-        assert!(!out.status.success(), "pkgnode {} should have failed", args.join(" "));
+        assert!(
+            !out.status.success(),
+            "pkgnode {} should have failed",
+            args.join(" ")
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     pub fn token(&self, source: &str) -> String {
-        let out = self.admin(&["create", "token", "--scope", "sources:write", "--source", source]);
+        let out = self.admin(&[
+            "create",
+            "token",
+            "--scope",
+            "sources:write",
+            "--source",
+            source,
+        ]);
         out.lines().last().expect("token line").trim().to_string()
     }
 
@@ -302,7 +367,10 @@ impl NodeDir {
             .stderr(log)
             .spawn()
             .expect("start pkgnode");
-        let served = Served { child, base: self.base() };
+        let served = Served {
+            child,
+            base: self.base(),
+        };
         let client = reqwest::blocking::Client::new();
         wait_until("pkgnode", Duration::from_secs(20), || {
             client
@@ -376,8 +444,17 @@ pub fn client(program: &str, args: &[&str]) -> (bool, String) {
 pub fn twine_upload(base: &str, source: &str, token: &str, files: &[&Path]) -> (bool, String) {
     let url = format!("{base}/upload/pypi/{source}");
     let mut args = vec![
-        "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar", "--repository-url", &url,
-        "-u", "__token__", "-p", token,
+        "-m",
+        "twine",
+        "upload",
+        "--non-interactive",
+        "--disable-progress-bar",
+        "--repository-url",
+        &url,
+        "-u",
+        "__token__",
+        "-p",
+        token,
     ];
     let paths: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     args.extend(paths.iter().map(String::as_str));
@@ -387,6 +464,16 @@ pub fn twine_upload(base: &str, source: &str, token: &str, files: &[&Path]) -> (
 pub fn pip_install(index: &str, target: &Path, requirement: &str) -> (bool, String) {
     client(
         "python3",
-        &["-m", "pip", "install", "--quiet", "--target", &target.display().to_string(), "--index-url", index, requirement],
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            &target.display().to_string(),
+            "--index-url",
+            index,
+            requirement,
+        ],
     )
 }

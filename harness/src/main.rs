@@ -1,0 +1,2 @@
+//! The `harness` command line: parses and delegates to the library.
+fn main() {}
