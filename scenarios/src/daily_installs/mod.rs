@@ -23,7 +23,7 @@ use crate::corpus::Corpus;
 use crate::error::ScenarioError;
 
 pub use index::{FileLink, newest_wheel, parse_packages_index, parse_simple_page};
-pub use upload::{UploadStats, upload_corpus};
+pub use upload::{UploadStats, UploadTokens, upload_corpus};
 
 /// Recorder kind of a whole install, scheduled to finished.
 pub const KIND_INSTALL: &str = "install";

@@ -33,13 +33,20 @@ impl UploadStats {
     }
 }
 
+/// The `sources:write` tokens of the two sources (a token is scoped to one source).
+#[derive(Clone, Copy, Debug)]
+pub struct UploadTokens<'a> {
+    pub python: &'a str,
+    pub r: &'a str,
+}
+
 /// Uploads every version of every package: wheel and sdist to
 /// `{base}/upload/pypi/{pypi_source}`, R tarballs to `{base}/upload/cran/{cran_source}`, with
-/// HTTP Basic `__token__:{token}`. Stops at the first rejected upload.
+/// HTTP Basic `__token__:{token}` of each source. Stops at the first rejected upload.
 pub async fn upload_corpus(
     client: &reqwest::Client,
     base_url: &str,
-    token: &str,
+    tokens: UploadTokens<'_>,
     pypi_source: &str,
     cran_source: &str,
     corpus: &Corpus,
@@ -51,9 +58,9 @@ pub async fn upload_corpus(
     let ids: Vec<PkgId> = corpus.ids().collect();
     let sent: Vec<(Ecosystem, u64)> = stream::iter(ids)
         .map(|id| {
-            let url = match id.ecosystem {
-                Ecosystem::Python => &pypi_url,
-                Ecosystem::R => &cran_url,
+            let (url, token) = match id.ecosystem {
+                Ecosystem::Python => (&pypi_url, tokens.python),
+                Ecosystem::R => (&cran_url, tokens.r),
             };
             upload_package(client, url, token, corpus, id)
         })

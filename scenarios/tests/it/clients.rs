@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use scenarios::corpus::{Corpus, CorpusConfig, Ecosystem, PkgId, module_name};
-use scenarios::daily_installs::upload_corpus;
+use scenarios::daily_installs::{UploadTokens, upload_corpus};
 
 use crate::fake_server;
 
@@ -33,7 +33,7 @@ async fn seeded_server() -> (fake_server::FakeServer, Arc<Corpus>) {
     upload_corpus(
         &reqwest::Client::new(),
         &server.base_url,
-        "t",
+        UploadTokens { python: "t", r: "t" },
         "py",
         "r",
         &corpus,

@@ -9,7 +9,7 @@ use reports::metrics::Recorder;
 use scenarios::ScenarioError;
 use scenarios::arrival::{ArrivalPlan, DiurnalCurve, Schedule};
 use scenarios::corpus::{Corpus, CorpusConfig, Ecosystem};
-use scenarios::daily_installs::{self, InstallContext, InstallTarget, upload_corpus};
+use scenarios::daily_installs::{self, InstallContext, InstallTarget, UploadTokens, upload_corpus};
 
 use crate::fake_server::{self, Faults};
 
@@ -79,7 +79,7 @@ async fn upload(server: &fake_server::FakeServer, corpus: &Corpus) -> daily_inst
     upload_corpus(
         &client,
         &server.base_url,
-        TOKEN,
+        UploadTokens { python: TOKEN, r: TOKEN },
         "local-python",
         "local",
         corpus,
@@ -131,7 +131,7 @@ async fn upload_corpus_sends_every_artifact_once_and_is_idempotent() {
     );
 
     let client = reqwest::Client::new();
-    let err = upload_corpus(&client, &server.base_url, "wrong", "p", "r", &corpus)
+    let err = upload_corpus(&client, &server.base_url, UploadTokens { python: "wrong", r: "wrong" }, "p", "r", &corpus)
         .await
         .unwrap_err();
     assert!(

@@ -1,0 +1,124 @@
+//! The command line users type: `harness scenario NAME`, `harness report DIR`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "harness", version, about = "Load-testing and conformance harness for pkgnode clusters")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a load scenario against a cluster and write its run record and report.
+    Scenario(ScenarioArgs),
+    /// Re-render report.html (and summary.json) from a run record directory.
+    Report {
+        /// A run directory written by `harness scenario`.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScenarioName {
+    /// A day's package installs (pip and R clients) under an open arrival model.
+    DailyInstalls,
+}
+
+impl ScenarioName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DailyInstalls => "daily-installs",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InfraChoice {
+    /// docker when an engine answers and images exist or can be built, else local.
+    Auto,
+    /// PostgreSQL, Garage, pkgnode and HAProxy as child processes on loopback addresses.
+    Local,
+    /// Containers through testcontainers.
+    Docker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Replay {
+    /// The peak hour's arrival rate, in real time, for --duration.
+    PeakHour,
+    /// The whole day compressed into --duration.
+    WholeDay,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScenarioArgs {
+    pub name: ScenarioName,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub infra: InfraChoice,
+    /// pkgnode processes behind the load balancer.
+    #[arg(long, default_value_t = 2)]
+    pub nodes: usize,
+    /// Measured run time (the schedule's wall-clock length).
+    #[arg(long, default_value = "90s")]
+    pub duration: humantime::Duration,
+    #[arg(long, default_value_t = 1_000_000.0)]
+    pub installs_per_day: f64,
+    #[arg(long, value_enum, default_value = "peak-hour")]
+    pub replay: Replay,
+    /// Peak-to-mean ratio of the diurnal arrival curve.
+    #[arg(long, default_value_t = 2.5)]
+    pub peak_to_mean: f64,
+    /// Share of installs (and packages) that are R.
+    #[arg(long, default_value_t = 0.5)]
+    pub r_share: f64,
+    /// Packages in the generated corpus (both ecosystems).
+    #[arg(long, default_value_t = 200)]
+    pub packages: usize,
+    /// Median package file size, bytes.
+    #[arg(long, default_value_t = 100_000)]
+    pub size_median_bytes: u64,
+    /// Largest package file, bytes.
+    #[arg(long, default_value_t = 20 * 1024 * 1024)]
+    pub size_max_bytes: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// goose users; by default sized from the peak rate by Little's law.
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// A threshold such as 'p99<50ms', 'error_rate<0.1%', 'pypi_file:p99<100ms'; repeatable.
+    #[arg(long = "threshold")]
+    pub thresholds: Vec<String>,
+    /// A TOML file with `thresholds = [...]`.
+    #[arg(long = "thresholds")]
+    pub thresholds_file: Option<PathBuf>,
+    /// Run directory; default reports/runs/<timestamp>-<scenario>/.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Drive an existing deployment at this URL instead of starting one.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// sources:write token for the target's Python source (and its R source unless --cran-token).
+    #[arg(long, requires = "target")]
+    pub token: Option<String>,
+    /// sources:write token for the target's R source, when it differs.
+    #[arg(long, requires = "target")]
+    pub cran_token: Option<String>,
+    #[arg(long, default_value = "pypi")]
+    pub pypi_repo: String,
+    #[arg(long, default_value = "cran")]
+    pub cran_repo: String,
+    #[arg(long, default_value = "pypi-local")]
+    pub pypi_source: String,
+    #[arg(long, default_value = "cran-local")]
+    pub cran_source: String,
+    /// Keep the cluster's work directory (logs, configs) after the run.
+    #[arg(long)]
+    pub keep_work_dir: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}

@@ -1,0 +1,51 @@
+//! What can end a run, and the exit code each means.
+
+use crate::infra::InfraError;
+
+/// Exit codes: a CI gate reads these.
+pub mod exit {
+    /// Every threshold passed.
+    pub const PASS: u8 = 0;
+    /// The run completed and a threshold failed.
+    pub const THRESHOLD_FAILED: u8 = 1;
+    /// Bad arguments or configuration (clap uses the same code for usage errors).
+    pub const USAGE: u8 = 2;
+    /// The infrastructure could not be started or broke down.
+    pub const INFRASTRUCTURE: u8 = 3;
+    /// Anything else: a bug, an unreadable run record.
+    pub const ERROR: u8 = 4;
+    /// Interrupted by Ctrl-C (after teardown).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Config(Vec<String>),
+    #[error("infrastructure: {0}")]
+    Infra(#[from] InfraError),
+    #[error("the target deployment: {0}")]
+    Target(String),
+    #[error("scenario: {0}")]
+    Scenario(#[from] scenarios::ScenarioError),
+    #[error("report: {0}")]
+    Report(#[from] reports::ReportError),
+    #[error("interrupted; everything started was torn down")]
+    Interrupted,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl HarnessError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => exit::USAGE,
+            Self::Infra(_) | Self::Target(_) => exit::INFRASTRUCTURE,
+            Self::Interrupted => exit::INTERRUPTED,
+            Self::Scenario(scenarios::ScenarioError::InvalidConfig { .. }) => exit::USAGE,
+            Self::Scenario(_) | Self::Report(_) | Self::Io(_) | Self::Internal(_) => exit::ERROR,
+        }
+    }
+}

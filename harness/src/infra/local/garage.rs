@@ -1,0 +1,146 @@
+//! Garage, the S3-compatible object store: a one-node layout with one bucket and one key, set up
+//! with the same CLI steps as the node's own integration tests.
+
+use std::path::PathBuf;
+
+use super::Context;
+use super::process::{self, Launch, Supervised};
+use crate::infra::InfraError;
+
+/// The bucket the nodes store package files in.
+pub const BUCKET: &str = "pkgs";
+const KEY_NAME: &str = "pkgnode";
+
+/// A running one-node Garage server.
+pub struct Garage {
+    pub endpoint: String,
+    pub s3_port: u16,
+    pub access_key: String,
+    pub secret_key: String,
+    /// e.g. `2.5.0`.
+    pub version: String,
+    pub process: Supervised,
+}
+
+/// `~/.cargo/bin/garage` when `cargo install garage` put it there, else `garage` on PATH.
+pub fn garage_bin() -> PathBuf {
+    let cached = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+        .join(".cargo/bin/garage");
+    if cached.exists() {
+        cached
+    } else {
+        PathBuf::from("garage")
+    }
+}
+
+impl Garage {
+    pub fn start(context: &Context) -> Result<Self, InfraError> {
+        let bin = garage_bin();
+        let dir = context.work_dir.join("garage");
+        std::fs::create_dir_all(&dir)?;
+        let (s3_port, rpc_port) = (super::probe::free_port()?, super::probe::free_port()?);
+        let secret: [u8; 32] = rand::random();
+        let config = dir.join("garage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "metadata_dir = \"{dir}/meta\"\ndata_dir = \"{dir}/data\"\ndb_engine = \"sqlite\"\n\
+                 replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc_port}\"\n\
+                 rpc_public_addr = \"127.0.0.1:{rpc_port}\"\nrpc_secret = \"{secret}\"\n\
+                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3_port}\"\n\
+                 root_domain = \".s3.garage.localhost\"\n",
+                dir = dir.display(),
+                secret = hex::encode(secret)
+            ),
+        )?;
+        let cli = |step: &str, args: &[&str]| -> Result<String, InfraError> {
+            let launch = Launch::new(&format!("garage {}", args.join(" ")), &bin, "")
+                .arg("-c")
+                .arg(&config)
+                .args(args);
+            let name = format!("garage-{step}");
+            process::run(
+                context.spawner,
+                &launch,
+                &context.commands_dir,
+                &name,
+                context.timeout,
+            )
+            .map(|finished| finished.stdout)
+        };
+        let version = cli("version", &["--version"]).map(|line| parse_version(&line))?;
+
+        let server = Launch::new("s3", &bin, context.work_dir.join("garage.log"))
+            .arg("-c")
+            .arg(&config)
+            .arg("server");
+        let mut process = Supervised::new(server);
+        process.start(context.spawner)?;
+        let mut node_id = String::new();
+        process::wait_ready("garage", context.timeout, Some(&mut process), || {
+            let id = cli("node-id", &["node", "id", "-q"]).map_err(|e| e.to_string())?;
+            node_id = id.trim().to_string();
+            Ok(!node_id.is_empty())
+        })?;
+        let id = node_id.split('@').next().unwrap_or_default();
+        cli("layout-assign", &["layout", "assign", "-z", "dc1", "-c", "1G", id])?;
+        cli("layout-apply", &["layout", "apply", "--version", "1"])?;
+        let key = cli("key-create", &["key", "create", KEY_NAME])?;
+        let field = |name: &str| {
+            key.lines()
+                .find_map(|line| line.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+                .ok_or_else(|| InfraError::Failed {
+                    what: "garage key create".into(),
+                    detail: format!("printed no {name:?}:\n{key}"),
+                })
+        };
+        let (access_key, secret_key) = (field("Key ID:")?, field("Secret key:")?);
+        cli("bucket-create", &["bucket", "create", BUCKET])?;
+        cli(
+            "bucket-allow",
+            &[
+                "bucket", "allow", "--read", "--write", "--owner", BUCKET, "--key", KEY_NAME,
+            ],
+        )?;
+        Ok(Self {
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            s3_port,
+            access_key,
+            secret_key,
+            version,
+            process,
+        })
+    }
+
+    /// Waits until the S3 API accepts connections again (after a restart).
+    pub fn wait_ready(&mut self, context: &Context) -> Result<(), InfraError> {
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], self.s3_port));
+        process::wait_ready("garage", context.timeout, Some(&mut self.process), || {
+            // Any HTTP answer (S3 says 403 to an anonymous GET) means the API is up.
+            super::probe::get(address, "/", std::time::Duration::from_secs(2)).map(|_| true)
+        })
+    }
+}
+
+/// `garage cargo:2.5.0 [features: …]` → `2.5.0`.
+fn parse_version(line: &str) -> String {
+    let line = line.trim();
+    line.split_whitespace()
+        .nth(1)
+        .map(|word| word.rsplit(':').next().unwrap_or(word).to_string())
+        .unwrap_or_else(|| line.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_drops_the_build_origin() {
+        assert_eq!(
+            super::parse_version("garage cargo:2.5.0 [features: bundled-libs, k2v]\n"),
+            "2.5.0"
+        );
+        assert_eq!(super::parse_version("garage v1.0.1"), "v1.0.1");
+    }
+}

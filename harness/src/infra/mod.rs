@@ -1,0 +1,96 @@
+//! Infrastructure providers behind one trait: `local` (child processes on loopback addresses),
+//! `target` (an existing deployment), and later `docker`. Scenarios, checks and drills see only
+//! [`Infra`] and [`Endpoints`]; they never know which provider runs them.
+//!
+//! **Invariant:** every provider cleans up on drop as well as on [`Infra::teardown`], so a failed
+//! or interrupted run leaves no process, container or temp dir behind.
+
+pub mod local;
+pub mod target;
+
+use std::time::Duration;
+
+/// Where the scenario sends its traffic and what it needs to publish the corpus.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// The load balancer (or the single entry point of a target deployment).
+    pub base_url: String,
+    /// Each node's own URL, for checks and per-node metrics: (node name, URL).
+    pub nodes: Vec<(String, String)>,
+    pub pypi_repo: String,
+    pub cran_repo: String,
+    pub pypi_source: String,
+    pub cran_source: String,
+    /// `sources:write` tokens for the two sources.
+    pub pypi_token: String,
+    pub cran_token: String,
+}
+
+/// A process (or container) whose CPU and memory the run samples.
+#[derive(Debug, Clone)]
+pub struct Monitored {
+    /// "node-1", "postgresql", "haproxy", "s3".
+    pub name: String,
+    pub pid: u32,
+}
+
+/// Something the drills can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Member {
+    /// Node by index (0-based).
+    Node(usize),
+    DatabasePrimary,
+    DatabaseStandby,
+    LoadBalancer,
+    ObjectStore,
+}
+
+/// What a drill does to a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Kill,
+    Stop,
+    Start,
+    Pause,
+    Unpause,
+    Disconnect,
+    Reconnect,
+}
+
+/// Errors from bringing infrastructure up, acting on it, or tearing it down.
+#[derive(Debug, thiserror::Error)]
+pub enum InfraError {
+    #[error("{what} is not installed or not runnable: {detail}")]
+    Missing { what: String, detail: String },
+    #[error("{what} failed: {detail}")]
+    Failed { what: String, detail: String },
+    #[error("{what} did not become ready within {timeout:?}: {detail}")]
+    NotReady {
+        what: String,
+        timeout: Duration,
+        detail: String,
+    },
+    #[error("the {provider} provider cannot {action:?} {member:?}")]
+    Unsupported {
+        provider: String,
+        action: Control,
+        member: Member,
+    },
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running cluster (or a handle on an existing one).
+pub trait Infra: Send + Sync {
+    /// Provider name and what it runs, for the report.
+    fn info(&self) -> reports::record::InfraInfo;
+    fn endpoints(&self) -> &Endpoints;
+    /// Processes to sample for CPU and memory (empty for a target deployment).
+    fn monitored(&self) -> Vec<Monitored>;
+    /// Acts on a member: kill, stop, start, pause… Providers refuse what they cannot do.
+    fn control(&self, member: &Member, action: Control) -> Result<(), InfraError>;
+    /// Stops everything this provider started and removes its files. Idempotent.
+    fn teardown(&mut self) -> Result<(), InfraError>;
+}
