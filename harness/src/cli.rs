@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "harness", version, about = "Load-testing and conformance harness for pkgnode clusters")]
+#[command(
+    name = "harness",
+    version,
+    about = "Load-testing and conformance harness for pkgnode clusters"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -14,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a load scenario against a cluster and write its run record and report.
-    Scenario(ScenarioArgs),
+    Scenario(Box<ScenarioArgs>),
     /// Re-render report.html (and summary.json) from a run record directory.
     Report {
         /// A run directory written by `harness scenario`.

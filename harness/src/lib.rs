@@ -12,7 +12,7 @@ pub use error::{HarnessError, exit};
 /// Runs one command line; returns the exit code.
 pub async fn execute(cli: cli::Cli) -> u8 {
     let result = match cli.command {
-        cli::Command::Scenario(args) => commands::scenario::run(args).await,
+        cli::Command::Scenario(args) => commands::scenario::run(*args).await,
         cli::Command::Report { dir } => commands::report::rerender(&dir).map(|record| {
             println!("report: {}", dir.join("report.html").display());
             println!("verdict: {}", record.verdict.as_str().to_uppercase());

@@ -10,7 +10,8 @@ pub fn rerender(dir: &Path) -> Result<reports::RunRecord, HarnessError> {
     let html = reports::html::render(&record)?;
     write_atomic(&dir.join("report.html"), html.as_bytes())?;
     let summary = reports::summary::Summary::from_record(&record);
-    let json = serde_json::to_vec_pretty(&summary).map_err(|e| HarnessError::Internal(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(&summary).map_err(|e| HarnessError::Internal(e.to_string()))?;
     write_atomic(&dir.join("summary.json"), &json)?;
     Ok(record)
 }

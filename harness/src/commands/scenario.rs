@@ -17,7 +17,10 @@ pub async fn run(args: ScenarioArgs) -> Result<u8, HarnessError> {
     let config = run::daily_installs_config(&args);
     config.validate().map_err(HarnessError::Config)?;
     let thresholds = run::thresholds(&args)?;
-    let out = args.out.clone().unwrap_or_else(|| default_out_dir(args.name.as_str()));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_dir(args.name.as_str()));
 
     let started = Instant::now();
     let mut infra = start_infra(&args).await?;
@@ -69,7 +72,10 @@ fn write(out: &Path, record: &RunRecord) -> Result<(), HarnessError> {
 fn one_screen_summary(summary: &reports::summary::Summary) -> String {
     let overall = summary.latency_ms.get("overall");
     let p = |f: fn(&reports::summary::LatencySummary) -> Option<f64>| {
-        overall.and_then(f).map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into())
+        overall
+            .and_then(f)
+            .map(|v| format!("{v:.1}"))
+            .unwrap_or_else(|| "-".into())
     };
     format!(
         "installs: {} attempted, {} succeeded, {} failed, {} late; rate target {:.2}/s achieved {:.2}/s\n\
@@ -95,7 +101,9 @@ async fn start_infra(args: &ScenarioArgs) -> Result<Box<dyn Infra>, HarnessError
     }
     let reason = match args.infra {
         InfraChoice::Local => "--infra local".to_string(),
-        InfraChoice::Auto => "auto: the docker provider is not built yet, so local processes".to_string(),
+        InfraChoice::Auto => {
+            "auto: the docker provider is not built yet, so local processes".to_string()
+        }
         InfraChoice::Docker => {
             return Err(InfraError::Missing {
                 what: "the docker provider".into(),
@@ -135,7 +143,15 @@ fn ensure_pkgnode() -> Result<PathBuf, HarnessError> {
     };
     eprintln!("harness: building pkgnode (release)");
     let status = std::process::Command::new(cargo)
-        .args(["build", "--quiet", "--release", "-p", "node", "--bin", "pkgnode"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "node",
+            "--bin",
+            "pkgnode",
+        ])
         .status()
         .map_err(|e| InfraError::Missing {
             what: "cargo".into(),
@@ -163,16 +179,21 @@ async fn target(args: &ScenarioArgs, url: &str) -> Result<infra::target::Target,
     let host_ok = reqwest::Url::parse(&url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
-        .is_some_and(|h| h == "localhost" || h.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback()));
+        .is_some_and(|h| {
+            h == "localhost"
+                || h.parse::<std::net::Ipv4Addr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
     if !host_ok {
         return Err(HarnessError::Config(vec![format!(
             "--target {url}: load goes only to loopback addresses (127.0.0.0/8, localhost) from this harness"
         )]));
     }
-    let token = args
-        .token
-        .clone()
-        .ok_or_else(|| HarnessError::Config(vec!["--target needs --token (a sources:write token)".into()]))?;
+    let token = args.token.clone().ok_or_else(|| {
+        HarnessError::Config(vec![
+            "--target needs --token (a sources:write token)".into(),
+        ])
+    })?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -10,7 +10,10 @@ pub struct Target {
 
 impl Target {
     pub fn new(endpoints: Endpoints, versions: Vec<reports::record::NodeInfo>) -> Self {
-        Self { endpoints, versions }
+        Self {
+            endpoints,
+            versions,
+        }
     }
 }
 

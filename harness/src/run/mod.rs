@@ -54,7 +54,8 @@ pub fn daily_installs_config(args: &ScenarioArgs) -> DailyInstallsConfig {
 pub fn thresholds(args: &ScenarioArgs) -> Result<ThresholdSet, HarnessError> {
     let mut set = ThresholdSet::default();
     if let Some(path) = &args.thresholds_file {
-        set = ThresholdSet::from_toml_file(path).map_err(|e| HarnessError::Config(vec![e.to_string()]))?;
+        set = ThresholdSet::from_toml_file(path)
+            .map_err(|e| HarnessError::Config(vec![e.to_string()]))?;
     }
     let flags = ThresholdSet::parse_all(&args.thresholds)
         .map_err(|errors| HarnessError::Config(errors.iter().map(ToString::to_string).collect()))?;
@@ -93,7 +94,10 @@ pub async fn daily_installs(
         .build()
         .map_err(|e| HarnessError::Internal(e.to_string()))?;
 
-    eprintln!("harness: publishing the corpus ({} packages) through {}", config.corpus.packages, endpoints.base_url);
+    eprintln!(
+        "harness: publishing the corpus ({} packages) through {}",
+        config.corpus.packages, endpoints.base_url
+    );
     let uploaded = upload(&client, &endpoints, &corpus).await?;
     eprintln!(
         "harness: published {} Python and {} R files ({:.1} MB) in {:.1} s",
@@ -117,15 +121,25 @@ pub async fn daily_installs(
         pypi_repo: endpoints.pypi_repo.clone(),
         cran_repo: endpoints.cran_repo.clone(),
     };
-    let mut context = InstallContext::new(target, corpus.clone(), schedule.clone(), recorder.clone());
+    let mut context =
+        InstallContext::new(target, corpus.clone(), schedule.clone(), recorder.clone());
     context.late_tolerance = config.late_tolerance();
     let users = config.users();
-    eprintln!("harness: {}", config.description().replace('\n', "\nharness: "));
+    eprintln!(
+        "harness: {}",
+        config.description().replace('\n', "\nharness: ")
+    );
 
     let shares_before = node_share::snapshot(&client, &endpoints.nodes).await;
     let sampler = resources::Sampler::start(infra.monitored(), start, Duration::from_secs(1));
     let (stop_progress, stop_rx) = tokio::sync::oneshot::channel();
-    let progress = progress::spawn(recorder.clone(), schedule.len() as u64, run_time, args.quiet, stop_rx);
+    let progress = progress::spawn(
+        recorder.clone(),
+        schedule.len() as u64,
+        run_time,
+        args.quiet,
+        stop_rx,
+    );
     let began = Instant::now();
     let attack = daily_installs::execute(Arc::new(context), users, run_time).await;
     let ran_for = began.elapsed();
@@ -146,7 +160,11 @@ pub async fn daily_installs(
         kind: "note".into(),
         message: format!("{users} goose users; {} installs scheduled", schedule.len()),
     }];
-    let late = metrics.kinds.get(daily_installs::KIND_INSTALL).map(|k| k.late()).unwrap_or(0);
+    let late = metrics
+        .kinds
+        .get(daily_installs::KIND_INSTALL)
+        .map(|k| k.late())
+        .unwrap_or(0);
     if late > 0 {
         events.push(Event {
             at_s: run_time.as_secs_f64(),
@@ -229,7 +247,11 @@ async fn wait_for_publication(
             let mut checks = Vec::new();
             if let Some(last) = corpus.python().last() {
                 checks.push((
-                    format!("{url}/{}/latest/simple/{}/", endpoints.pypi_repo, scenarios::corpus::pep503_normalize(&last.name)),
+                    format!(
+                        "{url}/{}/latest/simple/{}/",
+                        endpoints.pypi_repo,
+                        scenarios::corpus::pep503_normalize(&last.name)
+                    ),
                     None,
                 ));
             }
@@ -248,7 +270,11 @@ async fn wait_for_publication(
             let ok = match client.get(&url).send().await {
                 Ok(r) if r.status().is_success() => match &needle {
                     None => true,
-                    Some(n) => r.text().await.map(|t| t.contains(n.as_str())).unwrap_or(false),
+                    Some(n) => r
+                        .text()
+                        .await
+                        .map(|t| t.contains(n.as_str()))
+                        .unwrap_or(false),
                 },
                 _ => false,
             };
@@ -256,7 +282,9 @@ async fn wait_for_publication(
                 break;
             }
             if Instant::now() > deadline {
-                return Err(HarnessError::Target(format!("{url} did not show the published corpus within 30 s")));
+                return Err(HarnessError::Target(format!(
+                    "{url} did not show the published corpus within 30 s"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -6,14 +6,19 @@ use std::collections::BTreeMap;
 pub fn requests_served(metrics_text: &str) -> u64 {
     metrics_text
         .lines()
-        .filter(|l| l.starts_with("pkgnode_http_requests_total{") && !l.contains("route=\"/__ping__\""))
+        .filter(|l| {
+            l.starts_with("pkgnode_http_requests_total{") && !l.contains("route=\"/__ping__\"")
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|v| v as u64)
         .sum()
 }
 
 /// Reads every node's counter; nodes that do not answer are left out.
-pub async fn snapshot(client: &reqwest::Client, nodes: &[(String, String)]) -> BTreeMap<String, u64> {
+pub async fn snapshot(
+    client: &reqwest::Client,
+    nodes: &[(String, String)],
+) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
     for (name, url) in nodes {
         let Ok(response) = client.get(format!("{url}/metrics")).send().await else {
@@ -27,10 +32,18 @@ pub async fn snapshot(client: &reqwest::Client, nodes: &[(String, String)]) -> B
 }
 
 /// Requests served between two snapshots.
-pub fn difference(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+pub fn difference(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
     after
         .iter()
-        .map(|(name, count)| (name.clone(), count.saturating_sub(before.get(name).copied().unwrap_or(0))))
+        .map(|(name, count)| {
+            (
+                name.clone(),
+                count.saturating_sub(before.get(name).copied().unwrap_or(0)),
+            )
+        })
         .collect()
 }
 

@@ -25,14 +25,20 @@ pub fn spawn(
         let bar = if terminal {
             let bar = ProgressBar::new(planned_installs);
             bar.set_style(
-                ProgressStyle::with_template("{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} installs  {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} installs  {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             Some(bar)
         } else {
             None
         };
-        let every = if terminal { Duration::from_millis(250) } else { Duration::from_secs(10) };
+        let every = if terminal {
+            Duration::from_millis(250)
+        } else {
+            Duration::from_secs(10)
+        };
         let mut last_ok = 0u64;
         let mut last_at = std::time::Instant::now();
         loop {
@@ -41,13 +47,21 @@ pub fn spawn(
                 _ = tokio::time::sleep(every) => {}
             }
             let live = recorder.snapshot();
-            let Some(install) = live.kinds.get(scenarios::daily_installs::KIND_INSTALL).cloned() else {
+            let Some(install) = live
+                .kinds
+                .get(scenarios::daily_installs::KIND_INSTALL)
+                .cloned()
+            else {
                 continue;
             };
             let errors: u64 = live.kinds.values().map(|k| k.err).sum();
-            let p99 = install.p99_ms.map(|p| format!("{p:.1} ms")).unwrap_or_else(|| "-".into());
+            let p99 = install
+                .p99_ms
+                .map(|p| format!("{p:.1} ms"))
+                .unwrap_or_else(|| "-".into());
             let now = std::time::Instant::now();
-            let achieved = (install.ok.saturating_sub(last_ok)) as f64 / now.duration_since(last_at).as_secs_f64();
+            let achieved = (install.ok.saturating_sub(last_ok)) as f64
+                / now.duration_since(last_at).as_secs_f64();
             last_ok = install.ok;
             last_at = now;
             let elapsed = live.elapsed.as_secs_f64();

@@ -15,7 +15,12 @@ fn tree_usage(root: u32, parents: &HashMap<u32, u32>) -> Option<(u64, u64)> {
     let mut index = 0;
     while index < members.len() {
         let parent = members[index];
-        members.extend(parents.iter().filter(|(_, p)| **p == parent).map(|(pid, _)| *pid));
+        members.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| **p == parent)
+                .map(|(pid, _)| *pid),
+        );
         index += 1;
     }
     let mut ticks = 0;
@@ -61,12 +66,19 @@ fn parent_map() -> HashMap<u32, u32> {
         return parents;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             && let Some(close) = text.rfind(')')
-            && let Some(ppid) = text[close + 2..].split_whitespace().nth(1).and_then(|p| p.parse().ok())
+            && let Some(ppid) = text[close + 2..]
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse().ok())
         {
             parents.insert(pid, ppid);
         }
@@ -97,7 +109,8 @@ impl Sampler {
                     if let Some((last_ticks, last_at)) = previous.get(&process.name) {
                         let wall = now.duration_since(*last_at).as_secs_f64();
                         if wall > 0.0 {
-                            let cpu_pct = ticks.saturating_sub(*last_ticks) as f64 / hz / wall * 100.0;
+                            let cpu_pct =
+                                ticks.saturating_sub(*last_ticks) as f64 / hz / wall * 100.0;
                             if let Ok(mut out) = sink.lock() {
                                 out.push(ResourceSample {
                                     at_s: now.saturating_duration_since(start).as_secs_f64(),

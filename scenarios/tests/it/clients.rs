@@ -33,7 +33,10 @@ async fn seeded_server() -> (fake_server::FakeServer, Arc<Corpus>) {
     upload_corpus(
         &reqwest::Client::new(),
         &server.base_url,
-        UploadTokens { python: "t", r: "t" },
+        UploadTokens {
+            python: "t",
+            r: "t",
+        },
         "py",
         "r",
         &corpus,

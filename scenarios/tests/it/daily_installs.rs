@@ -79,7 +79,10 @@ async fn upload(server: &fake_server::FakeServer, corpus: &Corpus) -> daily_inst
     upload_corpus(
         &client,
         &server.base_url,
-        UploadTokens { python: TOKEN, r: TOKEN },
+        UploadTokens {
+            python: TOKEN,
+            r: TOKEN,
+        },
         "local-python",
         "local",
         corpus,
@@ -131,9 +134,19 @@ async fn upload_corpus_sends_every_artifact_once_and_is_idempotent() {
     );
 
     let client = reqwest::Client::new();
-    let err = upload_corpus(&client, &server.base_url, UploadTokens { python: "wrong", r: "wrong" }, "p", "r", &corpus)
-        .await
-        .unwrap_err();
+    let err = upload_corpus(
+        &client,
+        &server.base_url,
+        UploadTokens {
+            python: "wrong",
+            r: "wrong",
+        },
+        "p",
+        "r",
+        &corpus,
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err, ScenarioError::UploadRejected { status: 401, .. }),
         "{err}"

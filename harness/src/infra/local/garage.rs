@@ -2,6 +2,7 @@
 //! with the same CLI steps as the node's own integration tests.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::Context;
 use super::process::{self, Launch, Supervised};
@@ -68,7 +69,6 @@ impl Garage {
                 &name,
                 context.timeout,
             )
-            .map(|finished| finished.stdout)
         };
         let version = cli("version", &["--version"]).map(|line| parse_version(&line))?;
 
@@ -76,16 +76,26 @@ impl Garage {
             .arg("-c")
             .arg(&config)
             .arg("server");
-        let mut process = Supervised::new(server);
+        let mut process = Supervised::new(server, &context.pids);
         process.start(context.spawner)?;
         let mut node_id = String::new();
         process::wait_ready("garage", context.timeout, Some(&mut process), || {
+            // `node id` answers from the metadata dir before the server listens: wait for the
+            // RPC and S3 ports first, or `layout assign` finds nobody to talk to.
+            for port in [rpc_port, s3_port] {
+                let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1))
+                    .map_err(|e| format!("connect {address}: {e}"))?;
+            }
             let id = cli("node-id", &["node", "id", "-q"]).map_err(|e| e.to_string())?;
             node_id = id.trim().to_string();
             Ok(!node_id.is_empty())
         })?;
         let id = node_id.split('@').next().unwrap_or_default();
-        cli("layout-assign", &["layout", "assign", "-z", "dc1", "-c", "1G", id])?;
+        cli(
+            "layout-assign",
+            &["layout", "assign", "-z", "dc1", "-c", "1G", id],
+        )?;
         cli("layout-apply", &["layout", "apply", "--version", "1"])?;
         let key = cli("key-create", &["key", "create", KEY_NAME])?;
         let field = |name: &str| {
@@ -119,7 +129,7 @@ impl Garage {
         let address = std::net::SocketAddr::from(([127, 0, 0, 1], self.s3_port));
         process::wait_ready("garage", context.timeout, Some(&mut self.process), || {
             // Any HTTP answer (S3 says 403 to an anonymous GET) means the API is up.
-            super::probe::get(address, "/", std::time::Duration::from_secs(2)).map(|_| true)
+            super::probe::get(address, "/", Duration::from_secs(2)).map(|_| true)
         })
     }
 }

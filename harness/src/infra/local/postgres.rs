@@ -22,6 +22,8 @@ pub struct Postgres {
     pub process: Supervised,
     bin: PathBuf,
     run_as: Option<Identity>,
+    /// Set when the work dir is out of the `postgres` user's reach and the data lives here.
+    outside_dir: Option<tempfile::TempDir>,
 }
 
 impl Postgres {
@@ -41,7 +43,13 @@ impl Postgres {
         } else {
             None
         };
-        let dir = context.work_dir.join("postgresql");
+        let (dir, outside_dir) = match run_as {
+            Some(identity) if !reachable_by(context.work_dir, identity) => {
+                let outside = outside_dir(identity)?;
+                (outside.path().join("postgresql"), Some(outside))
+            }
+            _ => (context.work_dir.join("postgresql"), None),
+        };
         std::fs::create_dir_all(&dir)?;
         if let Some(identity) = run_as {
             chown(&dir, identity)?;
@@ -49,7 +57,16 @@ impl Postgres {
         let data = dir.join("data");
         let version = version(context, &bin)?;
         let initdb = Launch::new("postgresql initdb", bin.join("initdb"), "")
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
             .arg(&data)
             .cwd(&dir)
             .run_as(run_as);
@@ -103,9 +120,10 @@ impl Postgres {
         let mut postgres = Self {
             port,
             version,
-            process: Supervised::new(server),
+            process: Supervised::new(server, &context.pids),
             bin,
             run_as,
+            outside_dir,
         };
         postgres.process.start(context.spawner)?;
         postgres.wait_ready(context)?;
@@ -147,6 +165,20 @@ impl Postgres {
         )
     }
 
+    /// Removes the data dir when it lives outside the work dir (only once the server is down).
+    pub fn remove_outside_dir(&mut self) -> Result<(), InfraError> {
+        match self.outside_dir.take() {
+            Some(dir) => {
+                let path = dir.path().to_path_buf();
+                dir.close().map_err(|e| InfraError::Failed {
+                    what: "postgresql".into(),
+                    detail: format!("cannot remove {}: {e}", path.display()),
+                })
+            }
+            None => Ok(()),
+        }
+    }
+
     /// The URL the nodes connect with.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{DATABASE}", self.port)
@@ -163,7 +195,7 @@ fn version(context: &Context, bin: &Path) -> Result<String, InfraError> {
         "postgresql-version",
         context.timeout,
     )?;
-    Ok(parse_version(&output.stdout))
+    Ok(parse_version(&output))
 }
 
 fn parse_version(line: &str) -> String {
@@ -172,6 +204,53 @@ fn parse_version(line: &str) -> String {
         .and_then(|(_, rest)| rest.split_whitespace().next())
         .unwrap_or(line)
         .to_string()
+}
+
+/// Whether `identity` may traverse every directory down to `path` (root ignores permissions, so
+/// `access(2)` cannot tell).
+fn reachable_by(path: &Path, identity: Identity) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(path) = path.canonicalize() else {
+        return false;
+    };
+    path.ancestors().all(|dir| {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            return false;
+        };
+        let mode = meta.mode();
+        if meta.uid() == identity.uid {
+            mode & 0o100 != 0
+        } else if meta.gid() == identity.gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        }
+    })
+}
+
+/// A temp dir the `postgres` user can reach, for when the work dir is private (e.g. under a
+/// mode-0700 `$TMPDIR`).
+fn outside_dir(identity: Identity) -> Result<tempfile::TempDir, InfraError> {
+    use std::os::unix::fs::PermissionsExt;
+    let candidates = [
+        std::env::temp_dir(),
+        PathBuf::from("/tmp"),
+        PathBuf::from("/var/tmp"),
+    ];
+    let base = candidates
+        .iter()
+        .find(|dir| reachable_by(dir, identity))
+        .ok_or_else(|| InfraError::Failed {
+            what: "postgresql".into(),
+            detail: "no directory the postgres user can reach: neither the work dir, $TMPDIR, \
+                     /tmp nor /var/tmp"
+                .into(),
+        })?;
+    let dir = tempfile::Builder::new()
+        .prefix("harness-pg-")
+        .tempdir_in(base)?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
+    Ok(dir)
 }
 
 fn chown(path: &Path, identity: Identity) -> Result<(), InfraError> {

@@ -7,13 +7,14 @@
 //! (a tokio `spawn_blocking` worker retires after 10 s idle) would kill the cluster behind our
 //! back. Every wait is bounded.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -161,13 +162,12 @@ impl Launch {
                 if libc::setpgid(0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                if let Some(identity) = run_as {
-                    if libc::setgroups(0, std::ptr::null()) != 0
+                if let Some(identity) = run_as
+                    && (libc::setgroups(0, std::ptr::null()) != 0
                         || libc::setgid(identity.gid) != 0
-                        || libc::setuid(identity.uid) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
+                        || libc::setuid(identity.uid) != 0)
+                {
+                    return Err(std::io::Error::last_os_error());
                 }
                 // After setuid: credential changes clear the death signal.
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
@@ -230,7 +230,7 @@ impl Spawner {
                 what: name.to_string(),
                 detail: "the spawner thread did not answer".into(),
             })?
-            .map_err(|e| InfraError::Io(e))
+            .map_err(InfraError::Io)
     }
 }
 
@@ -244,20 +244,47 @@ impl Drop for Spawner {
     }
 }
 
+/// The current pid of every supervised process by name, readable without touching the
+/// processes themselves (a drill may hold one for seconds while it restarts).
+#[derive(Debug, Clone, Default)]
+pub struct PidBoard(Arc<Mutex<BTreeMap<String, u32>>>);
+
+impl PidBoard {
+    pub fn get(&self, name: &str) -> Option<u32> {
+        self.lock().get(name).copied()
+    }
+
+    fn set(&self, name: &str, pid: Option<u32>) {
+        let mut board = self.lock();
+        match pid {
+            Some(pid) => board.insert(name.to_string(), pid),
+            None => board.remove(name),
+        };
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u32>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// A long-running child that can be signalled, stopped and started again with the same launch.
 pub struct Supervised {
     launch: Launch,
     child: Option<Child>,
     /// The last exit, kept for error messages after the child was reaped.
     last_exit: Option<ExitStatus>,
+    pids: PidBoard,
 }
 
 impl Supervised {
-    pub fn new(launch: Launch) -> Self {
+    pub fn new(launch: Launch, pids: &PidBoard) -> Self {
         Self {
             launch,
             child: None,
             last_exit: None,
+            pids: pids.clone(),
         }
     }
 
@@ -286,6 +313,7 @@ impl Supervised {
                 },
                 other => other,
             })?;
+        self.pids.set(&self.launch.name, Some(child.id()));
         self.child = Some(child);
         self.last_exit = None;
         Ok(())
@@ -303,11 +331,12 @@ impl Supervised {
 
     /// The exit status once the process has exited, reaping it.
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
-        if let Some(child) = &mut self.child {
-            if let Ok(Some(status)) = child.try_wait() {
-                self.child = None;
-                self.last_exit = Some(status);
-            }
+        if let Some(child) = &mut self.child
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            self.child = None;
+            self.last_exit = Some(status);
+            self.pids.set(&self.launch.name, None);
         }
         if self.child.is_some() {
             None
@@ -344,6 +373,45 @@ impl Supervised {
             }
         }
         Ok(())
+    }
+
+    /// SIGSTOP to the group; returns once the leader is really stopped (delivery is async).
+    pub fn pause(&mut self) -> Result<(), InfraError> {
+        self.signal_group(libc::SIGSTOP)?;
+        self.wait_for_state(true)
+    }
+
+    /// SIGCONT to the group; returns once the leader runs again.
+    pub fn unpause(&mut self) -> Result<(), InfraError> {
+        self.signal_group(libc::SIGCONT)?;
+        self.wait_for_state(false)
+    }
+
+    fn wait_for_state(&mut self, stopped: bool) -> Result<(), InfraError> {
+        let Some(pid) = self.pid() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next());
+            // `T` stopped by a signal (`t` under a tracer counts too).
+            let is_stopped = matches!(state, Some('T' | 't'));
+            if is_stopped == stopped {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(InfraError::Failed {
+                    what: self.launch.name.clone(),
+                    detail: format!(
+                        "pid {pid} is in state {state:?}, not {} after 2 s",
+                        if stopped { "stopped" } else { "running" }
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Waits up to `timeout` for the process to exit; true when it has.
@@ -422,6 +490,15 @@ impl Supervised {
     }
 }
 
+impl Drop for Supervised {
+    /// A process dropped while running (a start that failed half-way) is killed, group and all.
+    fn drop(&mut self) {
+        if let Err(error) = self.kill() {
+            tracing::error!(%error, "killing a dropped process");
+        }
+    }
+}
+
 fn open_log(path: &Path, name: &str) -> Result<File, InfraError> {
     std::fs::OpenOptions::new()
         .create(true)
@@ -455,22 +532,16 @@ pub fn log_tail(path: &Path) -> String {
     }
 }
 
-/// What a short command printed.
-#[derive(Debug)]
-pub struct Finished {
-    pub stdout: String,
-    pub stderr: String,
-}
-
 /// Runs a short command to completion within `timeout`, its output captured in `log_dir` as
 /// `{step}.out` / `{step}.err`; a non-zero exit or a timeout is an error naming the step.
+/// Returns what it printed on stdout.
 pub fn run(
     spawner: &Spawner,
     launch: &Launch,
     log_dir: &Path,
     step: &str,
     timeout: Duration,
-) -> Result<Finished, InfraError> {
+) -> Result<String, InfraError> {
     let out_path = log_dir.join(format!("{step}.out"));
     let err_path = log_dir.join(format!("{step}.err"));
     let failed = |detail: String| InfraError::Failed {
@@ -509,16 +580,15 @@ pub fn run(
         std::thread::sleep(POLL);
     };
     let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
     if !status.success() {
         return Err(failed(format!(
             "{status}; stderr {}:\n{}\nstdout:\n{}",
             err_path.display(),
-            stderr.trim_end(),
+            log_tail(&err_path),
             stdout.trim_end()
         )));
     }
-    Ok(Finished { stdout, stderr })
+    Ok(stdout)
 }
 
 /// Polls `check` until it answers `Ok(true)` or `timeout` passes, failing early when `process`
@@ -537,10 +607,10 @@ pub fn wait_ready(
             Ok(false) => {}
             Err(error) => last = error,
         }
-        if let Some(process) = process.as_deref_mut() {
-            if !process.running() {
-                return Err(process.died_error());
-            }
+        if let Some(process) = process.as_deref_mut()
+            && !process.running()
+        {
+            return Err(process.died_error());
         }
         if Instant::now() >= deadline {
             let log = process

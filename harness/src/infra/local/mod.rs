@@ -1,0 +1,614 @@
+//! The `local` provider: PostgreSQL, Garage (S3), the `pkgnode` nodes and HAProxy as child
+//! processes on loopback addresses, each node on its own address (127.0.0.11, .12, …) and all
+//! nodes on one port, like hosts of a real cluster.
+//!
+//! Work dir layout: `postgresql/` (+ `postgresql.log`), `garage/` (+ `garage.log`),
+//! `pkgnode.key`, `node-N/` + `node-N.toml` + `node-N.log`, `haproxy.cfg` + `haproxy.log` +
+//! `haproxy.sock`, and `commands/` with the output of every setup command.
+//!
+//! **Architecture Invariant:** nothing here daemonizes. Every process is a direct child, so its
+//! pid is the one sampled and signalled, and it dies with the harness (see [`process`]).
+
+mod garage;
+mod haproxy;
+mod nodes;
+mod postgres;
+mod probe;
+mod process;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use reports::record::{InfraInfo, NodeInfo};
+
+use self::garage::Garage;
+use self::haproxy::HaProxy;
+use self::nodes::Node;
+use self::postgres::Postgres;
+use self::process::{Identity, PidBoard, STOP_GRACE, Spawner, Supervised};
+use super::{Control, Endpoints, Infra, InfraError, Member, Monitored};
+
+pub use self::process::pid_exists;
+
+const PROVIDER: &str = "local";
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Number of `pkgnode` processes (at least 1).
+    pub nodes: usize,
+    /// The `pkgnode` binary; see [`find_pkgnode_bin`].
+    pub pkgnode_bin: PathBuf,
+    /// Where configs, data and logs go. `None`: a temp dir removed at teardown. A given dir is
+    /// kept (with its logs) after teardown.
+    pub work_dir: Option<PathBuf>,
+    /// TOML merged into every node's config (tables merge key by key; these values win).
+    pub node_config_extra: String,
+    /// How long each component may take to become ready.
+    pub ready_timeout: Duration,
+    /// Why the local provider was chosen, for the report.
+    pub reason: String,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        Self {
+            nodes: 2,
+            pkgnode_bin: find_pkgnode_bin().unwrap_or_else(|_| PathBuf::from("pkgnode")),
+            work_dir: None,
+            node_config_extra: String::new(),
+            ready_timeout: Duration::from_secs(60),
+            reason: "local processes requested".into(),
+        }
+    }
+}
+
+/// Finds `pkgnode`: `$PKGNODE_BIN`, else next to the running executable (`target/debug/`), else
+/// one level up (a test binary runs from `target/debug/deps/`).
+pub fn find_pkgnode_bin() -> Result<PathBuf, InfraError> {
+    if let Some(path) = std::env::var_os("PKGNODE_BIN") {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(InfraError::Missing {
+                what: "pkgnode".into(),
+                detail: format!("PKGNODE_BIN={} is not a file", path.display()),
+            })
+        };
+    }
+    let exe = std::env::current_exe()?;
+    let mut looked = Vec::new();
+    for dir in exe.ancestors().skip(1).take(2) {
+        let candidate = dir.join("pkgnode");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        looked.push(candidate.display().to_string());
+    }
+    Err(InfraError::Missing {
+        what: "pkgnode".into(),
+        detail: format!(
+            "not found at {}: build it with `cargo build -p node` or set PKGNODE_BIN",
+            looked.join(" or ")
+        ),
+    })
+}
+
+/// What the component modules need while starting or restarting something.
+pub(crate) struct Context<'a> {
+    spawner: &'a Spawner,
+    work_dir: &'a Path,
+    commands_dir: PathBuf,
+    timeout: Duration,
+    pids: PidBoard,
+}
+
+enum WorkDir {
+    /// Ours: removed at teardown.
+    Temporary(Option<tempfile::TempDir>),
+    /// The caller's: kept, logs and all.
+    Kept(PathBuf),
+}
+
+impl WorkDir {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Temporary(Some(dir)) => dir.path(),
+            Self::Temporary(None) => Path::new(""),
+            Self::Kept(path) => path,
+        }
+    }
+}
+
+/// A running local cluster. Dropping it tears it down.
+pub struct LocalCluster {
+    endpoints: Endpoints,
+    info: InfraInfo,
+    postgres: Mutex<Option<Postgres>>,
+    garage: Mutex<Option<Garage>>,
+    nodes: Vec<Mutex<Node>>,
+    haproxy: Mutex<Option<HaProxy>>,
+    pids: PidBoard,
+    /// Declared after every process holder: it is dropped last.
+    spawner: Option<Spawner>,
+    work_dir: WorkDir,
+    ready_timeout: Duration,
+    database_url: String,
+    torn_down: bool,
+}
+
+/// Starts the cluster and waits until the load balancer sees every node UP. Blocking: call it
+/// from `spawn_blocking` in async code. On error, whatever was started is stopped again and the
+/// error names the failing component and the end of its log.
+pub fn start(options: LocalOptions) -> Result<LocalCluster, InfraError> {
+    let began = Instant::now();
+    if options.nodes == 0 {
+        return Err(InfraError::Failed {
+            what: "local cluster".into(),
+            detail: "at least one node is needed".into(),
+        });
+    }
+    // Every node needs its own loopback address.
+    nodes::node_ip(options.nodes - 1)?;
+    if !options.pkgnode_bin.is_file() {
+        return Err(InfraError::Missing {
+            what: "pkgnode".into(),
+            detail: format!(
+                "{} is not a file: build it with `cargo build -p node` or set PKGNODE_BIN",
+                options.pkgnode_bin.display()
+            ),
+        });
+    }
+    let work_dir = match &options.work_dir {
+        Some(path) => {
+            std::fs::create_dir_all(path)?;
+            WorkDir::Kept(path.clone())
+        }
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("harness-local-")
+                .tempdir()?;
+            if Identity::running_as_root() {
+                // PostgreSQL runs as `postgres` and must reach its dir inside ours.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
+            }
+            WorkDir::Temporary(Some(dir))
+        }
+    };
+    let mut cluster = LocalCluster {
+        endpoints: Endpoints {
+            base_url: String::new(),
+            nodes: Vec::new(),
+            pypi_repo: nodes::PYPI_REPO.into(),
+            cran_repo: nodes::CRAN_REPO.into(),
+            pypi_source: nodes::PYPI_SOURCE.into(),
+            cran_source: nodes::CRAN_SOURCE.into(),
+            pypi_token: String::new(),
+            cran_token: String::new(),
+        },
+        info: InfraInfo {
+            provider: PROVIDER.into(),
+            reason: options.reason.clone(),
+            ..InfraInfo::default()
+        },
+        postgres: Mutex::new(None),
+        garage: Mutex::new(None),
+        nodes: Vec::new(),
+        haproxy: Mutex::new(None),
+        pids: PidBoard::default(),
+        spawner: Some(Spawner::new()?),
+        work_dir,
+        ready_timeout: options.ready_timeout,
+        database_url: String::new(),
+        torn_down: false,
+    };
+    // On error `cluster` drops here, which stops whatever had started.
+    cluster.bring_up(&options)?;
+    tracing::info!(
+        nodes = options.nodes,
+        elapsed = ?began.elapsed(),
+        base_url = %cluster.endpoints.base_url,
+        work_dir = %cluster.work_dir().display(),
+        "local cluster ready"
+    );
+    Ok(cluster)
+}
+
+impl LocalCluster {
+    fn bring_up(&mut self, options: &LocalOptions) -> Result<(), InfraError> {
+        // From the fields, not `self.context()`: the members are filled in while it lives.
+        let context = make_context(
+            &self.spawner,
+            &self.work_dir,
+            self.ready_timeout,
+            &self.pids,
+        )?;
+        std::fs::create_dir_all(&context.commands_dir)?;
+
+        // The database and the object store are independent: start them side by side.
+        let (postgres, garage) = std::thread::scope(|scope| {
+            let postgres = scope.spawn(|| Postgres::start(&context));
+            let garage = scope.spawn(|| Garage::start(&context));
+            (join(postgres, "postgresql"), join(garage, "s3"))
+        });
+        let postgres = postgres.map(|p| self.postgres.get_mut().map(|slot| slot.insert(p)));
+        let garage = garage.map(|g| self.garage.get_mut().map(|slot| slot.insert(g)));
+        let (postgres, garage) = match (postgres, garage) {
+            (Ok(Ok(postgres)), Ok(Ok(garage))) => (postgres, garage),
+            (Err(error), _) | (_, Err(error)) => return Err(error),
+            _ => return Err(poisoned()),
+        };
+        self.database_url = postgres.url();
+        let mut components = std::collections::BTreeMap::new();
+        components.insert("postgresql".to_string(), postgres.version.clone());
+        components.insert("garage".to_string(), garage.version.clone());
+
+        let key_file = context.work_dir.join("pkgnode.key");
+        nodes::write_key_file(&key_file)?;
+        let shared = nodes::Shared {
+            database_url: &self.database_url,
+            s3_endpoint: &garage.endpoint,
+            s3_access_key: &garage.access_key,
+            s3_secret_key: &garage.secret_key,
+            key_file: &key_file,
+            extra: &options.node_config_extra,
+        };
+        let addresses = (0..options.nodes)
+            .map(nodes::node_ip)
+            .collect::<Result<Vec<_>, _>>()?;
+        let port = probe::free_port_on(&addresses)?;
+        let mut prepared = Vec::new();
+        for index in 0..options.nodes {
+            prepared.push(Node::prepare(
+                &context,
+                &options.pkgnode_bin,
+                index,
+                port,
+                &shared,
+            )?);
+        }
+        let tokens = nodes::create_layout(&context, &options.pkgnode_bin, &prepared[0].config)?;
+        // Start them all, then wait: they come up in parallel.
+        for node in prepared {
+            self.nodes.push(Mutex::new(node));
+        }
+        for node in &mut self.nodes {
+            let node = node.get_mut().map_err(|_| poisoned())?;
+            node.process.start(context.spawner)?;
+        }
+        for node in &mut self.nodes {
+            let node = node.get_mut().map_err(|_| poisoned())?;
+            node.wait_ready(context.timeout)?;
+        }
+        let mut members = Vec::new();
+        for node in &mut self.nodes {
+            let node = node.get_mut().map_err(|_| poisoned())?;
+            members.push((node.name.clone(), node.address));
+            self.endpoints.nodes.push((node.name.clone(), node.url()));
+            self.info.nodes.push(NodeInfo {
+                id: node.id.clone(),
+                address: node.address.to_string(),
+                version: node.version.clone(),
+            });
+        }
+
+        let haproxy = HaProxy::start(&context, &members)?;
+        components.insert("haproxy".to_string(), haproxy.version.clone());
+        self.endpoints.base_url = haproxy.url();
+        *self.haproxy.get_mut().map_err(|_| poisoned())? = Some(haproxy);
+        self.endpoints.pypi_token = tokens.pypi;
+        self.endpoints.cran_token = tokens.cran;
+        self.info.components = components;
+        Ok(())
+    }
+
+    fn context(&self) -> Result<Context<'_>, InfraError> {
+        make_context(
+            &self.spawner,
+            &self.work_dir,
+            self.ready_timeout,
+            &self.pids,
+        )
+    }
+
+    /// The work dir (configs, data, logs).
+    pub fn work_dir(&self) -> &Path {
+        self.work_dir.path()
+    }
+
+    /// The database URL the nodes use.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    /// The log file of a member (`None` for members this provider does not run).
+    pub fn log_file(&self, member: &Member) -> Option<PathBuf> {
+        let name = match member {
+            Member::Node(index) => format!("node-{}", index + 1),
+            Member::DatabasePrimary => "postgresql".into(),
+            Member::ObjectStore => "garage".into(),
+            Member::LoadBalancer => "haproxy".into(),
+            Member::DatabaseStandby => return None,
+        };
+        Some(self.work_dir().join(format!("{name}.log")))
+    }
+
+    /// HAProxy's view of the nodes: (server name, `UP`/`DOWN`/`MAINT`…).
+    pub fn balancer_states(&self) -> Result<Vec<(String, String)>, InfraError> {
+        let socket = self.work_dir().join("haproxy.sock");
+        haproxy::server_states(&socket).map_err(|detail| InfraError::Failed {
+            what: "haproxy show stat".into(),
+            detail,
+        })
+    }
+
+    fn unsupported(member: &Member, action: Control) -> InfraError {
+        InfraError::Unsupported {
+            provider: PROVIDER.into(),
+            action,
+            member: member.clone(),
+        }
+    }
+
+    fn control_node(&self, index: usize, action: Control) -> Result<(), InfraError> {
+        let member = Member::Node(index);
+        let node = self.nodes.get(index).ok_or_else(|| InfraError::Failed {
+            what: format!("node {index}"),
+            detail: format!("the cluster has {} nodes (0-based index)", self.nodes.len()),
+        })?;
+        let mut node = lock(node);
+        let context = self.context()?;
+        match action {
+            Control::Start => {
+                node.process.start(context.spawner)?;
+                node.wait_ready(context.timeout)
+            }
+            _ => signal_action(&mut node.process, action, libc::SIGTERM)
+                .unwrap_or_else(|| Err(Self::unsupported(&member, action))),
+        }
+    }
+
+    /// Stops every process (HAProxy and nodes first, then the stores), each with a polite
+    /// signal and at most [`STOP_GRACE`] before SIGKILL.
+    fn stop_everything(&mut self) -> Vec<InfraError> {
+        let mut errors = Vec::new();
+        let mut front: Vec<(&mut Supervised, libc::c_int)> = Vec::new();
+        if let Some(haproxy) = inner(&mut self.haproxy) {
+            front.push((&mut haproxy.process, libc::SIGTERM));
+        }
+        for node in &mut self.nodes {
+            let node = node.get_mut().unwrap_or_else(|p| p.into_inner());
+            front.push((&mut node.process, libc::SIGTERM));
+        }
+        errors.extend(stop_all(front));
+        let mut back: Vec<(&mut Supervised, libc::c_int)> = Vec::new();
+        if let Some(garage) = inner(&mut self.garage) {
+            back.push((&mut garage.process, libc::SIGTERM));
+        }
+        if let Some(postgres) = inner(&mut self.postgres) {
+            // SIGINT: PostgreSQL's fast shutdown.
+            back.push((&mut postgres.process, libc::SIGINT));
+        }
+        errors.extend(stop_all(back));
+        if let Some(postgres) = inner(&mut self.postgres)
+            && let Err(error) = postgres.remove_outside_dir()
+        {
+            errors.push(error);
+        }
+        errors
+    }
+}
+
+/// Kill, Stop, Pause and Unpause, the same for every single-process member; `None` for actions
+/// that are not signals.
+fn signal_action(
+    process: &mut Supervised,
+    action: Control,
+    stop_signal: libc::c_int,
+) -> Option<Result<(), InfraError>> {
+    Some(match action {
+        Control::Kill => process.kill(),
+        Control::Stop => process.stop(stop_signal, STOP_GRACE),
+        // The whole group, so PostgreSQL's backends freeze with the postmaster.
+        Control::Pause => process.pause(),
+        Control::Unpause => process.unpause(),
+        Control::Start | Control::Disconnect | Control::Reconnect => return None,
+    })
+}
+
+/// Signals every process, then waits for all of them against one deadline.
+fn stop_all(processes: Vec<(&mut Supervised, libc::c_int)>) -> Vec<InfraError> {
+    let mut errors = Vec::new();
+    let mut processes: Vec<_> = processes
+        .into_iter()
+        .filter_map(|(process, signal)| {
+            if !process.running() {
+                return None;
+            }
+            if let Err(error) = process.signal(signal) {
+                errors.push(error);
+            }
+            let _ = process.signal_group(libc::SIGCONT);
+            Some(process)
+        })
+        .collect();
+    let deadline = Instant::now() + STOP_GRACE;
+    for process in &mut processes {
+        if !process.wait_exit(deadline.saturating_duration_since(Instant::now())) {
+            tracing::warn!(process = process.name(), "did not stop in time; killing it");
+            if let Err(error) = process.kill() {
+                errors.push(error);
+            }
+        }
+    }
+    errors
+}
+
+fn make_context<'a>(
+    spawner: &'a Option<Spawner>,
+    work_dir: &'a WorkDir,
+    timeout: Duration,
+    pids: &PidBoard,
+) -> Result<Context<'a>, InfraError> {
+    let spawner = spawner.as_ref().ok_or_else(|| InfraError::Failed {
+        what: "local cluster".into(),
+        detail: "already torn down".into(),
+    })?;
+    Ok(Context {
+        spawner,
+        work_dir: work_dir.path(),
+        commands_dir: work_dir.path().join("commands"),
+        timeout,
+        pids: pids.clone(),
+    })
+}
+
+fn inner<T>(slot: &mut Mutex<Option<T>>) -> Option<&mut T> {
+    slot.get_mut().unwrap_or_else(|p| p.into_inner()).as_mut()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn poisoned() -> InfraError {
+    InfraError::Failed {
+        what: "local cluster".into(),
+        detail: "a startup thread panicked".into(),
+    }
+}
+
+fn join<T>(
+    handle: std::thread::ScopedJoinHandle<'_, Result<T, InfraError>>,
+    what: &str,
+) -> Result<T, InfraError> {
+    handle.join().unwrap_or_else(|_| {
+        Err(InfraError::Failed {
+            what: what.into(),
+            detail: "its startup thread panicked".into(),
+        })
+    })
+}
+
+impl Infra for LocalCluster {
+    fn info(&self) -> InfraInfo {
+        self.info.clone()
+    }
+
+    fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    fn monitored(&self) -> Vec<Monitored> {
+        let names = (1..=self.nodes.len()).map(|i| format!("node-{i}")).chain([
+            "postgresql".into(),
+            "s3".into(),
+            "haproxy".into(),
+        ]);
+        names
+            .filter_map(|name| {
+                let pid = self.pids.get(&name)?;
+                Some(Monitored { name, pid })
+            })
+            .collect()
+    }
+
+    /// Blocking: Stop waits up to 5 s, Start waits until the member is ready again.
+    fn control(&self, member: &Member, action: Control) -> Result<(), InfraError> {
+        if self.torn_down {
+            return Err(InfraError::Failed {
+                what: "local cluster".into(),
+                detail: "already torn down".into(),
+            });
+        }
+        match member {
+            Member::Node(index) => self.control_node(*index, action),
+            Member::DatabasePrimary => {
+                let mut postgres = lock(&self.postgres);
+                let postgres = postgres.as_mut().ok_or_else(poisoned)?;
+                match action {
+                    Control::Start => {
+                        postgres.process.start(self.context()?.spawner)?;
+                        postgres.wait_ready(&self.context()?)
+                    }
+                    _ => signal_action(&mut postgres.process, action, libc::SIGINT)
+                        .unwrap_or_else(|| Err(Self::unsupported(member, action))),
+                }
+            }
+            Member::ObjectStore => {
+                let mut garage = lock(&self.garage);
+                let garage = garage.as_mut().ok_or_else(poisoned)?;
+                match action {
+                    Control::Start => {
+                        garage.process.start(self.context()?.spawner)?;
+                        garage.wait_ready(&self.context()?)
+                    }
+                    _ => signal_action(&mut garage.process, action, libc::SIGTERM)
+                        .unwrap_or_else(|| Err(Self::unsupported(member, action))),
+                }
+            }
+            Member::LoadBalancer => {
+                let mut haproxy = lock(&self.haproxy);
+                let haproxy = haproxy.as_mut().ok_or_else(poisoned)?;
+                match action {
+                    Control::Start => {
+                        haproxy.process.start(self.context()?.spawner)?;
+                        haproxy.wait_started(self.ready_timeout)
+                    }
+                    _ => signal_action(&mut haproxy.process, action, libc::SIGTERM)
+                        .unwrap_or_else(|| Err(Self::unsupported(member, action))),
+                }
+            }
+            // The docker provider runs the standby; here there is none.
+            Member::DatabaseStandby => Err(Self::unsupported(member, action)),
+        }
+    }
+
+    fn teardown(&mut self) -> Result<(), InfraError> {
+        if self.torn_down {
+            return Ok(());
+        }
+        self.torn_down = true;
+        let began = Instant::now();
+        let mut errors = self.stop_everything();
+        // Nothing runs any more: the spawner thread may go.
+        self.spawner.take();
+        if let WorkDir::Temporary(dir) = &mut self.work_dir
+            && let Some(dir) = dir.take()
+        {
+            let path = dir.path().to_path_buf();
+            if let Err(error) = dir.close() {
+                errors.push(InfraError::Failed {
+                    what: "local cluster work dir".into(),
+                    detail: format!("cannot remove {}: {error}", path.display()),
+                });
+            }
+        }
+        tracing::info!(elapsed = ?began.elapsed(), "local cluster torn down");
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(InfraError::Failed {
+                what: "local cluster teardown".into(),
+                detail: errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }),
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        if let Err(error) = self.teardown() {
+            tracing::error!(%error, "local cluster teardown");
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! The `local` provider against the real processes: PostgreSQL 15, Garage, `pkgnode` and
+//! HAProxy. Traffic through the balancer spreads over the nodes and survives a killed node; an
+//! upload through it is visible on every node; teardown and drop leave no process or file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use harness::infra::local::{self, LocalCluster, LocalOptions};
+use harness::infra::{Control, Infra, InfraError, Member};
+
+/// `$PKGNODE_BIN`, or `pkgnode` built once per test process (same profile and target dir as
+/// this test binary): `cargo nextest run` builds only the harness's own targets.
+fn pkgnode() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("PKGNODE_BIN") {
+                return PathBuf::from(path);
+            }
+            let exe = std::env::current_exe().expect("test binary path");
+            // target/{profile}/deps/it-HASH
+            let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
+            let target_dir = profile_dir.parent().expect("target dir");
+            let profile = profile_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("debug");
+            let profile = if profile == "debug" { "dev" } else { profile };
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "node",
+                    "--bin",
+                    "pkgnode",
+                    "--profile",
+                ])
+                .arg(profile)
+                .arg("--target-dir")
+                .arg(target_dir)
+                .status()
+                .expect("run cargo");
+            assert!(status.success(), "cargo build -p node --bin pkgnode failed");
+            profile_dir.join("pkgnode")
+        })
+        .clone()
+}
+
+/// A dir for a caller-kept work dir, reachable by the `postgres` user when tests run as root.
+fn kept_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn start(work_dir: Option<PathBuf>) -> LocalCluster {
+    let options = LocalOptions {
+        nodes: 2,
+        pkgnode_bin: pkgnode(),
+        work_dir,
+        // Other nodes notice a new upload quickly.
+        node_config_extra: "[cache]\nhead_poll_interval = \"200ms\"\n".into(),
+        ready_timeout: Duration::from_secs(60),
+        reason: "integration test".into(),
+    };
+    let began = Instant::now();
+    let cluster = local::start(options).expect("local cluster starts");
+    eprintln!("local cluster (2 nodes) started in {:?}", began.elapsed());
+    cluster
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+fn get(client: &reqwest::blocking::Client, url: &str) -> (u16, String) {
+    let response = client
+        .get(url)
+        .send()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.text().unwrap_or_default())
+}
+
+/// The sum of a node's `pkgnode_http_requests_total` series.
+fn requests_served(client: &reqwest::blocking::Client, node_url: &str) -> f64 {
+    let (status, text) = get(client, &format!("{node_url}/metrics"));
+    assert_eq!(status, 200, "{node_url}/metrics");
+    text.lines()
+        .filter(|line| line.starts_with("pkgnode_http_requests_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Processes that are `pids` or belong to their process groups (PostgreSQL's backends).
+fn survivors(pids: &[u32]) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp …; comm may contain spaces, so split after the ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let pgrp: u32 = rest
+            .split_whitespace()
+            .nth(2)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0);
+        if pids.contains(&pid) || pids.contains(&pgrp) {
+            found.push(stat);
+        }
+    }
+    found
+}
+
+fn assert_all_gone(pids: &[u32]) {
+    for pid in pids {
+        // SAFETY: signal 0 only checks for existence.
+        let rc = unsafe { libc::kill(*pid as libc::pid_t, 0) };
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        assert!(
+            rc == -1 && errno == Some(libc::ESRCH),
+            "pid {pid} still exists"
+        );
+        assert!(!local::pid_exists(*pid));
+    }
+    let left = survivors(pids);
+    assert!(left.is_empty(), "processes left behind: {left:#?}");
+}
+
+fn recorded_pids(cluster: &LocalCluster) -> Vec<u32> {
+    let monitored = cluster.monitored();
+    let names: Vec<&str> = monitored.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["node-1", "node-2", "postgresql", "s3", "haproxy"]);
+    monitored.iter().map(|m| m.pid).collect()
+}
+
+fn wheel(dir: &Path, name: &str) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/tests/support/mkpkg.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .args(["wheel"])
+        .arg(dir)
+        .args([name, "1.0"])
+        .output()
+        .expect("python3 runs mkpkg.py");
+    assert!(output.status.success(), "mkpkg.py: {output:?}");
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+#[test]
+fn balancer_spreads_requests_and_an_upload_is_seen_on_every_node() {
+    let cluster = start(None);
+    let endpoints = cluster.endpoints().clone();
+    let client = client();
+    assert_eq!(endpoints.nodes.len(), 2);
+    assert_eq!(endpoints.nodes[0].1.split(':').nth(1), Some("//127.0.0.11"));
+    assert_eq!(endpoints.nodes[1].1.split(':').nth(1), Some("//127.0.0.12"));
+
+    let info = cluster.info();
+    assert_eq!(info.provider, "local");
+    assert_eq!(info.reason, "integration test");
+    assert_eq!(info.nodes.len(), 2);
+    assert!(
+        info.nodes
+            .iter()
+            .all(|n| !n.id.is_empty() && !n.version.is_empty())
+    );
+    assert_ne!(info.nodes[0].id, info.nodes[1].id);
+    assert!(info.components["postgresql"].starts_with("15."), "{info:?}");
+    assert!(info.components["haproxy"].starts_with("2."), "{info:?}");
+    assert!(!info.components["garage"].is_empty());
+    let states = cluster.balancer_states().expect("haproxy stats");
+    assert_eq!(
+        states,
+        [
+            ("node-1".into(), "UP".into()),
+            ("node-2".into(), "UP".into())
+        ]
+    );
+
+    let before: Vec<f64> = endpoints
+        .nodes
+        .iter()
+        .map(|(_, url)| requests_served(&client, url))
+        .collect();
+    for _ in 0..20 {
+        let (status, _) = get(&client, &format!("{}/__ping__", endpoints.base_url));
+        assert_eq!(status, 200);
+    }
+    for ((name, url), before) in endpoints.nodes.iter().zip(before) {
+        let grew = requests_served(&client, url) - before;
+        // 20 requests round robin: about 10 each (plus the /metrics read itself).
+        assert!(grew >= 5.0, "{name} served only {grew} of 20 requests");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let wheel = wheel(dir.path(), "spreadpkg");
+    let file_name = wheel.file_name().unwrap().to_str().unwrap().to_string();
+    let form = reqwest::blocking::multipart::Form::new()
+        .text(":action", "file_upload")
+        .text("name", "spreadpkg")
+        .text("version", "1.0")
+        .part(
+            "content",
+            reqwest::blocking::multipart::Part::bytes(std::fs::read(&wheel).unwrap())
+                .file_name(file_name.clone()),
+        );
+    let upload = client
+        .post(format!(
+            "{}/upload/pypi/{}",
+            endpoints.base_url, endpoints.pypi_source
+        ))
+        .basic_auth("__token__", Some(&endpoints.pypi_token))
+        .multipart(form)
+        .send()
+        .expect("upload through the balancer");
+    let status = upload.status();
+    assert!(
+        status.is_success(),
+        "upload: {status} {}",
+        upload.text().unwrap_or_default()
+    );
+
+    for (name, url) in &endpoints.nodes {
+        let page = format!("{url}/{}/latest/simple/spreadpkg/", endpoints.pypi_repo);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, body) = get(&client, &page);
+            if status == 200 && body.contains(&file_name) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} does not list {file_name}: {status} {body}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn a_killed_node_is_routed_around_and_restarts() {
+    let kept = kept_dir();
+    let work_dir = kept.path().join("cluster");
+    let mut cluster = start(Some(work_dir.clone()));
+    let endpoints = cluster.endpoints().clone();
+    let client = client();
+    let node_1 = cluster.monitored()[0].pid;
+
+    cluster
+        .control(&Member::Node(0), Control::Kill)
+        .expect("kill node 1");
+    assert!(!local::pid_exists(node_1), "node 1 survived SIGKILL");
+    assert!(cluster.monitored().iter().all(|m| m.name != "node-1"));
+    for i in 0..50 {
+        let path = if i % 2 == 0 {
+            "/__ping__".to_string()
+        } else {
+            format!("/{}/latest/simple/", endpoints.pypi_repo)
+        };
+        let (status, body) = get(&client, &format!("{}{path}", endpoints.base_url));
+        assert_eq!(status, 200, "request {i} ({path}) after the kill: {body}");
+    }
+
+    cluster
+        .control(&Member::Node(0), Control::Start)
+        .expect("start node 1 again");
+    let (status, _) = get(&client, &format!("{}/__ping__", endpoints.nodes[0].1));
+    assert_eq!(status, 200);
+    let restarted = cluster.monitored()[0].clone();
+    assert_eq!(restarted.name, "node-1");
+    assert_ne!(restarted.pid, node_1);
+
+    for action in [Control::Disconnect, Control::Reconnect] {
+        let error = cluster.control(&Member::Node(1), action).unwrap_err();
+        assert!(matches!(error, InfraError::Unsupported { .. }), "{error}");
+    }
+    let error = cluster
+        .control(&Member::DatabaseStandby, Control::Kill)
+        .unwrap_err();
+    assert!(matches!(error, InfraError::Unsupported { .. }), "{error}");
+
+    // A caller's work dir keeps its logs; the processes still go.
+    let pids = recorded_pids(&cluster);
+    cluster.teardown().expect("teardown");
+    assert_all_gone(&pids);
+    assert!(work_dir.join("node-1.log").is_file());
+    assert!(work_dir.join("postgresql.log").is_file());
+}
+
+#[test]
+fn pausing_and_stopping_the_database_is_survived() {
+    let cluster = start(None);
+    let endpoints = cluster.endpoints().clone();
+    let client = client();
+    let simple = format!(
+        "{}/{}/latest/simple/",
+        endpoints.base_url, endpoints.pypi_repo
+    );
+
+    let postgres = cluster.monitored()[2].clone();
+    assert_eq!(postgres.name, "postgresql");
+    cluster
+        .control(&Member::DatabasePrimary, Control::Pause)
+        .expect("pause postgres");
+    let state = std::fs::read_to_string(format!("/proc/{}/stat", postgres.pid)).unwrap();
+    let state = state
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(state, "T", "paused postgres is not stopped");
+    cluster
+        .control(&Member::DatabasePrimary, Control::Unpause)
+        .expect("unpause postgres");
+
+    cluster
+        .control(&Member::DatabasePrimary, Control::Stop)
+        .expect("stop postgres");
+    assert!(!local::pid_exists(postgres.pid));
+    cluster
+        .control(&Member::DatabasePrimary, Control::Start)
+        .expect("start postgres");
+    // The nodes' pools reconnect to the restarted server.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = get(&client, &simple);
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery: {status} {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn teardown_leaves_no_process_and_no_files() {
+    let mut cluster = start(None);
+    let pids = recorded_pids(&cluster);
+    let work_dir = cluster.work_dir().to_path_buf();
+    assert!(work_dir.join("pkgnode.key").is_file());
+    let began = Instant::now();
+    cluster.teardown().expect("teardown");
+    eprintln!("teardown took {:?}", began.elapsed());
+    assert_all_gone(&pids);
+    assert!(!work_dir.exists(), "{} is still there", work_dir.display());
+    cluster.teardown().expect("a second teardown is a no-op");
+    assert!(cluster.monitored().is_empty());
+}
+
+#[test]
+fn dropping_the_cluster_without_teardown_cleans_up() {
+    let cluster = start(None);
+    let pids = recorded_pids(&cluster);
+    let work_dir = cluster.work_dir().to_path_buf();
+    // What a panic between start and teardown does.
+    drop(cluster);
+    assert_all_gone(&pids);
+    assert!(!work_dir.exists(), "{} is still there", work_dir.display());
+}
+
+#[test]
+fn a_failed_start_names_the_cause_and_stops_what_it_started() {
+    let kept = kept_dir();
+    let work_dir = kept.path().join("cluster");
+    let options = LocalOptions {
+        pkgnode_bin: pkgnode(),
+        work_dir: Some(work_dir.clone()),
+        node_config_extra: "[cluster".into(),
+        ..LocalOptions::default()
+    };
+    // PostgreSQL and Garage are up by the time the node configs are written.
+    let error = local::start(options).err().expect("bad extra TOML fails");
+    assert!(error.to_string().contains("node_config_extra"), "{error}");
+    assert!(work_dir.join("postgresql.log").is_file());
+    let needle = work_dir.display().to_string();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            assert!(!cmdline.contains(&needle), "left running: {cmdline}");
+        }
+    }
+
+    let error = local::start(LocalOptions {
+        pkgnode_bin: kept.path().join("no-such-pkgnode"),
+        ..LocalOptions::default()
+    })
+    .err()
+    .expect("a missing binary fails");
+    assert!(error.to_string().contains("cargo build -p node"), "{error}");
+}
+
+#[test]
+fn pkgnode_is_found_beside_the_test_binary() {
+    let built = pkgnode();
+    // The test binary lives in target/debug/deps; pkgnode one level up (or where PKGNODE_BIN
+    // says).
+    assert_eq!(local::find_pkgnode_bin().unwrap(), built);
+}
+
+#[test]
+fn the_cluster_outlives_the_thread_that_started_it() {
+    // `spawn_blocking` runs `start` on a worker thread that later retires; the death signal
+    // must not fire then.
+    let cluster = std::thread::spawn(|| start(None)).join().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let client = client();
+    let (status, _) = get(
+        &client,
+        &format!("{}/__ping__", cluster.endpoints().base_url),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(recorded_pids(&cluster).len(), 5);
+    assert!(
+        recorded_pids(&cluster)
+            .iter()
+            .all(|pid| local::pid_exists(*pid))
+    );
+}
+
+const CHILD_ENV: &str = "HARNESS_LOCAL_INFRA_CHILD";
+
+/// Half of the next test: run in a child process, starts a cluster, prints its pids and waits
+/// to be killed. Does nothing in a normal test run.
+#[test]
+fn helper_cluster_in_a_child_process() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    let cluster = start(None);
+    let pids: Vec<String> = recorded_pids(&cluster).iter().map(u32::to_string).collect();
+    println!(
+        "PIDS {} DIR {}",
+        pids.join(","),
+        cluster.work_dir().display()
+    );
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+#[test]
+fn a_sigkilled_harness_leaves_no_process() {
+    use std::io::BufRead;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "infra_local::helper_cluster_in_a_child_process",
+            "--nocapture",
+        ])
+        .env(CHILD_ENV, "1")
+        .env("PKGNODE_BIN", pkgnode())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("re-run this test binary");
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let line = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find(|line| line.starts_with("PIDS "))
+        .expect("the child prints its cluster's pids");
+    let pids: Vec<u32> = line["PIDS ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .split(',')
+        .map(|pid| pid.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 5);
+    let work_dir = PathBuf::from(line.split_once(" DIR ").expect("DIR").1.trim());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // PR_SET_PDEATHSIG kills the direct children at once; PostgreSQL's backends follow their
+    // postmaster within moments.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !survivors(&pids).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left = survivors(&pids);
+    assert!(left.is_empty(), "processes left behind: {left:#?}");
+    // Files are the one thing a SIGKILLed process cannot clean up.
+    std::fs::remove_dir_all(&work_dir).unwrap();
+}
+
+#[test]
+fn a_private_work_dir_still_runs_postgresql() {
+    // Mode 0700, as under a private $TMPDIR: as root, PostgreSQL (run as `postgres`) cannot
+    // reach it, so its data goes to a reachable temp dir that teardown removes.
+    use std::os::unix::fs::PermissionsExt;
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut cluster = start(Some(private.path().join("cluster")));
+    let postgres = cluster.monitored()[2].clone();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", postgres.pid)).unwrap();
+    let args: Vec<String> = String::from_utf8_lossy(&cmdline)
+        .split('\0')
+        .map(str::to_string)
+        .collect();
+    let data = PathBuf::from(&args[args.iter().position(|a| a == "-D").unwrap() + 1]);
+    assert!(data.join("PG_VERSION").is_file(), "{}", data.display());
+    let (status, _) = get(
+        &client(),
+        &format!("{}/pypi/latest/simple/", cluster.endpoints().base_url),
+    );
+    assert_eq!(status, 200);
+    cluster.teardown().unwrap();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(!data.starts_with(private.path()), "{}", data.display());
+        assert!(!data.exists(), "{} is still there", data.display());
+    }
+}

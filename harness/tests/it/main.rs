@@ -1,0 +1,2 @@
+mod infra_local;
+mod scenario;
