@@ -1,5 +1,7 @@
 //! Package files through `object_store`: a local or shared directory, or an S3-compatible bucket.
-//! Files are content-addressed by sha256; an upload is staged under a temporary key first.
+//! Files are content-addressed by sha256; an upload is staged under a temporary key first. In a
+//! directory (shared between nodes) the writes to one content address happen under a file lock in
+//! `.locks/`, so two nodes never interleave promoting and removing the same file.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, PutPayload};
 
 use crate::config::Config;
+use crate::locks::{FileLocks, LockError, LockGuard, LockSettings};
 
 /// Errors from the blob store. The message never reaches a client.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +29,12 @@ pub enum BlobError {
     },
     #[error("blob store configuration: {0}")]
     Config(String),
+    #[error("blob store lock: {0}")]
+    Lock(#[from] LockError),
 }
+
+/// Lock files of a directory store, next to `blobs/` and `tmp/`.
+pub const LOCK_DIR: &str = ".locks";
 
 /// A stored file's bytes, streamed.
 pub struct BlobRead {
@@ -41,6 +49,8 @@ pub struct Blobs {
     store: Arc<dyn ObjectStore>,
     /// Where it lives, for status pages (`dir:/…` or `s3:bucket`).
     pub description: String,
+    /// File locks and their directory, for a directory store.
+    locks: Option<(FileLocks, std::path::PathBuf)>,
 }
 
 /// A staged upload: bytes under a temporary key, not yet visible under their content address.
@@ -74,6 +84,7 @@ impl Blobs {
             return Ok(Self {
                 store,
                 description: format!("s3:{}", s3.bucket),
+                locks: None,
             });
         }
         let dir = config.storage_dir();
@@ -85,7 +96,37 @@ impl Blobs {
         Ok(Self {
             store: Arc::new(store),
             description: format!("dir:{}", dir.display()),
+            locks: Some((
+                FileLocks::new(LockSettings::from_config(&config.locks)),
+                dir.join(LOCK_DIR),
+            )),
         })
+    }
+
+    /// Locks one content address while its file is promoted, committed or removed; `None` for
+    /// S3, whose writes are atomic per key. Waits for a live holder, and reaps a dead one's lock.
+    pub async fn lock_content(&self, sha256: &str) -> Result<Option<LockGuard>, BlobError> {
+        let Some((locks, dir)) = &self.locks else {
+            return Ok(None);
+        };
+        let wait = locks.settings().timeout_interval * 2 + std::time::Duration::from_secs(5);
+        let guard = locks
+            .lock_async(&dir.join(format!("{sha256}.lock")), wait)
+            .await?;
+        Ok(Some(guard))
+    }
+
+    /// The stale-lock scan for a directory store: removes locks of dead holders.
+    pub fn reap_stale_locks(&self) -> Result<usize, BlobError> {
+        match &self.locks {
+            Some((locks, dir)) => Ok(locks.reap_stale(dir)?),
+            None => Ok(0),
+        }
+    }
+
+    /// The lock settings of a directory store.
+    pub fn lock_settings(&self) -> Option<LockSettings> {
+        self.locks.as_ref().map(|(locks, _)| locks.settings())
     }
 
     fn final_key(sha256: &str) -> ObjectPath {

@@ -138,14 +138,21 @@ impl Default for DownloadsConfig {
 pub struct ClusterConfig {
     pub enabled: bool,
     /// Secure key shared by every node; signs tokens. `{data_dir}/pkgnode.key` when absent.
+    /// A single node creates one when it is missing; a cluster node never does.
     pub key_file: Option<PathBuf>,
+    /// The name other nodes reach this node by (`host` or `host:port`); when absent, the listen
+    /// address, then the host name, then the last non-loopback IPv4 address.
     pub www_host_name: Option<String>,
+    /// How often the node checks in and measures its clock against the database.
     #[serde(with = "humantime_serde_compat")]
     pub heartbeat: Duration,
+    /// An Online node whose last check-in is older than this is shown as "Missed check-in".
     #[serde(with = "humantime_serde_compat")]
     pub missed_check_in_after: Duration,
+    /// Beyond this offset from the database's clock the node goes to Clock skew.
     #[serde(with = "humantime_serde_compat")]
     pub max_clock_skew: Duration,
+    /// Remove the node's row on clean shutdown instead of marking it Offline (Kubernetes).
     pub delete_node_on_exit: bool,
 }
 
@@ -167,11 +174,14 @@ impl Default for ClusterConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LocksConfig {
+    /// `linkbased` (hard links, or symlinks with `use_symlinks`) or `advisory` (fcntl).
     #[serde(rename = "type")]
     pub kind: String,
     pub use_symlinks: bool,
+    /// How often a holder refreshes its lock files.
     #[serde(with = "humantime_serde_compat")]
     pub refresh_rate: Duration,
+    /// A lock not refreshed for this long is stale and is reaped.
     #[serde(with = "humantime_serde_compat")]
     pub timeout_interval: Duration,
 }
@@ -262,6 +272,29 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "locks.type must be \"linkbased\" or \"advisory\", got {:?}",
                 self.locks.kind
+            )));
+        }
+        if self.cluster.enabled && !self.is_postgres() {
+            return Err(ConfigError::Invalid(
+                "load balancing (cluster.enabled = true) needs PostgreSQL: set [database] url = \"postgres://…\"; \
+                 SQLite cannot be shared between nodes"
+                    .into(),
+            ));
+        }
+        let cluster = &self.cluster;
+        if cluster.heartbeat.is_zero() || cluster.missed_check_in_after <= cluster.heartbeat {
+            return Err(ConfigError::Invalid(format!(
+                "cluster.missed_check_in_after ({}) must be longer than cluster.heartbeat ({}), which must be above 0",
+                humantime::format_duration(cluster.missed_check_in_after),
+                humantime::format_duration(cluster.heartbeat)
+            )));
+        }
+        let locks = &self.locks;
+        if locks.refresh_rate.is_zero() || locks.timeout_interval <= locks.refresh_rate {
+            return Err(ConfigError::Invalid(format!(
+                "locks.timeout_interval ({}) must be longer than locks.refresh_rate ({}), which must be above 0",
+                humantime::format_duration(locks.timeout_interval),
+                humantime::format_duration(locks.refresh_rate)
             )));
         }
         if self.limits.max_upload_bytes == 0 {
@@ -365,5 +398,22 @@ mod tests {
         let mut config = Config::default();
         config.database.url = Some("mysql://x".into());
         assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn cluster_needs_postgres_and_sane_intervals() {
+        let mut config = Config::default();
+        config.cluster.enabled = true;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("needs PostgreSQL"), "{err}");
+        config.database.url = Some("postgres://u@127.0.0.1/db".into());
+        assert!(config.validate().is_ok());
+        config.cluster.missed_check_in_after = config.cluster.heartbeat;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("missed_check_in_after"), "{err}");
+        let mut config = Config::default();
+        config.locks.timeout_interval = Duration::from_secs(1);
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("timeout_interval"), "{err}");
     }
 }

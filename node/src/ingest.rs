@@ -105,6 +105,15 @@ pub async fn ingest(
     };
 
     let staged = blobs.stage(bytes, &sha256).await?;
+    // Held until the commit or the clean-up: another node's upload of the same bytes must not
+    // see the file between our promotion and a removal after a failed commit.
+    let _content_lock = match blobs.lock_content(&sha256).await {
+        Ok(guard) => guard,
+        Err(e) => {
+            blobs.discard(&staged).await;
+            return Err(e.into());
+        }
+    };
     let blob_existed = blobs.exists(&sha256).await;
     let mut change = match store
         .begin_change("upload", &format!("{source_name}/{filename}"))

@@ -5,12 +5,14 @@
 pub mod auth;
 pub mod blobs;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod downloads;
 pub mod formats;
 pub mod head;
 pub mod http;
 pub mod ingest;
+pub mod locks;
 pub mod server;
 pub mod store;
 pub mod telemetry;

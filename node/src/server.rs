@@ -1,10 +1,14 @@
 //! Starting a node: open the store and blob store, load the key, start the background tasks
-//! (head tracking, download flushing) and serve HTTP until a shutdown signal.
+//! (head tracking, download flushing, stale-lock scans, cluster membership) and serve HTTP until
+//! a shutdown signal — or, in a cluster, until an operator deletes the node.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::auth::{KeyError, SecureKey};
 use crate::blobs::{BlobError, Blobs};
+use crate::cluster::membership::Refusal;
+use crate::cluster::{self, Membership, NodeStatus};
 use crate::config::Config;
 use crate::head::{self, Head};
 use crate::http::{self, AppState, NodeState};
@@ -42,68 +46,134 @@ pub async fn open(config: &Config) -> Result<(Store, Blobs), StartError> {
     Ok((store, blobs))
 }
 
-/// A stable id for this node, kept in the data dir.
-fn node_id(config: &Config) -> String {
-    let path = config.data_dir.join("node-id");
-    if let Ok(id) = std::fs::read_to_string(&path) {
-        return id.trim().to_string();
+/// Loads the secure key. A single node creates one when it is missing and stops on a bad one; a
+/// cluster node never creates one, and on a bad one still starts — with a throw-away key that
+/// nobody else holds — so it can record why it stays out of the cluster.
+fn load_key(config: &Config) -> Result<(SecureKey, Option<Refusal>), StartError> {
+    if !config.cluster.enabled {
+        return Ok((SecureKey::load(&config.key_file(), true)?, None));
     }
-    let id = uuid::Uuid::new_v4().to_string();
-    if std::fs::create_dir_all(&config.data_dir).is_ok() {
-        let _ = std::fs::write(&path, &id);
+    match SecureKey::load(&config.key_file(), false) {
+        Ok(key) => Ok((key, None)),
+        Err(e) => {
+            tracing::error!(error = %e, "the secure key was refused; this node will not come online");
+            let status = NodeStatus::from_key_error(&e);
+            let throwaway = SecureKey::from_bytes(rand::random::<[u8; 32]>().to_vec());
+            Ok((throwaway, Some((status, e.to_string()))))
+        }
     }
-    id
 }
 
-/// Builds the shared state and starts the background tasks.
-pub async fn build_state(config: Config) -> Result<AppState, StartError> {
+/// Builds the shared state and starts the background tasks. Returns a key problem a cluster
+/// node must report.
+pub async fn build_state(config: Config) -> Result<(AppState, Option<Refusal>), StartError> {
     let (store, blobs) = open(&config).await?;
-    let key = SecureKey::load(&config.key_file(), !config.cluster.enabled)?;
+    let (key, key_problem) = load_key(&config)?;
     let head = Arc::new(Head::new(store.head().await?));
     head::spawn_tracker(store.clone(), head.clone(), config.cache.head_poll_interval);
-    let id = node_id(&config);
+    let id = cluster::node_uid(&config);
     let state = Arc::new(NodeState::new(config, store, blobs, key, head, id));
+    if state.config.cluster.enabled {
+        // Nothing is served until the node has joined and checked its clock.
+        state
+            .serving
+            .store(false, std::sync::atomic::Ordering::Release);
+        state.status.set(NodeStatus::Starting);
+    }
     crate::downloads::spawn_flusher(
         state.store.clone(),
         state.downloads.clone(),
         state.config.downloads.flush_interval,
     );
-    Ok(state)
+    spawn_lock_scan(&state.blobs);
+    Ok((state, key_problem))
 }
 
-/// Serves until SIGINT or SIGTERM, then finishes in-flight requests and flushes counts.
+/// Reaps the stale locks of dead holders in a directory store, every `timeout_interval`.
+fn spawn_lock_scan(blobs: &Blobs) {
+    let Some(settings) = blobs.lock_settings() else {
+        return;
+    };
+    let blobs = blobs.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(settings.timeout_interval).await;
+            let scan = blobs.clone();
+            match tokio::task::spawn_blocking(move || scan.reap_stale_locks()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::warn!(removed = n, "reaped stale file locks"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "stale-lock scan failed"),
+                Err(e) => tracing::warn!(error = %e, "stale-lock scan stopped"),
+            }
+        }
+    });
+}
+
+/// Serves until SIGINT or SIGTERM, then finishes in-flight requests and flushes counts. In a
+/// cluster, joins before serving and records its departure after.
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let addr = config.listen;
-    let state = build_state(config).await?;
+    let signal = shutdown_signal();
+    let (state, key_problem) = build_state(config).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Listen { addr, source })?;
-    tracing::info!(%addr, node = %state.node_id, version = http::ops::VERSION, "serving");
-    axum::serve(listener, http::app(state.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let membership = if state.config.cluster.enabled {
+        let membership =
+            Membership::join(state.clone(), state.node_id.clone(), key_problem).await?;
+        membership.spawn();
+        Some(membership)
+    } else {
+        None
+    };
+    tracing::info!(%addr, node = %state.node_id, version = %cluster::definition::node_version(), "serving");
+    let stop = membership.clone();
+    let draining = state.clone();
+    axum::serve(
+        listener,
+        http::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        match &stop {
+            Some(membership) => tokio::select! {
+                _ = signal => {}
+                _ = membership.exit_requested() => {}
+            },
+            None => signal.await,
+        }
+        draining
+            .serving
+            .store(false, std::sync::atomic::Ordering::Release);
+    })
+    .await?;
     state.downloads.flush(&state.store).await;
+    if let Some(membership) = membership {
+        membership.leave().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal that arrives early is not lost (nor fatal).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = interrupt => {},
-            _ = term.recv() => {},
+            }
+            (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
+                one.recv().await;
+            }
+            (Err(_), Err(_)) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
 }

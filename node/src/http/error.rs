@@ -83,7 +83,13 @@ impl From<std::sync::Arc<StoreError>> for ApiError {
 
 impl From<BlobError> for ApiError {
     fn from(e: BlobError) -> Self {
-        Self::Internal(e.to_string())
+        match e {
+            BlobError::Lock(crate::locks::LockError::Timeout { .. }) => {
+                tracing::warn!(error = %e, "upload waited too long for a file lock");
+                Self::Unavailable("the package store is busy; retry the upload".into())
+            }
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 

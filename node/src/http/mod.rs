@@ -1,14 +1,16 @@
 //! The HTTP surface: `app(state) -> Router`, one router per resource, one error type.
 
+pub mod cluster;
 pub mod cran;
 pub mod error;
 pub mod files;
+pub mod in_flight;
 pub mod ops;
 pub mod pypi;
 pub mod upload;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::time::Instant;
 
 use axum::Router;
@@ -22,6 +24,7 @@ pub use error::ApiError;
 
 use crate::auth::{Scope, SecureKey};
 use crate::blobs::Blobs;
+use crate::cluster::{Members, NodeStatus, StatusCell};
 use crate::config::Config;
 use crate::downloads::Downloads;
 use crate::head::Head;
@@ -43,6 +46,10 @@ pub struct NodeState {
     /// False while offline: `/__ping__` answers 503 and the load balancer stops sending.
     pub serving: AtomicBool,
     pub in_flight: AtomicI64,
+    /// This node's cluster status (always Online for a single node); uploads need Online.
+    pub status: StatusCell,
+    /// The cluster's members as this node last read them (empty for a single node).
+    pub members: Arc<Members>,
     repos: moka::future::Cache<String, Repo>,
     dates: moka::future::Cache<chrono::NaiveDate, i64>,
 }
@@ -71,6 +78,8 @@ impl NodeState {
             node_id,
             serving: AtomicBool::new(true),
             in_flight: AtomicI64::new(0),
+            status: StatusCell::new(NodeStatus::Online),
+            members: Arc::default(),
             repos: moka::future::Cache::new(1024),
             dates: moka::future::Cache::new(1024),
         }
@@ -81,6 +90,7 @@ impl NodeState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(ops::router())
+        .merge(cluster::router())
         .merge(upload::router(&state.config))
         .merge(pypi::router())
         .merge(cran::router())
@@ -97,9 +107,11 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .unwrap_or_else(|| "unmatched".into());
     let method = request.method().to_string();
     let started = Instant::now();
-    state.in_flight.fetch_add(1, Ordering::Relaxed);
-    let response = next.run(request).await;
-    state.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let in_flight = in_flight::InFlight::start(state.clone());
+    let response = next
+        .run(request)
+        .await
+        .map(|body| in_flight::CountedBody::wrap(body, in_flight));
     let telemetry = &state.telemetry;
     telemetry
         .latency

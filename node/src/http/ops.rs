@@ -28,16 +28,19 @@ async fn ping(State(state): State<AppState>) -> Response {
     if state.serving.load(Ordering::Acquire) {
         (StatusCode::OK, "OK\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "offline\n").into_response()
+        // The status says why: Offline, Starting, Clock skew, Invalid secure key…
+        let status = state.status.get();
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{status}\n")).into_response()
     }
 }
 
 async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({
-        "version": VERSION,
+        "version": crate::cluster::definition::node_version(),
         "build": option_env!("PKGNODE_BUILD").unwrap_or("dev"),
         "node_id": state.node_id,
         "serving": state.serving.load(Ordering::Acquire),
+        "cluster_status": state.config.cluster.enabled.then(|| state.status.get().word()),
         "transaction": state.head.get(),
         "database": match state.store.backend() {
             crate::store::Backend::Postgres => "postgresql",

@@ -80,6 +80,13 @@ async fn upload(
     expected: SourceKind,
 ) -> Result<Response, ApiError> {
     let limit = state.config.limits.max_upload_bytes;
+    let status = state.status.get();
+    if status != crate::cluster::NodeStatus::Online {
+        let _ = read_form(multipart, limit).await;
+        return Err(ApiError::Unavailable(format!(
+            "this node is not accepting uploads now ({status}); send them to another node"
+        )));
+    }
     if let Err(refused) = require(
         &state,
         &headers,

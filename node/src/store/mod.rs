@@ -5,6 +5,7 @@
 //! lock on `transactions` before drawing its id, so `max(id)` never overtakes a commit in flight
 //! and a snapshot `≤ max(id)` never changes afterwards.
 
+pub mod cluster;
 pub mod model;
 
 use std::time::{SystemTime, UNIX_EPOCH};

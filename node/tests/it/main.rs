@@ -1,10 +1,13 @@
 //! The node's integration tests: real pip, uv, twine and R against running `pkgnode` processes on
-//! SQLite and PostgreSQL, local directories and Garage S3.
+//! SQLite and PostgreSQL, local directories and Garage S3; clusters of nodes on loopback
+//! addresses; file locks across processes.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod bad_input;
 mod clients;
+mod cluster;
+mod locks;
 mod protocol;
 mod shared_storage;

@@ -288,6 +288,8 @@ pub struct NodeDir {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub port: u16,
+    /// The loopback address the node listens on.
+    pub ip: String,
 }
 
 impl NodeDir {
@@ -298,23 +300,80 @@ impl NodeDir {
 
     /// As `new`, with the head re-read interval set (slow polling isolates notifications).
     pub fn with_head_poll(extra: &str, head_poll: &str) -> Self {
+        Self::build("127.0.0.1", extra, head_poll)
+    }
+
+    /// As `new`, listening on another loopback address (Linux routes all of 127/8 to `lo`).
+    pub fn at(ip: &str, extra: &str) -> Self {
+        Self::build(ip, extra, "200ms")
+    }
+
+    fn build(ip: &str, extra: &str, head_poll: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let config = dir.path().join("node.toml");
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[cache]\nhead_poll_interval = \"{head_poll}\"\n\
+                "listen = \"{ip}:{port}\"\ndata_dir = \"{}\"\n[cache]\nhead_poll_interval = \"{head_poll}\"\n\
                  [downloads]\nflush_interval = \"200ms\"\n{extra}",
                 dir.path().join("data").display()
             ),
         )
         .expect("node config");
-        Self { dir, config, port }
+        Self {
+            dir,
+            config,
+            port,
+            ip: ip.to_string(),
+        }
     }
 
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.ip, self.port)
+    }
+
+    /// The data directory (where the node keeps its id and, by default, its key).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs an admin command with its exit status, stdout and stderr, whatever the outcome.
+    pub fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(pkgnode_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run pkgnode");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Starts `pkgnode serve` with extra environment variables, without waiting for it.
+    pub fn spawn(&self, env: &[(&str, &str)]) -> Served {
+        let log = std::fs::File::create(self.dir.path().join("serve.log")).expect("log");
+        let child = Command::new(pkgnode_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start pkgnode");
+        Served {
+            child,
+            base: self.base(),
+        }
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
     }
 
     /// Runs an admin command and returns its standard output; panics on failure.
@@ -358,26 +417,9 @@ impl NodeDir {
 
     /// Starts `pkgnode serve` and waits for `/__ping__`.
     pub fn serve(&self) -> Served {
-        let log = std::fs::File::create(self.dir.path().join("serve.log")).expect("log");
-        let child = Command::new(pkgnode_bin())
-            .arg("--config")
-            .arg(&self.config)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start pkgnode");
-        let served = Served {
-            child,
-            base: self.base(),
-        };
-        let client = reqwest::blocking::Client::new();
+        let served = self.spawn(&[]);
         wait_until("pkgnode", Duration::from_secs(20), || {
-            client
-                .get(format!("{}/__ping__", served.base))
-                .send()
-                .map(|r| r.status().is_success())
-                .unwrap_or(false)
+            served.ping() == Some(200)
         });
         served
     }
@@ -397,6 +439,52 @@ impl NodeDir {
 pub struct Served {
     child: Child,
     pub base: String,
+}
+
+impl Served {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM (a clean shutdown) and waits for the process to end.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        signal(self.child.id(), "TERM");
+        self.child.wait().expect("wait for pkgnode")
+    }
+
+    /// SIGKILL: the process dies without a word.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the process has ended on its own, with its status.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// `/__ping__`'s status code, or `None` when nothing answers.
+    pub fn ping(&self) -> Option<u16> {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .ok()?
+            .get(format!("{}/__ping__", self.base))
+            .send()
+            .ok()
+            .map(|r| r.status().as_u16())
+    }
+}
+
+/// Sends a signal by name to a process.
+pub fn signal(pid: u32, name: &str) {
+    must(
+        Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .output(),
+        "kill",
+    );
 }
 
 impl Drop for Served {

@@ -1,5 +1,7 @@
 //! The `pkgnode` command line, in the spirit of `rspm`: serve, and the admin commands that work
-//! directly on the configured database and storage.
+//! directly on the configured database and storage (cluster and lock commands in `cluster`).
+
+mod cluster;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -62,6 +64,8 @@ pub enum Command {
         #[arg(long)]
         source: Option<String>,
     },
+    #[command(flatten)]
+    Cluster(cluster::ClusterCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +143,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     match cli.command {
         Command::Serve => crate::server::serve(config).await?,
+        Command::Cluster(command) => cluster::run(command, &config).await?,
         Command::Create(Create::Source { name, kind }) => {
             check_name(&name)?;
             let kind = match kind {

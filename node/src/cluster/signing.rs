@@ -1,0 +1,63 @@
+//! Requests between members carry a header signed with the shared secure key:
+//! `<epoch ms>.<sign(path and time)>`, valid for a few minutes either side (clocks in a cluster
+//! agree to within `max_clock_skew`).
+
+use crate::auth::SecureKey;
+
+/// The header carrying the signature.
+pub const SIGNATURE_HEADER: &str = "x-pkgnode-cluster-signature";
+
+/// How far a signature's time may be from ours.
+pub const SIGNATURE_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+fn message(path: &str, at_ms: i64) -> String {
+    format!("pkgnode-cluster {at_ms} {path}")
+}
+
+/// The header value for a request to `path` made at `now_ms`.
+pub fn sign_request(key: &SecureKey, path: &str, now_ms: i64) -> String {
+    format!("{now_ms}.{}", key.sign(&message(path, now_ms)))
+}
+
+/// Whether `value` is a valid signature of a request to `path` by a holder of `key`.
+pub fn verify(key: &SecureKey, path: &str, value: &str, now_ms: i64) -> bool {
+    let Some((at, signature)) = value.trim().split_once('.') else {
+        return false;
+    };
+    let Ok(at_ms) = at.parse::<i64>() else {
+        return false;
+    };
+    if (now_ms - at_ms).abs() > SIGNATURE_WINDOW_MS {
+        return false;
+    }
+    let expected = key.sign(&message(path, at_ms));
+    // Compare without an early exit so the time taken says nothing about the signature.
+    expected.len() == signature.len()
+        && expected
+            .bytes()
+            .zip(signature.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_bind_key_path_and_time() {
+        let key = SecureKey::from_bytes(vec![1; 32]);
+        let header = sign_request(&key, "/load-balancer/status", 1_000_000);
+        assert!(verify(&key, "/load-balancer/status", &header, 1_000_500));
+        assert!(!verify(&key, "/other", &header, 1_000_500));
+        assert!(!verify(
+            &key,
+            "/load-balancer/status",
+            &header,
+            1_000_000 + SIGNATURE_WINDOW_MS + 1
+        ));
+        let other = SecureKey::from_bytes(vec![2; 32]);
+        assert!(!verify(&other, "/load-balancer/status", &header, 1_000_500));
+        assert!(!verify(&key, "/load-balancer/status", "garbage", 1_000_500));
+    }
+}
