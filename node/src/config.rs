@@ -105,6 +105,10 @@ pub struct CacheConfig {
     /// How often the node re-reads the newest transaction id when no notification arrives.
     #[serde(with = "humantime_serde_compat")]
     pub head_poll_interval: Duration,
+    /// Memory for package files kept after a download (they never change: content-addressed).
+    pub blob_bytes: u64,
+    /// Files larger than this are always streamed from storage, never kept.
+    pub blob_max_file_bytes: u64,
 }
 
 impl Default for CacheConfig {
@@ -112,6 +116,8 @@ impl Default for CacheConfig {
         Self {
             views: 64,
             head_poll_interval: Duration::from_secs(1),
+            blob_bytes: 512 * 1024 * 1024,
+            blob_max_file_bytes: 32 * 1024 * 1024,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! and package files in a directory or an S3 bucket.
 
 pub mod auth;
+pub mod blob_cache;
 pub mod blobs;
 pub mod cli;
 pub mod cluster;

@@ -30,6 +30,7 @@ pub struct Telemetry {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram>,
     pub view_cache: Family<ResultLabels, Counter>,
+    pub blob_cache: Family<ResultLabels, Counter>,
     pub uploads: Family<ResultLabels, Counter>,
     pub downloads: Counter,
 }
@@ -42,6 +43,7 @@ impl Default for Telemetry {
             Histogram::new(exponential_buckets(0.0001, 2.0, 18))
         });
         let view_cache = Family::<ResultLabels, Counter>::default();
+        let blob_cache = Family::<ResultLabels, Counter>::default();
         let uploads = Family::<ResultLabels, Counter>::default();
         let downloads = Counter::default();
         registry.register(
@@ -59,6 +61,11 @@ impl Default for Telemetry {
             "Snapshot view cache lookups by result",
             view_cache.clone(),
         );
+        registry.register(
+            "blob_cache",
+            "Package file cache lookups by result",
+            blob_cache.clone(),
+        );
         registry.register("uploads", "Uploads by result", uploads.clone());
         registry.register("downloads", "Package files served", downloads.clone());
         Self {
@@ -66,6 +73,7 @@ impl Default for Telemetry {
             requests,
             latency,
             view_cache,
+            blob_cache,
             uploads,
             downloads,
         }
@@ -85,6 +93,15 @@ impl Telemetry {
     pub fn count_cache(&self, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.view_cache
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    pub fn count_blob_cache(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.blob_cache
             .get_or_create(&ResultLabels {
                 result: result.into(),
             })

@@ -86,16 +86,36 @@ pub async fn serve_package(
             return Ok(response);
         }
     };
-    let read = state.blobs.read(&file.sha256, range.clone()).await?;
+    let (body, len) = if state.blob_cache.keeps(size) {
+        let (bytes, hit) = state
+            .blob_cache
+            .get(&state.blobs, &file.sha256)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        state.telemetry.count_blob_cache(hit);
+        let part = match &range {
+            // Clamped: the stored size and the bytes agree unless storage was tampered with.
+            Some(r) => {
+                let end = (r.end as usize).min(bytes.len());
+                bytes.slice((r.start as usize).min(end)..end)
+            }
+            None => bytes,
+        };
+        let len = part.len() as u64;
+        (Body::from(part), len)
+    } else {
+        let read = state.blobs.read(&file.sha256, range.clone()).await?;
+        (Body::from_stream(read.stream), read.len)
+    };
     if range.is_none() {
         state.downloads.record(file.id);
         state.telemetry.downloads.inc();
     }
-    let mut response = Response::new(Body::from_stream(read.stream));
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(read.len));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::CACHE_CONTROL,

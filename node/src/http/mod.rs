@@ -40,6 +40,7 @@ pub struct NodeState {
     pub key: SecureKey,
     pub head: Arc<Head>,
     pub views: Views,
+    pub blob_cache: crate::blob_cache::BlobCache,
     pub downloads: Arc<Downloads>,
     pub telemetry: Telemetry,
     pub node_id: String,
@@ -66,7 +67,12 @@ impl NodeState {
         node_id: String,
     ) -> Self {
         let views = Views::new(config.cache.views);
+        let blob_cache = crate::blob_cache::BlobCache::new(
+            config.cache.blob_bytes,
+            config.cache.blob_max_file_bytes,
+        );
         Self {
+            blob_cache,
             config,
             store,
             blobs,

@@ -120,8 +120,7 @@ async fn fetch(
     sha256: Option<&str>,
 ) -> Result<(Vec<u8>, Instant), ErrorKind> {
     ctx.recorder.scheduled(kind, due);
-    let result = get_body(user, kind, url, sha256).await;
-    let finished = Instant::now();
+    let (result, finished) = get_body(user, kind, url, sha256).await;
     let outcome = match &result {
         Ok(_) => Outcome::Ok,
         Err(kind) => Outcome::Error(kind.clone()),
@@ -130,12 +129,34 @@ async fn fetch(
     result.map(|body| (body, finished))
 }
 
+/// The body and when its last byte arrived: the hash check after it is the client's own work,
+/// not the server's latency.
 async fn get_body(
     user: &mut GooseUser,
     kind: &str,
     url: &str,
     sha256: Option<&str>,
-) -> Result<Vec<u8>, ErrorKind> {
+) -> (Result<Vec<u8>, ErrorKind>, Instant) {
+    match read_body(user, kind, url).await {
+        Ok((body, mut request, arrived)) => {
+            if let Some(expected) = sha256 {
+                let actual = hex::encode(Sha256::digest(&body));
+                if !actual.eq_ignore_ascii_case(expected) {
+                    let _ = user.set_failure("hash_mismatch", &mut request, None, None);
+                    return (Err("hash_mismatch".to_string()), arrived);
+                }
+            }
+            (Ok(body), arrived)
+        }
+        Err(kind) => (Err(kind), Instant::now()),
+    }
+}
+
+async fn read_body(
+    user: &mut GooseUser,
+    kind: &str,
+    url: &str,
+) -> Result<(Vec<u8>, goose::metrics::GooseRequestMetric, Instant), ErrorKind> {
     // An error here is goose's own (bad URL, metrics channel closed at shutdown).
     let GooseResponse {
         mut request,
@@ -150,22 +171,14 @@ async fn get_body(
         // goose has already counted the failure.
         return Err(format!("http_{}", status.as_u16()));
     }
-    let body = match response.bytes().await {
-        Ok(body) => body.to_vec(),
+    match response.bytes().await {
+        Ok(body) => Ok((body.to_vec(), request, Instant::now())),
         Err(e) => {
             let kind = transport_kind(e.is_timeout(), e.is_connect());
             let _ = user.set_failure(&kind, &mut request, None, None);
-            return Err(kind);
-        }
-    };
-    if let Some(expected) = sha256 {
-        let actual = hex::encode(Sha256::digest(&body));
-        if !actual.eq_ignore_ascii_case(expected) {
-            let _ = user.set_failure("hash_mismatch", &mut request, None, None);
-            return Err("hash_mismatch".to_string());
+            Err(kind)
         }
     }
-    Ok(body)
 }
 
 fn transport_kind(timeout: bool, connect: bool) -> ErrorKind {

@@ -70,7 +70,8 @@ pub fn find_pkgnode_bin() -> Result<PathBuf, InfraError> {
     if let Some(path) = std::env::var_os("PKGNODE_BIN") {
         let path = PathBuf::from(path);
         return if path.is_file() {
-            Ok(path)
+            // Absolute: the nodes run from their own working directories.
+            Ok(path.canonicalize()?)
         } else {
             Err(InfraError::Missing {
                 what: "pkgnode".into(),
