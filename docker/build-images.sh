@@ -11,17 +11,17 @@
 # is skipped unless --force. Usage: docker/build-images.sh [--force] [postgres|haproxy|garage|pkgnode ...]
 #
 # Environment: PKGNODE_BIN (default <repo>/target/release/pkgnode), GARAGE_BIN (default
-# ~/.cargo/bin/garage, else `garage` on PATH), PG_MAJOR (default 15), IMAGE_PREFIX (default
-# pkgcluster), IMAGE_UID (uid/gid of the non-root user in every image, default 999).
+# ~/.cargo/bin/garage, else `garage` on PATH), IMAGE_PREFIX (default pkgcluster).
+# Each image's user is uid/gid 999 (IMAGE_UID here, `999` in the Dockerfiles' COPY --chown/USER).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 ALL_IMAGES=(postgres haproxy garage pkgnode)
 
-PG_MAJOR=${PG_MAJOR:-15}
+PG_MAJOR=15 # also in postgres/Dockerfile (PATH)
 PREFIX=${IMAGE_PREFIX:-pkgcluster}
-IMAGE_UID=${IMAGE_UID:-999}
+IMAGE_UID=999 # also in the Dockerfiles
 PKGNODE_BIN=${PKGNODE_BIN:-$REPO/target/release/pkgnode}
 if [[ -z ${GARAGE_BIN:-} ]]; then
     if [[ -x ${HOME:-/root}/.cargo/bin/garage ]]; then
@@ -32,7 +32,7 @@ if [[ -z ${GARAGE_BIN:-} ]]; then
 fi
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 FORCE=0
@@ -133,14 +133,31 @@ ldd_deps() {
     awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$out"
 }
 
-# add_elf FILE...: each file and its ldd closure.
-add_elf() {
+# add_libs FILE...: the ldd closure of each file (not the file itself).
+add_libs() {
     local f dep deps
     for f in "$@"; do
-        add_path "$f"
         deps=$(ldd_deps "$f") || die "unresolved libraries for $f (above)"
         for dep in $deps; do add_path "$dep"; done
     done
+}
+
+# add_elf FILE...: each file, at its path, and its ldd closure.
+add_elf() {
+    local f
+    for f in "$@"; do
+        add_path "$f"
+        add_libs "$f"
+    done
+}
+
+# install_bin FILE DEST: an executable installed at another path (e.g. /usr/local/bin/x), and
+# its ldd closure.
+install_bin() {
+    local real
+    real=$(readlink -f "$1")
+    install -m 755 "$real" "$ROOTFS$2"
+    add_libs "$real"
 }
 
 # add_tree DIR [find-exclusions...]: a directory tree, same path, symlinks kept; an absolute
@@ -234,6 +251,9 @@ assemble_postgres() {
     add_busybox
     add_user postgres /var/lib/postgresql
     install -m 755 "$HERE/postgres/pg-entrypoint" "$ROOTFS/usr/local/bin/pg-entrypoint"
+    # /var/lib/postgresql and its data/, owned by postgres (one COPY --chown in the Dockerfile)
+    mkdir -p "$CONTEXT/pg-home/data"
+    chmod 755 "$CONTEXT/pg-home" "$CONTEXT/pg-home/data"
 }
 
 assemble_haproxy() {
@@ -248,10 +268,7 @@ assemble_haproxy() {
 assemble_garage() {
     [[ -n $GARAGE_BIN && -x $GARAGE_BIN ]] ||
         die "no garage binary: 'cargo install garage --version 2.5.0' (or set GARAGE_BIN)"
-    add_elf "$(readlink -f "$GARAGE_BIN")"
-    # The binary keeps its host path in the closure; the image runs it as /usr/local/bin/garage.
-    rm -f "$ROOTFS$(readlink -f "$GARAGE_BIN")"
-    install -m 755 "$(readlink -f "$GARAGE_BIN")" "$ROOTFS/usr/local/bin/garage"
+    install_bin "$GARAGE_BIN" /usr/local/bin/garage
     add_busybox
     add_user garage /var/lib/garage
     install -m 644 "$HERE/garage/garage.toml" "$ROOTFS/etc/garage.toml"
@@ -262,9 +279,7 @@ assemble_pkgnode() {
     [[ -x $PKGNODE_BIN ]] || die "no pkgnode binary at $PKGNODE_BIN: build it with
     cargo build --release -p node
 (or point PKGNODE_BIN at a built binary)"
-    add_elf "$(readlink -f "$PKGNODE_BIN")"
-    rm -f "$ROOTFS$(readlink -f "$PKGNODE_BIN")"
-    install -m 755 "$(readlink -f "$PKGNODE_BIN")" "$ROOTFS/usr/local/bin/pkgnode"
+    install_bin "$PKGNODE_BIN" /usr/local/bin/pkgnode
     add_busybox
     add_user pkgnode /var/lib/pkgnode
     mkdir -p "$ROOTFS/etc/pkgnode"
@@ -289,6 +304,7 @@ for name in "${WANTED[@]}"; do
         continue
     fi
     start=$(now)
+    old_id=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
     CONTEXT=$WORK/$name
     mkdir -p "$CONTEXT"
     new_rootfs "$CONTEXT/rootfs"
@@ -299,13 +315,23 @@ for name in "${WANTED[@]}"; do
     "assemble_$name"
     cp "$HERE/$name/Dockerfile" "$CONTEXT/Dockerfile"
     log "building $tag ($(du -sh "$CONTEXT" | cut -f1) context)"
-    build_args=(--build-arg "IMAGE_UID=$IMAGE_UID")
-    [[ $name != postgres ]] || build_args+=(--build-arg "PG_MAJOR=$PG_MAJOR")
-    docker build --quiet "${build_args[@]}" \
-        --label "org.opencontainers.image.version=$VERSION" \
-        --label "org.opencontainers.image.source=pkgcluster docker/build-images.sh" \
-        -t "$tag" "$CONTEXT" >/dev/null
+    # Every Dockerfile instruction is a container commit for the legacy builder (about 1 s each
+    # on this engine), so the Dockerfiles are short and there is one label per image.
+    label="org.opencontainers.image.version=$VERSION"
+    if [[ $name == pkgnode ]]; then
+        # The tag is the workspace version, which does not move with every build of the node: the
+        # binary's digest lets a caller tell a stale image (compare, then --force).
+        label="pkgcluster.pkgnode.sha256=$(sha256sum <"$PKGNODE_BIN" | cut -d' ' -f1)"
+    fi
+    # The engine's own output (the legacy builder's deprecation notice among it) only on failure.
+    docker build --label "$label" -t "$tag" "$CONTEXT" >"$WORK/$name.build.log" 2>&1 ||
+        { cat "$WORK/$name.build.log" >&2; die "docker build of $tag failed"; }
     rm -rf "$CONTEXT"
+    # --force: the image the tag named before is left untagged; remove it unless a container
+    # still uses it.
+    if [[ -n $old_id && $old_id != $(docker image inspect -f '{{.Id}}' "$tag") ]]; then
+        docker rmi "$old_id" >/dev/null 2>&1 || log "kept the previous $tag image ${old_id:7:12} (in use)"
+    fi
     TIMES[$name]=$(elapsed "$start" "$(now)")
     log "built $tag in ${TIMES[$name]} s"
 done

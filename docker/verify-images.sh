@@ -69,7 +69,7 @@ run() {
 }
 
 # The host port a container port is published on (127.0.0.1 only).
-host_port() { docker port "$RUN_ID-$1" "$2/tcp" | awk -F: '/^127\.0\.0\.1:/ { print $2; exit }'; }
+host_port() { docker port "$RUN_ID-$1" "$2/tcp" | awk -F: '/^127\.0\.0\.1:/ && !n++ { print $2 }'; }
 
 logs_on_failure() { docker logs "$RUN_ID-$1" 2>&1 | tail -n 40 >&2 || true; }
 
@@ -124,6 +124,7 @@ verify_haproxy() {
     cat >"$cfg" <<'EOF'
 global
     stats socket /run/haproxy/admin.sock mode 600 level admin
+    stats socket ipv4@127.0.0.1:9999 level admin
 defaults
     mode http
     timeout connect 2s
@@ -140,8 +141,11 @@ EOF
     port=$(host_port haproxy 8080)
     wait_for 20 "haproxy on 127.0.0.1:$port" curl -fsS "http://127.0.0.1:$port/__ping__" || fail "see above"
     say "haproxy: GET /__ping__ -> $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/__ping__"); /nothing -> $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/nothing")"
-    docker exec "$RUN_ID-haproxy" sh -c 'echo "show info" | nc local:/run/haproxy/admin.sock' | grep -q '^Version:' ||
-        fail "haproxy runtime API socket"
+    docker exec "$RUN_ID-haproxy" test -S /run/haproxy/admin.sock || fail "no runtime API socket in /run/haproxy"
+    local info
+    info=$(docker exec "$RUN_ID-haproxy" sh -c 'echo "show info" | nc 127.0.0.1 9999') ||
+        fail "haproxy runtime API"
+    grep -q '^Version:' <<<"$info" || fail "haproxy runtime API: show info printed: $info"
     say "haproxy: runtime API answers; $(docker exec "$RUN_ID-haproxy" haproxy -v | head -n 1); user $(docker exec "$RUN_ID-haproxy" id -un)"
     say "haproxy: OK"
 }
@@ -163,7 +167,9 @@ verify_garage() {
     [[ -n $access ]] || fail "garage key create printed no Key ID: $key"
     g bucket create pkgs >/dev/null || fail "garage bucket create"
     g bucket allow --read --write --owner pkgs --key pkgnode >/dev/null || fail "garage bucket allow"
-    g bucket info pkgs | grep -q pkgnode || fail "garage bucket info does not show the key"
+    local info
+    info=$(g bucket info pkgs) || fail "garage bucket info"
+    grep -q pkgnode <<<"$info" || fail "garage bucket info does not show the key: $info"
     port=$(host_port garage 3900)
     # An anonymous request to the S3 API is answered (403 AccessDenied) by Garage itself.
     status=$(curl -sS -o "$TMP/s3.xml" -w '%{http_code}' "http://127.0.0.1:$port/pkgs?list-type=2") ||
@@ -198,7 +204,8 @@ EOF
     ping() { [[ $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/__ping__") == 200 ]]; }
     wait_for 30 "pkgnode GET /__ping__ 200 on 127.0.0.1:$port" ping || { logs_on_failure pkgnode; fail "pkgnode start"; }
     say "pkgnode: GET /__ping__ -> 200; data dir: $(docker exec "$RUN_ID-pkgnode" ls /var/lib/pkgnode | tr '\n' ' ')"
-    say "pkgnode: admin through docker exec: $(docker exec "$RUN_ID-pkgnode" pkgnode list repos 2>&1 | head -n 3 | tr '\n' ' ')"
+    docker exec "$RUN_ID-pkgnode" pkgnode list repos >/dev/null || fail "docker exec pkgnode list repos"
+    say "pkgnode: admin command through docker exec (pkgnode list repos, PKGNODE_CONFIG) exits 0"
     say "pkgnode: OK"
 }
 
