@@ -73,6 +73,16 @@ pub struct ScenarioArgs {
     pub installs_per_day: f64,
     #[arg(long, value_enum, default_value = "peak-hour")]
     pub replay: Replay,
+    /// With --replay whole-day: simulated seconds per wall second (the run then lasts
+    /// window-hours × 3600 / compression, and --duration is ignored).
+    #[arg(long)]
+    pub compression: Option<f64>,
+    /// With --replay whole-day: the first simulated hour (UTC) of the replayed window.
+    #[arg(long, default_value_t = 0.0)]
+    pub window_start_hour: f64,
+    /// With --replay whole-day: how many simulated hours to replay.
+    #[arg(long, default_value_t = 24.0)]
+    pub window_hours: f64,
     /// Peak-to-mean ratio of the diurnal arrival curve.
     #[arg(long, default_value_t = 2.5)]
     pub peak_to_mean: f64,

@@ -28,7 +28,15 @@ pub fn daily_installs_config(args: &ScenarioArgs) -> DailyInstallsConfig {
     let duration: Duration = args.duration.into();
     let mut arrival = match args.replay {
         Replay::PeakHour => ArrivalPlan::peak_hour(args.installs_per_day, duration),
-        Replay::WholeDay => ArrivalPlan::whole_day(args.installs_per_day, duration),
+        Replay::WholeDay => {
+            let mut plan = ArrivalPlan::whole_day(args.installs_per_day, duration);
+            plan.window_start_hour = args.window_start_hour;
+            plan.window_hours = args.window_hours;
+            plan.compression = args
+                .compression
+                .unwrap_or(args.window_hours * 3600.0 / duration.as_secs_f64());
+            plan
+        }
     };
     arrival.curve = DiurnalCurve {
         peak_to_mean: args.peak_to_mean,
@@ -131,7 +139,13 @@ pub async fn daily_installs(
     );
 
     let shares_before = node_share::snapshot(&client, &endpoints.nodes).await;
-    let sampler = resources::Sampler::start(infra.monitored(), start, Duration::from_secs(1));
+    // The load generator too: when it saturates, the report must say so.
+    let mut monitored = infra.monitored();
+    monitored.push(crate::infra::Monitored {
+        name: "load-generator".into(),
+        pid: std::process::id(),
+    });
+    let sampler = resources::Sampler::start(monitored, start, Duration::from_secs(1));
     let (stop_progress, stop_rx) = tokio::sync::oneshot::channel();
     let progress = progress::spawn(
         recorder.clone(),
@@ -153,6 +167,16 @@ pub async fn daily_installs(
         return Err(HarnessError::Interrupted);
     }
 
+    // Arrivals due within the run that no user ever took: k6's dropped iterations. They count as
+    // scheduled and late, so the achieved rate and `rate_ratio` show the shortfall.
+    let dropped = schedule.arrivals()[schedule.handed_out()..]
+        .iter()
+        .filter(|a| a.offset < run_time)
+        .inspect(|a| {
+            recorder.scheduled(daily_installs::KIND_INSTALL, start + a.offset);
+            recorder.late(daily_installs::KIND_INSTALL, start + a.offset);
+        })
+        .count();
     let metrics = recorder.finish();
     let mut events = vec![Event {
         at_s: 0.0,
@@ -173,6 +197,16 @@ pub async fn daily_installs(
             message: format!(
                 "{late} installs started more than {} ms late: the user pool ({users}) or the client ran short",
                 config.late_tolerance_ms
+            ),
+        });
+    }
+    if dropped > 0 {
+        events.push(Event {
+            at_s: run_time.as_secs_f64(),
+            end_s: None,
+            kind: "dropped".into(),
+            message: format!(
+                "{dropped} scheduled installs were never started: every user was busy"
             ),
         });
     }
