@@ -101,16 +101,29 @@ async fn start_infra(args: &ScenarioArgs) -> Result<Box<dyn Infra>, HarnessError
     }
     let reason = match args.infra {
         InfraChoice::Local => "--infra local".to_string(),
-        InfraChoice::Auto => {
-            "auto: the docker provider is not built yet, so local processes".to_string()
-        }
         InfraChoice::Docker => {
-            return Err(InfraError::Missing {
-                what: "the docker provider".into(),
-                detail: "not implemented yet; use --infra local".into(),
-            }
-            .into());
+            let pkgnode = ensure_pkgnode()?;
+            return start_docker(args, pkgnode, "--infra docker".into()).await;
         }
+        InfraChoice::Auto => match infra::docker::available() {
+            Ok(version) => {
+                let pkgnode = ensure_pkgnode()?;
+                let reason = format!(
+                    "auto: docker {version} answers and the pkgcluster images exist or can be built"
+                );
+                match start_docker(args, pkgnode, reason).await {
+                    Ok(cluster) => return Ok(cluster),
+                    Err(HarnessError::Interrupted) => return Err(HarnessError::Interrupted),
+                    Err(error) => {
+                        eprintln!("harness: docker provider failed ({error}); using local");
+                        format!(
+                            "auto: docker {version} answers but the docker cluster failed ({error}), so local processes"
+                        )
+                    }
+                }
+            }
+            Err(why) => format!("auto: {why}, so local processes"),
+        },
     };
     let pkgnode = ensure_pkgnode()?;
     let options = infra::local::LocalOptions {
@@ -122,6 +135,30 @@ async fn start_infra(args: &ScenarioArgs) -> Result<Box<dyn Infra>, HarnessError
     };
     let start = tokio::task::spawn_blocking(move || infra::local::start(options));
     // Ctrl-C during start-up: let the start finish (it cannot be cut mid-way), then tear down.
+    tokio::select! {
+        started = start => {
+            let cluster = started.map_err(|e| HarnessError::Internal(e.to_string()))??;
+            Ok(Box::new(cluster))
+        }
+        _ = tokio::signal::ctrl_c() => Err(HarnessError::Interrupted),
+    }
+}
+
+/// The docker provider, started on a blocking thread (it builds missing images first).
+async fn start_docker(
+    args: &ScenarioArgs,
+    pkgnode: PathBuf,
+    reason: String,
+) -> Result<Box<dyn Infra>, HarnessError> {
+    let options = infra::docker::DockerOptions {
+        nodes: args.nodes,
+        pkgnode_bin: pkgnode,
+        reason,
+        ..infra::docker::DockerOptions::default()
+    };
+    let start = tokio::task::spawn_blocking(move || infra::docker::start(options));
+    // Ctrl-C during start-up: the start finishes on its thread and the cluster drops there,
+    // which removes its containers and network.
     tokio::select! {
         started = start => {
             let cluster = started.map_err(|e| HarnessError::Internal(e.to_string()))??;

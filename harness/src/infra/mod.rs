@@ -1,11 +1,16 @@
-//! Infrastructure providers behind one trait: `local` (child processes on loopback addresses),
-//! `target` (an existing deployment), and later `docker`. Scenarios, checks and drills see only
-//! [`Infra`] and [`Endpoints`]; they never know which provider runs them.
+//! Infrastructure providers behind one trait: `docker` (containers through testcontainers),
+//! `local` (child processes on loopback addresses) and `target` (an existing deployment).
+//! Scenarios, checks and drills see only [`Infra`] and [`Endpoints`]; they never know which
+//! provider runs them.
 //!
 //! **Invariant:** every provider cleans up on drop as well as on [`Infra::teardown`], so a failed
 //! or interrupted run leaves no process, container or temp dir behind.
 
+pub(crate) mod bootstrap;
+pub mod docker;
+pub(crate) mod haproxy_config;
 pub mod local;
+pub(crate) mod probe;
 pub mod target;
 
 use std::time::Duration;
@@ -55,6 +60,9 @@ pub enum Control {
     Unpause,
     Disconnect,
     Reconnect,
+    /// Promote the standby to primary and repoint the database endpoint the nodes use to it
+    /// (only [`Member::DatabaseStandby`], only where the provider runs one).
+    Promote,
 }
 
 /// Errors from bringing infrastructure up, acting on it, or tearing it down.

@@ -1,5 +1,5 @@
-//! Readiness probes and port choice: a minimal blocking HTTP/1.0 GET over `std::net`, so the
-//! provider works from any thread (a blocking reqwest client panics inside an async context, and
+//! Readiness probes and port choice, shared by the providers: a minimal blocking HTTP/1.0 GET
+//! over `std::net`, so a provider works from any thread (a blocking reqwest client panics inside an async context, and
 //! `control` may be called from one).
 
 use std::io::{Read, Write};

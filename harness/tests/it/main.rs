@@ -1,2 +1,3 @@
+mod infra_docker;
 mod infra_local;
 mod scenario;

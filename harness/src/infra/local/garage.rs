@@ -8,10 +8,6 @@ use super::Context;
 use super::process::{self, Launch, Supervised};
 use crate::infra::InfraError;
 
-/// The bucket the nodes store package files in.
-pub const BUCKET: &str = "pkgs";
-const KEY_NAME: &str = "pkgnode";
-
 /// A running one-node Garage server.
 pub struct Garage {
     pub endpoint: String,
@@ -41,7 +37,10 @@ impl Garage {
         let bin = garage_bin();
         let dir = context.work_dir.join("garage");
         std::fs::create_dir_all(&dir)?;
-        let (s3_port, rpc_port) = (super::probe::free_port()?, super::probe::free_port()?);
+        let (s3_port, rpc_port) = (
+            crate::infra::probe::free_port()?,
+            crate::infra::probe::free_port()?,
+        );
         let secret: [u8; 32] = rand::random();
         let config = dir.join("garage.toml");
         std::fs::write(
@@ -70,7 +69,8 @@ impl Garage {
                 context.timeout,
             )
         };
-        let version = cli("version", &["--version"]).map(|line| parse_version(&line))?;
+        let version = cli("version", &["--version"])
+            .map(|line| crate::infra::bootstrap::garage_version(&line))?;
 
         let server = Launch::new("s3", &bin, context.work_dir.join("garage.log"))
             .arg("-c")
@@ -91,29 +91,7 @@ impl Garage {
             node_id = id.trim().to_string();
             Ok(!node_id.is_empty())
         })?;
-        let id = node_id.split('@').next().unwrap_or_default();
-        cli(
-            "layout-assign",
-            &["layout", "assign", "-z", "dc1", "-c", "1G", id],
-        )?;
-        cli("layout-apply", &["layout", "apply", "--version", "1"])?;
-        let key = cli("key-create", &["key", "create", KEY_NAME])?;
-        let field = |name: &str| {
-            key.lines()
-                .find_map(|line| line.trim().strip_prefix(name).map(|v| v.trim().to_string()))
-                .ok_or_else(|| InfraError::Failed {
-                    what: "garage key create".into(),
-                    detail: format!("printed no {name:?}:\n{key}"),
-                })
-        };
-        let (access_key, secret_key) = (field("Key ID:")?, field("Secret key:")?);
-        cli("bucket-create", &["bucket", "create", BUCKET])?;
-        cli(
-            "bucket-allow",
-            &[
-                "bucket", "allow", "--read", "--write", "--owner", BUCKET, "--key", KEY_NAME,
-            ],
-        )?;
+        let (access_key, secret_key) = crate::infra::bootstrap::garage_single_node(&node_id, cli)?;
         Ok(Self {
             endpoint: format!("http://127.0.0.1:{s3_port}"),
             s3_port,
@@ -129,18 +107,9 @@ impl Garage {
         let address = std::net::SocketAddr::from(([127, 0, 0, 1], self.s3_port));
         process::wait_ready("garage", context.timeout, Some(&mut self.process), || {
             // Any HTTP answer (S3 says 403 to an anonymous GET) means the API is up.
-            super::probe::get(address, "/", Duration::from_secs(2)).map(|_| true)
+            crate::infra::probe::get(address, "/", Duration::from_secs(2)).map(|_| true)
         })
     }
-}
-
-/// `garage cargo:2.5.0 [features: …]` → `2.5.0`.
-fn parse_version(line: &str) -> String {
-    let line = line.trim();
-    line.split_whitespace()
-        .nth(1)
-        .map(|word| word.rsplit(':').next().unwrap_or(word).to_string())
-        .unwrap_or_else(|| line.to_string())
 }
 
 #[cfg(test)]
@@ -148,9 +117,14 @@ mod tests {
     #[test]
     fn version_drops_the_build_origin() {
         assert_eq!(
-            super::parse_version("garage cargo:2.5.0 [features: bundled-libs, k2v]\n"),
+            crate::infra::bootstrap::garage_version(
+                "garage cargo:2.5.0 [features: bundled-libs, k2v]\n"
+            ),
             "2.5.0"
         );
-        assert_eq!(super::parse_version("garage v1.0.1"), "v1.0.1");
+        assert_eq!(
+            crate::infra::bootstrap::garage_version("garage v1.0.1"),
+            "v1.0.1"
+        );
     }
 }

@@ -1,7 +1,5 @@
-//! HAProxy in front of the nodes: round robin with `/__ping__` health checks, and retries with
-//! redispatch so a request that finds a dead node is re-sent to a live one (HAProxy re-sends only
-//! requests that are safe to repeat). Runs in the foreground (`-db`) as a direct child; its admin
-//! socket answers `show stat`.
+//! HAProxy in front of the nodes (config in [`crate::infra::haproxy_config`]). Runs in the
+//! foreground (`-db`) as a direct child; its admin socket answers `show stat`.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -12,8 +10,7 @@ use std::time::Duration;
 use super::Context;
 use super::process::{self, Launch, Supervised};
 use crate::infra::InfraError;
-
-const BACKEND: &str = "nodes";
+use crate::infra::haproxy_config::{self, parse_version};
 
 /// A running HAProxy.
 pub struct HaProxy {
@@ -39,7 +36,7 @@ impl HaProxy {
             )?;
             parse_version(&out)
         };
-        let port = super::probe::free_port()?;
+        let port = crate::infra::probe::free_port()?;
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let socket = context.work_dir.join("haproxy.sock");
         if socket.as_os_str().len() > 100 {
@@ -78,7 +75,7 @@ impl HaProxy {
             if up < servers {
                 return Err(format!("servers not all UP: {states:?}"));
             }
-            super::probe::ping(address)
+            crate::infra::probe::ping(address)
         })
     }
 
@@ -98,33 +95,7 @@ impl HaProxy {
 
 /// `show stat` on the admin socket: (server name, status) for each backend server.
 pub fn server_states(socket: &Path) -> Result<Vec<(String, String)>, String> {
-    let csv = admin_command(socket, "show stat")?;
-    let mut lines = csv.lines();
-    let header = lines.next().ok_or("empty `show stat` answer")?;
-    let columns: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
-    let column = |name: &str| {
-        columns
-            .iter()
-            .position(|c| *c == name)
-            .ok_or(format!("`show stat` has no {name} column"))
-    };
-    let (proxy, server, status) = (column("pxname")?, column("svname")?, column("status")?);
-    Ok(lines
-        .map(|line| line.split(',').collect::<Vec<_>>())
-        .filter(|fields| {
-            fields.get(proxy) == Some(&BACKEND)
-                && !matches!(
-                    fields.get(server),
-                    Some(&"BACKEND") | Some(&"FRONTEND") | None
-                )
-        })
-        .map(|fields| {
-            let state = fields.get(status).copied().unwrap_or_default();
-            // "UP 1/2" while a check is in transition.
-            let state = state.split_whitespace().next().unwrap_or_default();
-            (fields[server].to_string(), state.to_string())
-        })
-        .collect())
+    haproxy_config::server_states(&admin_command(socket, "show stat")?)
 }
 
 /// One command on the HAProxy admin socket; the answer text.
@@ -145,60 +116,25 @@ pub fn admin_command(socket: &Path, command: &str) -> Result<String, String> {
 }
 
 fn config_text(address: SocketAddr, socket: &Path, nodes: &[(String, SocketAddr)]) -> String {
-    let mut text = format!(
-        "global\n\
-         \x20   maxconn 4096\n\
-         \x20   stats socket {socket} mode 600 level admin\n\
-         \n\
-         defaults\n\
-         \x20   mode http\n\
-         \x20   timeout connect 2s\n\
-         \x20   timeout client 60s\n\
-         \x20   timeout server 60s\n\
-         \x20   option http-keep-alive\n\
-         \n\
-         frontend lb\n\
-         \x20   bind {address}\n\
-         \x20   default_backend {BACKEND}\n\
-         \n\
-         backend {BACKEND}\n\
-         \x20   balance roundrobin\n\
-         \x20   option httpchk GET /__ping__\n\
-         \x20   http-check expect status 200\n\
-         \x20   retries 3\n\
-         \x20   option redispatch 1\n\
-         \x20   retry-on conn-failure empty-response response-timeout 503\n",
-        socket = socket.display(),
-    );
-    for (name, node) in nodes {
-        text.push_str(&format!(
-            "    server {name} {node} check inter 500ms fall 2 rise 1\n"
-        ));
-    }
-    text
-}
-
-/// `HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/` → `2.6.12-1+deb12u4`.
-fn parse_version(text: &str) -> String {
-    let first = text.lines().next().unwrap_or_default().trim();
-    first
-        .strip_prefix("HAProxy version ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or(first)
-        .to_string()
+    let servers: Vec<(String, String)> = nodes
+        .iter()
+        .map(|(name, address)| (name.clone(), address.to_string()))
+        .collect();
+    haproxy_config::config_text(&haproxy_config::Layout {
+        bind: &address.to_string(),
+        global: &[format!(
+            "stats socket {} mode 600 level admin",
+            socket.display()
+        )],
+        servers: &servers,
+        server_options: "",
+        tail: "",
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn version_is_the_word_after_the_product() {
-        assert_eq!(
-            parse_version("HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/\n"),
-            "2.6.12-1+deb12u4"
-        );
-    }
 
     #[test]
     fn config_lists_every_node_with_health_checks() {
@@ -211,8 +147,8 @@ mod tests {
             Path::new("/w/haproxy.sock"),
             &nodes,
         );
+        assert!(text.contains("stats socket /w/haproxy.sock mode 600 level admin"));
         assert!(text.contains("bind 127.0.0.1:5000"));
-        assert!(text.contains("server node-2 127.0.0.12:4000 check inter 500ms fall 2 rise 1"));
-        assert!(text.contains("retry-on conn-failure empty-response response-timeout 503"));
+        assert!(text.contains("server node-2 127.0.0.12:4000 check inter 500ms fall 2 rise 1\n"));
     }
 }

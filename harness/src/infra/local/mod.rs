@@ -13,7 +13,6 @@ mod garage;
 mod haproxy;
 mod nodes;
 mod postgres;
-mod probe;
 mod process;
 
 use std::path::{Path, PathBuf};
@@ -260,7 +259,7 @@ impl LocalCluster {
         let addresses = (0..options.nodes)
             .map(nodes::node_ip)
             .collect::<Result<Vec<_>, _>>()?;
-        let port = probe::free_port_on(&addresses)?;
+        let port = crate::infra::probe::free_port_on(&addresses)?;
         let mut prepared = Vec::new();
         for index in 0..options.nodes {
             prepared.push(Node::prepare(
@@ -416,7 +415,9 @@ fn signal_action(
         // The whole group, so PostgreSQL's backends freeze with the postmaster.
         Control::Pause => process.pause(),
         Control::Unpause => process.unpause(),
-        Control::Start | Control::Disconnect | Control::Reconnect => return None,
+        Control::Start | Control::Disconnect | Control::Reconnect | Control::Promote => {
+            return None;
+        }
     })
 }
 

@@ -88,7 +88,7 @@ impl Postgres {
             (error, _) => error,
         })?;
 
-        let port = super::probe::free_port()?;
+        let port = crate::infra::probe::free_port()?;
         // A Unix socket path is limited to 107 bytes; beyond that, TCP only.
         let socket_dir = if dir.as_os_str().len() < 80 {
             dir.display().to_string()

@@ -1,0 +1,463 @@
+//! The `docker` provider: the cluster as containers started through testcontainers, on a
+//! private network of its own (one per run, named after the run id): PostgreSQL primary with a
+//! synchronous streaming standby, Garage (S3), N `pkgnode` containers each under its own host
+//! name (its `www_host_name`), and HAProxy. The harness reaches them only through ports
+//! published on 127.0.0.1. The nodes reach the database by the network alias `db`, which
+//! [`Control::Promote`] moves to the promoted standby, the way a managed database flips its
+//! DNS name.
+//!
+//! Images are `pkgcluster/*` built offline by `docker/build-images.sh` ([`engine::ensure_images`]
+//! builds missing ones, and rebuilds `pkgnode` when its binary changed).
+//!
+//! **Invariant:** nothing is left behind. Every container carries the label
+//! `pkgcluster.run=RUN_ID` (as does the network); teardown, [`Drop`] and a failed start drop the
+//! testcontainers handles (which remove their containers) and then remove whatever still carries
+//! the label, and the network.
+
+mod containers;
+pub mod engine;
+mod parts;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use reports::record::{InfraInfo, NodeInfo};
+
+use self::containers::Started;
+use self::parts::Names;
+use super::{Control, Endpoints, Infra, InfraError, Member, Monitored, bootstrap};
+
+const PROVIDER: &str = "docker";
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct DockerOptions {
+    /// Number of `pkgnode` containers (at least 1).
+    pub nodes: usize,
+    /// The `pkgnode` binary the node image must hold (rebuilt when it differs).
+    pub pkgnode_bin: PathBuf,
+    /// TOML merged into every node's config, over `[cluster] enabled = true`.
+    pub node_config_extra: String,
+    /// How long each component may take to become ready.
+    pub ready_timeout: Duration,
+    /// Why the docker provider was chosen, for the report.
+    pub reason: String,
+    /// The run id (container name prefix, network name, label value); `None`: a random
+    /// `pkgc-XXXXXXXX`. Must be unique among the engine's networks and containers.
+    pub run_id: Option<String>,
+}
+
+impl Default for DockerOptions {
+    fn default() -> Self {
+        Self {
+            nodes: 2,
+            pkgnode_bin: super::local::find_pkgnode_bin().unwrap_or_else(|_| "pkgnode".into()),
+            node_config_extra: String::new(),
+            ready_timeout: Duration::from_secs(90),
+            reason: "docker containers requested".into(),
+            run_id: None,
+        }
+    }
+}
+
+/// Whether this provider can run here: the engine's version when `docker version` answers and
+/// the images exist or the build script is there to build them; else why not.
+pub fn available() -> Result<String, String> {
+    let version = engine::engine_version().map_err(|e| format!("no docker engine ({e})"))?;
+    let script = engine::build_script();
+    let present = engine::IMAGES.iter().all(|name| {
+        engine::docker(&["image", "inspect", "-f", "{{.Id}}", &engine::image(name)]).is_ok()
+    });
+    if present || script.is_file() {
+        Ok(version)
+    } else {
+        Err(format!(
+            "docker {version} answers, but the images are missing and {} is not there",
+            script.display()
+        ))
+    }
+}
+
+/// A running docker cluster. Dropping it removes every container and the network.
+pub struct DockerCluster {
+    names: Names,
+    endpoints: Endpoints,
+    info: InfraInfo,
+    primary: Option<Started>,
+    standby: Option<Started>,
+    garage: Option<Started>,
+    nodes: Vec<Started>,
+    haproxy: Option<Started>,
+    /// The database container that holds the `db` alias.
+    db_holder: Mutex<String>,
+    ready_timeout: Duration,
+    torn_down: bool,
+}
+
+/// Makes sure the images are there, starts the cluster and waits until the load balancer sees
+/// every node UP. Blocking: call it from `spawn_blocking` in async code (and do not drop the
+/// cluster inside an async context: testcontainers' synchronous drop blocks on its runtime).
+pub fn start(options: DockerOptions) -> Result<DockerCluster, InfraError> {
+    let began = Instant::now();
+    if options.nodes == 0 {
+        return Err(InfraError::Failed {
+            what: "docker cluster".into(),
+            detail: "at least one node is needed".into(),
+        });
+    }
+    let engine_version = engine::engine_version()?;
+    let built = engine::ensure_images(&options.pkgnode_bin)?;
+    if !built.is_empty() {
+        tracing::info!(?built, elapsed = ?began.elapsed(), "docker images built");
+    }
+    let run_id = options
+        .run_id
+        .clone()
+        .unwrap_or_else(|| format!("pkgc-{:08x}", rand::random::<u32>()));
+    engine::create_network(&run_id, &run_id)?;
+    let mut components = std::collections::BTreeMap::new();
+    components.insert("docker".to_string(), engine_version);
+    let mut cluster = DockerCluster {
+        names: Names {
+            network: run_id.clone(),
+            run_id,
+        },
+        endpoints: Endpoints {
+            base_url: String::new(),
+            nodes: Vec::new(),
+            pypi_repo: bootstrap::PYPI_REPO.into(),
+            cran_repo: bootstrap::CRAN_REPO.into(),
+            pypi_source: bootstrap::PYPI_SOURCE.into(),
+            cran_source: bootstrap::CRAN_SOURCE.into(),
+            pypi_token: String::new(),
+            cran_token: String::new(),
+        },
+        info: InfraInfo {
+            provider: PROVIDER.into(),
+            reason: options.reason.clone(),
+            components,
+            ..InfraInfo::default()
+        },
+        primary: None,
+        standby: None,
+        garage: None,
+        nodes: Vec::new(),
+        haproxy: None,
+        db_holder: Mutex::new(String::new()),
+        ready_timeout: options.ready_timeout,
+        torn_down: false,
+    };
+    // On error `cluster` drops here, which removes whatever had started.
+    cluster.bring_up(&options)?;
+    tracing::info!(
+        nodes = options.nodes,
+        elapsed = ?began.elapsed(),
+        base_url = %cluster.endpoints.base_url,
+        run_id = %cluster.names.run_id,
+        "docker cluster ready"
+    );
+    Ok(cluster)
+}
+
+impl DockerCluster {
+    fn bring_up(&mut self, options: &DockerOptions) -> Result<(), InfraError> {
+        let timeout = options.ready_timeout;
+        let names = &self.names;
+        // The database and the object store are independent: start them side by side.
+        let (postgres, garage) = std::thread::scope(|scope| {
+            let postgres = scope.spawn(|| parts::start_postgres(names, timeout));
+            let garage = scope.spawn(|| parts::start_garage(names, timeout));
+            (join(postgres, "postgresql"), join(garage, "s3"))
+        });
+        // Keep whatever started, so that an error below still removes it.
+        let postgres = postgres.map(|(primary, standby, version)| {
+            *lock(&self.db_holder) = primary.name.clone();
+            self.primary = Some(primary);
+            self.standby = Some(standby);
+            version
+        });
+        let garage = garage.map(|garage| {
+            self.garage = Some(garage.started);
+            (garage.access_key, garage.secret_key, garage.version)
+        });
+        let (pg_version, (access_key, secret_key, garage_version)) = (postgres?, garage?);
+        self.info.components.insert("postgresql".into(), pg_version);
+        self.info.components.insert("garage".into(), garage_version);
+
+        let mut extra: toml::Table =
+            toml::from_str("[cluster]\nenabled = true\n").expect("fixed TOML parses");
+        let user: toml::Table =
+            options
+                .node_config_extra
+                .parse()
+                .map_err(|e| InfraError::Failed {
+                    what: "node_config_extra".into(),
+                    detail: format!("not valid TOML: {e}"),
+                })?;
+        bootstrap::merge(&mut extra, user);
+        let extra = toml::to_string(&extra).map_err(|e| InfraError::Failed {
+            what: "node_config_extra".into(),
+            detail: e.to_string(),
+        })?;
+        let database_url = format!(
+            "postgres://postgres@{}:5432/{}",
+            parts::DB_ALIAS,
+            bootstrap::DATABASE
+        );
+        let s3_endpoint = parts::s3_endpoint(&self.names);
+        let shared = bootstrap::Shared {
+            database_url: &database_url,
+            s3_endpoint: &s3_endpoint,
+            s3_access_key: &access_key,
+            s3_secret_key: &secret_key,
+            key_file: parts::key_file(),
+            extra: &extra,
+        };
+        let key_text = bootstrap::new_key_text();
+        // The first node migrates the schema; the others start once it serves.
+        self.nodes
+            .push(parts::start_node(&self.names, 0, &shared, &key_text)?);
+        let mut ids = vec![parts::wait_node(&self.nodes[0], timeout)?];
+        for index in 1..options.nodes {
+            self.nodes
+                .push(parts::start_node(&self.names, index, &shared, &key_text)?);
+        }
+        let first = self.nodes[0].name.clone();
+        let tokens = bootstrap::create_layout(|_step, args| parts::node_admin(&first, args))?;
+        for node in &self.nodes[1..] {
+            ids.push(parts::wait_node(node, timeout)?);
+        }
+        for (node, (id, version)) in self.nodes.iter().zip(ids) {
+            let short = node
+                .name
+                .trim_start_matches(&format!("{}-", self.names.run_id));
+            self.endpoints.nodes.push((
+                short.to_string(),
+                format!("http://127.0.0.1:{}", node.host_port(parts::NODE_PORT)),
+            ));
+            self.info.nodes.push(NodeInfo {
+                id,
+                address: format!("{}:{}", node.name, parts::NODE_PORT),
+                version,
+            });
+        }
+
+        let hosts: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        let (haproxy, version) = parts::start_haproxy(&self.names, &hosts)?;
+        self.info.components.insert("haproxy".into(), version);
+        let haproxy = self.haproxy.insert(haproxy);
+        parts::wait_balancer(haproxy, hosts.len(), timeout)?;
+        self.endpoints.base_url = format!("http://127.0.0.1:{}", haproxy.host_port(parts::LB_PORT));
+        self.endpoints.pypi_token = tokens.pypi;
+        self.endpoints.cran_token = tokens.cran;
+        Ok(())
+    }
+
+    /// The run id: container names start with it, and `pkgcluster.run=RUN_ID` labels them.
+    pub fn run_id(&self) -> &str {
+        &self.names.run_id
+    }
+
+    /// The run's docker network.
+    pub fn network(&self) -> &str {
+        &self.names.network
+    }
+
+    /// The container of a member.
+    pub fn container_name(&self, member: &Member) -> Result<String, InfraError> {
+        self.started(member).map(|s| s.name.clone())
+    }
+
+    /// HAProxy's view of the nodes: (server name, `UP`/`DOWN`/`MAINT`…).
+    pub fn balancer_states(&self) -> Result<Vec<(String, String)>, InfraError> {
+        let haproxy = self.started(&Member::LoadBalancer)?;
+        parts::balancer_states(haproxy).map_err(|detail| InfraError::Failed {
+            what: "haproxy stats".into(),
+            detail,
+        })
+    }
+
+    /// `pkgnode ARGS` (admin CLI, e.g. `list-nodes`, `node-status`) run by `docker exec` in node
+    /// `index`'s container.
+    pub fn node_admin(&self, index: usize, args: &[&str]) -> Result<String, InfraError> {
+        parts::node_admin(&self.started(&Member::Node(index))?.name, args)
+    }
+
+    /// `psql -tA -c SQL` on the `pkgnode` database inside a database member's container.
+    pub fn psql(&self, member: &Member, sql: &str) -> Result<String, InfraError> {
+        parts::psql(&self.started(member)?.name, sql)
+    }
+
+    /// Promotes the standby and moves the `db` alias to it; [`Control::Promote`] on
+    /// [`Member::DatabaseStandby`].
+    pub fn promote_standby(&self) -> Result<(), InfraError> {
+        self.control(&Member::DatabaseStandby, Control::Promote)
+    }
+
+    fn started(&self, member: &Member) -> Result<&Started, InfraError> {
+        let found = match member {
+            Member::Node(index) => self.nodes.get(*index),
+            Member::DatabasePrimary => self.primary.as_ref(),
+            Member::DatabaseStandby => self.standby.as_ref(),
+            Member::LoadBalancer => self.haproxy.as_ref(),
+            Member::ObjectStore => self.garage.as_ref(),
+        };
+        found.ok_or_else(|| InfraError::Failed {
+            what: format!("{member:?}"),
+            detail: if self.torn_down {
+                "the docker cluster is torn down".into()
+            } else {
+                format!(
+                    "no such member (the cluster has {} nodes)",
+                    self.nodes.len()
+                )
+            },
+        })
+    }
+
+    /// Waits until a restarted member serves again.
+    fn wait_ready(&self, member: &Member, started: &Started) -> Result<(), InfraError> {
+        let timeout = self.ready_timeout;
+        match member {
+            Member::Node(_) => parts::wait_node(started, timeout).map(|_| ()),
+            Member::DatabasePrimary | Member::DatabaseStandby => {
+                parts::wait_postgres(&started.name, timeout)
+            }
+            Member::LoadBalancer => {
+                engine::wait_until("haproxy", Some(&started.name), timeout, || {
+                    parts::balancer_states(started).map(|s| s.len() == self.nodes.len())
+                })
+            }
+            Member::ObjectStore => {
+                let address = std::net::SocketAddr::from(([127, 0, 0, 1], started.host_port(3900)));
+                engine::wait_until("garage", Some(&started.name), timeout, || {
+                    crate::infra::probe::get(address, "/", Duration::from_secs(2)).map(|_| true)
+                })
+            }
+        }
+    }
+
+    fn promote(&self) -> Result<(), InfraError> {
+        let standby = self.started(&Member::DatabaseStandby)?;
+        engine::exec(
+            &standby.name,
+            None,
+            &["pg_ctl", "promote", "-w", "-D", parts::PGDATA],
+        )?;
+        let network = &self.names.network;
+        let mut holder = lock(&self.db_holder);
+        if *holder != standby.name {
+            // Whatever state the old primary is in, it must not answer to `db` any more.
+            engine::disconnect(network, &holder)?;
+            engine::disconnect(network, &standby.name)?;
+            engine::connect(network, &standby.name, Some(parts::DB_ALIAS))?;
+            *holder = standby.name.clone();
+        }
+        Ok(())
+    }
+
+    fn remove_everything(&mut self) -> Result<(), InfraError> {
+        // testcontainers removes each container (rm -f -v) as its handle drops.
+        self.haproxy.take();
+        self.nodes.clear();
+        self.garage.take();
+        self.standby.take();
+        self.primary.take();
+        engine::remove_run(&self.names.run_id, &self.names.network)
+    }
+}
+
+impl Infra for DockerCluster {
+    fn info(&self) -> InfraInfo {
+        self.info.clone()
+    }
+
+    fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// The host pid of each running container's first process.
+    fn monitored(&self) -> Vec<Monitored> {
+        let members = (0..self.nodes.len())
+            .map(|i| (format!("node-{}", i + 1), Member::Node(i)))
+            .chain([
+                ("postgresql".to_string(), Member::DatabasePrimary),
+                ("postgresql-standby".to_string(), Member::DatabaseStandby),
+                ("s3".to_string(), Member::ObjectStore),
+                ("haproxy".to_string(), Member::LoadBalancer),
+            ]);
+        members
+            .filter_map(|(name, member)| {
+                let pid = engine::container_pid(&self.started(&member).ok()?.name)?;
+                Some(Monitored { name, pid })
+            })
+            .collect()
+    }
+
+    /// Blocking: Stop waits up to 5 s, Start waits until the member serves again.
+    fn control(&self, member: &Member, action: Control) -> Result<(), InfraError> {
+        let started = self.started(member)?;
+        let name = started.name.as_str();
+        let network = self.names.network.as_str();
+        match action {
+            Control::Kill => engine::docker(&["kill", "-s", "KILL", name]).map(|_| ()),
+            Control::Stop => started.stop(STOP_GRACE),
+            Control::Start => {
+                started.start()?;
+                self.wait_ready(member, started)
+            }
+            Control::Pause => engine::docker(&["pause", name]).map(|_| ()),
+            Control::Unpause => engine::docker(&["unpause", name]).map(|_| ()),
+            Control::Disconnect => engine::disconnect(network, name),
+            Control::Reconnect => {
+                let alias = (*lock(&self.db_holder) == name).then_some(parts::DB_ALIAS);
+                engine::connect(network, name, alias)
+            }
+            Control::Promote if *member == Member::DatabaseStandby => self.promote(),
+            Control::Promote => Err(InfraError::Unsupported {
+                provider: PROVIDER.into(),
+                action,
+                member: member.clone(),
+            }),
+        }
+    }
+
+    fn teardown(&mut self) -> Result<(), InfraError> {
+        if self.torn_down {
+            return Ok(());
+        }
+        self.torn_down = true;
+        let began = Instant::now();
+        let result = self.remove_everything();
+        tracing::info!(elapsed = ?began.elapsed(), "docker cluster torn down");
+        result
+    }
+}
+
+impl Drop for DockerCluster {
+    fn drop(&mut self) {
+        if let Err(error) = self.teardown() {
+            tracing::error!(%error, "docker cluster teardown");
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn join<T>(
+    handle: std::thread::ScopedJoinHandle<'_, Result<T, InfraError>>,
+    what: &str,
+) -> Result<T, InfraError> {
+    handle.join().unwrap_or_else(|_| {
+        Err(InfraError::Failed {
+            what: what.into(),
+            detail: "its startup thread panicked".into(),
+        })
+    })
+}

@@ -1,0 +1,304 @@
+//! Starting each part of the docker cluster and waiting until it serves: PostgreSQL primary (with
+//! the `db` alias) and synchronous standby, Garage (one-node layout, key and bucket through
+//! `docker exec`), the nodes (config and key copied in; layout created with the admin CLI through
+//! `docker exec` on the first node) and HAProxy (health checks, DNS re-resolution through the
+//! network's resolver so a restarted node is found at its new address).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::containers::{self, Spec, Started};
+use super::engine;
+use crate::infra::{InfraError, bootstrap, haproxy_config, probe};
+
+/// The network alias the nodes reach the database by; moved on promotion.
+pub const DB_ALIAS: &str = "db";
+/// `application_name` of the standby, named in the primary's `synchronous_standby_names`.
+pub const STANDBY_NAME: &str = "standby1";
+pub const PGDATA: &str = "/var/lib/postgresql/data";
+pub const NODE_PORT: u16 = 4242;
+pub const LB_PORT: u16 = 8080;
+pub const STATS_PORT: u16 = 8404;
+const S3_PORT: u16 = 3900;
+const NODE_CONFIG: &str = "/etc/pkgnode/node.toml";
+const SEED_KEY: &str = "/etc/pkgnode/seed.key";
+const KEY_FILE: &str = "/var/lib/pkgnode/pkgnode.key";
+
+/// The names of a run's containers.
+pub struct Names {
+    pub run_id: String,
+    pub network: String,
+}
+
+impl Names {
+    pub fn container(&self, part: &str) -> String {
+        format!("{}-{part}", self.run_id)
+    }
+
+    fn spec(&self, part: &str, image: &'static str) -> Spec {
+        Spec::new(self.container(part), image, &self.run_id, &self.network)
+    }
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Waits until `pg_isready` answers inside the container.
+pub fn wait_postgres(name: &str, timeout: Duration) -> Result<(), InfraError> {
+    engine::wait_until(name, Some(name), timeout, || {
+        engine::exec(
+            name,
+            None,
+            &["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"],
+        )
+        .map(|_| true)
+        .map_err(|e| e.to_string())
+    })
+}
+
+/// `psql -tA -c SQL` inside a database container, on database `pkgnode`.
+pub fn psql(name: &str, sql: &str) -> Result<String, InfraError> {
+    engine::exec(
+        name,
+        None,
+        &[
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            bootstrap::DATABASE,
+            "-tAc",
+            sql,
+        ],
+    )
+    .map(|out| out.trim().to_string())
+}
+
+/// The primary (synchronous standby `standby1`, database `pkgnode`), then the `db` alias on it,
+/// then the standby streaming from it; returns (primary, standby, PostgreSQL version).
+pub fn start_postgres(
+    names: &Names,
+    timeout: Duration,
+) -> Result<(Started, Started, String), InfraError> {
+    let spec = names
+        .spec("pg-primary", "postgres")
+        .env("SYNC_STANDBY_NAMES", STANDBY_NAME)
+        .env("POSTGRES_DB", bootstrap::DATABASE)
+        .publish(5432)?
+        // A standby needs at least the primary's max_connections.
+        .cmd(&["-c", "max_connections=200"]);
+    let primary = containers::start(spec)?;
+    wait_postgres(&primary.name, timeout)?;
+    // Give the primary the alias the nodes use: testcontainers attaches a container to one
+    // network without aliases, so detach and attach it again with the alias (CLI).
+    engine::disconnect(&names.network, &primary.name)?;
+    engine::connect(&names.network, &primary.name, Some(DB_ALIAS))?;
+    let version = engine::exec(&primary.name, None, &["postgres", "--version"])?;
+    // `postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)` → `15.14`.
+    let version = version
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or(version.trim())
+        .to_string();
+
+    let standby = containers::start(
+        names
+            .spec("pg-standby", "postgres")
+            .env("PRIMARY_HOST", &primary.name)
+            .env("STANDBY_NAME", STANDBY_NAME)
+            .publish(5432)?
+            .cmd(&["-c", "max_connections=200"]),
+    )?;
+    wait_postgres(&standby.name, timeout)?;
+    // Commits on the primary wait for the standby from now on.
+    engine::wait_until(
+        "synchronous replication",
+        Some(&standby.name),
+        timeout,
+        || {
+            let state = psql(
+            &primary.name,
+            &format!(
+                "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{STANDBY_NAME}'"
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+            Ok(state == "sync")
+        },
+    )?;
+    Ok((primary, standby, version))
+}
+
+/// A running one-node Garage and its S3 key.
+pub struct Garage {
+    pub started: Started,
+    pub access_key: String,
+    pub secret_key: String,
+    pub version: String,
+}
+
+pub fn start_garage(names: &Names, timeout: Duration) -> Result<Garage, InfraError> {
+    let started = containers::start(names.spec("s3", "garage").publish(S3_PORT)?)?;
+    let name = started.name.clone();
+    let cli = |_step: &str, args: &[&str]| -> Result<String, InfraError> {
+        let mut all = vec!["garage", "-c", "/etc/garage.toml"];
+        all.extend(args);
+        engine::exec(&name, None, &all)
+    };
+    let s3 = local(started.host_port(S3_PORT));
+    let mut node_id = String::new();
+    engine::wait_until("garage", Some(&name), timeout, || {
+        // Any HTTP answer (403 to an anonymous GET) means the S3 API is up; `node id` answers
+        // from the metadata dir even before that.
+        probe::get(s3, "/", Duration::from_secs(2))?;
+        node_id = cli("node-id", &["node", "id", "-q"])
+            .map_err(|e| e.to_string())?
+            .trim()
+            .to_string();
+        Ok(!node_id.is_empty())
+    })?;
+    let (access_key, secret_key) = bootstrap::garage_single_node(&node_id, cli)?;
+    let version = bootstrap::garage_version(&cli("version", &["--version"])?);
+    Ok(Garage {
+        started,
+        access_key,
+        secret_key,
+        version,
+    })
+}
+
+/// The S3 endpoint the nodes use (the Garage container on the run's network).
+pub fn s3_endpoint(names: &Names) -> String {
+    format!("http://{}:{S3_PORT}", names.container("s3"))
+}
+
+/// Starts node `index` (0-based): `pkgnode serve` with its config, under its own host name. The
+/// key is copied in as root's; the entrypoint copies it to the pkgnode user's 0600 file.
+pub fn start_node(
+    names: &Names,
+    index: usize,
+    shared: &bootstrap::Shared,
+    key_text: &str,
+) -> Result<Started, InfraError> {
+    let part = format!("node-{}", index + 1);
+    let host = names.container(&part);
+    let config = bootstrap::node_config(
+        &format!("0.0.0.0:{NODE_PORT}"),
+        std::path::Path::new("/var/lib/pkgnode"),
+        Some(&host),
+        shared,
+    )?;
+    let mut spec = names
+        .spec(&part, "pkgnode")
+        .file(NODE_CONFIG, config)
+        .file(SEED_KEY, key_text)
+        .publish(NODE_PORT)?;
+    spec.entrypoint = Some("/bin/sh".into());
+    spec.cmd = vec![
+        "-c".into(),
+        format!(
+            "cp {SEED_KEY} {KEY_FILE} && chmod 600 {KEY_FILE} && \
+             exec pkgnode --config {NODE_CONFIG} serve"
+        ),
+    ];
+    containers::start(spec)
+}
+
+/// The key file path the node configs name.
+pub fn key_file() -> &'static std::path::Path {
+    std::path::Path::new(KEY_FILE)
+}
+
+/// Waits for `/__ping__` = 200 on the node's published port; returns (node_id, version).
+pub fn wait_node(node: &Started, timeout: Duration) -> Result<(String, String), InfraError> {
+    let address = local(node.host_port(NODE_PORT));
+    engine::wait_until(&node.name, Some(&node.name), timeout, || {
+        probe::ping(address)
+    })?;
+    let status = probe::get(address, "/__api__/status", Duration::from_secs(5)).map_err(|e| {
+        InfraError::Failed {
+            what: format!("{} /__api__/status", node.name),
+            detail: e,
+        }
+    })?;
+    let json: serde_json::Value =
+        serde_json::from_str(&status.body).map_err(|e| InfraError::Failed {
+            what: format!("{} /__api__/status", node.name),
+            detail: format!("not JSON ({e}): {}", status.body),
+        })?;
+    let field = |name: &str| json[name].as_str().unwrap_or_default().to_string();
+    Ok((field("node_id"), field("version")))
+}
+
+/// `pkgnode --config … ARGS` inside a node container.
+pub fn node_admin(node: &str, args: &[&str]) -> Result<String, InfraError> {
+    let mut all = vec!["pkgnode", "--config", NODE_CONFIG];
+    all.extend(args);
+    engine::exec(node, None, &all)
+}
+
+/// HAProxy in front of `nodes` (container names), with an HTTP stats page for its view of them.
+pub fn start_haproxy(names: &Names, nodes: &[String]) -> Result<(Started, String), InfraError> {
+    let servers: Vec<(String, String)> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, host)| (format!("node-{}", i + 1), format!("{host}:{NODE_PORT}")))
+        .collect();
+    let config = haproxy_config::config_text(&haproxy_config::Layout {
+        bind: &format!(":{LB_PORT}"),
+        global: &[],
+        servers: &servers,
+        // Re-resolve through Docker's DNS: a restarted or reconnected node may change address.
+        server_options: " resolvers docker init-addr last,libc,none",
+        tail: &format!(
+            "resolvers docker\n\
+             \x20   nameserver dns 127.0.0.11:53\n\
+             \x20   hold valid 1s\n\
+             \x20   hold nx 1s\n\
+             \x20   hold other 1s\n\
+             \x20   hold refused 1s\n\
+             \x20   hold timeout 1s\n\
+             \n\
+             frontend stats\n\
+             \x20   bind :{STATS_PORT}\n\
+             \x20   stats enable\n\
+             \x20   stats uri /stats\n"
+        ),
+    });
+    let started = containers::start(
+        names
+            .spec("lb", "haproxy")
+            .file("/usr/local/etc/haproxy/haproxy.cfg", config)
+            .publish(LB_PORT)?
+            .publish(STATS_PORT)?,
+    )?;
+    let version =
+        haproxy_config::parse_version(&engine::exec(&started.name, None, &["haproxy", "-v"])?);
+    Ok((started, version))
+}
+
+/// HAProxy's view of the nodes from its stats page: (server name, `UP`/`DOWN`/`MAINT`…).
+pub fn balancer_states(haproxy: &Started) -> Result<Vec<(String, String)>, String> {
+    let stats = local(haproxy.host_port(STATS_PORT));
+    let response = probe::get(stats, "/stats;csv", Duration::from_secs(2))?;
+    if response.status != 200 {
+        return Err(format!("stats page answered {}", response.status));
+    }
+    haproxy_config::server_states(&response.body)
+}
+
+/// Waits until the balancer answers `/__ping__` and reports every node UP.
+pub fn wait_balancer(haproxy: &Started, nodes: usize, timeout: Duration) -> Result<(), InfraError> {
+    let lb = local(haproxy.host_port(LB_PORT));
+    engine::wait_until("haproxy", Some(&haproxy.name), timeout, || {
+        let states = balancer_states(haproxy)?;
+        let up = states.iter().filter(|(_, state)| state == "UP").count();
+        if up < nodes {
+            return Err(format!("servers not all UP: {states:?}"));
+        }
+        probe::ping(lb)
+    })
+}

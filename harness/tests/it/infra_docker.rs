@@ -1,0 +1,432 @@
+//! The `docker` provider on the real Docker engine: PostgreSQL primary + synchronous standby,
+//! Garage, `pkgnode` containers and HAProxy on a private network. A killed node drops out of the
+//! balancer and rejoins Online; a paused node shows "Missed check-in"; the standby holds every
+//! committed row when the primary dies, and after promotion the nodes write again; nothing of a
+//! run is left behind. Images are built when missing (docker/build-images.sh).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use harness::infra::docker::{self, DockerCluster, DockerOptions};
+use harness::infra::{Control, Infra, InfraError, Member};
+
+/// Fast heartbeats so that statuses change within seconds.
+const CLUSTER_EXTRA: &str = "[cluster]\nheartbeat = \"500ms\"\nmissed_check_in_after = \"2s\"\n\
+                             [cache]\nhead_poll_interval = \"200ms\"\n";
+
+/// The release `pkgnode` (what the image holds, as for `harness scenario`), built once per test
+/// process; `$PKGNODE_BIN` when set.
+fn pkgnode() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("PKGNODE_BIN") {
+                return PathBuf::from(path);
+            }
+            let exe = std::env::current_exe().expect("test binary path");
+            // target/{profile}/deps/it-HASH
+            let target_dir = exe.ancestors().nth(3).expect("target dir");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args([
+                    "build",
+                    "--quiet",
+                    "--release",
+                    "-p",
+                    "node",
+                    "--bin",
+                    "pkgnode",
+                ])
+                .arg("--target-dir")
+                .arg(target_dir)
+                .status()
+                .expect("run cargo");
+            assert!(status.success(), "cargo build --release -p node failed");
+            target_dir.join("release").join("pkgnode")
+        })
+        .clone()
+}
+
+/// One docker cluster at a time, across threads and processes (nextest runs each test in its
+/// own): 2 cores run all of them.
+struct Serial {
+    _thread: MutexGuard<'static, ()>,
+    _file: std::fs::File,
+}
+
+fn serial() -> Serial {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let thread = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("pkgcluster-docker-tests.lock"))
+        .expect("lock file");
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own; released when the file closes.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+    Serial {
+        _thread: thread,
+        _file: file,
+    }
+}
+
+fn start(extra: &str) -> DockerCluster {
+    let began = Instant::now();
+    let cluster = docker::start(DockerOptions {
+        nodes: 2,
+        pkgnode_bin: pkgnode(),
+        node_config_extra: extra.into(),
+        ready_timeout: Duration::from_secs(90),
+        reason: "integration test".into(),
+        run_id: None,
+    })
+    .expect("docker cluster starts");
+    eprintln!("docker cluster (2 nodes) started in {:?}", began.elapsed());
+    cluster
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("http client")
+}
+
+fn get(client: &reqwest::blocking::Client, url: &str) -> (u16, String) {
+    match client.get(url).send() {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (status, response.text().unwrap_or_default())
+        }
+        Err(error) => (0, error.to_string()),
+    }
+}
+
+/// Polls `check` every 200 ms until it holds; panics with the last observation after `timeout`.
+fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) if Instant::now() >= deadline => panic!("{what} within {timeout:?}: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// The `list-nodes` line of `host`, as node `via` sees it (the last line: a restarted node may
+/// have a new row below an old one; the table lists online rows first).
+fn node_line(cluster: &DockerCluster, via: usize, host: &str) -> Result<String, String> {
+    let text = cluster
+        .node_admin(via, &["list-nodes"])
+        .map_err(|e| e.to_string())?;
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(host)).collect();
+    let online = lines.iter().find(|l| l.contains("Online"));
+    online
+        .or(lines.first())
+        .map(|l| l.to_string())
+        .ok_or_else(|| format!("{host} not listed:\n{text}"))
+}
+
+fn balancer_state(cluster: &DockerCluster, server: &str) -> Result<String, String> {
+    let states = cluster.balancer_states().map_err(|e| e.to_string())?;
+    states
+        .into_iter()
+        .find(|(name, _)| name == server)
+        .map(|(_, state)| state)
+        .ok_or_else(|| format!("{server} not in the balancer"))
+}
+
+/// Containers, networks and volumes still labelled with the run id.
+fn leftovers(run_id: &str) -> String {
+    let filter = format!("label=pkgcluster.run={run_id}");
+    let list = |args: &[&str]| {
+        let output = Command::new("docker").args(args).output().expect("docker");
+        assert!(output.status.success(), "docker {args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    [
+        list(&["ps", "-a", "-q", "--filter", &filter]),
+        list(&["network", "ls", "-q", "--filter", &filter]),
+        list(&["network", "ls", "-q", "--filter", &format!("name={run_id}")]),
+        list(&["volume", "ls", "-q", "--filter", &filter]),
+    ]
+    .join(" ")
+    .trim()
+    .to_string()
+}
+
+fn wheel(dir: &Path, name: &str) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/tests/support/mkpkg.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .args(["wheel"])
+        .arg(dir)
+        .args([name, "1.0"])
+        .output()
+        .expect("python3 runs mkpkg.py");
+    assert!(output.status.success(), "mkpkg.py: {output:?}");
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+/// Uploads a wheel through the balancer; the status and body.
+fn upload(cluster: &DockerCluster, wheel: &Path, name: &str) -> (u16, String) {
+    let endpoints = cluster.endpoints();
+    let file_name = wheel.file_name().unwrap().to_str().unwrap().to_string();
+    let form = reqwest::blocking::multipart::Form::new()
+        .text(":action", "file_upload")
+        .text("name", name.to_string())
+        .text("version", "1.0")
+        .part(
+            "content",
+            reqwest::blocking::multipart::Part::bytes(std::fs::read(wheel).unwrap())
+                .file_name(file_name),
+        );
+    match client()
+        .post(format!(
+            "{}/upload/pypi/{}",
+            endpoints.base_url, endpoints.pypi_source
+        ))
+        .basic_auth("__token__", Some(&endpoints.pypi_token))
+        .multipart(form)
+        .send()
+    {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (status, response.text().unwrap_or_default())
+        }
+        Err(error) => (0, error.to_string()),
+    }
+}
+
+fn count(cluster: &DockerCluster, member: &Member, table: &str) -> u64 {
+    let text = cluster
+        .psql(member, &format!("SELECT count(*) FROM {table}"))
+        .unwrap_or_else(|e| panic!("count {table} on {member:?}: {e}"));
+    text.parse()
+        .unwrap_or_else(|_| panic!("count {table}: {text:?}"))
+}
+
+#[test]
+fn a_killed_node_leaves_the_balancer_and_rejoins_online_after_a_restart() {
+    let _serial = serial();
+    let mut cluster = start(CLUSTER_EXTRA);
+    let endpoints = cluster.endpoints().clone();
+    let client = client();
+    let info = cluster.info();
+    assert_eq!(info.provider, "docker");
+    assert_eq!(info.nodes.len(), 2);
+    assert!(info.components["postgresql"].starts_with("15."), "{info:?}");
+    assert!(info.components["haproxy"].starts_with("2."), "{info:?}");
+    assert!(endpoints.base_url.starts_with("http://127.0.0.1:"));
+    assert!(
+        endpoints
+            .nodes
+            .iter()
+            .all(|(_, url)| url.starts_with("http://127.0.0.1:"))
+    );
+    assert_eq!(cluster.monitored().len(), 6);
+    let host_1 = cluster.container_name(&Member::Node(0)).unwrap();
+    eventually("node-1 Online", Duration::from_secs(15), || {
+        node_line(&cluster, 1, &host_1)
+            .and_then(|line| line.contains("Online").then_some(()).ok_or(line))
+    });
+
+    cluster
+        .control(&Member::Node(0), Control::Kill)
+        .expect("kill node 1");
+    for i in 0..40 {
+        let path = if i % 2 == 0 {
+            "/__ping__".to_string()
+        } else {
+            format!("/{}/latest/simple/", endpoints.pypi_repo)
+        };
+        let (status, body) = get(&client, &format!("{}{path}", endpoints.base_url));
+        assert_eq!(status, 200, "request {i} ({path}) after the kill: {body}");
+    }
+    // DOWN (failed checks) or MAINT (its name no longer resolves): out of rotation either way.
+    eventually("node-1 out of HAProxy", Duration::from_secs(10), || {
+        let state = balancer_state(&cluster, "node-1")?;
+        (state != "UP").then_some(()).ok_or(state)
+    });
+    eventually("node-1 no longer Online", Duration::from_secs(15), || {
+        let line = node_line(&cluster, 1, &host_1)?;
+        (!line.contains("Online")).then_some(()).ok_or(line)
+    });
+
+    cluster
+        .control(&Member::Node(0), Control::Start)
+        .expect("start node 1");
+    eventually("node-1 UP in HAProxy", Duration::from_secs(20), || {
+        let state = balancer_state(&cluster, "node-1")?;
+        (state == "UP").then_some(()).ok_or(state)
+    });
+    eventually("node-1 Online again", Duration::from_secs(20), || {
+        let line = node_line(&cluster, 1, &host_1)?;
+        line.contains("Online").then_some(()).ok_or(line)
+    });
+    let status = cluster
+        .node_admin(1, &["node-status"])
+        .expect("node-status");
+    assert!(
+        status.contains(&host_1),
+        "node-status does not list {host_1}: {status}"
+    );
+    let (code, _) = get(&client, &format!("{}/__ping__", endpoints.nodes[0].1));
+    assert_eq!(code, 200, "node 1's published port after the restart");
+
+    // Stop/start and network cut on the other node, through the same controls.
+    cluster
+        .control(&Member::Node(1), Control::Disconnect)
+        .expect("disconnect");
+    eventually(
+        "node-2 out of HAProxy when cut off",
+        Duration::from_secs(15),
+        || {
+            let state = balancer_state(&cluster, "node-2")?;
+            (state != "UP").then_some(()).ok_or(state)
+        },
+    );
+    cluster
+        .control(&Member::Node(1), Control::Reconnect)
+        .expect("reconnect");
+    eventually(
+        "node-2 UP when reconnected",
+        Duration::from_secs(20),
+        || {
+            let state = balancer_state(&cluster, "node-2")?;
+            (state == "UP").then_some(()).ok_or(state)
+        },
+    );
+    let error = cluster
+        .control(&Member::Node(1), Control::Promote)
+        .unwrap_err();
+    assert!(matches!(error, InfraError::Unsupported { .. }), "{error}");
+
+    let run_id = cluster.run_id().to_string();
+    cluster.teardown().expect("teardown");
+    assert_eq!(leftovers(&run_id), "", "left behind after teardown");
+    cluster.teardown().expect("a second teardown is a no-op");
+}
+
+#[test]
+fn a_paused_node_shows_missed_check_in_and_a_dropped_cluster_leaves_nothing() {
+    let _serial = serial();
+    let cluster = start(CLUSTER_EXTRA);
+    let host_1 = cluster.container_name(&Member::Node(0)).unwrap();
+    eventually("node-1 Online", Duration::from_secs(15), || {
+        let line = node_line(&cluster, 1, &host_1)?;
+        line.contains("Online").then_some(()).ok_or(line)
+    });
+    cluster
+        .control(&Member::Node(0), Control::Pause)
+        .expect("pause node 1");
+    eventually("node-1 Missed check-in", Duration::from_secs(15), || {
+        let line = node_line(&cluster, 1, &host_1)?;
+        line.contains("Missed check-in").then_some(()).ok_or(line)
+    });
+    cluster
+        .control(&Member::Node(0), Control::Unpause)
+        .expect("unpause node 1");
+    eventually(
+        "node-1 Online after unpause",
+        Duration::from_secs(15),
+        || {
+            let line = node_line(&cluster, 1, &host_1)?;
+            line.contains("Online").then_some(()).ok_or(line)
+        },
+    );
+
+    // What a panic between start and teardown does.
+    let run_id = cluster.run_id().to_string();
+    drop(cluster);
+    assert_eq!(leftovers(&run_id), "", "left behind after drop");
+}
+
+#[test]
+fn the_standby_holds_every_committed_row_and_after_promotion_the_nodes_write_again() {
+    let _serial = serial();
+    let mut cluster = start(CLUSTER_EXTRA);
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        let name = format!("before{i}");
+        let (status, body) = upload(&cluster, &wheel(dir.path(), &name), &name);
+        assert!(
+            (200..300).contains(&status),
+            "upload {name}: {status} {body}"
+        );
+    }
+    let tables = ["packages", "transactions", "sources", "repos"];
+    let committed: Vec<u64> = tables
+        .iter()
+        .map(|t| count(&cluster, &Member::DatabasePrimary, t))
+        .collect();
+    assert!(committed[0] >= 5, "{committed:?}");
+
+    cluster
+        .control(&Member::DatabasePrimary, Control::Kill)
+        .expect("kill the primary");
+    let on_standby: Vec<u64> = tables
+        .iter()
+        .map(|t| count(&cluster, &Member::DatabaseStandby, t))
+        .collect();
+    assert_eq!(on_standby, committed, "rows of {tables:?} on the standby");
+
+    cluster.promote_standby().expect("promote the standby");
+    let recovery = cluster
+        .psql(&Member::DatabaseStandby, "SELECT pg_is_in_recovery()")
+        .unwrap();
+    assert_eq!(recovery, "f", "the promoted standby is still in recovery");
+    let wheel = wheel(dir.path(), "afterpromotion");
+    eventually("an upload after promotion", Duration::from_secs(90), || {
+        let (status, body) = upload(&cluster, &wheel, "afterpromotion");
+        (200..300)
+            .contains(&status)
+            .then_some(())
+            .ok_or(format!("{status} {body}"))
+    });
+    let page = format!(
+        "{}/{}/latest/simple/afterpromotion/",
+        cluster.endpoints().base_url,
+        cluster.endpoints().pypi_repo
+    );
+    let file_name = wheel.file_name().unwrap().to_str().unwrap().to_string();
+    let client = client();
+    eventually("the new package served", Duration::from_secs(30), || {
+        let (status, body) = get(&client, &page);
+        (status == 200 && body.contains(&file_name))
+            .then_some(())
+            .ok_or(format!("{status} {body}"))
+    });
+    assert_eq!(
+        count(&cluster, &Member::DatabaseStandby, "packages"),
+        committed[0] + 1
+    );
+
+    let run_id = cluster.run_id().to_string();
+    cluster.teardown().expect("teardown");
+    assert_eq!(leftovers(&run_id), "", "left behind after teardown");
+}
+
+#[test]
+fn a_failed_start_removes_what_it_started() {
+    let _serial = serial();
+    let run_id = format!("pkgc-test-{}", std::process::id());
+    // PostgreSQL and Garage are up by the time the node configs are written.
+    let error = docker::start(DockerOptions {
+        nodes: 1,
+        pkgnode_bin: pkgnode(),
+        node_config_extra: "[cluster".into(),
+        ready_timeout: Duration::from_secs(90),
+        reason: "integration test".into(),
+        run_id: Some(run_id.clone()),
+    })
+    .err()
+    .expect("bad extra TOML fails");
+    assert!(error.to_string().contains("node_config_extra"), "{error}");
+    assert_eq!(leftovers(&run_id), "", "left behind by a failed start");
+}
