@@ -430,3 +430,44 @@ fn a_failed_start_removes_what_it_started() {
     assert!(error.to_string().contains("node_config_extra"), "{error}");
     assert_eq!(leftovers(&run_id), "", "left behind by a failed start");
 }
+
+/// A harness killed outright (SIGKILL, or goose's second Ctrl-C) cannot tear down; the next
+/// docker run removes what it left.
+#[test]
+fn a_dead_harness_runs_containers_are_reaped_by_the_next_run() {
+    let _serial = serial();
+    docker::engine::ensure_images(&pkgnode()).expect("images");
+    // A pid that existed and is gone now.
+    let mut gone = Command::new("true").spawn().expect("spawn");
+    let dead_pid = gone.id();
+    gone.wait().expect("wait");
+    let run_id = format!("pkgc-orphan-{dead_pid}");
+    let docker_ok = |args: &[&str]| {
+        let output = Command::new("docker").args(args).output().expect("docker");
+        assert!(output.status.success(), "docker {args:?}: {output:?}");
+    };
+    docker_ok(&[
+        "network",
+        "create",
+        "--label",
+        &format!("pkgcluster.run={run_id}"),
+        "--label",
+        &format!("pkgcluster.owner={dead_pid}"),
+        &run_id,
+    ]);
+    let image = docker::engine::image("garage");
+    docker_ok(&[
+        "create",
+        "--name",
+        &format!("{run_id}-s3"),
+        "--network",
+        &run_id,
+        "--label",
+        &format!("pkgcluster.run={run_id}"),
+        &image,
+    ]);
+    assert!(!leftovers(&run_id).is_empty());
+    let reaped = docker::engine::reap_orphans().expect("reap");
+    assert!(reaped.contains(&run_id), "{reaped:?}");
+    assert_eq!(leftovers(&run_id), "", "the orphan run was not removed");
+}

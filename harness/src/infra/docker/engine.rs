@@ -175,7 +175,43 @@ pub fn exec(container: &str, user: Option<&str>, args: &[&str]) -> Result<String
 /// the CLI creates and removes it.
 pub fn create_network(name: &str, run_id: &str) -> Result<(), InfraError> {
     let label = format!("{RUN_LABEL}={run_id}");
-    docker(&["network", "create", "--label", &label, name]).map(|_| ())
+    let owner = format!("{OWNER_LABEL}={}", std::process::id());
+    docker(&[
+        "network", "create", "--label", &label, "--label", &owner, name,
+    ])
+    .map(|_| ())
+}
+
+/// The label holding the pid of the harness that owns a run (on the run's network).
+pub const OWNER_LABEL: &str = "pkgcluster.owner";
+
+/// Removes the runs of harness processes that no longer exist (one killed with SIGKILL, or
+/// ended by goose's second Ctrl-C, could not tear down). Returns the run ids removed.
+pub fn reap_orphans() -> Result<Vec<String>, InfraError> {
+    let format = format!("{{{{.Name}}}} {{{{.Label \"{OWNER_LABEL}\"}}}}");
+    let listing = docker(&[
+        "network",
+        "ls",
+        "--filter",
+        &format!("label={RUN_LABEL}"),
+        "--format",
+        &format,
+    ])?;
+    let mut reaped = Vec::new();
+    for line in listing.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(network), Some(owner)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let alive = owner
+            .parse::<u32>()
+            .is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            remove_run(network, network)?;
+            reaped.push(network.to_string());
+        }
+    }
+    Ok(reaped)
 }
 
 /// Removes every container and volume labelled with the run id, then the network. Idempotent.

@@ -116,6 +116,9 @@ pub fn start(options: DockerOptions) -> Result<DockerCluster, InfraError> {
         .run_id
         .clone()
         .unwrap_or_else(|| format!("pkgc-{:08x}", rand::random::<u32>()));
+    for orphan in engine::reap_orphans()? {
+        tracing::warn!(run = %orphan, "removed the containers of a harness run that no longer exists");
+    }
     engine::create_network(&run_id, &run_id)?;
     let mut components = std::collections::BTreeMap::new();
     components.insert("docker".to_string(), engine_version);
