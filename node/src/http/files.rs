@@ -102,7 +102,7 @@ pub async fn serve_package(
             None => bytes,
         };
         let len = part.len() as u64;
-        (Body::from(part), len)
+        (Body::from_stream(frames(part)), len)
     } else {
         let read = state.blobs.read(&file.sha256, range.clone()).await?;
         (Body::from_stream(read.stream), read.len)
@@ -131,6 +131,18 @@ pub async fn serve_package(
         h.insert(header::CONTENT_RANGE, value);
     }
     Ok(response)
+}
+
+/// Cached bytes as a stream of zero-copy slices: hyper asks for the next one only as the socket
+/// drains, so the body ends (and the request stops counting as in flight, which a drain waits
+/// for) when the last bytes are written, not when the whole file is handed over.
+fn frames(bytes: Bytes) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+    const FRAME_BYTES: usize = 256 * 1024;
+    let count = bytes.len().div_ceil(FRAME_BYTES);
+    futures::stream::iter((0..count).map(move |i| {
+        let end = ((i + 1) * FRAME_BYTES).min(bytes.len());
+        Ok(bytes.slice(i * FRAME_BYTES..end))
+    }))
 }
 
 /// Serves a generated index from memory; its ETag names the snapshot it came from.
