@@ -38,6 +38,19 @@ fn upload(
     )
 }
 
+/// One refused upload: what, (endpoint kind, source), token, file name, bytes, form fields,
+/// expected status, text the answer must contain.
+type Refusal<'a> = (
+    &'a str,
+    (&'a str, &'a str),
+    Option<&'a str>,
+    &'a str,
+    Vec<u8>,
+    &'a [(&'a str, &'a str)],
+    u16,
+    &'a str,
+);
+
 fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
@@ -70,166 +83,172 @@ fn bad_uploads_are_refused_and_leave_nothing_behind() {
     let good = support::mkpkg(pkgs, &["wheel", "gamma", "1.0"]);
     let good_name = "gamma-1.0-py3-none-any.whl";
 
-    // Tokens: missing, wrong scope, signed by another key.
-    let (status, body) = upload(base, "pypi", "py", None, good_name, read(&good), &[]);
-    assert_eq!(status, 401, "{body}");
-    assert!(body.contains("token"), "{body}");
-    let (status, body) = upload(
-        base,
-        "pypi",
-        "py",
-        Some(&r_token),
-        good_name,
-        read(&good),
-        &[],
-    );
-    assert_eq!(status, 403, "{body}");
-    assert!(body.contains("sources:write for source py"), "{body}");
     let stranger = NodeDir::new("").token("py");
-    let (status, _) = upload(
-        base,
-        "pypi",
-        "py",
-        Some(&stranger),
-        good_name,
-        read(&good),
-        &[],
-    );
-    assert_eq!(status, 401);
-    let (status, body) = upload(
-        base,
-        "pypi",
-        "nosuch",
-        Some(&token),
-        good_name,
-        read(&good),
-        &[],
-    );
-    assert_eq!(
-        status, 403,
-        "a token for py does not open another source: {body}"
-    );
-
-    // Archives: truncated, metadata contradicting the file name, escaping members.
     let bytes = read(&good);
-    let (status, body) = upload(
-        base,
-        "pypi",
-        "py",
-        Some(&token),
-        good_name,
-        bytes[..bytes.len() / 2].to_vec(),
-        &[],
-    );
-    assert_eq!(status, 400, "{body}");
-    assert!(body.contains("not a valid archive"), "{body}");
     let wrong_name = support::mkpkg(
         &pkgs.join("n"),
         &["raw-wheel", "gamma-1.0-py3-none-any.whl", "delta", "1.0"],
     );
-    let (status, body) = upload(
-        base,
-        "pypi",
-        "py",
-        Some(&token),
-        good_name,
-        read(&wrong_name),
-        &[],
-    );
-    assert_eq!(status, 400, "{body}");
-    assert!(body.contains("Name") && body.contains("delta"), "{body}");
     let wrong_version = support::mkpkg(
         &pkgs.join("v"),
         &["raw-wheel", "gamma-1.0-py3-none-any.whl", "gamma", "2.0"],
     );
-    let (status, body) = upload(
-        base,
-        "pypi",
-        "py",
-        Some(&token),
-        good_name,
-        read(&wrong_version),
-        &[],
-    );
-    assert_eq!(status, 400, "{body}");
-    assert!(body.contains("Version"), "{body}");
     let traversal = support::mkpkg(pkgs, &["traversal-sdist", "evil", "1.0"]);
-    let (status, body) = upload(
-        base,
-        "pypi",
-        "py",
-        Some(&token),
-        "evil-1.0.tar.gz",
-        read(&traversal),
-        &[],
-    );
-    assert_eq!(status, 400, "{body}");
-    assert!(body.contains("escapes"), "{body}");
-    let (status, body) = upload(
-        base,
-        "pypi",
-        "py",
-        Some(&token),
-        "../gamma-1.0-py3-none-any.whl",
-        read(&good),
-        &[],
-    );
-    assert_eq!(status, 400, "{body}");
-    assert!(body.contains("invalid file name"), "{body}");
-    let (status, body) = upload(
-        base,
-        "pypi",
-        "py",
-        Some(&token),
-        good_name,
-        read(&good),
-        &[("name", "other")],
-    );
-    assert_eq!(status, 400, "{body}");
-    let (status, body) = upload(
-        base,
-        "pypi",
-        "py",
-        Some(&token),
-        good_name,
-        read(&good),
-        &[("sha256_digest", "00")],
-    );
-    assert_eq!(status, 400, "{body}");
-    assert!(body.contains("sha256"), "{body}");
     let big = support::mkpkg_padded(&pkgs.join("big"), &["wheel", "huge", "1.0"], 300_000);
-    let (status, body) = upload(
-        base,
-        "pypi",
-        "py",
-        Some(&token),
-        "huge-1.0-py3-none-any.whl",
-        read(&big),
-        &[],
-    );
-    assert_eq!(status, 413, "{body}");
-    let (status, body) = upload(
-        base,
-        "cran",
-        "rsrc",
-        Some(&r_token),
-        good_name,
-        read(&good),
-        &[],
-    );
-    assert_eq!(status, 400, "a wheel is not an R package: {body}");
     let rpkg = support::mkpkg(pkgs, &["rpkg", "rfoo", "1.0"]);
-    let (status, body) = upload(
-        base,
-        "cran",
-        "rsrc",
-        Some(&r_token),
-        "rfoo_2.0.tar.gz",
-        read(&rpkg),
-        &[],
-    );
-    assert_eq!(status, 400, "{body}");
-    assert!(body.contains("Version"), "{body}");
+    let py = ("pypi", "py");
+    let r = ("cran", "rsrc");
+    // (what, endpoint, token, file name, bytes, form fields, status, the body must say)
+    let refusals: Vec<Refusal<'_>> = vec![
+        (
+            "no token",
+            py,
+            None,
+            good_name,
+            bytes.clone(),
+            &[],
+            401,
+            "token",
+        ),
+        (
+            "another source's token",
+            py,
+            Some(&r_token),
+            good_name,
+            bytes.clone(),
+            &[],
+            403,
+            "sources:write for source py",
+        ),
+        (
+            "a token signed by another key",
+            py,
+            Some(&stranger),
+            good_name,
+            bytes.clone(),
+            &[],
+            401,
+            "token",
+        ),
+        (
+            "a token for py does not open another source",
+            ("pypi", "nosuch"),
+            Some(&token),
+            good_name,
+            bytes.clone(),
+            &[],
+            403,
+            "nosuch",
+        ),
+        (
+            "truncated archive",
+            py,
+            Some(&token),
+            good_name,
+            bytes[..bytes.len() / 2].to_vec(),
+            &[],
+            400,
+            "not a valid archive",
+        ),
+        (
+            "Name contradicts the file name",
+            py,
+            Some(&token),
+            good_name,
+            read(&wrong_name),
+            &[],
+            400,
+            "delta",
+        ),
+        (
+            "Version contradicts the file name",
+            py,
+            Some(&token),
+            good_name,
+            read(&wrong_version),
+            &[],
+            400,
+            "Version",
+        ),
+        (
+            "a member escapes the archive",
+            py,
+            Some(&token),
+            "evil-1.0.tar.gz",
+            read(&traversal),
+            &[],
+            400,
+            "escapes",
+        ),
+        (
+            "path traversal in the file name",
+            py,
+            Some(&token),
+            "../gamma-1.0-py3-none-any.whl",
+            bytes.clone(),
+            &[],
+            400,
+            "invalid file name",
+        ),
+        (
+            "the form's name contradicts the file",
+            py,
+            Some(&token),
+            good_name,
+            bytes.clone(),
+            &[("name", "other")],
+            400,
+            "other",
+        ),
+        (
+            "the form's sha256 does not match",
+            py,
+            Some(&token),
+            good_name,
+            bytes.clone(),
+            &[("sha256_digest", "00")],
+            400,
+            "sha256",
+        ),
+        (
+            "over the size limit",
+            py,
+            Some(&token),
+            "huge-1.0-py3-none-any.whl",
+            read(&big),
+            &[],
+            413,
+            "limit",
+        ),
+        (
+            "a wheel is not an R package",
+            r,
+            Some(&r_token),
+            good_name,
+            bytes.clone(),
+            &[],
+            400,
+            "R source package",
+        ),
+        (
+            "R Version contradicts the file name",
+            r,
+            Some(&r_token),
+            "rfoo_2.0.tar.gz",
+            read(&rpkg),
+            &[],
+            400,
+            "Version",
+        ),
+    ];
+    for (what, (kind, source), token, file, body_bytes, fields, status, says) in refusals {
+        let (got, body) = upload(base, kind, source, token, file, body_bytes, fields);
+        assert_eq!(got, status, "{what}: {body}");
+        assert!(
+            body.contains(says),
+            "{what}: the answer should mention {says:?}: {body}"
+        );
+    }
 
     // twine sees the refusal too.
     let renamed = pkgs.join("delta-1.0-py3-none-any.whl");
