@@ -4,50 +4,18 @@
 //! committed row when the primary dies, and after promotion the nodes write again; nothing of a
 //! run is left behind. Images are built when missing (docker/build-images.sh).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::support::{pkgnode_release as pkgnode, wheel};
 use harness::infra::docker::{self, DockerCluster, DockerOptions};
 use harness::infra::{Control, Infra, InfraError, Member};
 
 /// Fast heartbeats so that statuses change within seconds.
 const CLUSTER_EXTRA: &str = "[cluster]\nheartbeat = \"500ms\"\nmissed_check_in_after = \"2s\"\n\
                              [cache]\nhead_poll_interval = \"200ms\"\n";
-
-/// The release `pkgnode` (what the image holds, as for `harness scenario`), built once per test
-/// process; `$PKGNODE_BIN` when set.
-fn pkgnode() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("PKGNODE_BIN") {
-                return PathBuf::from(path);
-            }
-            let exe = std::env::current_exe().expect("test binary path");
-            // target/{profile}/deps/it-HASH
-            let target_dir = exe.ancestors().nth(3).expect("target dir");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "--release",
-                    "-p",
-                    "node",
-                    "--bin",
-                    "pkgnode",
-                ])
-                .arg("--target-dir")
-                .arg(target_dir)
-                .status()
-                .expect("run cargo");
-            assert!(status.success(), "cargo build --release -p node failed");
-            target_dir.join("release").join("pkgnode")
-        })
-        .clone()
-}
 
 /// One docker cluster at a time, across threads and processes (nextest runs each test in its
 /// own): 2 cores run all of them.
@@ -158,19 +126,6 @@ fn leftovers(run_id: &str) -> String {
     .join(" ")
     .trim()
     .to_string()
-}
-
-fn wheel(dir: &Path, name: &str) -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/tests/support/mkpkg.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .args(["wheel"])
-        .arg(dir)
-        .args([name, "1.0"])
-        .output()
-        .expect("python3 runs mkpkg.py");
-    assert!(output.status.success(), "mkpkg.py: {output:?}");
-    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
 }
 
 /// Uploads a wheel through the balancer; the status and body.

@@ -2,53 +2,13 @@
 //! HAProxy. Traffic through the balancer spreads over the nodes and survives a killed node; an
 //! upload through it is visible on every node; teardown and drop leave no process or file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::support::{pkgnode, wheel};
 use harness::infra::local::{self, LocalCluster, LocalOptions};
 use harness::infra::{Control, Infra, InfraError, Member};
-
-/// `$PKGNODE_BIN`, or `pkgnode` built once per test process (same profile and target dir as
-/// this test binary): `cargo nextest run` builds only the harness's own targets.
-fn pkgnode() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("PKGNODE_BIN") {
-                return PathBuf::from(path);
-            }
-            let exe = std::env::current_exe().expect("test binary path");
-            // target/{profile}/deps/it-HASH
-            let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
-            let target_dir = profile_dir.parent().expect("target dir");
-            let profile = profile_dir
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("debug");
-            let profile = if profile == "debug" { "dev" } else { profile };
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "node",
-                    "--bin",
-                    "pkgnode",
-                    "--profile",
-                ])
-                .arg(profile)
-                .arg("--target-dir")
-                .arg(target_dir)
-                .status()
-                .expect("run cargo");
-            assert!(status.success(), "cargo build -p node --bin pkgnode failed");
-            profile_dir.join("pkgnode")
-        })
-        .clone()
-}
 
 /// A dir for a caller-kept work dir, reachable by the `postgres` user when tests run as root.
 fn kept_dir() -> tempfile::TempDir {
@@ -150,19 +110,6 @@ fn recorded_pids(cluster: &LocalCluster) -> Vec<u32> {
     let names: Vec<&str> = monitored.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["node-1", "node-2", "postgresql", "s3", "haproxy"]);
     monitored.iter().map(|m| m.pid).collect()
-}
-
-fn wheel(dir: &Path, name: &str) -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/tests/support/mkpkg.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .args(["wheel"])
-        .arg(dir)
-        .args([name, "1.0"])
-        .output()
-        .expect("python3 runs mkpkg.py");
-    assert!(output.status.success(), "mkpkg.py: {output:?}");
-    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
 }
 
 #[test]

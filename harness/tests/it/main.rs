@@ -1,3 +1,4 @@
 mod infra_docker;
 mod infra_local;
 mod scenario;
+mod support;

@@ -2,28 +2,11 @@
 //! impossible threshold, teardown on success and on Ctrl-C, re-rendering, and the page in
 //! headless Chromium.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn pkgnode() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            if let Some(given) = std::env::var_os("PKGNODE_BIN") {
-                return PathBuf::from(given);
-            }
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "node", "--bin", "pkgnode"])
-                .status()
-                .expect("run cargo");
-            assert!(status.success(), "cargo build -p node failed");
-            let exe = PathBuf::from(env!("CARGO_BIN_EXE_harness"));
-            exe.parent().expect("target dir").join("pkgnode")
-        })
-        .clone()
-}
+use crate::support::pkgnode;
 
 /// A short, small run at a light rate over a small corpus; `extra` gives --duration.
 fn harness(tmp: &Path, out: &Path, extra: &[&str]) -> Command {
