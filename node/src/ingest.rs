@@ -12,13 +12,11 @@ use sha2::{Digest, Sha256};
 
 use crate::blobs::{BlobError, Blobs};
 use crate::formats::{self, FormatError, Inspected};
-use crate::store::{NewPackageFile, PackageFile, SourceKind, Store, StoreError};
+use crate::store::{NewPackageFile, PackageFile, Source, SourceKind, Store, StoreError};
 
 /// Why an upload was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("no source named {0:?}")]
-    UnknownSource(String),
     #[error(transparent)]
     Format(#[from] FormatError),
     #[error("{0}")]
@@ -61,15 +59,12 @@ pub async fn ingest(
     store: &Store,
     blobs: &Blobs,
     max_upload_bytes: u64,
-    source_name: &str,
+    source: &Source,
     filename: &str,
     bytes: Bytes,
     claims: &Claims,
 ) -> Result<Ingested, IngestError> {
-    let source = store
-        .source_by_name(source_name)
-        .await?
-        .ok_or_else(|| IngestError::UnknownSource(source_name.to_string()))?;
+    let source_name = source.name.as_str();
     if bytes.len() as u64 > max_upload_bytes {
         return Err(IngestError::TooLarge {
             size: bytes.len() as u64,

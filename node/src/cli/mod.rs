@@ -216,6 +216,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Add { source, path } => {
             let (store, blobs) = crate::server::open(&config).await?;
+            let source_row = store
+                .source_by_name(&source)
+                .await?
+                .with_context(|| format!("no source named {source:?}"))?;
             for file in path {
                 let filename = file
                     .file_name()
@@ -228,7 +232,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     &store,
                     &blobs,
                     config.limits.max_upload_bytes,
-                    &source,
+                    &source_row,
                     &filename,
                     bytes.into(),
                     &Claims::default(),

@@ -105,7 +105,6 @@ impl From<TokenError> for ApiError {
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         match e {
-            IngestError::UnknownSource(_) => Self::NotFound(e.to_string()),
             IngestError::Format(_) | IngestError::Invalid(_) => Self::BadRequest(e.to_string()),
             IngestError::Conflict { .. } => Self::Conflict(e.to_string()),
             IngestError::TooLarge { .. } => Self::TooLarge(e.to_string()),

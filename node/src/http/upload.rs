@@ -131,7 +131,7 @@ async fn upload(
         &state.store,
         &state.blobs,
         limit,
-        &source,
+        &found,
         &filename,
         content,
         &form.claims,
