@@ -13,6 +13,8 @@ pub const PYPI_SOURCE: &str = "pypi-local";
 pub const CRAN_SOURCE: &str = "cran-local";
 /// The bucket the nodes store package files in.
 pub const BUCKET: &str = "pkgs";
+/// The region the nodes sign S3 requests with (Garage's `s3_region`; MinIO is told the same).
+pub const S3_REGION: &str = "garage";
 /// The Garage key the nodes use.
 pub const KEY_NAME: &str = "pkgnode";
 /// The database the nodes use.
@@ -46,7 +48,7 @@ pub fn node_config(
     let mut s3 = Table::new();
     s3.insert("endpoint".into(), string(shared.s3_endpoint));
     s3.insert("bucket".into(), string(BUCKET));
-    s3.insert("region".into(), string("garage"));
+    s3.insert("region".into(), string(S3_REGION));
     s3.insert("access_key".into(), string(shared.s3_access_key));
     s3.insert("secret_key".into(), string(shared.s3_secret_key));
     let mut storage = Table::new();

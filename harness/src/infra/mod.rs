@@ -34,7 +34,7 @@ pub struct Endpoints {
 /// A process (or container) whose CPU and memory the run samples.
 #[derive(Debug, Clone)]
 pub struct Monitored {
-    /// "node-1", "postgresql", "haproxy", "s3".
+    /// "node-1", "postgresql", "postgresql-standby", "haproxy", "s3".
     pub name: String,
     pub pid: u32,
 }
@@ -83,6 +83,13 @@ pub enum InfraError {
         provider: String,
         action: Control,
         member: Member,
+    },
+    #[error("the {provider} provider cannot {action:?} {member:?} on this machine: {reason}")]
+    Unavailable {
+        provider: String,
+        action: Control,
+        member: Member,
+        reason: String,
     },
     #[error("interrupted")]
     Interrupted,

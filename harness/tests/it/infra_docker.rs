@@ -9,7 +9,9 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::support::{pkgnode_release as pkgnode, wheel};
+use crate::support::{
+    self, assert_upload_waits_for, client, eventually, get, pkgnode_release as pkgnode, wheel,
+};
 use harness::infra::docker::{self, DockerCluster, DockerOptions};
 use harness::infra::{Control, Infra, InfraError, Member};
 
@@ -57,35 +59,6 @@ fn start(extra: &str) -> DockerCluster {
     cluster
 }
 
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("http client")
-}
-
-fn get(client: &reqwest::blocking::Client, url: &str) -> (u16, String) {
-    match client.get(url).send() {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            (status, response.text().unwrap_or_default())
-        }
-        Err(error) => (0, error.to_string()),
-    }
-}
-
-/// Polls `check` every 200 ms until it holds; panics with the last observation after `timeout`.
-fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(last) if Instant::now() >= deadline => panic!("{what} within {timeout:?}: {last}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
-}
-
 /// The `list-nodes` line of `host`, as node `via` sees it (the last line: a restarted node may
 /// have a new row below an old one; the table lists online rows first).
 fn node_line(cluster: &DockerCluster, via: usize, host: &str) -> Result<String, String> {
@@ -130,32 +103,7 @@ fn leftovers(run_id: &str) -> String {
 
 /// Uploads a wheel through the balancer; the status and body.
 fn upload(cluster: &DockerCluster, wheel: &Path, name: &str) -> (u16, String) {
-    let endpoints = cluster.endpoints();
-    let file_name = wheel.file_name().unwrap().to_str().unwrap().to_string();
-    let form = reqwest::blocking::multipart::Form::new()
-        .text(":action", "file_upload")
-        .text("name", name.to_string())
-        .text("version", "1.0")
-        .part(
-            "content",
-            reqwest::blocking::multipart::Part::bytes(std::fs::read(wheel).unwrap())
-                .file_name(file_name),
-        );
-    match client()
-        .post(format!(
-            "{}/upload/pypi/{}",
-            endpoints.base_url, endpoints.pypi_source
-        ))
-        .basic_auth("__token__", Some(&endpoints.pypi_token))
-        .multipart(form)
-        .send()
-    {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            (status, response.text().unwrap_or_default())
-        }
-        Err(error) => (0, error.to_string()),
-    }
+    support::upload(&client(), cluster.endpoints(), wheel, name)
 }
 
 fn count(cluster: &DockerCluster, member: &Member, table: &str) -> u64 {
@@ -322,6 +270,23 @@ fn the_standby_holds_every_committed_row_and_after_promotion_the_nodes_write_aga
         .collect();
     assert!(committed[0] >= 5, "{committed:?}");
 
+    // Commits wait for the synchronous standby while it is held in any way.
+    let holds = [
+        (Control::Pause, Control::Unpause),
+        (Control::Disconnect, Control::Reconnect),
+        (Control::Stop, Control::Start),
+    ];
+    for (i, hold) in holds.into_iter().enumerate() {
+        let name = format!("held{i}");
+        let held = wheel(dir.path(), &name);
+        assert_upload_waits_for(&cluster, &Member::DatabaseStandby, hold, &held, &name);
+    }
+    let committed: Vec<u64> = tables
+        .iter()
+        .map(|t| count(&cluster, &Member::DatabasePrimary, t))
+        .collect();
+    assert!(committed[0] >= 8, "{committed:?}");
+
     cluster
         .control(&Member::DatabasePrimary, Control::Kill)
         .expect("kill the primary");
@@ -331,9 +296,15 @@ fn the_standby_holds_every_committed_row_and_after_promotion_the_nodes_write_aga
         .collect();
     assert_eq!(on_standby, committed, "rows of {tables:?} on the standby");
 
+    let standby = cluster.container_name(&Member::DatabaseStandby).unwrap();
     cluster.promote_standby().expect("promote the standby");
+    // Roles follow the promotion.
+    assert_eq!(
+        cluster.container_name(&Member::DatabasePrimary).unwrap(),
+        standby
+    );
     let recovery = cluster
-        .psql(&Member::DatabaseStandby, "SELECT pg_is_in_recovery()")
+        .psql(&Member::DatabasePrimary, "SELECT pg_is_in_recovery()")
         .unwrap();
     assert_eq!(recovery, "f", "the promoted standby is still in recovery");
     let wheel = wheel(dir.path(), "afterpromotion");
@@ -358,7 +329,7 @@ fn the_standby_holds_every_committed_row_and_after_promotion_the_nodes_write_aga
             .ok_or(format!("{status} {body}"))
     });
     assert_eq!(
-        count(&cluster, &Member::DatabaseStandby, "packages"),
+        count(&cluster, &Member::DatabasePrimary, "packages"),
         committed[0] + 1
     );
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{pkgnode, wheel};
+use crate::support::{assert_upload_waits_for, client, eventually, get, pkgnode, upload, wheel};
 use harness::infra::local::{self, LocalCluster, LocalOptions};
 use harness::infra::{Control, Infra, InfraError, Member};
 
@@ -32,22 +32,6 @@ fn start(work_dir: Option<PathBuf>) -> LocalCluster {
     let cluster = local::start(options).expect("local cluster starts");
     eprintln!("local cluster (2 nodes) started in {:?}", began.elapsed());
     cluster
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("http client")
-}
-
-fn get(client: &reqwest::blocking::Client, url: &str) -> (u16, String) {
-    let response = client
-        .get(url)
-        .send()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = response.status().as_u16();
-    (status, response.text().unwrap_or_default())
 }
 
 /// The sum of a node's `pkgnode_http_requests_total` series.
@@ -108,7 +92,18 @@ fn assert_all_gone(pids: &[u32]) {
 fn recorded_pids(cluster: &LocalCluster) -> Vec<u32> {
     let monitored = cluster.monitored();
     let names: Vec<&str> = monitored.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["node-1", "node-2", "postgresql", "s3", "haproxy"]);
+    assert_eq!(
+        names,
+        [
+            "node-1",
+            "node-2",
+            "postgresql",
+            "postgresql-standby",
+            "db-endpoint",
+            "s3",
+            "haproxy"
+        ]
+    );
     monitored.iter().map(|m| m.pid).collect()
 }
 
@@ -161,30 +156,8 @@ fn balancer_spreads_requests_and_an_upload_is_seen_on_every_node() {
     let dir = tempfile::tempdir().unwrap();
     let wheel = wheel(dir.path(), "spreadpkg");
     let file_name = wheel.file_name().unwrap().to_str().unwrap().to_string();
-    let form = reqwest::blocking::multipart::Form::new()
-        .text(":action", "file_upload")
-        .text("name", "spreadpkg")
-        .text("version", "1.0")
-        .part(
-            "content",
-            reqwest::blocking::multipart::Part::bytes(std::fs::read(&wheel).unwrap())
-                .file_name(file_name.clone()),
-        );
-    let upload = client
-        .post(format!(
-            "{}/upload/pypi/{}",
-            endpoints.base_url, endpoints.pypi_source
-        ))
-        .basic_auth("__token__", Some(&endpoints.pypi_token))
-        .multipart(form)
-        .send()
-        .expect("upload through the balancer");
-    let status = upload.status();
-    assert!(
-        status.is_success(),
-        "upload: {status} {}",
-        upload.text().unwrap_or_default()
-    );
+    let (status, body) = upload(&client, &endpoints, &wheel, "spreadpkg");
+    assert!((200..300).contains(&status), "upload: {status} {body}");
 
     for (name, url) in &endpoints.nodes {
         let page = format!("{url}/{}/latest/simple/spreadpkg/", endpoints.pypi_repo);
@@ -236,14 +209,12 @@ fn a_killed_node_is_routed_around_and_restarts() {
     assert_eq!(restarted.name, "node-1");
     assert_ne!(restarted.pid, node_1);
 
-    for action in [Control::Disconnect, Control::Reconnect] {
-        let error = cluster.control(&Member::Node(1), action).unwrap_err();
-        assert!(matches!(error, InfraError::Unsupported { .. }), "{error}");
-    }
     let error = cluster
-        .control(&Member::DatabaseStandby, Control::Kill)
+        .control(&Member::Node(1), Control::Promote)
         .unwrap_err();
     assert!(matches!(error, InfraError::Unsupported { .. }), "{error}");
+    let error = cluster.control(&Member::Node(7), Control::Kill).unwrap_err();
+    assert!(error.to_string().contains("2 nodes"), "{error}");
 
     // A caller's work dir keeps its logs; the processes still go.
     let pids = recorded_pids(&cluster);
@@ -378,7 +349,7 @@ fn the_cluster_outlives_the_thread_that_started_it() {
         &format!("{}/__ping__", cluster.endpoints().base_url),
     );
     assert_eq!(status, 200);
-    assert_eq!(recorded_pids(&cluster).len(), 5);
+    assert_eq!(recorded_pids(&cluster).len(), 7);
     assert!(
         recorded_pids(&cluster)
             .iter()
@@ -432,7 +403,7 @@ fn a_sigkilled_harness_leaves_no_process() {
         .split(',')
         .map(|pid| pid.parse().unwrap())
         .collect();
-    assert_eq!(pids.len(), 5);
+    assert_eq!(pids.len(), 7);
     let work_dir = PathBuf::from(line.split_once(" DIR ").expect("DIR").1.trim());
     child.kill().unwrap();
     child.wait().unwrap();
@@ -475,4 +446,177 @@ fn a_private_work_dir_still_runs_postgresql() {
         assert!(!data.starts_with(private.path()), "{}", data.display());
         assert!(!data.exists(), "{} is still there", data.display());
     }
+}
+
+fn count(cluster: &LocalCluster, member: &Member, table: &str) -> u64 {
+    let text = cluster
+        .psql(member, &format!("SELECT count(*) FROM {table}"))
+        .unwrap_or_else(|e| panic!("count {table} on {member:?}: {e}"));
+    text.parse()
+        .unwrap_or_else(|_| panic!("count {table}: {text:?}"))
+}
+
+#[test]
+fn the_standby_holds_every_committed_row_and_after_promotion_the_nodes_write_again() {
+    let cluster = start(None);
+    let endpoints = cluster.endpoints().clone();
+    let client = client();
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        cluster.psql(&Member::DatabaseStandby, "SELECT pg_is_in_recovery()").unwrap(),
+        "t"
+    );
+    for i in 0..5 {
+        let name = format!("before{i}");
+        let (status, body) = upload(&client, &endpoints, &wheel(dir.path(), &name), &name);
+        assert!((200..300).contains(&status), "upload {name}: {status} {body}");
+    }
+    let tables = ["packages", "transactions", "sources", "repos"];
+    let committed: Vec<u64> = tables
+        .iter()
+        .map(|t| count(&cluster, &Member::DatabasePrimary, t))
+        .collect();
+    assert!(committed[0] >= 5, "{committed:?}");
+
+    cluster
+        .control(&Member::DatabasePrimary, Control::Kill)
+        .expect("kill the primary");
+    // Synchronous replication: every acknowledged commit is on the standby already.
+    let on_standby: Vec<u64> = tables
+        .iter()
+        .map(|t| count(&cluster, &Member::DatabaseStandby, t))
+        .collect();
+    assert_eq!(on_standby, committed, "rows of {tables:?} on the standby");
+
+    assert_eq!(cluster.database_endpoint_target().unwrap(), "postgresql");
+    cluster
+        .control(&Member::DatabaseStandby, Control::Promote)
+        .expect("promote the standby");
+    // Roles follow the promotion: the primary is the former standby's process now.
+    assert_eq!(
+        cluster.process_name(&Member::DatabasePrimary).as_deref(),
+        Some("postgresql-standby")
+    );
+    assert_eq!(
+        cluster.database_endpoint_target().unwrap(),
+        "postgresql-standby"
+    );
+    assert_eq!(
+        cluster.psql(&Member::DatabasePrimary, "SELECT pg_is_in_recovery()").unwrap(),
+        "f"
+    );
+    let after = wheel(dir.path(), "afterpromotion");
+    eventually("an upload after promotion", Duration::from_secs(60), || {
+        let (status, body) = upload(&client, &endpoints, &after, "afterpromotion");
+        (200..300)
+            .contains(&status)
+            .then_some(())
+            .ok_or(format!("{status} {body}"))
+    });
+    assert_eq!(
+        count(&cluster, &Member::DatabasePrimary, "packages"),
+        committed[0] + 1
+    );
+    let file_name = after.file_name().unwrap().to_str().unwrap().to_string();
+    for (name, url) in &endpoints.nodes {
+        let page = format!("{url}/{}/latest/simple/afterpromotion/", endpoints.pypi_repo);
+        eventually(&format!("{name} serves the new package"), Duration::from_secs(30), || {
+            let (status, body) = get(&client, &page);
+            (status == 200 && body.contains(&file_name))
+                .then_some(())
+                .ok_or(format!("{status} {body}"))
+        });
+    }
+    // A second promotion has no standby to promote.
+    assert!(
+        cluster
+            .control(&Member::DatabaseStandby, Control::Promote)
+            .is_err()
+    );
+}
+
+#[test]
+fn a_cut_off_member_is_unreachable_and_a_held_standby_holds_commits() {
+    let cluster = start(None);
+    if let Some(reason) = cluster.network_cuts_unavailable() {
+        panic!("network cuts are unavailable here: {reason}");
+    }
+    let endpoints = cluster.endpoints().clone();
+    let client = client();
+    let quick = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let node_1 = &endpoints.nodes[0].1;
+    let state = |server: &str| {
+        cluster
+            .balancer_states()
+            .unwrap()
+            .into_iter()
+            .find(|(name, _)| name == server)
+            .map(|(_, state)| state)
+            .unwrap_or_default()
+    };
+
+    // A node: the balancer's checks go unanswered, so it routes around it.
+    cluster
+        .control(&Member::Node(0), Control::Disconnect)
+        .expect("cut node 1 off");
+    let (status, body) = get(&quick, &format!("{node_1}/__ping__"));
+    assert_eq!(status, 0, "a cut-off node answered: {body}");
+    eventually("node-1 DOWN in the balancer", Duration::from_secs(20), || {
+        let now = state("node-1");
+        (now == "DOWN").then_some(()).ok_or(now)
+    });
+    for _ in 0..10 {
+        let (status, body) = get(&client, &format!("{}/__ping__", endpoints.base_url));
+        assert_eq!(status, 200, "through the balancer with node 1 cut off: {body}");
+    }
+    cluster
+        .control(&Member::Node(0), Control::Reconnect)
+        .expect("reconnect node 1");
+    eventually("node-1 UP again", Duration::from_secs(20), || {
+        let now = state("node-1");
+        (now == "UP").then_some(()).ok_or(now)
+    });
+    let (status, _) = get(&client, &format!("{node_1}/__ping__"));
+    assert_eq!(status, 200);
+
+    // The synchronous standby: commits on the primary wait for it while it is held, and
+    // complete once it is back.
+    let dir = tempfile::tempdir().unwrap();
+    let holds = [
+        (Control::Disconnect, Control::Reconnect),
+        (Control::Pause, Control::Unpause),
+        (Control::Stop, Control::Start),
+    ];
+    for (i, hold) in holds.into_iter().enumerate() {
+        let name = format!("held{i}");
+        let held = wheel(dir.path(), &name);
+        assert_upload_waits_for(&cluster, &Member::DatabaseStandby, hold, &held, &name);
+    }
+    assert_eq!(
+        count(&cluster, &Member::DatabaseStandby, "packages"),
+        count(&cluster, &Member::DatabasePrimary, "packages")
+    );
+
+    // The primary: no node reaches it while it is cut off, and all do again afterwards.
+    cluster
+        .control(&Member::DatabasePrimary, Control::Disconnect)
+        .expect("cut the primary off");
+    let started = Instant::now();
+    let cut_off = cluster.psql(&Member::DatabasePrimary, "SELECT 1");
+    assert!(cut_off.is_err(), "psql reached a cut-off primary");
+    eprintln!("psql gave up on the cut-off primary after {:?}", started.elapsed());
+    cluster
+        .control(&Member::DatabasePrimary, Control::Reconnect)
+        .expect("reconnect the primary");
+    let after = wheel(dir.path(), "afterreconnect");
+    eventually("an upload after reconnecting", Duration::from_secs(60), || {
+        let (status, body) = upload(&client, &endpoints, &after, "afterreconnect");
+        (200..300)
+            .contains(&status)
+            .then_some(())
+            .ok_or(format!("{status} {body}"))
+    });
 }

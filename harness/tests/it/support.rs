@@ -1,9 +1,13 @@
-//! What several test areas share: the `pkgnode` binary, built once per test process, and real
-//! package files from `node/tests/support/mkpkg.py`.
+//! What several test areas share: the `pkgnode` binary, built once per test process, real
+//! package files from `node/tests/support/mkpkg.py`, and an HTTP client that uploads and reads
+//! through a cluster's endpoints.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use harness::infra::{Control, Endpoints, Infra, Member};
 
 /// `$PKGNODE_BIN`, or `pkgnode` built once per test process (same profile and target dir as
 /// this test binary): `cargo nextest run` builds only the harness's own targets.
@@ -90,4 +94,113 @@ pub fn wheel(dir: &Path, name: &str) -> PathBuf {
         .expect("python3 runs mkpkg.py");
     assert!(output.status.success(), "mkpkg.py: {output:?}");
     PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("http client")
+}
+
+/// GET: the status and body, or status 0 and the error when no answer came.
+pub fn get(client: &reqwest::blocking::Client, url: &str) -> (u16, String) {
+    match client.get(url).send() {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (status, response.text().unwrap_or_default())
+        }
+        Err(error) => (0, error.to_string()),
+    }
+}
+
+/// Polls `check` every 200 ms until it holds; panics with the last observation after `timeout`.
+pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) if Instant::now() >= deadline => panic!("{what} within {timeout:?}: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Uploads a wheel of version 1.0 through the balancer, as twine does; the status and body
+/// (status 0 when no answer came).
+pub fn upload(
+    client: &reqwest::blocking::Client,
+    endpoints: &Endpoints,
+    wheel: &Path,
+    name: &str,
+) -> (u16, String) {
+    let file_name = wheel.file_name().unwrap().to_str().unwrap().to_string();
+    let form = reqwest::blocking::multipart::Form::new()
+        .text(":action", "file_upload")
+        .text("name", name.to_string())
+        .text("version", "1.0")
+        .part(
+            "content",
+            reqwest::blocking::multipart::Part::bytes(std::fs::read(wheel).unwrap())
+                .file_name(file_name),
+        );
+    match client
+        .post(format!(
+            "{}/upload/pypi/{}",
+            endpoints.base_url, endpoints.pypi_source
+        ))
+        .basic_auth("__token__", Some(&endpoints.pypi_token))
+        .multipart(form)
+        .send()
+    {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (status, response.text().unwrap_or_default())
+        }
+        Err(error) => (0, error.to_string()),
+    }
+}
+
+/// Holds `member` with `hold` (pause, cut off, stop), checks that an upload through the balancer
+/// does not finish for 4 s, releases the member with `release`, and checks that the upload then
+/// finishes with success: what a synchronous standby does to commits on the primary.
+pub fn assert_upload_waits_for(
+    cluster: &dyn Infra,
+    member: &Member,
+    (hold, release): (Control, Control),
+    wheel: &Path,
+    name: &str,
+) {
+    cluster
+        .control(member, hold)
+        .unwrap_or_else(|e| panic!("{hold:?} {member:?}: {e}"));
+    let (finished, result) = std::sync::mpsc::channel();
+    let (endpoints, wheel, name) = (
+        cluster.endpoints().clone(),
+        wheel.to_path_buf(),
+        name.to_string(),
+    );
+    let uploader = std::thread::spawn(move || {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(55))
+            .build()
+            .expect("http client");
+        let _ = finished.send(upload(&client, &endpoints, &wheel, &name));
+    });
+    let early = result.recv_timeout(Duration::from_secs(4));
+    assert!(
+        early.is_err(),
+        "an upload finished while {member:?} was held by {hold:?}: {early:?}"
+    );
+    cluster
+        .control(member, release)
+        .unwrap_or_else(|e| panic!("{release:?} {member:?}: {e}"));
+    let (status, body) = result
+        .recv_timeout(Duration::from_secs(50))
+        .unwrap_or_else(|_| panic!("the upload held by {hold:?} never finished"));
+    uploader.join().expect("uploader thread");
+    assert!(
+        (200..300).contains(&status),
+        "upload held by {hold:?}: {status} {body}"
+    );
 }

@@ -19,8 +19,9 @@ use crate::infra::InfraError;
 pub struct Spec {
     /// Container name and host name: `RUN-node-1`.
     pub name: String,
-    /// Image short name: `postgres`, `garage`, `haproxy`, `pkgnode`.
-    pub image: &'static str,
+    /// Image repository and tag: `pkgcluster/postgres` and the workspace version, or an
+    /// official image such as `minio/minio`.
+    pub image: (String, String),
     pub run_id: String,
     pub network: String,
     pub env: Vec<(String, String)>,
@@ -36,7 +37,7 @@ impl Spec {
     pub fn new(name: String, image: &'static str, run_id: &str, network: &str) -> Self {
         Self {
             name,
-            image,
+            image: (engine::image_repository(image), engine::TAG.into()),
             run_id: run_id.into(),
             network: network.into(),
             env: Vec::new(),
@@ -45,6 +46,12 @@ impl Spec {
             entrypoint: None,
             cmd: Vec::new(),
         }
+    }
+
+    /// Runs `repository:tag` instead of the `pkgcluster` image.
+    pub fn image(mut self, repository: &str, tag: &str) -> Self {
+        self.image = (repository.into(), tag.into());
+        self
     }
 
     pub fn env(mut self, name: &str, value: &str) -> Self {
@@ -108,10 +115,8 @@ fn failed(name: &str, action: &str, error: impl std::fmt::Display) -> InfraError
 
 /// Creates and starts the container; readiness is the caller's to check.
 pub fn start(spec: Spec) -> Result<Started, InfraError> {
-    let mut image = GenericImage::new(
-        format!("{}/{}", engine::PREFIX, spec.image),
-        engine::TAG.into(),
-    );
+    let (repository, tag) = &spec.image;
+    let mut image = GenericImage::new(repository.clone(), tag.clone());
     for (inside, _) in &spec.ports {
         image = image.with_exposed_port(inside.tcp());
     }
@@ -152,11 +157,7 @@ pub fn start(spec: Spec) -> Result<Started, InfraError> {
         request = request.with_cmd(spec.cmd.clone());
     }
     let container = request.start().map_err(|e| InfraError::Failed {
-        what: format!(
-            "start container {} ({})",
-            spec.name,
-            engine::image(spec.image)
-        ),
+        what: format!("start container {} ({repository}:{tag})", spec.name),
         detail: e.to_string(),
     })?;
     Ok(Started {

@@ -19,7 +19,41 @@ pub const RUN_LABEL: &str = "pkgcluster.run";
 const PKGNODE_SHA_LABEL: &str = "pkgcluster.pkgnode.sha256";
 
 pub fn image(name: &str) -> String {
-    format!("{PREFIX}/{name}:{TAG}")
+    format!("{}:{TAG}", image_repository(name))
+}
+
+pub fn image_repository(name: &str) -> String {
+    format!("{PREFIX}/{name}")
+}
+
+/// The official MinIO server image, used for S3 instead of the Garage image when present.
+pub const MINIO_REPOSITORY: &str = "minio/minio";
+
+/// The tag of a local `minio/minio` image (`latest` first), if the engine holds one; nothing is
+/// pulled.
+pub fn minio_tag() -> Option<String> {
+    let tags = docker(&[
+        "image",
+        "ls",
+        MINIO_REPOSITORY,
+        "--format",
+        "{{.Tag}}",
+    ])
+    .ok()?;
+    pick_tag(&tags)
+}
+
+/// From `docker image ls --format {{.Tag}}` lines: `latest` if listed, else the first real tag.
+fn pick_tag(lines: &str) -> Option<String> {
+    let tags: Vec<&str> = lines
+        .lines()
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && *t != "<none>")
+        .collect();
+    tags.iter()
+        .find(|t| **t == "latest")
+        .or(tags.first())
+        .map(|t| t.to_string())
 }
 
 /// Runs `docker ARGS`; its standard output, or an error with its standard error.
@@ -319,5 +353,22 @@ pub fn wait_until(
             });
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn minio_is_chosen_by_a_local_tag_latest_first() {
+        assert_eq!(super::pick_tag(""), None);
+        assert_eq!(super::pick_tag("<none>\n"), None);
+        assert_eq!(
+            super::pick_tag("RELEASE.2025-04-22\nlatest\n").as_deref(),
+            Some("latest")
+        );
+        assert_eq!(
+            super::pick_tag("RELEASE.2025-04-22\n").as_deref(),
+            Some("RELEASE.2025-04-22")
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! name (its `www_host_name`), and HAProxy. The harness reaches them only through ports
 //! published on 127.0.0.1. The nodes reach the database by the network alias `db`, which
 //! [`Control::Promote`] moves to the promoted standby, the way a managed database flips its
-//! DNS name.
+//! DNS name. Members are roles: after a promotion [`Member::DatabasePrimary`] is the promoted
+//! container and [`Member::DatabaseStandby`] the former primary (which no longer replicates).
 //!
 //! Images are `pkgcluster/*` built offline by `docker/build-images.sh` ([`engine::ensure_images`]
 //! builds missing ones, and rebuilds `pkgnode` when its binary changed).
@@ -85,8 +86,10 @@ pub struct DockerCluster {
     names: Names,
     endpoints: Endpoints,
     info: InfraInfo,
-    primary: Option<Started>,
-    standby: Option<Started>,
+    /// The two database containers, `pg-primary` then `pg-standby`.
+    databases: [Option<Started>; 2],
+    /// Which of `databases` holds the primary role now (0 until a promotion).
+    primary_slot: std::sync::atomic::AtomicUsize,
     garage: Option<Started>,
     nodes: Vec<Started>,
     haproxy: Option<Started>,
@@ -143,8 +146,8 @@ pub fn start(options: DockerOptions) -> Result<DockerCluster, InfraError> {
             components,
             ..InfraInfo::default()
         },
-        primary: None,
-        standby: None,
+        databases: [None, None],
+        primary_slot: std::sync::atomic::AtomicUsize::new(0),
         garage: None,
         nodes: Vec::new(),
         haproxy: None,
@@ -171,23 +174,22 @@ impl DockerCluster {
         // The database and the object store are independent: start them side by side.
         let (postgres, garage) = std::thread::scope(|scope| {
             let postgres = scope.spawn(|| parts::start_postgres(names, timeout));
-            let garage = scope.spawn(|| parts::start_garage(names, timeout));
+            let garage = scope.spawn(|| parts::start_object_store(names, timeout));
             (join(postgres, "postgresql"), join(garage, "s3"))
         });
         // Keep whatever started, so that an error below still removes it.
         let postgres = postgres.map(|(primary, standby, version)| {
             *lock(&self.db_holder) = primary.name.clone();
-            self.primary = Some(primary);
-            self.standby = Some(standby);
+            self.databases = [Some(primary), Some(standby)];
             version
         });
         let garage = garage.map(|garage| {
             self.garage = Some(garage.started);
-            (garage.access_key, garage.secret_key, garage.version)
+            (garage.access_key, garage.secret_key, (garage.kind, garage.version))
         });
-        let (pg_version, (access_key, secret_key, garage_version)) = (postgres?, garage?);
+        let (pg_version, (access_key, secret_key, (s3_kind, s3_version))) = (postgres?, garage?);
         self.info.components.insert("postgresql".into(), pg_version);
-        self.info.components.insert("garage".into(), garage_version);
+        self.info.components.insert(s3_kind.into(), s3_version);
 
         let mut extra: toml::Table =
             toml::from_str("[cluster]\nenabled = true\n").expect("fixed TOML parses");
@@ -302,8 +304,8 @@ impl DockerCluster {
     fn started(&self, member: &Member) -> Result<&Started, InfraError> {
         let found = match member {
             Member::Node(index) => self.nodes.get(*index),
-            Member::DatabasePrimary => self.primary.as_ref(),
-            Member::DatabaseStandby => self.standby.as_ref(),
+            Member::DatabasePrimary => self.databases[self.primary_slot()].as_ref(),
+            Member::DatabaseStandby => self.databases[1 - self.primary_slot()].as_ref(),
             Member::LoadBalancer => self.haproxy.as_ref(),
             Member::ObjectStore => self.garage.as_ref(),
         };
@@ -342,8 +344,13 @@ impl DockerCluster {
         }
     }
 
+    fn primary_slot(&self) -> usize {
+        self.primary_slot.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn promote(&self) -> Result<(), InfraError> {
         let standby = self.started(&Member::DatabaseStandby)?;
+        // A former primary is not in recovery: `pg_ctl promote` refuses it.
         engine::exec(
             &standby.name,
             None,
@@ -358,6 +365,8 @@ impl DockerCluster {
             engine::connect(network, &standby.name, Some(parts::DB_ALIAS))?;
             *holder = standby.name.clone();
         }
+        self.primary_slot
+            .store(1 - self.primary_slot(), std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 
@@ -366,8 +375,7 @@ impl DockerCluster {
         self.haproxy.take();
         self.nodes.clear();
         self.garage.take();
-        self.standby.take();
-        self.primary.take();
+        self.databases = [None, None];
         engine::remove_run(&self.names.run_id, &self.names.network)
     }
 }
@@ -381,19 +389,25 @@ impl Infra for DockerCluster {
         &self.endpoints
     }
 
-    /// The host pid of each running container's first process.
+    /// The host pid of each running container's first process, named after the container
+    /// (`postgresql` is the first primary's whatever role it holds now, as in `local`).
     fn monitored(&self) -> Vec<Monitored> {
-        let members = (0..self.nodes.len())
-            .map(|i| (format!("node-{}", i + 1), Member::Node(i)))
-            .chain([
-                ("postgresql".to_string(), Member::DatabasePrimary),
-                ("postgresql-standby".to_string(), Member::DatabaseStandby),
-                ("s3".to_string(), Member::ObjectStore),
-                ("haproxy".to_string(), Member::LoadBalancer),
-            ]);
-        members
-            .filter_map(|(name, member)| {
-                let pid = engine::container_pid(&self.started(&member).ok()?.name)?;
+        let nodes = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| (format!("node-{}", i + 1), Some(node)));
+        let [primary, standby] = &self.databases;
+        let others = [
+            ("postgresql".to_string(), primary.as_ref()),
+            ("postgresql-standby".to_string(), standby.as_ref()),
+            ("s3".to_string(), self.garage.as_ref()),
+            ("haproxy".to_string(), self.haproxy.as_ref()),
+        ];
+        nodes
+            .chain(others)
+            .filter_map(|(name, started)| {
+                let pid = engine::container_pid(&started?.name)?;
                 Some(Monitored { name, pid })
             })
             .collect()

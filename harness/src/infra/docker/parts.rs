@@ -24,6 +24,17 @@ const NODE_CONFIG: &str = "/etc/pkgnode/node.toml";
 const SEED_KEY: &str = "/etc/pkgnode/seed.key";
 const KEY_FILE: &str = "/var/lib/pkgnode/pkgnode.key";
 
+/// Arguments of both database servers. Replication notices a dead peer within 10 s (default
+/// 60 s): a standby cut off and reconnected, maybe under a new address, streams again soon.
+const SERVER_ARGS: &[&str] = &[
+    "-c",
+    "max_connections=200",
+    "-c",
+    "wal_sender_timeout=10s",
+    "-c",
+    "wal_receiver_timeout=10s",
+];
+
 /// The names of a run's containers.
 pub struct Names {
     pub run_id: String,
@@ -89,7 +100,7 @@ pub fn start_postgres(
         .env("POSTGRES_DB", bootstrap::DATABASE)
         .publish(5432)?
         // A standby needs at least the primary's max_connections.
-        .cmd(&["-c", "max_connections=200"]);
+        .cmd(SERVER_ARGS);
     let primary = containers::start(spec)?;
     wait_postgres(&primary.name, timeout)?;
     // Give the primary the alias the nodes use: testcontainers attaches a container to one
@@ -110,7 +121,7 @@ pub fn start_postgres(
             .env("PRIMARY_HOST", &primary.name)
             .env("STANDBY_NAME", STANDBY_NAME)
             .publish(5432)?
-            .cmd(&["-c", "max_connections=200"]),
+            .cmd(SERVER_ARGS),
     )?;
     wait_postgres(&standby.name, timeout)?;
     // Commits on the primary wait for the standby from now on.
@@ -132,15 +143,78 @@ pub fn start_postgres(
     Ok((primary, standby, version))
 }
 
-/// A running one-node Garage and its S3 key.
-pub struct Garage {
+/// A running S3 server (Garage or MinIO) and the nodes' key.
+pub struct ObjectStore {
+    /// `garage` or `minio`, for the report's components.
+    pub kind: &'static str,
     pub started: Started,
     pub access_key: String,
     pub secret_key: String,
     pub version: String,
 }
 
-pub fn start_garage(names: &Names, timeout: Duration) -> Result<Garage, InfraError> {
+/// MinIO from a local `minio/minio:TAG` image (see [`engine::minio_tag`]) when there is one,
+/// else Garage from the image built here.
+pub fn start_object_store(names: &Names, timeout: Duration) -> Result<ObjectStore, InfraError> {
+    match engine::minio_tag() {
+        Some(tag) => start_minio(names, &tag, timeout),
+        None => start_garage(names, timeout),
+    }
+}
+
+/// MinIO on the S3 port Garage uses, with a root user as the nodes' key, the region the nodes
+/// sign with, and the bucket made by the `mc` the image ships.
+fn start_minio(names: &Names, tag: &str, timeout: Duration) -> Result<ObjectStore, InfraError> {
+    let access_key = "pkgcluster".to_string();
+    let secret_key = hex::encode(rand::random::<[u8; 20]>());
+    let spec = names
+        .spec("s3", "minio")
+        .image(engine::MINIO_REPOSITORY, tag)
+        .env("MINIO_ROOT_USER", &access_key)
+        .env("MINIO_ROOT_PASSWORD", &secret_key)
+        .env("MINIO_REGION", bootstrap::S3_REGION)
+        .env("MINIO_SITE_REGION", bootstrap::S3_REGION)
+        .publish(S3_PORT)?
+        .cmd(&["server", "/data", "--address", &format!(":{S3_PORT}")]);
+    let started = containers::start(spec)?;
+    let name = started.name.clone();
+    let s3 = local(started.host_port(S3_PORT));
+    engine::wait_until("minio", Some(&name), timeout, || {
+        let answer = probe::get(s3, "/minio/health/live", Duration::from_secs(2))?;
+        Ok(answer.status == 200)
+    })?;
+    let endpoint = format!("http://127.0.0.1:{S3_PORT}");
+    engine::exec(
+        &name,
+        None,
+        &["mc", "alias", "set", "local", &endpoint, &access_key, &secret_key],
+    )
+    .map_err(|e| InfraError::Failed {
+        what: "minio".into(),
+        detail: format!("the image's `mc` cannot reach the server: {e}"),
+    })?;
+    engine::exec(
+        &name,
+        None,
+        &["mc", "mb", "--ignore-existing", &format!("local/{}", bootstrap::BUCKET)],
+    )?;
+    // `minio version RELEASE.2025-04-22T22-12-26Z (commit-id=…)` → the release.
+    let version = engine::exec(&name, None, &["minio", "--version"])?;
+    let version = version
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or(tag)
+        .to_string();
+    Ok(ObjectStore {
+        kind: "minio",
+        started,
+        access_key,
+        secret_key,
+        version,
+    })
+}
+
+fn start_garage(names: &Names, timeout: Duration) -> Result<ObjectStore, InfraError> {
     let started = containers::start(names.spec("s3", "garage").publish(S3_PORT)?)?;
     let name = started.name.clone();
     let cli = |_step: &str, args: &[&str]| -> Result<String, InfraError> {
@@ -162,7 +236,8 @@ pub fn start_garage(names: &Names, timeout: Duration) -> Result<Garage, InfraErr
     })?;
     let (access_key, secret_key) = bootstrap::garage_single_node(&node_id, cli)?;
     let version = bootstrap::garage_version(&cli("version", &["--version"])?);
-    Ok(Garage {
+    Ok(ObjectStore {
+        kind: "garage",
         started,
         access_key,
         secret_key,
@@ -170,7 +245,7 @@ pub fn start_garage(names: &Names, timeout: Duration) -> Result<Garage, InfraErr
     })
 }
 
-/// The S3 endpoint the nodes use (the Garage container on the run's network).
+/// The S3 endpoint the nodes use (the S3 container on the run's network).
 pub fn s3_endpoint(names: &Names) -> String {
     format!("http://{}:{S3_PORT}", names.container("s3"))
 }

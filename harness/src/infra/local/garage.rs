@@ -75,7 +75,8 @@ impl Garage {
         let server = Launch::new("s3", &bin, context.work_dir.join("garage.log"))
             .arg("-c")
             .arg(&config)
-            .arg("server");
+            .arg("server")
+            .cgroup(context.cgroup("s3")?);
         let mut process = Supervised::new(server, &context.pids);
         process.start(context.spawner)?;
         let mut node_id = String::new();

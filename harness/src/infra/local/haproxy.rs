@@ -53,7 +53,8 @@ impl HaProxy {
         let launch = Launch::new("haproxy", "haproxy", context.work_dir.join("haproxy.log"))
             .arg("-db")
             .arg("-f")
-            .arg(&config);
+            .arg(&config)
+            .cgroup(context.cgroup("haproxy")?);
         let mut haproxy = Self {
             address,
             socket,

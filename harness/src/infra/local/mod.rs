@@ -1,16 +1,25 @@
-//! The `local` provider: PostgreSQL, Garage (S3), the `pkgnode` nodes and HAProxy as child
-//! processes on loopback addresses, each node on its own address (127.0.0.11, .12, …) and all
-//! nodes on one port, like hosts of a real cluster.
+//! The `local` provider: PostgreSQL (primary and synchronous standby behind a database
+//! endpoint), Garage (S3), the `pkgnode` nodes and HAProxy as child processes on loopback
+//! addresses, each node on its own address (127.0.0.11, .12, …) and all nodes on one port, like
+//! hosts of a real cluster.
 //!
-//! Work dir layout: `postgresql/` (+ `postgresql.log`), `garage/` (+ `garage.log`),
-//! `pkgnode.key`, `node-N/` + `node-N.toml` + `node-N.log`, `haproxy.cfg` + `haproxy.log` +
-//! `haproxy.sock`, and `commands/` with the output of every setup command.
+//! Work dir layout: `postgresql/`, `postgresql-standby/` (+ their `.log`), `db-endpoint.cfg` +
+//! `.log` + `.sock`, `garage/` (+ `garage.log`), `pkgnode.key`, `node-N/` + `node-N.toml` +
+//! `node-N.log`, `haproxy.cfg` + `haproxy.log` + `haproxy.sock`, and `commands/` with the output
+//! of every setup command.
+//!
+//! Roles, not processes: [`Member::DatabasePrimary`] is whichever server holds the primary role
+//! now. After [`Control::Promote`] the promoted standby is the primary and the former primary
+//! answers to [`Member::DatabaseStandby`] (it no longer replicates; rejoining it is a drill's
+//! business).
 //!
 //! **Architecture Invariant:** nothing here daemonizes. Every process is a direct child, so its
 //! pid is the one sampled and signalled, and it dies with the harness (see [`process`]).
 
+mod db_endpoint;
 mod garage;
 mod haproxy;
+mod network;
 mod nodes;
 mod postgres;
 mod process;
@@ -21,8 +30,10 @@ use std::time::{Duration, Instant};
 
 use reports::record::{InfraInfo, NodeInfo};
 
+use self::db_endpoint::DbEndpoint;
 use self::garage::Garage;
 use self::haproxy::HaProxy;
+use self::network::Network;
 use self::nodes::Node;
 use self::postgres::Postgres;
 use self::process::{Identity, PidBoard, STOP_GRACE, Spawner, Supervised};
@@ -103,6 +114,14 @@ pub(crate) struct Context<'a> {
     commands_dir: PathBuf,
     timeout: Duration,
     pids: PidBoard,
+    network: Option<&'a Network>,
+}
+
+impl Context<'_> {
+    /// The cgroup a process joins so that it can be cut off (none where cuts are unavailable).
+    fn cgroup(&self, process: &str) -> Result<Option<PathBuf>, InfraError> {
+        self.network.map(|n| n.cgroup(process)).transpose()
+    }
 }
 
 enum WorkDir {
@@ -126,11 +145,17 @@ impl WorkDir {
 pub struct LocalCluster {
     endpoints: Endpoints,
     info: InfraInfo,
+    /// The server in the primary role (lock before `standby`).
     postgres: Mutex<Option<Postgres>>,
+    /// The server in the standby role.
+    standby: Mutex<Option<Postgres>>,
+    db_endpoint: Mutex<Option<DbEndpoint>>,
     garage: Mutex<Option<Garage>>,
     nodes: Vec<Mutex<Node>>,
     haproxy: Mutex<Option<HaProxy>>,
     pids: PidBoard,
+    /// Network cuts; `Err` says why this machine cannot make them.
+    network: Result<Network, String>,
     /// Declared after every process holder: it is dropped last.
     spawner: Option<Spawner>,
     work_dir: WorkDir,
@@ -195,10 +220,13 @@ pub fn start(options: LocalOptions) -> Result<LocalCluster, InfraError> {
             ..InfraInfo::default()
         },
         postgres: Mutex::new(None),
+        standby: Mutex::new(None),
+        db_endpoint: Mutex::new(None),
         garage: Mutex::new(None),
         nodes: Vec::new(),
         haproxy: Mutex::new(None),
         pids: PidBoard::default(),
+        network: Network::open(),
         spawner: Some(Spawner::new()?),
         work_dir,
         ready_timeout: options.ready_timeout,
@@ -225,25 +253,40 @@ impl LocalCluster {
             &self.work_dir,
             self.ready_timeout,
             &self.pids,
+            &self.network,
         )?;
         std::fs::create_dir_all(&context.commands_dir)?;
+        if let Err(reason) = &self.network {
+            tracing::info!(%reason, "members cannot be cut off the network on this machine");
+        }
 
-        // The database and the object store are independent: start them side by side.
-        let (postgres, garage) = std::thread::scope(|scope| {
-            let postgres = scope.spawn(|| Postgres::start(&context));
+        // The database and the object store are independent: start them side by side. Each
+        // part lands in its slot as soon as it runs, so that an error stops it again.
+        let (postgres, standby, endpoint) = (&self.postgres, &self.standby, &self.db_endpoint);
+        let (database, garage) = std::thread::scope(|scope| {
+            let database = scope.spawn(|| -> Result<String, InfraError> {
+                let mut primary_slot = lock(postgres);
+                let primary = primary_slot.insert(Postgres::start(&context)?);
+                let mut standby_slot = lock(standby);
+                let replica = standby_slot.insert(Postgres::start_standby(&context, primary)?);
+                primary.require_standby(&context)?;
+                let servers = [(primary.name, primary.port), (replica.name, replica.port)];
+                let started = DbEndpoint::start(&context, &servers)?;
+                Ok(lock(endpoint).insert(started).url(postgres::DATABASE))
+            });
             let garage = scope.spawn(|| Garage::start(&context));
-            (join(postgres, "postgresql"), join(garage, "s3"))
+            (join(database, "postgresql"), join(garage, "s3"))
         });
-        let postgres = postgres.map(|p| self.postgres.get_mut().map(|slot| slot.insert(p)));
         let garage = garage.map(|g| self.garage.get_mut().map(|slot| slot.insert(g)));
-        let (postgres, garage) = match (postgres, garage) {
-            (Ok(Ok(postgres)), Ok(Ok(garage))) => (postgres, garage),
+        let (database_url, garage) = match (database, garage) {
+            (Ok(url), Ok(Ok(garage))) => (url, garage),
             (Err(error), _) | (_, Err(error)) => return Err(error),
             _ => return Err(poisoned()),
         };
-        self.database_url = postgres.url();
+        self.database_url = database_url;
         let mut components = std::collections::BTreeMap::new();
-        components.insert("postgresql".to_string(), postgres.version.clone());
+        let pg_version = inner(&mut self.postgres).map(|p| p.version.clone());
+        components.insert("postgresql".to_string(), pg_version.unwrap_or_default());
         components.insert("garage".to_string(), garage.version.clone());
 
         let key_file = context.work_dir.join("pkgnode.key");
@@ -311,6 +354,7 @@ impl LocalCluster {
             &self.work_dir,
             self.ready_timeout,
             &self.pids,
+            &self.network,
         )
     }
 
@@ -319,21 +363,64 @@ impl LocalCluster {
         self.work_dir.path()
     }
 
-    /// The database URL the nodes use.
+    /// The database URL the nodes use: the endpoint that follows the primary role.
     pub fn database_url(&self) -> &str {
         &self.database_url
     }
 
-    /// The log file of a member (`None` for members this provider does not run).
+    /// `psql -tA -c SQL` on the `pkgnode` database of a database member, directly (not through
+    /// the endpoint); what it printed, trimmed.
+    pub fn psql(&self, member: &Member, sql: &str) -> Result<String, InfraError> {
+        let slot = match member {
+            Member::DatabasePrimary => &self.postgres,
+            Member::DatabaseStandby => &self.standby,
+            _ => {
+                return Err(InfraError::Failed {
+                    what: format!("psql on {member:?}"),
+                    detail: "not a database member".into(),
+                });
+            }
+        };
+        let context = self.context()?;
+        let postgres = lock(slot);
+        let postgres = postgres.as_ref().ok_or_else(poisoned)?;
+        postgres
+            .psql_on(&context, postgres::DATABASE, "psql", sql)
+            .map(|out| out.trim().to_string())
+    }
+
+    /// The process that is `member` now: `node-1`, `postgresql`, `postgresql-standby`, `s3`,
+    /// `haproxy`.
+    pub fn process_name(&self, member: &Member) -> Option<String> {
+        Some(match member {
+            Member::Node(index) => lock(self.nodes.get(*index)?).name.clone(),
+            Member::DatabasePrimary => lock(&self.postgres).as_ref()?.name.to_string(),
+            Member::DatabaseStandby => lock(&self.standby).as_ref()?.name.to_string(),
+            Member::ObjectStore => "s3".into(),
+            Member::LoadBalancer => "haproxy".into(),
+        })
+    }
+
+    /// The log file of a member.
     pub fn log_file(&self, member: &Member) -> Option<PathBuf> {
         let name = match member {
-            Member::Node(index) => format!("node-{}", index + 1),
-            Member::DatabasePrimary => "postgresql".into(),
             Member::ObjectStore => "garage".into(),
-            Member::LoadBalancer => "haproxy".into(),
-            Member::DatabaseStandby => return None,
+            _ => self.process_name(member)?,
         };
         Some(self.work_dir().join(format!("{name}.log")))
+    }
+
+    /// The database server the endpoint routes new connections to (a process name).
+    pub fn database_endpoint_target(&self) -> Result<String, InfraError> {
+        lock(&self.db_endpoint)
+            .as_ref()
+            .ok_or_else(poisoned)?
+            .target()
+    }
+
+    /// Why members cannot be cut off the network here, if they cannot.
+    pub fn network_cuts_unavailable(&self) -> Option<&str> {
+        self.network.as_ref().err().map(String::as_str)
     }
 
     /// HAProxy's view of the nodes: (server name, `UP`/`DOWN`/`MAINT`…).
@@ -355,10 +442,10 @@ impl LocalCluster {
 
     fn control_node(&self, index: usize, action: Control) -> Result<(), InfraError> {
         let member = Member::Node(index);
-        let node = self.nodes.get(index).ok_or_else(|| InfraError::Failed {
-            what: format!("node {index}"),
-            detail: format!("the cluster has {} nodes (0-based index)", self.nodes.len()),
-        })?;
+        let node = self
+            .nodes
+            .get(index)
+            .ok_or_else(|| no_such_member(&member, self.nodes.len()))?;
         let mut node = lock(node);
         let context = self.context()?;
         match action {
@@ -388,17 +475,86 @@ impl LocalCluster {
         if let Some(garage) = inner(&mut self.garage) {
             back.push((&mut garage.process, libc::SIGTERM));
         }
-        if let Some(postgres) = inner(&mut self.postgres) {
-            // SIGINT: PostgreSQL's fast shutdown.
-            back.push((&mut postgres.process, libc::SIGINT));
+        if let Some(endpoint) = inner(&mut self.db_endpoint) {
+            back.push((&mut endpoint.process, libc::SIGTERM));
+        }
+        for slot in [&mut self.postgres, &mut self.standby] {
+            if let Some(postgres) = inner(slot) {
+                // SIGINT: PostgreSQL's fast shutdown.
+                back.push((&mut postgres.process, libc::SIGINT));
+            }
         }
         errors.extend(stop_all(back));
-        if let Some(postgres) = inner(&mut self.postgres)
-            && let Err(error) = postgres.remove_outside_dir()
+        for slot in [&mut self.postgres, &mut self.standby] {
+            if let Some(postgres) = inner(slot)
+                && let Err(error) = postgres.remove_outside_dir()
+            {
+                errors.push(error);
+            }
+        }
+        // Last: a cgroup goes only once its processes have.
+        if let Ok(network) = &self.network
+            && let Err(error) = network.remove()
         {
             errors.push(error);
         }
         errors
+    }
+
+    fn control_database(
+        &self,
+        slot: &Mutex<Option<Postgres>>,
+        member: &Member,
+        action: Control,
+    ) -> Result<(), InfraError> {
+        let context = self.context()?;
+        let mut postgres = lock(slot);
+        let postgres = postgres.as_mut().ok_or_else(poisoned)?;
+        match action {
+            Control::Start => {
+                postgres.process.start(context.spawner)?;
+                postgres.wait_ready(&context)
+            }
+            // SIGINT: PostgreSQL's fast shutdown.
+            _ => signal_action(&mut postgres.process, action, libc::SIGINT)
+                .unwrap_or_else(|| Err(Self::unsupported(member, action))),
+        }
+    }
+
+    /// Cuts a member off the network or lets it back on (see [`network`]).
+    fn cut(&self, member: &Member, action: Control) -> Result<(), InfraError> {
+        let network = self
+            .network
+            .as_ref()
+            .map_err(|reason| InfraError::Unavailable {
+                provider: PROVIDER.into(),
+                action,
+                member: member.clone(),
+                reason: reason.clone(),
+            })?;
+        let process = self
+            .process_name(member)
+            .ok_or_else(|| no_such_member(member, self.nodes.len()))?;
+        match action {
+            Control::Disconnect => network.cut(&process),
+            _ => network.reconnect(&process),
+        }
+    }
+
+    /// Promotes the standby, repoints the database endpoint to it, and swaps the roles.
+    fn promote(&self) -> Result<(), InfraError> {
+        let context = self.context()?;
+        let mut primary = lock(&self.postgres);
+        let mut standby = lock(&self.standby);
+        let candidate = standby.as_ref().ok_or_else(poisoned)?;
+        candidate.promote(&context)?;
+        lock(&self.db_endpoint)
+            .as_ref()
+            .ok_or_else(poisoned)?
+            .repoint(candidate.name)?;
+        tracing::info!(primary = candidate.name, "standby promoted; database endpoint repointed");
+        std::mem::swap(&mut *primary, &mut *standby);
+        Ok(())
     }
 }
 
@@ -454,6 +610,7 @@ fn make_context<'a>(
     work_dir: &'a WorkDir,
     timeout: Duration,
     pids: &PidBoard,
+    network: &'a Result<Network, String>,
 ) -> Result<Context<'a>, InfraError> {
     let spawner = spawner.as_ref().ok_or_else(|| InfraError::Failed {
         what: "local cluster".into(),
@@ -465,7 +622,15 @@ fn make_context<'a>(
         commands_dir: work_dir.path().join("commands"),
         timeout,
         pids: pids.clone(),
+        network: network.as_ref().ok(),
     })
+}
+
+fn no_such_member(member: &Member, nodes: usize) -> InfraError {
+    InfraError::Failed {
+        what: format!("{member:?}"),
+        detail: format!("no such member (the cluster has {nodes} nodes, 0-based index)"),
+    }
 }
 
 fn inner<T>(slot: &mut Mutex<Option<T>>) -> Option<&mut T> {
@@ -508,7 +673,9 @@ impl Infra for LocalCluster {
 
     fn monitored(&self) -> Vec<Monitored> {
         let names = (1..=self.nodes.len()).map(|i| format!("node-{i}")).chain([
-            "postgresql".into(),
+            postgres::PRIMARY.into(),
+            postgres::STANDBY.into(),
+            db_endpoint::NAME.into(),
             "s3".into(),
             "haproxy".into(),
         ]);
@@ -528,46 +695,39 @@ impl Infra for LocalCluster {
                 detail: "already torn down".into(),
             });
         }
-        match member {
-            Member::Node(index) => self.control_node(*index, action),
-            Member::DatabasePrimary => {
-                let mut postgres = lock(&self.postgres);
-                let postgres = postgres.as_mut().ok_or_else(poisoned)?;
-                match action {
-                    Control::Start => {
-                        postgres.process.start(self.context()?.spawner)?;
-                        postgres.wait_ready(&self.context()?)
-                    }
-                    _ => signal_action(&mut postgres.process, action, libc::SIGINT)
-                        .unwrap_or_else(|| Err(Self::unsupported(member, action))),
-                }
-            }
-            Member::ObjectStore => {
+        match (member, action) {
+            (_, Control::Disconnect | Control::Reconnect) => self.cut(member, action),
+            (Member::DatabaseStandby, Control::Promote) => self.promote(),
+            (_, Control::Promote) => Err(Self::unsupported(member, action)),
+            (Member::Node(index), _) => self.control_node(*index, action),
+            (Member::DatabasePrimary, _) => self.control_database(&self.postgres, member, action),
+            (Member::DatabaseStandby, _) => self.control_database(&self.standby, member, action),
+            (Member::ObjectStore, _) => {
+                let context = self.context()?;
                 let mut garage = lock(&self.garage);
                 let garage = garage.as_mut().ok_or_else(poisoned)?;
                 match action {
                     Control::Start => {
-                        garage.process.start(self.context()?.spawner)?;
-                        garage.wait_ready(&self.context()?)
+                        garage.process.start(context.spawner)?;
+                        garage.wait_ready(&context)
                     }
                     _ => signal_action(&mut garage.process, action, libc::SIGTERM)
                         .unwrap_or_else(|| Err(Self::unsupported(member, action))),
                 }
             }
-            Member::LoadBalancer => {
+            (Member::LoadBalancer, _) => {
+                let context = self.context()?;
                 let mut haproxy = lock(&self.haproxy);
                 let haproxy = haproxy.as_mut().ok_or_else(poisoned)?;
                 match action {
                     Control::Start => {
-                        haproxy.process.start(self.context()?.spawner)?;
+                        haproxy.process.start(context.spawner)?;
                         haproxy.wait_started(self.ready_timeout)
                     }
                     _ => signal_action(&mut haproxy.process, action, libc::SIGTERM)
                         .unwrap_or_else(|| Err(Self::unsupported(member, action))),
                 }
             }
-            // The docker provider runs the standby; here there is none.
-            Member::DatabaseStandby => Err(Self::unsupported(member, action)),
         }
     }
 

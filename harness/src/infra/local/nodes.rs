@@ -67,7 +67,8 @@ impl Node {
         .arg("--config")
         .arg(&config)
         .arg("serve")
-        .cwd(&data_dir);
+        .cwd(&data_dir)
+        .cgroup(context.cgroup(&name)?);
         Ok(Self {
             name,
             address,

@@ -1,6 +1,8 @@
-//! PostgreSQL 15 from the Debian packages: `initdb` in the work dir, then `postgres` itself as a
-//! direct child (not `pg_ctl`, which daemonizes) so it can be monitored and killed by pid. As
-//! root, both run as the `postgres` user, which PostgreSQL insists on.
+//! PostgreSQL 15 from the Debian packages: a primary (`initdb` in the work dir) and a streaming
+//! standby (`pg_basebackup` from it) that the primary waits for on every commit
+//! (`synchronous_standby_names`), each `postgres` itself as a direct child (not `pg_ctl`, which
+//! daemonizes) so it can be monitored and killed by pid. As root, they run as the `postgres`
+//! user, which PostgreSQL insists on.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,9 +15,17 @@ use crate::infra::InfraError;
 pub const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
 /// The database the nodes use.
 pub const DATABASE: &str = "pkgnode";
+/// The primary's process name (and log, and data dir).
+pub const PRIMARY: &str = "postgresql";
+/// The standby's.
+pub const STANDBY: &str = "postgresql-standby";
+/// `application_name` of the standby, named in the primary's `synchronous_standby_names`.
+const STANDBY_APPLICATION: &str = "standby1";
 
 /// A running PostgreSQL server on 127.0.0.1.
 pub struct Postgres {
+    /// [`PRIMARY`] or [`STANDBY`]: which process this is, whatever role it holds now.
+    pub name: &'static str,
     pub port: u16,
     /// e.g. `15.14`.
     pub version: String,
@@ -26,9 +36,17 @@ pub struct Postgres {
     outside_dir: Option<tempfile::TempDir>,
 }
 
-impl Postgres {
-    /// initdb, start, wait until it accepts connections, create the `pkgnode` database.
-    pub fn start(context: &Context) -> Result<Self, InfraError> {
+/// A server's dir before it runs: where its data goes and who it runs as.
+struct Place {
+    bin: PathBuf,
+    run_as: Option<Identity>,
+    dir: PathBuf,
+    data: PathBuf,
+    outside_dir: Option<tempfile::TempDir>,
+}
+
+impl Place {
+    fn new(context: &Context, name: &str) -> Result<Self, InfraError> {
         let bin = PathBuf::from(BIN_DIR);
         if !bin.join("postgres").exists() {
             return Err(InfraError::Missing {
@@ -46,17 +64,111 @@ impl Postgres {
         let (dir, outside_dir) = match run_as {
             Some(identity) if !reachable_by(context.work_dir, identity) => {
                 let outside = outside_dir(identity)?;
-                (outside.path().join("postgresql"), Some(outside))
+                (outside.path().join(name), Some(outside))
             }
-            _ => (context.work_dir.join("postgresql"), None),
+            _ => (context.work_dir.join(name), None),
         };
         std::fs::create_dir_all(&dir)?;
         if let Some(identity) = run_as {
             chown(&dir, identity)?;
         }
-        let data = dir.join("data");
-        let version = version(context, &bin)?;
-        let initdb = Launch::new("postgresql initdb", bin.join("initdb"), "")
+        Ok(Self {
+            data: dir.join("data"),
+            bin,
+            run_as,
+            dir,
+            outside_dir,
+        })
+    }
+
+    /// Runs a setup command as the server's user; a root-specific hint on failure.
+    fn run(&self, context: &Context, launch: Launch, step: &str) -> Result<String, InfraError> {
+        let launch = launch.cwd(&self.dir).run_as(self.run_as);
+        process::run(
+            context.spawner,
+            &launch,
+            &context.commands_dir,
+            step,
+            context.timeout,
+        )
+        .map_err(|error| match (error, self.run_as) {
+            (InfraError::Failed { what, detail }, Some(_)) => InfraError::Failed {
+                what,
+                detail: format!(
+                    "{detail}\n(running as root: the postgres user must be able to reach {})",
+                    self.dir.display()
+                ),
+            },
+            (error, _) => error,
+        })
+    }
+
+    /// The server on a free port of 127.0.0.1, in `name`'s cgroup; not started yet.
+    fn server(
+        self,
+        context: &Context,
+        name: &'static str,
+        version: String,
+    ) -> Result<Postgres, InfraError> {
+        let port = crate::infra::probe::free_port()?;
+        // A Unix socket path is limited to 107 bytes; beyond that, TCP only.
+        let socket_dir = if self.dir.as_os_str().len() < 80 {
+            self.dir.display().to_string()
+        } else {
+            String::new()
+        };
+        let server = Launch::new(
+            name,
+            self.bin.join("postgres"),
+            context.work_dir.join(format!("{name}.log")),
+        )
+        .arg("-D")
+        .arg(&self.data)
+        .args(["-p", &port.to_string(), "-k", &socket_dir])
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "fsync=off",
+            "-c",
+            "shared_buffers=128MB",
+            // Replication: the standby streams, and a promoted standby can serve one in turn.
+            "-c",
+            "wal_level=replica",
+            "-c",
+            "max_wal_senders=10",
+            "-c",
+            "hot_standby=on",
+            // A dead peer is noticed within 10 s (default 60 s).
+            "-c",
+            "wal_sender_timeout=10s",
+            "-c",
+            "wal_receiver_timeout=10s",
+        ])
+        .cwd(&self.dir)
+        .run_as(self.run_as)
+        .cgroup(context.cgroup(name)?);
+        Ok(Postgres {
+            name,
+            port,
+            version,
+            process: Supervised::new(server, &context.pids),
+            bin: self.bin,
+            run_as: self.run_as,
+            outside_dir: self.outside_dir,
+        })
+    }
+}
+
+impl Postgres {
+    /// The primary: initdb, start, wait until it accepts connections, create the `pkgnode`
+    /// database. Commits do not wait for a standby until [`Self::require_standby`].
+    pub fn start(context: &Context) -> Result<Self, InfraError> {
+        let place = Place::new(context, PRIMARY)?;
+        let version = version(context, &place.bin)?;
+        let initdb = Launch::new("postgresql initdb", place.bin.join("initdb"), "")
             .args([
                 "-A",
                 "trust",
@@ -67,78 +179,106 @@ impl Postgres {
                 "--no-sync",
                 "-D",
             ])
-            .arg(&data)
-            .cwd(&dir)
-            .run_as(run_as);
-        process::run(
-            context.spawner,
-            &initdb,
-            &context.commands_dir,
-            "postgresql-initdb",
-            context.timeout,
-        )
-        .map_err(|error| match (error, run_as) {
-            (InfraError::Failed { what, detail }, Some(_)) => InfraError::Failed {
-                what,
-                detail: format!(
-                    "{detail}\n(running as root: the postgres user must be able to reach {})",
-                    dir.display()
-                ),
-            },
-            (error, _) => error,
-        })?;
-
-        let port = crate::infra::probe::free_port()?;
-        // A Unix socket path is limited to 107 bytes; beyond that, TCP only.
-        let socket_dir = if dir.as_os_str().len() < 80 {
-            dir.display().to_string()
-        } else {
-            String::new()
-        };
-        let server = Launch::new(
-            "postgresql",
-            bin.join("postgres"),
-            context.work_dir.join("postgresql.log"),
-        )
-        .arg("-D")
-        .arg(&data)
-        .args(["-p", &port.to_string(), "-k", &socket_dir])
-        .args([
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "max_connections=300",
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "shared_buffers=128MB",
-        ])
-        .cwd(&dir)
-        .run_as(run_as);
-        let mut postgres = Self {
-            port,
-            version,
-            process: Supervised::new(server, &context.pids),
-            bin,
-            run_as,
-            outside_dir,
-        };
+            .arg(&place.data);
+        place.run(context, initdb, "postgresql-initdb")?;
+        let mut postgres = place.server(context, PRIMARY, version)?;
         postgres.process.start(context.spawner)?;
         postgres.wait_ready(context)?;
-        let create = Launch::new("postgresql createdb", postgres.bin.join("psql"), "")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
-            .args(["-v", "ON_ERROR_STOP=1", "-c"])
-            .arg(format!("CREATE DATABASE {DATABASE}"));
-        process::run(
-            context.spawner,
-            &create,
-            &context.commands_dir,
+        postgres.psql(
+            context,
             "postgresql-createdb",
-            context.timeout,
+            &format!("CREATE DATABASE {DATABASE}"),
         )?;
         Ok(postgres)
+    }
+
+    /// A standby of `primary`: `pg_basebackup` over the replication protocol, then a server
+    /// streaming from it under the name the primary's `synchronous_standby_names` will list.
+    pub fn start_standby(context: &Context, primary: &Postgres) -> Result<Self, InfraError> {
+        let place = Place::new(context, STANDBY)?;
+        let basebackup = Launch::new("pg_basebackup", place.bin.join("pg_basebackup"), "")
+            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string()])
+            .args(["-U", "postgres", "-X", "stream", "-c", "fast", "-R", "-D"])
+            .arg(&place.data);
+        place.run(context, basebackup, "postgresql-standby-basebackup")?;
+        // -R wrote standby.signal and a primary_conninfo; the later line wins, naming this
+        // standby for synchronous replication.
+        let auto_conf = place.data.join("postgresql.auto.conf");
+        let mut text = std::fs::read_to_string(&auto_conf)?;
+        text.push_str(&format!(
+            "primary_conninfo = 'host=127.0.0.1 port={} user=postgres \
+             application_name={STANDBY_APPLICATION}'\n",
+            primary.port
+        ));
+        std::fs::write(&auto_conf, text)?;
+        let mut standby = place.server(context, STANDBY, primary.version.clone())?;
+        standby.process.start(context.spawner)?;
+        standby.wait_ready(context)?;
+        Ok(standby)
+    }
+
+    /// From now on every commit on this primary waits until the standby has flushed it; returns
+    /// once the standby streams as the synchronous one.
+    pub fn require_standby(&self, context: &Context) -> Result<(), InfraError> {
+        self.psql(
+            context,
+            "postgresql-synchronous-standby",
+            // (synchronous_commit is `on` by default: wait for the standby's flush.)
+            &format!("ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_APPLICATION}'"),
+        )?;
+        self.psql(context, "postgresql-reload", "SELECT pg_reload_conf()")?;
+        let query = format!(
+            "SELECT sync_state FROM pg_stat_replication WHERE application_name = \
+             '{STANDBY_APPLICATION}'"
+        );
+        process::wait_ready("synchronous replication", context.timeout, None, || {
+            let state = self
+                .psql(context, "postgresql-replication-state", &query)
+                .map_err(|e| e.to_string())?;
+            Ok(state.trim() == "sync")
+        })
+    }
+
+    /// Ends recovery on a standby: it becomes a primary that waits for no one.
+    pub fn promote(&self, context: &Context) -> Result<(), InfraError> {
+        let answer = self.psql(context, "postgresql-promote", "SELECT pg_promote(true, 60)")?;
+        if answer.trim() == "t" {
+            Ok(())
+        } else {
+            Err(InfraError::Failed {
+                what: format!("promoting {}", self.name),
+                detail: format!("pg_promote answered {answer:?}"),
+            })
+        }
+    }
+
+    /// `psql -tA -c SQL` as the superuser on database `postgres`; what it printed.
+    pub fn psql(&self, context: &Context, step: &str, sql: &str) -> Result<String, InfraError> {
+        self.psql_on(context, "postgres", step, sql)
+    }
+
+    /// `psql -tA -c SQL` as the superuser on `database`; what it printed.
+    pub fn psql_on(
+        &self,
+        context: &Context,
+        database: &str,
+        step: &str,
+        sql: &str,
+    ) -> Result<String, InfraError> {
+        let launch = Launch::new(&format!("{} psql", self.name), self.bin.join("psql"), "")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .arg("-d")
+            // A server that is cut off never answers: give up after a few seconds.
+            .arg(format!("dbname={database} connect_timeout=5"))
+            .args(["-v", "ON_ERROR_STOP=1", "-tA"])
+            .args(["-c", sql]);
+        process::run(
+            context.spawner,
+            &launch,
+            &context.commands_dir,
+            step,
+            context.timeout,
+        )
     }
 
     /// Waits until the server accepts connections (`pg_isready`).
@@ -148,7 +288,7 @@ impl Postgres {
             .run_as(self.run_as);
         let (spawner, commands) = (context.spawner, &context.commands_dir);
         process::wait_ready(
-            "postgresql",
+            self.name,
             context.timeout,
             Some(&mut self.process),
             || {
@@ -156,7 +296,7 @@ impl Postgres {
                     spawner,
                     &check,
                     commands,
-                    "postgresql-isready",
+                    &format!("{}-isready", self.name),
                     Duration::from_secs(5),
                 )
                 .map(|_| true)
@@ -171,17 +311,12 @@ impl Postgres {
             Some(dir) => {
                 let path = dir.path().to_path_buf();
                 dir.close().map_err(|e| InfraError::Failed {
-                    what: "postgresql".into(),
+                    what: self.name.into(),
                     detail: format!("cannot remove {}: {e}", path.display()),
                 })
             }
             None => Ok(()),
         }
-    }
-
-    /// The URL the nodes connect with.
-    pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{DATABASE}", self.port)
     }
 }
 

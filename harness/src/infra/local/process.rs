@@ -92,6 +92,9 @@ pub struct Launch {
     pub run_as: Option<Identity>,
     /// Where stderr (and stdout) go; appended to across restarts.
     pub log: PathBuf,
+    /// A cgroup (v2) dir the child joins before it runs, so every socket it opens belongs to
+    /// it (see [`super::network`]).
+    pub cgroup: Option<PathBuf>,
 }
 
 impl Launch {
@@ -103,6 +106,7 @@ impl Launch {
             cwd: None,
             run_as: None,
             log: log.into(),
+            cgroup: None,
         }
     }
 
@@ -130,6 +134,11 @@ impl Launch {
         self
     }
 
+    pub fn cgroup(mut self, dir: Option<PathBuf>) -> Self {
+        self.cgroup = dir;
+        self
+    }
+
     /// The command line as a user would type it, for error messages.
     pub fn display(&self) -> String {
         let mut line = self.program.display().to_string();
@@ -153,6 +162,11 @@ impl Launch {
         }
         let run_as = self.run_as;
         let parent = std::process::id() as libc::pid_t;
+        // Built before the fork: the child may not allocate.
+        let cgroup_procs = self.cgroup.as_ref().and_then(|dir| {
+            std::ffi::CString::new(dir.join("cgroup.procs").into_os_string().into_encoded_bytes())
+                .ok()
+        });
         // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
         // system calls; it allocates nothing.
         unsafe {
@@ -161,6 +175,20 @@ impl Launch {
                 // in the terminal reaches only the harness, which tears down in order.
                 if libc::setpgid(0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                // Before dropping privileges: only root may move itself into the cgroup.
+                // Writing 0 moves the writer.
+                if let Some(procs) = &cgroup_procs {
+                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let written = libc::write(fd, b"0\n".as_ptr().cast(), 2);
+                    let error = std::io::Error::last_os_error();
+                    libc::close(fd);
+                    if written != 2 {
+                        return Err(error);
+                    }
                 }
                 if let Some(identity) = run_as
                     && (libc::setgroups(0, std::ptr::null()) != 0
