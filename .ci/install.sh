@@ -12,6 +12,7 @@ command -v Rscript >/dev/null || need_apt+=(r-base-core)
 command -v chromium >/dev/null || need_apt+=(chromium)
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need_apt+=(faketime libfaketime)
 command -v git >/dev/null || need_apt+=(git)
+command -v iptables >/dev/null || need_apt+=(iptables)
 # The offline FROM-scratch images use Debian's static busybox as /bin/sh.
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
 if [ ${#need_apt[@]} -gt 0 ]; then
