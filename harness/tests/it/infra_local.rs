@@ -213,7 +213,9 @@ fn a_killed_node_is_routed_around_and_restarts() {
         .control(&Member::Node(1), Control::Promote)
         .unwrap_err();
     assert!(matches!(error, InfraError::Unsupported { .. }), "{error}");
-    let error = cluster.control(&Member::Node(7), Control::Kill).unwrap_err();
+    let error = cluster
+        .control(&Member::Node(7), Control::Kill)
+        .unwrap_err();
     assert!(error.to_string().contains("2 nodes"), "{error}");
 
     // A caller's work dir keeps its logs; the processes still go.
@@ -463,13 +465,18 @@ fn the_standby_holds_every_committed_row_and_after_promotion_the_nodes_write_aga
     let client = client();
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(
-        cluster.psql(&Member::DatabaseStandby, "SELECT pg_is_in_recovery()").unwrap(),
+        cluster
+            .psql(&Member::DatabaseStandby, "SELECT pg_is_in_recovery()")
+            .unwrap(),
         "t"
     );
     for i in 0..5 {
         let name = format!("before{i}");
         let (status, body) = upload(&client, &endpoints, &wheel(dir.path(), &name), &name);
-        assert!((200..300).contains(&status), "upload {name}: {status} {body}");
+        assert!(
+            (200..300).contains(&status),
+            "upload {name}: {status} {body}"
+        );
     }
     let tables = ["packages", "transactions", "sources", "repos"];
     let committed: Vec<u64> = tables
@@ -502,7 +509,9 @@ fn the_standby_holds_every_committed_row_and_after_promotion_the_nodes_write_aga
         "postgresql-standby"
     );
     assert_eq!(
-        cluster.psql(&Member::DatabasePrimary, "SELECT pg_is_in_recovery()").unwrap(),
+        cluster
+            .psql(&Member::DatabasePrimary, "SELECT pg_is_in_recovery()")
+            .unwrap(),
         "f"
     );
     let after = wheel(dir.path(), "afterpromotion");
@@ -519,13 +528,20 @@ fn the_standby_holds_every_committed_row_and_after_promotion_the_nodes_write_aga
     );
     let file_name = after.file_name().unwrap().to_str().unwrap().to_string();
     for (name, url) in &endpoints.nodes {
-        let page = format!("{url}/{}/latest/simple/afterpromotion/", endpoints.pypi_repo);
-        eventually(&format!("{name} serves the new package"), Duration::from_secs(30), || {
-            let (status, body) = get(&client, &page);
-            (status == 200 && body.contains(&file_name))
-                .then_some(())
-                .ok_or(format!("{status} {body}"))
-        });
+        let page = format!(
+            "{url}/{}/latest/simple/afterpromotion/",
+            endpoints.pypi_repo
+        );
+        eventually(
+            &format!("{name} serves the new package"),
+            Duration::from_secs(30),
+            || {
+                let (status, body) = get(&client, &page);
+                (status == 200 && body.contains(&file_name))
+                    .then_some(())
+                    .ok_or(format!("{status} {body}"))
+            },
+        );
     }
     // A second promotion has no standby to promote.
     assert!(
@@ -564,13 +580,20 @@ fn a_cut_off_member_is_unreachable_and_a_held_standby_holds_commits() {
         .expect("cut node 1 off");
     let (status, body) = get(&quick, &format!("{node_1}/__ping__"));
     assert_eq!(status, 0, "a cut-off node answered: {body}");
-    eventually("node-1 DOWN in the balancer", Duration::from_secs(20), || {
-        let now = state("node-1");
-        (now == "DOWN").then_some(()).ok_or(now)
-    });
+    eventually(
+        "node-1 DOWN in the balancer",
+        Duration::from_secs(20),
+        || {
+            let now = state("node-1");
+            (now == "DOWN").then_some(()).ok_or(now)
+        },
+    );
     for _ in 0..10 {
         let (status, body) = get(&client, &format!("{}/__ping__", endpoints.base_url));
-        assert_eq!(status, 200, "through the balancer with node 1 cut off: {body}");
+        assert_eq!(
+            status, 200,
+            "through the balancer with node 1 cut off: {body}"
+        );
     }
     cluster
         .control(&Member::Node(0), Control::Reconnect)
@@ -607,16 +630,23 @@ fn a_cut_off_member_is_unreachable_and_a_held_standby_holds_commits() {
     let started = Instant::now();
     let cut_off = cluster.psql(&Member::DatabasePrimary, "SELECT 1");
     assert!(cut_off.is_err(), "psql reached a cut-off primary");
-    eprintln!("psql gave up on the cut-off primary after {:?}", started.elapsed());
+    eprintln!(
+        "psql gave up on the cut-off primary after {:?}",
+        started.elapsed()
+    );
     cluster
         .control(&Member::DatabasePrimary, Control::Reconnect)
         .expect("reconnect the primary");
     let after = wheel(dir.path(), "afterreconnect");
-    eventually("an upload after reconnecting", Duration::from_secs(60), || {
-        let (status, body) = upload(&client, &endpoints, &after, "afterreconnect");
-        (200..300)
-            .contains(&status)
-            .then_some(())
-            .ok_or(format!("{status} {body}"))
-    });
+    eventually(
+        "an upload after reconnecting",
+        Duration::from_secs(60),
+        || {
+            let (status, body) = upload(&client, &endpoints, &after, "afterreconnect");
+            (200..300)
+                .contains(&status)
+                .then_some(())
+                .ok_or(format!("{status} {body}"))
+        },
+    );
 }

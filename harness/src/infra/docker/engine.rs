@@ -32,14 +32,7 @@ pub const MINIO_REPOSITORY: &str = "minio/minio";
 /// The tag of a local `minio/minio` image (`latest` first), if the engine holds one; nothing is
 /// pulled.
 pub fn minio_tag() -> Option<String> {
-    let tags = docker(&[
-        "image",
-        "ls",
-        MINIO_REPOSITORY,
-        "--format",
-        "{{.Tag}}",
-    ])
-    .ok()?;
+    let tags = docker(&["image", "ls", MINIO_REPOSITORY, "--format", "{{.Tag}}"]).ok()?;
     pick_tag(&tags)
 }
 

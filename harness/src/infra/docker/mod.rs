@@ -185,7 +185,11 @@ impl DockerCluster {
         });
         let garage = garage.map(|garage| {
             self.garage = Some(garage.started);
-            (garage.access_key, garage.secret_key, (garage.kind, garage.version))
+            (
+                garage.access_key,
+                garage.secret_key,
+                (garage.kind, garage.version),
+            )
         });
         let (pg_version, (access_key, secret_key, (s3_kind, s3_version))) = (postgres?, garage?);
         self.info.components.insert("postgresql".into(), pg_version);

@@ -187,7 +187,15 @@ fn start_minio(names: &Names, tag: &str, timeout: Duration) -> Result<ObjectStor
     engine::exec(
         &name,
         None,
-        &["mc", "alias", "set", "local", &endpoint, &access_key, &secret_key],
+        &[
+            "mc",
+            "alias",
+            "set",
+            "local",
+            &endpoint,
+            &access_key,
+            &secret_key,
+        ],
     )
     .map_err(|e| InfraError::Failed {
         what: "minio".into(),
@@ -196,15 +204,16 @@ fn start_minio(names: &Names, tag: &str, timeout: Duration) -> Result<ObjectStor
     engine::exec(
         &name,
         None,
-        &["mc", "mb", "--ignore-existing", &format!("local/{}", bootstrap::BUCKET)],
+        &[
+            "mc",
+            "mb",
+            "--ignore-existing",
+            &format!("local/{}", bootstrap::BUCKET),
+        ],
     )?;
     // `minio version RELEASE.2025-04-22T22-12-26Z (commit-id=…)` → the release.
     let version = engine::exec(&name, None, &["minio", "--version"])?;
-    let version = version
-        .split_whitespace()
-        .nth(2)
-        .unwrap_or(tag)
-        .to_string();
+    let version = version.split_whitespace().nth(2).unwrap_or(tag).to_string();
     Ok(ObjectStore {
         kind: "minio",
         started,

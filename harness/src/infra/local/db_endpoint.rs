@@ -35,11 +35,15 @@ impl DbEndpoint {
         let socket = context.work_dir.join("db-endpoint.sock");
         let config = context.work_dir.join("db-endpoint.cfg");
         std::fs::write(&config, config_text(address, &socket, servers))?;
-        let launch = Launch::new(NAME, "haproxy", context.work_dir.join(format!("{NAME}.log")))
-            .arg("-db")
-            .arg("-f")
-            .arg(&config)
-            .cgroup(context.cgroup(NAME)?);
+        let launch = Launch::new(
+            NAME,
+            "haproxy",
+            context.work_dir.join(format!("{NAME}.log")),
+        )
+        .arg("-db")
+        .arg("-f")
+        .arg(&config)
+        .cgroup(context.cgroup(NAME)?);
         let mut endpoint = Self {
             address,
             socket,

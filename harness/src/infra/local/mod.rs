@@ -552,7 +552,10 @@ impl LocalCluster {
             .as_ref()
             .ok_or_else(poisoned)?
             .repoint(candidate.name)?;
-        tracing::info!(primary = candidate.name, "standby promoted; database endpoint repointed");
+        tracing::info!(
+            primary = candidate.name,
+            "standby promoted; database endpoint repointed"
+        );
         std::mem::swap(&mut *primary, &mut *standby);
         Ok(())
     }

@@ -266,7 +266,14 @@ impl Postgres {
         sql: &str,
     ) -> Result<String, InfraError> {
         let launch = Launch::new(&format!("{} psql", self.name), self.bin.join("psql"), "")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
             .arg("-d")
             // A server that is cut off never answers: give up after a few seconds.
             .arg(format!("dbname={database} connect_timeout=5"))
@@ -287,22 +294,17 @@ impl Postgres {
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-t", "1"])
             .run_as(self.run_as);
         let (spawner, commands) = (context.spawner, &context.commands_dir);
-        process::wait_ready(
-            self.name,
-            context.timeout,
-            Some(&mut self.process),
-            || {
-                process::run(
-                    spawner,
-                    &check,
-                    commands,
-                    &format!("{}-isready", self.name),
-                    Duration::from_secs(5),
-                )
-                .map(|_| true)
-                .map_err(|e| e.to_string())
-            },
-        )
+        process::wait_ready(self.name, context.timeout, Some(&mut self.process), || {
+            process::run(
+                spawner,
+                &check,
+                commands,
+                &format!("{}-isready", self.name),
+                Duration::from_secs(5),
+            )
+            .map(|_| true)
+            .map_err(|e| e.to_string())
+        })
     }
 
     /// Removes the data dir when it lives outside the work dir (only once the server is down).

@@ -164,8 +164,12 @@ impl Launch {
         let parent = std::process::id() as libc::pid_t;
         // Built before the fork: the child may not allocate.
         let cgroup_procs = self.cgroup.as_ref().and_then(|dir| {
-            std::ffi::CString::new(dir.join("cgroup.procs").into_os_string().into_encoded_bytes())
-                .ok()
+            std::ffi::CString::new(
+                dir.join("cgroup.procs")
+                    .into_os_string()
+                    .into_encoded_bytes(),
+            )
+            .ok()
         });
         // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
         // system calls; it allocates nothing.
