@@ -51,6 +51,11 @@ impl DbEndpoint {
         };
         endpoint.process.start(context.spawner)?;
         endpoint.wait_ready(context)?;
+        // The others go into maintenance through the admin socket, not the config's `disabled`
+        // (which `set server … state ready` cannot undo). No node connects before this.
+        if let Some((first, _)) = servers.first() {
+            endpoint.repoint(first)?;
+        }
         Ok(endpoint)
     }
 
@@ -130,9 +135,8 @@ fn config_text(address: SocketAddr, socket: &std::path::Path, servers: &[(&str, 
          backend {BACKEND}\n",
         socket = socket.display(),
     );
-    for (index, (name, port)) in servers.iter().enumerate() {
-        let state = if index == 0 { "" } else { " disabled" };
-        text.push_str(&format!("    server {name} 127.0.0.1:{port}{state}\n"));
+    for (name, port) in servers {
+        text.push_str(&format!("    server {name} 127.0.0.1:{port}\n"));
     }
     text
 }
@@ -167,7 +171,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_routes_to_the_first_server_only() {
+    fn config_lists_every_server() {
         let text = config_text(
             "127.0.0.1:7000".parse().unwrap(),
             std::path::Path::new("/w/db.sock"),
@@ -176,7 +180,7 @@ mod tests {
         assert!(text.contains("mode tcp"));
         assert!(text.contains("bind 127.0.0.1:7000"));
         assert!(text.contains("    server postgresql 127.0.0.1:5001\n"));
-        assert!(text.contains("    server postgresql-standby 127.0.0.1:5002 disabled\n"));
+        assert!(text.contains("    server postgresql-standby 127.0.0.1:5002\n"));
     }
 
     #[test]

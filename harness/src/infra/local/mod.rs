@@ -571,7 +571,7 @@ fn signal_action(
     Some(match action {
         Control::Kill => process.kill(),
         Control::Stop => process.stop(stop_signal, STOP_GRACE),
-        // The whole group, so PostgreSQL's backends freeze with the postmaster.
+        // The whole tree, so PostgreSQL's backends and WAL receiver freeze with the postmaster.
         Control::Pause => process.pause(),
         Control::Unpause => process.unpause(),
         Control::Start | Control::Disconnect | Control::Reconnect | Control::Promote => {

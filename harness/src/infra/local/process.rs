@@ -407,16 +407,30 @@ impl Supervised {
         Ok(())
     }
 
-    /// SIGSTOP to the group; returns once the leader is really stopped (delivery is async).
+    /// SIGSTOP to the group and every descendant (PostgreSQL's backends and WAL receiver each
+    /// lead a session of their own, out of the group's reach), leader first so that it forks no
+    /// more; returns once the leader is really stopped (delivery is async).
     pub fn pause(&mut self) -> Result<(), InfraError> {
         self.signal_group(libc::SIGSTOP)?;
+        self.signal_descendants(libc::SIGSTOP);
         self.wait_for_state(true)
     }
 
-    /// SIGCONT to the group; returns once the leader runs again.
+    /// SIGCONT to every descendant and the group; returns once the leader runs again.
     pub fn unpause(&mut self) -> Result<(), InfraError> {
+        self.signal_descendants(libc::SIGCONT);
         self.signal_group(libc::SIGCONT)?;
         self.wait_for_state(false)
+    }
+
+    fn signal_descendants(&self, signal: libc::c_int) {
+        let Some(root) = self.pid() else {
+            return;
+        };
+        for pid in descendants(root) {
+            // SAFETY: kill has no memory preconditions; a pid that just exited is ESRCH.
+            unsafe { libc::kill(pid as libc::pid_t, signal) };
+        }
     }
 
     fn wait_for_state(&mut self, stopped: bool) -> Result<(), InfraError> {
@@ -656,6 +670,40 @@ pub fn wait_ready(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Every descendant of `root` (not `root` itself), from the parent pids in /proc.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …; comm may hold spaces and parentheses.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+        if let Some(ppid) = ppid {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut found = vec![root];
+    let mut next = 0;
+    while next < found.len() {
+        let parent = found[next];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, ppid)| *ppid == parent)
+                .map(|(pid, _)| *pid),
+        );
+        next += 1;
+    }
+    found.remove(0);
+    found
 }
 
 /// Whether a pid names a live (or unreaped) process.
