@@ -369,6 +369,12 @@ fn helper_cluster_in_a_child_process() {
         return;
     }
     let cluster = start(None);
+    // A cut in force when the harness dies: the next run must lift it.
+    if cluster.network_cuts_unavailable().is_none() {
+        cluster
+            .control(&Member::Node(0), Control::Disconnect)
+            .expect("cut node 1 off");
+    }
     let pids: Vec<String> = recorded_pids(&cluster).iter().map(u32::to_string).collect();
     println!(
         "PIDS {} DIR {}",
@@ -419,6 +425,52 @@ fn a_sigkilled_harness_leaves_no_process() {
     assert!(left.is_empty(), "processes left behind: {left:#?}");
     // Files are the one thing a SIGKILLed process cannot clean up.
     std::fs::remove_dir_all(&work_dir).unwrap();
+
+    // Nor its network cut: the next run reaps it.
+    let dead = child.id();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert_eq!(
+        !network_cuts_of(dead).is_empty(),
+        root,
+        "as root, the dead harness's cut is there"
+    );
+    if root {
+        let next = start(None);
+        assert_eq!(network_cuts_of(dead), Vec::<String>::new(), "not reaped");
+        drop(next);
+    }
+}
+
+/// The iptables rules and cgroup dirs of the local clusters a process started (run ids
+/// `h{pid}-…`).
+fn network_cuts_of(pid: u32) -> Vec<String> {
+    let prefix = format!("h{pid}-");
+    let mut found = Vec::new();
+    if let Ok(output) = Command::new("iptables").args(["-S", "OUTPUT"]).output() {
+        found.extend(
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter(|rule| rule.contains(&format!("pkgcluster:{prefix}")))
+                .map(str::to_string),
+        );
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let cgroup2 = mounts.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(fields[1]))
+    });
+    if let Some(root) = cgroup2
+        && let Ok(entries) = std::fs::read_dir(root.join("pkgcluster"))
+    {
+        found.extend(
+            entries
+                .flatten()
+                .map(|e| e.path().display().to_string())
+                .filter(|path| path.contains(&prefix)),
+        );
+    }
+    found
 }
 
 #[test]
@@ -649,4 +701,14 @@ fn a_cut_off_member_is_unreachable_and_a_held_standby_holds_commits() {
                 .ok_or(format!("{status} {body}"))
         },
     );
+
+    // A cut still in force at teardown goes with the cluster.
+    cluster
+        .control(&Member::LoadBalancer, Control::Disconnect)
+        .expect("cut the balancer off");
+    let mine = std::process::id();
+    assert_eq!(network_cuts_of(mine).len(), 2, "one rule, one run dir");
+    let mut cluster = cluster;
+    cluster.teardown().expect("teardown");
+    assert_eq!(network_cuts_of(mine), Vec::<String>::new());
 }
