@@ -10,7 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    self, assert_upload_waits_for, client, eventually, get, pkgnode_release as pkgnode, wheel,
+    self, assert_commits_wait_for_the_standby, client, eventually, get, pkgnode_release as pkgnode,
+    wheel,
 };
 use harness::infra::docker::{self, DockerCluster, DockerOptions};
 use harness::infra::{Control, Infra, InfraError, Member};
@@ -271,16 +272,7 @@ fn the_standby_holds_every_committed_row_and_after_promotion_the_nodes_write_aga
     assert!(committed[0] >= 5, "{committed:?}");
 
     // Commits wait for the synchronous standby while it is held in any way.
-    let holds = [
-        (Control::Pause, Control::Unpause),
-        (Control::Disconnect, Control::Reconnect),
-        (Control::Stop, Control::Start),
-    ];
-    for (i, hold) in holds.into_iter().enumerate() {
-        let name = format!("held{i}");
-        let held = wheel(dir.path(), &name);
-        assert_upload_waits_for(&cluster, &Member::DatabaseStandby, hold, &held, &name);
-    }
+    assert_commits_wait_for_the_standby(&cluster, dir.path());
     let committed: Vec<u64> = tables
         .iter()
         .map(|t| count(&cluster, &Member::DatabasePrimary, t))

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{assert_upload_waits_for, client, eventually, get, pkgnode, upload, wheel};
+use crate::support::{
+    assert_commits_wait_for_the_standby, client, eventually, get, pkgnode, upload, wheel,
+};
 use harness::infra::local::{self, LocalCluster, LocalOptions};
 use harness::infra::{Control, Infra, InfraError, Member};
 
@@ -661,16 +663,7 @@ fn a_cut_off_member_is_unreachable_and_a_held_standby_holds_commits() {
     // The synchronous standby: commits on the primary wait for it while it is held, and
     // complete once it is back.
     let dir = tempfile::tempdir().unwrap();
-    let holds = [
-        (Control::Disconnect, Control::Reconnect),
-        (Control::Pause, Control::Unpause),
-        (Control::Stop, Control::Start),
-    ];
-    for (i, hold) in holds.into_iter().enumerate() {
-        let name = format!("held{i}");
-        let held = wheel(dir.path(), &name);
-        assert_upload_waits_for(&cluster, &Member::DatabaseStandby, hold, &held, &name);
-    }
+    assert_commits_wait_for_the_standby(&cluster, dir.path());
     assert_eq!(
         count(&cluster, &Member::DatabaseStandby, "packages"),
         count(&cluster, &Member::DatabasePrimary, "packages")

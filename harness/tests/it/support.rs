@@ -204,3 +204,18 @@ pub fn assert_upload_waits_for(
         "upload held by {hold:?}: {status} {body}"
     );
 }
+
+/// [`assert_upload_waits_for`] the standby held in each way a drill holds it: cut off, paused,
+/// stopped.
+pub fn assert_commits_wait_for_the_standby(cluster: &dyn Infra, dir: &Path) {
+    let holds = [
+        (Control::Disconnect, Control::Reconnect),
+        (Control::Pause, Control::Unpause),
+        (Control::Stop, Control::Start),
+    ];
+    for (i, hold) in holds.into_iter().enumerate() {
+        let name = format!("held{i}");
+        let held = wheel(dir, &name);
+        assert_upload_waits_for(cluster, &Member::DatabaseStandby, hold, &held, &name);
+    }
+}
