@@ -17,6 +17,8 @@ pub const BUCKET: &str = "pkgs";
 pub const S3_REGION: &str = "garage";
 /// The Garage key the nodes use.
 pub const KEY_NAME: &str = "pkgnode";
+/// `application_name` of the standby, named in the primary's `synchronous_standby_names`.
+pub const STANDBY_NAME: &str = "standby1";
 /// The database the nodes use.
 pub const DATABASE: &str = "pkgnode";
 

@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    assert_commits_wait_for_the_standby, client, eventually, get, pkgnode, upload, wheel,
+    assert_commits_wait_for_the_standby, assert_standby_holds_every_committed_row, client,
+    eventually, get, pkgnode, upload, wheel,
 };
 use harness::infra::local::{self, LocalCluster, LocalOptions};
 use harness::infra::{Control, Infra, InfraError, Member};
@@ -525,30 +526,9 @@ fn the_standby_holds_every_committed_row_and_after_promotion_the_nodes_write_aga
             .unwrap(),
         "t"
     );
-    for i in 0..5 {
-        let name = format!("before{i}");
-        let (status, body) = upload(&client, &endpoints, &wheel(dir.path(), &name), &name);
-        assert!(
-            (200..300).contains(&status),
-            "upload {name}: {status} {body}"
-        );
-    }
-    let tables = ["packages", "transactions", "sources", "repos"];
-    let committed: Vec<u64> = tables
-        .iter()
-        .map(|t| count(&cluster, &Member::DatabasePrimary, t))
-        .collect();
-    assert!(committed[0] >= 5, "{committed:?}");
-
-    cluster
-        .control(&Member::DatabasePrimary, Control::Kill)
-        .expect("kill the primary");
-    // Synchronous replication: every acknowledged commit is on the standby already.
-    let on_standby: Vec<u64> = tables
-        .iter()
-        .map(|t| count(&cluster, &Member::DatabaseStandby, t))
-        .collect();
-    assert_eq!(on_standby, committed, "rows of {tables:?} on the standby");
+    let committed = assert_standby_holds_every_committed_row(&cluster, dir.path(), |m, t| {
+        count(&cluster, m, t)
+    });
 
     assert_eq!(cluster.database_endpoint_target().unwrap(), "postgresql");
     cluster

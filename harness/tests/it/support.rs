@@ -15,36 +15,15 @@ pub fn pkgnode() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            if let Some(path) = std::env::var_os("PKGNODE_BIN") {
-                return PathBuf::from(path);
-            }
             let exe = std::env::current_exe().expect("test binary path");
             // target/{profile}/deps/it-HASH
-            let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
-            let target_dir = profile_dir.parent().expect("target dir");
-            let profile = profile_dir
-                .file_name()
+            let profile = exe
+                .ancestors()
+                .nth(2)
+                .and_then(Path::file_name)
                 .and_then(|n| n.to_str())
                 .unwrap_or("debug");
-            let profile = if profile == "debug" { "dev" } else { profile };
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "node",
-                    "--bin",
-                    "pkgnode",
-                    "--profile",
-                ])
-                .arg(profile)
-                .arg("--target-dir")
-                .arg(target_dir)
-                .status()
-                .expect("run cargo");
-            assert!(status.success(), "cargo build -p node --bin pkgnode failed");
-            profile_dir.join("pkgnode")
+            build_pkgnode(if profile == "debug" { "dev" } else { profile })
         })
         .clone()
 }
@@ -53,33 +32,32 @@ pub fn pkgnode() -> PathBuf {
 /// process; `$PKGNODE_BIN` when set.
 pub fn pkgnode_release() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("PKGNODE_BIN") {
-                return PathBuf::from(path);
-            }
-            let exe = std::env::current_exe().expect("test binary path");
-            // target/{profile}/deps/it-HASH
-            let target_dir = exe.ancestors().nth(3).expect("target dir");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "--release",
-                    "-p",
-                    "node",
-                    "--bin",
-                    "pkgnode",
-                ])
-                .arg("--target-dir")
-                .arg(target_dir)
-                .status()
-                .expect("run cargo");
-            assert!(status.success(), "cargo build --release -p node failed");
-            target_dir.join("release").join("pkgnode")
-        })
-        .clone()
+    BUILT.get_or_init(|| build_pkgnode("release")).clone()
+}
+
+/// `$PKGNODE_BIN`, or `cargo build -p node --bin pkgnode --profile PROFILE` into this test
+/// binary's target dir; the binary's path.
+fn build_pkgnode(profile: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os("PKGNODE_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/{profile}/deps/it-HASH
+    let target_dir = exe.ancestors().nth(3).expect("target dir");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "node", "--bin", "pkgnode"])
+        .args(["--profile", profile])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .status()
+        .expect("run cargo");
+    assert!(
+        status.success(),
+        "cargo build -p node --bin pkgnode --profile {profile} failed"
+    );
+    let dir = if profile == "dev" { "debug" } else { profile };
+    target_dir.join(dir).join("pkgnode")
 }
 
 /// A pure-Python wheel `{name}-1.0` written by `node/tests/support/mkpkg.py`.
@@ -218,4 +196,39 @@ pub fn assert_commits_wait_for_the_standby(cluster: &dyn Infra, dir: &Path) {
         let held = wheel(dir, &name);
         assert_upload_waits_for(cluster, &Member::DatabaseStandby, hold, &held, &name);
     }
+}
+
+/// Uploads `before0`…`before4` through the balancer, kills the primary, and checks that the
+/// standby holds every row the primary had committed (synchronous replication loses none).
+/// `count(member, table)` counts a table's rows on a database member. Returns the committed
+/// counts of `packages`, `transactions`, `sources`, `repos`.
+pub fn assert_standby_holds_every_committed_row(
+    cluster: &dyn Infra,
+    dir: &Path,
+    count: impl Fn(&Member, &str) -> u64,
+) -> Vec<u64> {
+    let client = client();
+    for i in 0..5 {
+        let name = format!("before{i}");
+        let (status, body) = upload(&client, cluster.endpoints(), &wheel(dir, &name), &name);
+        assert!(
+            (200..300).contains(&status),
+            "upload {name}: {status} {body}"
+        );
+    }
+    let tables = ["packages", "transactions", "sources", "repos"];
+    let committed: Vec<u64> = tables
+        .iter()
+        .map(|t| count(&Member::DatabasePrimary, t))
+        .collect();
+    assert!(committed[0] >= 5, "{committed:?}");
+    cluster
+        .control(&Member::DatabasePrimary, Control::Kill)
+        .expect("kill the primary");
+    let on_standby: Vec<u64> = tables
+        .iter()
+        .map(|t| count(&Member::DatabaseStandby, t))
+        .collect();
+    assert_eq!(on_standby, committed, "rows of {tables:?} on the standby");
+    committed
 }

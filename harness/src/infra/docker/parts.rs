@@ -13,8 +13,6 @@ use crate::infra::{InfraError, bootstrap, haproxy_config, probe};
 
 /// The network alias the nodes reach the database by; moved on promotion.
 pub const DB_ALIAS: &str = "db";
-/// `application_name` of the standby, named in the primary's `synchronous_standby_names`.
-pub const STANDBY_NAME: &str = "standby1";
 pub const PGDATA: &str = "/var/lib/postgresql/data";
 pub const NODE_PORT: u16 = 4242;
 pub const LB_PORT: u16 = 8080;
@@ -96,7 +94,7 @@ pub fn start_postgres(
 ) -> Result<(Started, Started, String), InfraError> {
     let spec = names
         .spec("pg-primary", "postgres")
-        .env("SYNC_STANDBY_NAMES", STANDBY_NAME)
+        .env("SYNC_STANDBY_NAMES", bootstrap::STANDBY_NAME)
         .env("POSTGRES_DB", bootstrap::DATABASE)
         .publish(5432)?
         // A standby needs at least the primary's max_connections.
@@ -119,7 +117,7 @@ pub fn start_postgres(
         names
             .spec("pg-standby", "postgres")
             .env("PRIMARY_HOST", &primary.name)
-            .env("STANDBY_NAME", STANDBY_NAME)
+            .env("STANDBY_NAME", bootstrap::STANDBY_NAME)
             .publish(5432)?
             .cmd(SERVER_ARGS),
     )?;
@@ -131,12 +129,13 @@ pub fn start_postgres(
         timeout,
         || {
             let state = psql(
-            &primary.name,
-            &format!(
-                "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{STANDBY_NAME}'"
-            ),
-        )
-        .map_err(|e| e.to_string())?;
+                &primary.name,
+                &format!(
+                    "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{}'",
+                    bootstrap::STANDBY_NAME
+                ),
+            )
+            .map_err(|e| e.to_string())?;
             Ok(state == "sync")
         },
     )?;

@@ -80,6 +80,7 @@ impl DbEndpoint {
         let others: Vec<String> = self
             .servers()?
             .into_iter()
+            .map(|(name, _)| name)
             .filter(|name| name != server)
             .collect();
         let mut commands = vec![format!("set server {BACKEND}/{server} state ready")];
@@ -99,22 +100,19 @@ impl DbEndpoint {
 
     /// The server new connections go to (the one not in maintenance).
     pub fn target(&self) -> Result<String, InfraError> {
-        let answer = admin_command(&self.socket, &format!("show servers state {BACKEND}"))
-            .map_err(failed)?;
-        parse_servers_state(&answer)
-            .into_iter()
+        let servers = self.servers()?;
+        servers
+            .iter()
             .find(|(_, ready)| *ready)
-            .map(|(name, _)| name)
-            .ok_or_else(|| failed(format!("no server is ready: {answer}")))
+            .map(|(name, _)| name.clone())
+            .ok_or_else(|| failed(format!("no server is ready: {servers:?}")))
     }
 
-    fn servers(&self) -> Result<Vec<String>, InfraError> {
-        let answer = admin_command(&self.socket, &format!("show servers state {BACKEND}"))
-            .map_err(failed)?;
-        Ok(parse_servers_state(&answer)
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect())
+    /// (server name, whether it takes connections) for each server.
+    fn servers(&self) -> Result<Vec<(String, bool)>, InfraError> {
+        admin_command(&self.socket, &format!("show servers state {BACKEND}"))
+            .map(|answer| parse_servers_state(&answer))
+            .map_err(failed)
     }
 }
 

@@ -29,7 +29,6 @@ pub struct Network {
     root: PathBuf,
     /// `h{harness pid}-{random}`.
     run: String,
-    members: std::sync::Mutex<Vec<String>>,
 }
 
 impl Network {
@@ -52,24 +51,19 @@ impl Network {
         let dir = group.join(&run);
         std::fs::create_dir(&dir)
             .map_err(|e| format!("cannot create the cgroup {}: {e}", dir.display()))?;
-        Ok(Self {
-            root,
-            run,
-            members: Default::default(),
-        })
+        Ok(Self { root, run })
     }
 
     /// The cgroup dir `member`'s processes join (created on first use).
     pub fn cgroup(&self, member: &str) -> Result<PathBuf, InfraError> {
         let dir = self.root.join(GROUP).join(&self.run).join(member);
-        if !dir.is_dir() {
-            std::fs::create_dir(&dir).map_err(|e| InfraError::Failed {
+        match std::fs::create_dir(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(InfraError::Failed {
                 what: format!("cgroup for {member}"),
                 detail: format!("cannot create {}: {e}", dir.display()),
-            })?;
-            lock(&self.members).push(member.to_string());
+            }),
+            _ => Ok(dir),
         }
-        Ok(dir)
     }
 
     /// Drops every packet `member` sends from now on. Idempotent.
@@ -96,18 +90,11 @@ impl Network {
 
     /// Deletes the run's rules, then its cgroups (their processes must be gone).
     pub fn remove(&self) -> Result<(), InfraError> {
-        let members = lock(&self.members).clone();
-        remove_run(&self.root, &self.run, &members).map_err(|detail| InfraError::Failed {
+        remove_run(&self.root, &self.run).map_err(|detail| InfraError::Failed {
             what: "local network cuts".into(),
             detail,
         })
     }
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The rule's match and target, without the chain command.
@@ -157,15 +144,22 @@ fn delete_rule(run: &str, member: &str) -> Result<(), String> {
     Err(format!("the rule for {run}/{member} keeps coming back"))
 }
 
-fn remove_run(root: &Path, run: &str, members: &[String]) -> Result<(), String> {
+/// Deletes the rules of every member cgroup under the run's dir, then the cgroups and the dir.
+fn remove_run(root: &Path, run: &str) -> Result<(), String> {
     let dir = root.join(GROUP).join(run);
+    let members = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned());
     let mut errors = Vec::new();
     for member in members {
-        if let Err(error) = delete_rule(run, member) {
+        if let Err(error) = delete_rule(run, &member) {
             errors.push(error);
             continue;
         }
-        let cgroup = dir.join(member);
+        let cgroup = dir.join(&member);
         if let Err(error) = std::fs::remove_dir(&cgroup)
             && error.kind() != std::io::ErrorKind::NotFound
         {
@@ -198,14 +192,7 @@ fn reap_orphans(root: &Path) -> Vec<String> {
         if super::process::pid_exists(pid) {
             continue;
         }
-        let members: Vec<String> = std::fs::read_dir(entry.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        match remove_run(root, &run, &members) {
+        match remove_run(root, &run) {
             Ok(()) => reaped.push(run),
             Err(error) => tracing::warn!(%run, %error, "could not reap a dead run's network cuts"),
         }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::Context;
 use super::process::{self, Identity, Launch, Supervised};
 use crate::infra::InfraError;
+use crate::infra::bootstrap::STANDBY_NAME;
 
 /// Where Debian installs PostgreSQL 15.
 pub const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
@@ -19,8 +20,6 @@ pub const DATABASE: &str = "pkgnode";
 pub const PRIMARY: &str = "postgresql";
 /// The standby's.
 pub const STANDBY: &str = "postgresql-standby";
-/// `application_name` of the standby, named in the primary's `synchronous_standby_names`.
-const STANDBY_APPLICATION: &str = "standby1";
 
 /// A running PostgreSQL server on 127.0.0.1.
 pub struct Postgres {
@@ -207,7 +206,7 @@ impl Postgres {
         let mut text = std::fs::read_to_string(&auto_conf)?;
         text.push_str(&format!(
             "primary_conninfo = 'host=127.0.0.1 port={} user=postgres \
-             application_name={STANDBY_APPLICATION}'\n",
+             application_name={STANDBY_NAME}'\n",
             primary.port
         ));
         std::fs::write(&auto_conf, text)?;
@@ -224,12 +223,12 @@ impl Postgres {
             context,
             "postgresql-synchronous-standby",
             // (synchronous_commit is `on` by default: wait for the standby's flush.)
-            &format!("ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_APPLICATION}'"),
+            &format!("ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'"),
         )?;
         self.psql(context, "postgresql-reload", "SELECT pg_reload_conf()")?;
         let query = format!(
             "SELECT sync_state FROM pg_stat_replication WHERE application_name = \
-             '{STANDBY_APPLICATION}'"
+             '{STANDBY_NAME}'"
         );
         process::wait_ready("synchronous replication", context.timeout, None, || {
             let state = self
