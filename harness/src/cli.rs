@@ -1,4 +1,6 @@
-//! The command line users type: `harness scenario NAME`, `harness report DIR`.
+//! The command line users type: `harness scenario NAME`, `harness drill NAME`,
+//! `harness report DIR`. Only `commands/` reads these types: it turns them into a
+//! [`crate::plan::RunPlan`].
 
 use std::path::PathBuf;
 
@@ -19,6 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a load scenario against a cluster and write its run record and report.
     Scenario(Box<ScenarioArgs>),
+    /// Run a failover drill: the read load and an upload writer while a fault is injected and
+    /// healed, then check that no acknowledged upload was lost.
+    Drill(Box<DrillArgs>),
     /// Re-render report.html (and summary.json) from a run record directory.
     Report {
         /// A run directory written by `harness scenario`.
@@ -58,9 +63,9 @@ pub enum Replay {
     WholeDay,
 }
 
+/// What every run shares: the infrastructure, the read load, the thresholds, the output.
 #[derive(Debug, Clone, Args)]
-pub struct ScenarioArgs {
-    pub name: ScenarioName,
+pub struct LoadArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub infra: InfraChoice,
     /// pkgnode processes behind the load balancer.
@@ -112,6 +117,19 @@ pub struct ScenarioArgs {
     /// Run directory; default reports/runs/<timestamp>-<scenario>/.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Keep the cluster's work directory (logs, configs) after the run.
+    #[arg(long)]
+    pub keep_work_dir: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScenarioArgs {
+    pub name: ScenarioName,
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Drive an existing deployment at this URL instead of starting one.
     #[arg(long)]
     pub target: Option<String>,
@@ -129,10 +147,80 @@ pub struct ScenarioArgs {
     pub pypi_source: String,
     #[arg(long, default_value = "cran-local")]
     pub cran_source: String,
-    /// Keep the cluster's work directory (logs, configs) after the run.
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DrillName {
+    /// SIGKILL a node, restart it after --for.
+    KillNode,
+    /// Stop a node politely (it drains), start it after --for.
+    StopNode,
+    /// SIGSTOP a node for --for, then SIGCONT.
+    PauseNode,
+    /// Cut a node off the network for --for (local: needs root and iptables).
+    PartitionNode,
+    /// SIGKILL the primary database; the failover controller promotes the standby; the former
+    /// primary rejoins as the standby after --for.
+    KillPrimaryDb,
+    /// SIGKILL the synchronous standby (commits stall), start it after --for.
+    KillStandby,
+    /// --faults N faults drawn with --seed from the drills above, one at a time.
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Replication {
+    /// Commits wait for the standby: a killed primary loses no acknowledged commit.
+    Sync,
+    /// Commits do not wait: a killed primary can lose acknowledged commits (negative control).
+    Async,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DrillArgs {
+    pub name: DrillName,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// When the (first) fault is injected, after the load starts.
+    #[arg(long, default_value = "30s")]
+    pub at: humantime::Duration,
+    /// How long each fault lasts before it is healed.
+    #[arg(long = "for", default_value = "20s")]
+    pub hold: humantime::Duration,
+    /// Inject the drill's fault this many times, one after another.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// With `random`: how many faults.
+    #[arg(long, default_value_t = 5)]
+    pub faults: usize,
+    /// Pause between one fault's heal and the next fault.
+    #[arg(long, default_value = "5s")]
+    pub gap: humantime::Duration,
+    /// Uploads of new package versions per second through the balancer during the drill.
+    #[arg(long, default_value_t = 2.0)]
+    pub writes_per_s: f64,
+    /// Which node the node faults target (1-based); by default the last.
     #[arg(long)]
-    pub keep_work_dir: Option<PathBuf>,
-    /// No progress bar.
+    pub node: Option<usize>,
+    /// Database replication the cluster runs with.
+    #[arg(long, value_enum, default_value = "sync")]
+    pub replication: Replication,
+    /// With kill-primary-db: pause the standby this long before the kill while writes go on.
     #[arg(long)]
-    pub quiet: bool,
+    pub hold_standby: Option<humantime::Duration>,
+    /// The failover controller's health check interval.
+    #[arg(long, default_value = "1s")]
+    pub failover_check_interval: humantime::Duration,
+    /// Missed health checks in a row before the standby is promoted.
+    #[arg(long, default_value_t = 3)]
+    pub failover_misses: u32,
+    /// Failed installs allowed inside the fault windows.
+    #[arg(long, default_value_t = 0)]
+    pub max_failed_installs: u64,
+    /// Longest time from a fault to the first acknowledged upload.
+    #[arg(long, default_value = "10s")]
+    pub max_write_gap: humantime::Duration,
+    /// How long the cluster may take to recover after each heal.
+    #[arg(long, default_value = "60s")]
+    pub recovery_timeout: humantime::Duration,
 }

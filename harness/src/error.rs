@@ -6,7 +6,7 @@ use crate::infra::InfraError;
 pub mod exit {
     /// Every threshold passed.
     pub const PASS: u8 = 0;
-    /// The run completed and a threshold failed.
+    /// The run completed and a threshold failed or a checker found the history invalid.
     pub const THRESHOLD_FAILED: u8 = 1;
     /// Bad arguments or configuration (clap uses the same code for usage errors).
     pub const USAGE: u8 = 2;
@@ -14,6 +14,9 @@ pub mod exit {
     pub const INFRASTRUCTURE: u8 = 3;
     /// Anything else: a bug, an unreadable run record.
     pub const ERROR: u8 = 4;
+    /// The run completed but could not decide: a checker's verdict is unknown (e.g. a fault
+    /// could not be injected, or a node could not be read back), and nothing failed.
+    pub const UNKNOWN: u8 = 5;
     /// Interrupted by Ctrl-C (after teardown).
     pub const INTERRUPTED: u8 = 130;
 }

@@ -54,6 +54,14 @@ struct EventRow {
     window: bool,
 }
 
+/// A checker's result formatted for display.
+struct CheckerRow {
+    name: String,
+    validity: &'static str,
+    summary: String,
+    evidence: String,
+}
+
 /// A headline number.
 struct Stat {
     label: &'static str,
@@ -75,6 +83,7 @@ struct ReportPage<'a> {
     kinds: Vec<KindRow>,
     errors: Vec<(String, u64)>,
     events: Vec<EventRow>,
+    checkers: Vec<CheckerRow>,
     node_requests: Vec<(String, u64, String)>,
     infra: &'a InfraInfo,
     config_json: String,
@@ -183,7 +192,7 @@ pub fn render(record: &RunRecord) -> Result<String, ReportError> {
                 .end_s
                 .map(|end| format_seconds(end - e.at_s))
                 .unwrap_or_default(),
-            kind: e.kind.clone(),
+            kind: e.kind.as_str().to_owned(),
             message: e.message.clone(),
             window: e.end_s.is_some(),
         })
@@ -207,6 +216,17 @@ pub fn render(record: &RunRecord) -> Result<String, ReportError> {
         kinds,
         errors: summary.errors.into_iter().collect(),
         events,
+        checkers: record
+            .checkers
+            .iter()
+            .map(|c| CheckerRow {
+                name: c.name.clone(),
+                validity: c.validity.as_str(),
+                summary: c.summary.clone(),
+                evidence: serde_json::to_string_pretty(&c.evidence)
+                    .unwrap_or_else(|_| c.evidence.to_string()),
+            })
+            .collect(),
         node_requests,
         infra: &record.meta.infra,
         config_json: serde_json::to_string_pretty(&record.meta.config)

@@ -23,7 +23,9 @@ pub struct RunRecord {
     pub node_requests: BTreeMap<String, u64>,
     /// Each threshold with its observed value.
     pub thresholds: Vec<ThresholdResult>,
-    /// Pass iff every threshold passed.
+    /// What each checker concluded from the recorded history and the final reads.
+    pub checkers: Vec<CheckerResult>,
+    /// The thresholds and checkers combined: fail outranks unknown, unknown outranks pass.
     pub verdict: Verdict,
 }
 
@@ -73,10 +75,93 @@ pub struct Event {
     pub at_s: f64,
     /// End of the window in seconds since the start; set for faults that last (shaded on charts).
     pub end_s: Option<f64>,
-    /// Short kind, e.g. `kill-node`, `failover`, `note`.
-    pub kind: String,
+    /// What the moment was.
+    pub kind: EventKind,
     /// Human-readable description.
     pub message: String,
+}
+
+/// The kinds of moment a run records, serialized in kebab case (`"fault"`, `"first-write-ok"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// Context: users, scheduled installs.
+    Note,
+    /// Installs started late: the user pool or the client ran short.
+    UserPool,
+    /// Scheduled installs never started.
+    Dropped,
+    /// A fault window: injected at `at_s`, healed at `end_s` (shaded on every time chart).
+    Fault,
+    /// The failover controller (or a check) saw the fault.
+    Detected,
+    /// The standby was promoted and the database endpoint repointed.
+    Promoted,
+    /// The first upload acknowledged after a database fault.
+    FirstWriteOk,
+    /// A node answered Online again after its fault.
+    NodeOnline,
+    /// The former primary streams again as the synchronous standby.
+    Rejoined,
+    /// The cluster was back to full health after a fault.
+    Recovered,
+    /// Something the nemesis could not do, or a part that broke outside the injected fault.
+    InfraError,
+}
+
+impl EventKind {
+    /// The serialized name, e.g. `first-write-ok`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Note => "note",
+            Self::UserPool => "user-pool",
+            Self::Dropped => "dropped",
+            Self::Fault => "fault",
+            Self::Detected => "detected",
+            Self::Promoted => "promoted",
+            Self::FirstWriteOk => "first-write-ok",
+            Self::NodeOnline => "node-online",
+            Self::Rejoined => "rejoined",
+            Self::Recovered => "recovered",
+            Self::InfraError => "infra-error",
+        }
+    }
+}
+
+/// A checker's conclusion, in Jepsen's three values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Validity {
+    /// The history satisfies the property.
+    Valid,
+    /// The history violates it (e.g. an acknowledged write was lost).
+    Invalid,
+    /// The run could not decide (the checker failed, or the evidence was missing).
+    Unknown,
+}
+
+impl Validity {
+    /// `"valid"`, `"invalid"` or `"unknown"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::Invalid => "invalid",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// One checker's result: its conclusion, a one-line summary and the evidence behind it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckerResult {
+    /// Checker name, e.g. `lost-writes`.
+    pub name: String,
+    /// What it concluded.
+    pub validity: Validity,
+    /// One line a person reads first, e.g. "120 acknowledged, 120 stable, 0 lost".
+    pub summary: String,
+    /// Counts and the offending entries, shown in the report and kept in `summary.json`.
+    pub evidence: serde_json::Value,
 }
 
 /// CPU and memory of one process at one moment.
@@ -92,14 +177,17 @@ pub struct ResourceSample {
     pub rss_bytes: u64,
 }
 
-/// The run's verdict, serialized as `"pass"` / `"fail"`.
+/// The run's verdict, serialized as `"pass"` / `"fail"` / `"unknown"`. Fail outranks unknown,
+/// unknown outranks pass (Jepsen's rule for composed checkers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
-    /// Every threshold held.
+    /// Every threshold held and every checker found the history valid.
     Pass,
-    /// At least one threshold failed.
+    /// A threshold failed or a checker found the history invalid.
     Fail,
+    /// Nothing failed, but a checker could not decide.
+    Unknown,
 }
 
 impl Verdict {
@@ -112,11 +200,35 @@ impl Verdict {
         }
     }
 
-    /// `"pass"` or `"fail"`.
+    /// The verdict a checker's validity stands for.
+    pub fn from_validity(validity: Validity) -> Verdict {
+        match validity {
+            Validity::Valid => Verdict::Pass,
+            Validity::Invalid => Verdict::Fail,
+            Validity::Unknown => Verdict::Unknown,
+        }
+    }
+
+    /// The worse of two verdicts: fail > unknown > pass.
+    pub fn and(self, other: Verdict) -> Verdict {
+        let rank = |v: Verdict| match v {
+            Verdict::Pass => 0,
+            Verdict::Unknown => 1,
+            Verdict::Fail => 2,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+
+    /// `"pass"`, `"fail"` or `"unknown"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
+            Verdict::Unknown => "unknown",
         }
     }
 }
@@ -132,7 +244,15 @@ impl RunRecord {
     /// accordingly (used after merging records of several processes).
     pub fn judge(&mut self, thresholds: &crate::thresholds::ThresholdSet) {
         self.thresholds = thresholds.evaluate(&self.metrics, self.meta.duration_s);
-        self.verdict = Verdict::from_results(&self.thresholds);
+        self.verdict = self.combined_verdict();
+    }
+
+    /// The thresholds' verdict combined with every checker's: fail > unknown > pass.
+    pub fn combined_verdict(&self) -> Verdict {
+        self.checkers
+            .iter()
+            .map(|c| Verdict::from_validity(c.validity))
+            .fold(Verdict::from_results(&self.thresholds), Verdict::and)
     }
 
     /// Merges another process's record of the same run into this one: metrics merged, events,
@@ -153,6 +273,39 @@ impl RunRecord {
         for (node, n) in &other.node_requests {
             *self.node_requests.entry(node.clone()).or_default() += n;
         }
+        for checker in &other.checkers {
+            if !self.checkers.contains(checker) {
+                self.checkers.push(checker.clone());
+            }
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_outranks_unknown_and_unknown_outranks_pass() {
+        use Verdict::*;
+        assert_eq!(Pass.and(Pass), Pass);
+        assert_eq!(Pass.and(Unknown), Unknown);
+        assert_eq!(Unknown.and(Pass), Unknown);
+        assert_eq!(Unknown.and(Fail), Fail);
+        assert_eq!(Fail.and(Unknown), Fail);
+        assert_eq!(Fail.and(Pass), Fail);
+    }
+
+    #[test]
+    fn event_kinds_serialize_as_their_names() {
+        for kind in [
+            EventKind::Note,
+            EventKind::FirstWriteOk,
+            EventKind::InfraError,
+        ] {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
     }
 }

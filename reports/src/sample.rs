@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use chrono::TimeZone;
 
 use crate::metrics::{Outcome, Recorder};
-use crate::record::{Event, InfraInfo, NodeInfo, ResourceSample, RunMeta, RunRecord, Verdict};
+use crate::record::{
+    Event, EventKind, InfraInfo, NodeInfo, ResourceSample, RunMeta, RunRecord, Verdict,
+};
 use crate::thresholds::ThresholdSet;
 
 /// Run length of the sample, in seconds.
@@ -82,19 +84,19 @@ pub fn sample_record() -> RunRecord {
         Event {
             at_s: 0.0,
             end_s: None,
-            kind: "start".into(),
+            kind: EventKind::Note,
             message: "arrivals begin at 11.6 installs/s (1M/day, no compression)".into(),
         },
         Event {
             at_s: 200.0,
             end_s: Some(260.0),
-            kind: "kill-node".into(),
+            kind: EventKind::Fault,
             message: "node-2 killed with SIGKILL; restarted after 60 s".into(),
         },
         Event {
             at_s: 400.0,
             end_s: Some(430.0),
-            kind: "kill-primary-db".into(),
+            kind: EventKind::Fault,
             message: "primary PostgreSQL killed; synchronous standby promoted in 30 s".into(),
         },
     ];
@@ -179,6 +181,12 @@ pub fn sample_record() -> RunRecord {
         samples,
         node_requests,
         thresholds: Vec::new(),
+        checkers: vec![crate::record::CheckerResult {
+            name: "lost-writes".into(),
+            validity: crate::record::Validity::Valid,
+            summary: "240 acknowledged uploads: 240 stable, 0 lost, 3 unknown (2 recovered)".into(),
+            evidence: serde_json::json!({"acknowledged": 240, "stable": 240, "lost": 0, "unknown": 3, "recovered": 2, "lost_entries": []}),
+        }],
         verdict: Verdict::Pass,
     };
     let thresholds =

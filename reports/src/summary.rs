@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{KindMetrics, quantile_ms};
-use crate::record::{InfraInfo, RunRecord, Verdict};
+use crate::record::{CheckerResult, Event, EventKind, InfraInfo, RunRecord, Verdict};
 use crate::thresholds::ThresholdResult;
 
 /// The request kind whose counts make up [`Summary::installs`] and [`Summary::rate`].
@@ -20,7 +20,7 @@ pub const OVERALL: &str = "overall";
 pub struct Summary {
     /// Scenario name.
     pub scenario: String,
-    /// `"pass"` or `"fail"`.
+    /// `"pass"`, `"fail"` or `"unknown"`.
     pub verdict: Verdict,
     /// Wall-clock start of the run.
     pub started_at: DateTime<Utc>,
@@ -42,6 +42,11 @@ pub struct Summary {
     pub infra: InfraInfo,
     /// Every threshold with its observed value.
     pub thresholds: Vec<ThresholdResult>,
+    /// Every checker's conclusion with its evidence.
+    pub checkers: Vec<CheckerResult>,
+    /// Fault windows and the moments of each drill (injected, detected, promoted, first write
+    /// ok, node online, healed), in time order.
+    pub timeline: Vec<Event>,
 }
 
 /// Install counts.
@@ -188,6 +193,13 @@ impl Summary {
             node_requests: record.node_requests.clone(),
             infra: record.meta.infra.clone(),
             thresholds: record.thresholds.clone(),
+            checkers: record.checkers.clone(),
+            timeline: record
+                .events
+                .iter()
+                .filter(|e| !matches!(e.kind, EventKind::Note))
+                .cloned()
+                .collect(),
         }
     }
 }

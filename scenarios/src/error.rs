@@ -56,4 +56,6 @@ pub enum ScenarioError {
         /// Run time asked for.
         run_time: Duration,
     },
+    #[error("{0}")]
+    Internal(String),
 }

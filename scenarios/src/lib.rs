@@ -10,5 +10,6 @@ pub mod corpus;
 pub mod daily_installs;
 pub mod error;
 pub mod load_model;
+pub mod writes;
 
 pub use error::ScenarioError;

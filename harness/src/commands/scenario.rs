@@ -1,5 +1,6 @@
-//! `harness scenario NAME`: choose the infrastructure, run, tear down (also on failure and
-//! Ctrl-C), write the run record and report, and turn the verdict into an exit code.
+//! `harness scenario NAME` and what every run command shares: choose and start the
+//! infrastructure, run the plan, tear down (also on failure and Ctrl-C), write the run record
+//! and report, and turn the verdict into an exit code.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -7,23 +8,32 @@ use std::time::{Duration, Instant};
 use reports::record::NodeInfo;
 use reports::{RunRecord, Verdict};
 
-use crate::cli::{InfraChoice, ScenarioArgs};
+use crate::cli::ScenarioArgs;
 use crate::error::{HarnessError, exit};
 use crate::infra::{self, Endpoints, Infra, InfraError};
+use crate::plan::{InfraKind, InfraPlan, RunPlan};
 use crate::run;
 
 /// Runs the scenario end to end and returns the exit code.
 pub async fn run(args: ScenarioArgs) -> Result<u8, HarnessError> {
-    let config = run::daily_installs_config(&args);
-    config.validate().map_err(HarnessError::Config)?;
-    let thresholds = run::thresholds(&args)?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| default_out_dir(args.name.as_str()));
+    let plan = super::plan::scenario(&args)?;
+    let infra = match &args.target {
+        Some(url) => Box::new(target(&args, url).await?) as Box<dyn Infra>,
+        None => start_infra(&plan.infra).await?,
+    };
+    execute(&plan, infra, args.load.out.clone()).await
+}
 
+/// Runs `plan` on `infra`, tears it down, writes the run directory (default
+/// `reports/runs/<timestamp>-<plan name>/`) and returns the verdict's exit code.
+pub async fn execute(
+    plan: &RunPlan,
+    infra: Box<dyn Infra>,
+    out: Option<PathBuf>,
+) -> Result<u8, HarnessError> {
+    let out = out.unwrap_or_else(|| default_out_dir(&plan.name));
     let started = Instant::now();
-    let mut infra = start_infra(&args).await?;
+    let mut infra = infra;
     eprintln!(
         "harness: {} infrastructure up in {:.1} s ({})",
         infra.info().provider,
@@ -31,19 +41,36 @@ pub async fn run(args: ScenarioArgs) -> Result<u8, HarnessError> {
         infra.info().reason
     );
     let outcome = tokio::select! {
-        result = run::daily_installs(&args, &config, &thresholds, infra.as_ref()) => result,
+        result = run::run(plan, infra.as_ref()) => result,
         _ = tokio::signal::ctrl_c() => Err(HarnessError::Interrupted),
     };
     let torn_down = tokio::task::spawn_blocking(move || infra.teardown())
         .await
         .map_err(|e| HarnessError::Internal(e.to_string()))?;
-    let record = outcome?;
+    let outcome = outcome?;
     torn_down?;
-    write(&out, &record)?;
-    Ok(match record.verdict {
+    write(&out, &outcome.record)?;
+    if !outcome.ledger.is_empty() {
+        write_ledger(&out, &outcome.ledger)?;
+    }
+    Ok(match outcome.record.verdict {
         Verdict::Pass => exit::PASS,
         Verdict::Fail => exit::THRESHOLD_FAILED,
+        Verdict::Unknown => exit::UNKNOWN,
     })
+}
+
+/// `ledger.jsonl`: every upload the writer invoked, one JSON object a line.
+fn write_ledger(out: &Path, ledger: &[scenarios::writes::LedgerEntry]) -> Result<(), HarnessError> {
+    let mut text = String::new();
+    for entry in ledger {
+        text.push_str(
+            &serde_json::to_string(entry).map_err(|e| HarnessError::Internal(e.to_string()))?,
+        );
+        text.push('\n');
+    }
+    std::fs::write(out.join("ledger.jsonl"), text)?;
+    Ok(())
 }
 
 fn default_out_dir(scenario: &str) -> PathBuf {
@@ -62,6 +89,18 @@ fn write(out: &Path, record: &RunRecord) -> Result<(), HarnessError> {
             if threshold.passed { "✓" } else { "✗" },
             threshold.expr,
             threshold.observed_text
+        );
+    }
+    for checker in &record.checkers {
+        println!(
+            "  {} {:<28} {}",
+            match checker.validity {
+                reports::record::Validity::Valid => "✓",
+                reports::record::Validity::Invalid => "✗",
+                reports::record::Validity::Unknown => "?",
+            },
+            checker.name,
+            checker.summary
         );
     }
     println!("verdict: {}", record.verdict.as_str().to_uppercase());
@@ -94,18 +133,16 @@ fn one_screen_summary(summary: &reports::summary::Summary) -> String {
     )
 }
 
-/// Starts (or connects to) the infrastructure the flags ask for.
-async fn start_infra(args: &ScenarioArgs) -> Result<Box<dyn Infra>, HarnessError> {
-    if let Some(url) = &args.target {
-        return Ok(Box::new(target(args, url).await?));
-    }
-    let reason = match args.infra {
-        InfraChoice::Local => "--infra local".to_string(),
-        InfraChoice::Docker => {
+/// Starts the infrastructure the plan asks for.
+pub async fn start_infra(plan: &InfraPlan) -> Result<Box<dyn Infra>, HarnessError> {
+    let args = plan;
+    let reason = match args.kind {
+        InfraKind::Local => "--infra local".to_string(),
+        InfraKind::Docker => {
             let pkgnode = ensure_pkgnode()?;
             return start_docker(args, pkgnode, "--infra docker".into()).await;
         }
-        InfraChoice::Auto => match infra::docker::available() {
+        InfraKind::Auto => match infra::docker::available() {
             Ok(version) => {
                 let pkgnode = ensure_pkgnode()?;
                 let reason = format!(
@@ -130,6 +167,8 @@ async fn start_infra(args: &ScenarioArgs) -> Result<Box<dyn Infra>, HarnessError
         nodes: args.nodes,
         pkgnode_bin: pkgnode,
         work_dir: args.keep_work_dir.clone(),
+        node_config_extra: args.node_config_extra.clone(),
+        synchronous: args.synchronous_replication,
         reason,
         ..infra::local::LocalOptions::default()
     };
@@ -146,13 +185,19 @@ async fn start_infra(args: &ScenarioArgs) -> Result<Box<dyn Infra>, HarnessError
 
 /// The docker provider, started on a blocking thread (it builds missing images first).
 async fn start_docker(
-    args: &ScenarioArgs,
+    args: &InfraPlan,
     pkgnode: PathBuf,
     reason: String,
 ) -> Result<Box<dyn Infra>, HarnessError> {
+    if !args.synchronous_replication {
+        return Err(HarnessError::Config(vec![
+            "--replication async runs on the local provider only (--infra local)".into(),
+        ]));
+    }
     let options = infra::docker::DockerOptions {
         nodes: args.nodes,
         pkgnode_bin: pkgnode,
+        node_config_extra: args.node_config_extra.clone(),
         reason,
         ..infra::docker::DockerOptions::default()
     };

@@ -63,6 +63,10 @@ pub enum Control {
     /// Promote the standby to primary and repoint the database endpoint the nodes use to it
     /// (only [`Member::DatabaseStandby`], only where the provider runs one).
     Promote,
+    /// Make the server in the standby role (after a promotion: the former primary) a fresh
+    /// synchronous standby of the primary again, from a new base backup; returns once it
+    /// streams as the synchronous standby (only [`Member::DatabaseStandby`]).
+    Rejoin,
 }
 
 /// Errors from bringing infrastructure up, acting on it, or tearing it down.
@@ -106,6 +110,15 @@ pub trait Infra: Send + Sync {
     fn monitored(&self) -> Vec<Monitored>;
     /// Acts on a member: kill, stop, start, pause… Providers refuse what they cannot do.
     fn control(&self, member: &Member, action: Control) -> Result<(), InfraError>;
+    /// Whether `member` answers now: a database server accepts a connection and a query within
+    /// about a second. What a failover controller's health check asks.
+    fn probe(&self, member: &Member) -> Result<bool, InfraError> {
+        Err(InfraError::Unsupported {
+            provider: self.info().provider,
+            action: Control::Start,
+            member: member.clone(),
+        })
+    }
     /// Stops everything this provider started and removes its files. Idempotent.
     fn teardown(&mut self) -> Result<(), InfraError>;
 }

@@ -1,78 +1,30 @@
-//! One scenario run against any [`Infra`]: publish the corpus, drive goose from the shared
-//! schedule, sample resources and node shares, and assemble the run record.
+//! One run of a [`RunPlan`] against any [`Infra`]: publish the corpus, drive goose from the
+//! shared schedule while the writer uploads and the nemesis injects faults, sample resources
+//! and node shares, read every upload back, run the checkers, and assemble the run record.
 //!
 //! **Architecture Invariant:** nothing here knows which provider runs the cluster; it sees only
 //! [`Endpoints`] and [`Monitored`] processes.
 
 pub mod node_share;
+pub mod observer;
 pub mod progress;
 pub mod resources;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reports::record::{Event, RunMeta, RunRecord};
-use reports::{Recorder, ThresholdSet, Verdict};
-use scenarios::arrival::{ArrivalPlan, DiurnalCurve};
-use scenarios::corpus::{Corpus, CorpusConfig};
+use reports::record::{Event, EventKind, RunMeta, RunRecord};
+use reports::{Recorder, Verdict};
+use scenarios::corpus::Corpus;
 use scenarios::daily_installs::{self, InstallContext, InstallTarget};
-use scenarios::load_model::{DailyInstallsConfig, LoadModel};
+use scenarios::load_model::LoadModel;
+use scenarios::writes::{self, WriteTarget};
 
-use crate::cli::{Replay, ScenarioArgs};
+use crate::checkers::{self, CheckerKind};
 use crate::error::HarnessError;
 use crate::infra::Infra;
-
-/// The daily-installs configuration the flags describe.
-pub fn daily_installs_config(args: &ScenarioArgs) -> DailyInstallsConfig {
-    let duration: Duration = args.duration.into();
-    let mut arrival = match args.replay {
-        Replay::PeakHour => ArrivalPlan::peak_hour(args.installs_per_day, duration),
-        Replay::WholeDay => {
-            let mut plan = ArrivalPlan::whole_day(args.installs_per_day, duration);
-            plan.window_start_hour = args.window_start_hour;
-            plan.window_hours = args.window_hours;
-            plan.compression = args
-                .compression
-                .unwrap_or(args.window_hours * 3600.0 / duration.as_secs_f64());
-            plan
-        }
-    };
-    arrival.curve = DiurnalCurve {
-        peak_to_mean: args.peak_to_mean,
-        ..arrival.curve
-    };
-    arrival.seed = args.seed;
-    DailyInstallsConfig {
-        corpus: CorpusConfig {
-            packages: args.packages,
-            r_share: args.r_share,
-            size_median_bytes: args.size_median_bytes,
-            size_max_bytes: args.size_max_bytes,
-            seed: args.seed,
-            ..CorpusConfig::default()
-        },
-        arrival,
-        users: args.users,
-        ..DailyInstallsConfig::default()
-    }
-}
-
-/// Thresholds from the flags and the file; the defaults when neither gives any.
-pub fn thresholds(args: &ScenarioArgs) -> Result<ThresholdSet, HarnessError> {
-    let mut set = ThresholdSet::default();
-    if let Some(path) = &args.thresholds_file {
-        set = ThresholdSet::from_toml_file(path)
-            .map_err(|e| HarnessError::Config(vec![e.to_string()]))?;
-    }
-    let flags = ThresholdSet::parse_all(&args.thresholds)
-        .map_err(|errors| HarnessError::Config(errors.iter().map(ToString::to_string).collect()))?;
-    set.thresholds.extend(flags.thresholds);
-    if set.thresholds.is_empty() {
-        set = ThresholdSet::parse_all(DEFAULT_THRESHOLDS)
-            .map_err(|errors| HarnessError::Internal(format!("default thresholds: {errors:?}")))?;
-    }
-    Ok(set)
-}
+use crate::nemesis;
+use crate::plan::RunPlan;
 
 /// What the default run must hold: every install succeeds, the arrival rate is held, and
 /// each request kind answers within 50 ms at p99.
@@ -85,21 +37,23 @@ pub const DEFAULT_THRESHOLDS: &[&str] = &[
     "cran_tarball:p99<50ms",
 ];
 
-/// Runs daily-installs against `infra` and returns the judged run record.
-pub async fn daily_installs(
-    args: &ScenarioArgs,
-    config: &DailyInstallsConfig,
-    thresholds: &ThresholdSet,
-    infra: &dyn Infra,
-) -> Result<RunRecord, HarnessError> {
+/// What a run produced: the judged record and the upload ledger (empty without a writer).
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub record: RunRecord,
+    pub ledger: Vec<writes::LedgerEntry>,
+}
+
+/// Runs `plan` against `infra` and returns the judged run record: publishes the corpus, then
+/// runs the read load, the writer, the observer and the nemesis side by side; once the last
+/// fault is healed and the cluster recovered, reads every upload back and runs the checkers.
+pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, HarnessError> {
+    let config = &plan.reads;
     let model = LoadModel::DailyInstalls(config.clone());
     model.check()?;
     let endpoints = infra.endpoints().clone();
     let corpus = Arc::new(Corpus::generate(&config.corpus)?);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .map_err(|e| HarnessError::Internal(e.to_string()))?;
+    let client = http_client(Duration::from_secs(120)).map_err(HarnessError::Internal)?;
 
     eprintln!(
         "harness: publishing the corpus ({} packages) through {}",
@@ -136,8 +90,18 @@ pub async fn daily_installs(
         "harness: {}",
         config.description().replace('\n', "\nharness: ")
     );
+    if !plan.nemesis.faults.is_empty() {
+        eprintln!(
+            "harness: nemesis: {}",
+            plan.nemesis
+                .faults
+                .iter()
+                .map(|f| format!("{} at {:?} for {:?}", f.fault.name(), f.at, f.hold))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 
-    let shares_before = node_share::snapshot(&client, &endpoints.nodes).await;
     // The load generator too: when it saturates, the report must say so.
     let mut monitored = infra.monitored();
     monitored.push(crate::infra::Monitored {
@@ -150,16 +114,48 @@ pub async fn daily_installs(
         recorder.clone(),
         schedule.len() as u64,
         run_time,
-        args.quiet,
+        plan.quiet,
         stop_rx,
     );
+    let (stop_observer, observer_rx) = tokio::sync::oneshot::channel();
+    let observer = tokio::spawn(observer::observe(
+        http_client(Duration::from_secs(2)).map_err(HarnessError::Internal)?,
+        endpoints.nodes.clone(),
+        start,
+        observer_rx,
+    ));
+    let writer = plan.writes.clone().map(|writes| {
+        let target = WriteTarget {
+            base_url: endpoints.base_url.clone(),
+            pypi_source: endpoints.pypi_source.clone(),
+            cran_source: endpoints.cran_source.clone(),
+            pypi_token: endpoints.pypi_token.clone(),
+            cran_token: endpoints.cran_token.clone(),
+        };
+        let client = client.clone();
+        tokio::spawn(async move { writes::run_writer(&client, &target, &writes, start).await })
+    });
     let began = Instant::now();
-    let attack = daily_installs::execute(Arc::new(context), users, run_time).await;
+    let attack = tokio::spawn(daily_installs::execute(Arc::new(context), users, run_time));
+    // The nemesis runs here: its controls block in place while the load runs on.
+    let nemesis_log = nemesis::run(&plan.nemesis, infra, start).await;
+    let attack = attack
+        .await
+        .map_err(|e| HarnessError::Internal(format!("load task: {e}")))?;
     let ran_for = began.elapsed();
+    let ledger = match writer {
+        Some(writer) => writer
+            .await
+            .map_err(|e| HarnessError::Internal(format!("writer task: {e}")))??,
+        None => Vec::new(),
+    };
     let _ = stop_progress.send(());
     let _ = progress.await;
+    let _ = stop_observer.send(());
+    let observed = observer
+        .await
+        .map_err(|e| HarnessError::Internal(format!("observer task: {e}")))?;
     let samples = sampler.finish().await;
-    let shares_after = node_share::snapshot(&client, &endpoints.nodes).await;
     attack?;
     // goose stops early only when interrupted (its own Ctrl-C handler).
     if ran_for + Duration::from_millis(500) < run_time {
@@ -180,7 +176,7 @@ pub async fn daily_installs(
     let mut events = vec![Event {
         at_s: 0.0,
         end_s: None,
-        kind: "note".into(),
+        kind: EventKind::Note,
         message: format!("{users} goose users; {} installs scheduled", schedule.len()),
     }];
     let late = metrics
@@ -192,7 +188,7 @@ pub async fn daily_installs(
         events.push(Event {
             at_s: run_time.as_secs_f64(),
             end_s: None,
-            kind: "user-pool".into(),
+            kind: EventKind::UserPool,
             message: format!(
                 "{late} installs started more than {} ms late: the user pool ({users}) or the client ran short",
                 config.late_tolerance_ms
@@ -203,15 +199,31 @@ pub async fn daily_installs(
         events.push(Event {
             at_s: run_time.as_secs_f64(),
             end_s: None,
-            kind: "dropped".into(),
+            kind: EventKind::Dropped,
             message: format!(
                 "{dropped} scheduled installs were never started: every user was busy"
             ),
         });
     }
+    events.extend(nemesis_log.events.iter().cloned());
+    if let Some(first) = first_writes_after_faults(&events, &ledger) {
+        events.extend(first);
+    }
+    events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+
+    let checkers = check(
+        plan,
+        infra,
+        &metrics,
+        &events,
+        &ledger,
+        &nemesis_log,
+        &observed,
+    )
+    .await;
     let mut record = RunRecord {
         meta: RunMeta {
-            scenario: args.name.as_str().into(),
+            scenario: plan.name.clone(),
             started_at,
             duration_s: run_time.as_secs_f64(),
             config: serde_json::json!({
@@ -221,20 +233,119 @@ pub async fn daily_installs(
                 "corpus": config.corpus,
                 "arrival": config.arrival,
                 "late_tolerance_ms": config.late_tolerance_ms,
-                "thresholds": thresholds.thresholds.iter().map(|t| t.expr.clone()).collect::<Vec<_>>(),
+                "thresholds": plan.thresholds.thresholds.iter().map(|t| t.expr.clone()).collect::<Vec<_>>(),
                 "uploaded": { "python_files": uploaded.python_files, "r_files": uploaded.r_files, "bytes": uploaded.bytes },
+                "plan": plan.describe(),
             }),
             infra: infra.info(),
         },
         metrics,
         events,
         samples,
-        node_requests: node_share::difference(&shares_before, &shares_after),
+        node_requests: observed.served.clone(),
         thresholds: Vec::new(),
+        checkers,
         verdict: Verdict::Fail,
     };
-    record.judge(thresholds);
-    Ok(record)
+    record.judge(&plan.thresholds);
+    Ok(RunOutcome { record, ledger })
+}
+
+/// The checkers the plan asks for, over what the run recorded and the final reads.
+async fn check(
+    plan: &RunPlan,
+    infra: &dyn Infra,
+    metrics: &reports::Metrics,
+    events: &[Event],
+    ledger: &[writes::LedgerEntry],
+    nemesis_log: &nemesis::NemesisLog,
+    observed: &observer::Observed,
+) -> Vec<reports::record::CheckerResult> {
+    let endpoints = infra.endpoints();
+    let Ok(client) = http_client(Duration::from_secs(20)) else {
+        return Vec::new();
+    };
+    let mut results = Vec::new();
+    for kind in &plan.checkers {
+        let result = match kind {
+            CheckerKind::LostWrites => {
+                let reads = writes::read_back(
+                    &client,
+                    &endpoints.nodes,
+                    &endpoints.pypi_repo,
+                    &endpoints.cran_repo,
+                    ledger,
+                )
+                .await;
+                checkers::lost_writes::check(ledger, &reads, endpoints.nodes.len())
+            }
+            CheckerKind::Availability => {
+                checkers::availability::check(metrics, events, ledger, plan.availability)
+            }
+            CheckerKind::ClusterStatus => {
+                let mut finals = Vec::new();
+                for (name, url) in &endpoints.nodes {
+                    finals.push(observer::status(&client, name, url).await);
+                }
+                checkers::cluster::check(
+                    &nemesis_log.errors,
+                    nemesis_log.completed,
+                    plan.nemesis.faults.len(),
+                    &observed.status_changes,
+                    &finals,
+                )
+            }
+        };
+        eprintln!(
+            "harness: checker {}: {} — {}",
+            result.name,
+            result.validity.as_str(),
+            result.summary
+        );
+        results.push(result);
+    }
+    results
+}
+
+/// A `first-write-ok` moment after each fault's start: the first upload invoked after it that
+/// was acknowledged.
+fn first_writes_after_faults(
+    events: &[Event],
+    ledger: &[writes::LedgerEntry],
+) -> Option<Vec<Event>> {
+    if ledger.is_empty() {
+        return None;
+    }
+    Some(
+        events
+            .iter()
+            .filter(|e| e.kind == EventKind::Fault)
+            .filter_map(|fault| {
+                let first = ledger
+                    .iter()
+                    .filter(|w| w.outcome == writes::WriteOutcome::Ok && w.invoked_s >= fault.at_s)
+                    .min_by(|a, b| a.completed_s.total_cmp(&b.completed_s))?;
+                Some(Event {
+                    at_s: first.completed_s,
+                    end_s: None,
+                    kind: EventKind::FirstWriteOk,
+                    message: format!(
+                        "first upload acknowledged {:.1} s after the fault began ({})",
+                        first.completed_s - fault.at_s,
+                        first.file_name
+                    ),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// An HTTP client with `timeout` per request.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// About 120 buckets a run (so the report's time charts stay readable), never under a second.

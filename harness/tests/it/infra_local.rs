@@ -30,6 +30,7 @@ fn start(work_dir: Option<PathBuf>) -> LocalCluster {
         node_config_extra: "[cache]\nhead_poll_interval = \"200ms\"\n".into(),
         ready_timeout: Duration::from_secs(60),
         reason: "integration test".into(),
+        synchronous: true,
     };
     let began = Instant::now();
     let cluster = local::start(options).expect("local cluster starts");

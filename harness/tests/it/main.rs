@@ -1,3 +1,4 @@
+mod drill;
 mod infra_docker;
 mod infra_local;
 mod scenario;

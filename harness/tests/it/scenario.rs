@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::pkgnode;
+use crate::support::{assert_nothing_left, pkgnode, processes_under};
 
 /// A short, small run at a light rate over a small corpus; `extra` gives --duration.
 fn harness(tmp: &Path, out: &Path, extra: &[&str]) -> Command {
@@ -28,37 +28,6 @@ fn harness(tmp: &Path, out: &Path, extra: &[&str]) -> Command {
         .env("TMPDIR", tmp)
         .env_remove("CARGO");
     command
-}
-
-/// Processes whose command line mentions `dir` (everything the run started lives under it).
-fn processes_under(dir: &Path) -> Vec<String> {
-    let needle = dir.display().to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.parse::<u32>().is_ok())
-            && let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
-        {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(&needle) {
-                found.push(cmdline);
-            }
-        }
-    }
-    found
-}
-
-fn assert_nothing_left(tmp: &Path) {
-    let left: Vec<_> = std::fs::read_dir(tmp)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert!(left.is_empty(), "temp files left behind: {left:?}");
-    let running = processes_under(tmp);
-    assert!(running.is_empty(), "processes left behind: {running:?}");
 }
 
 fn summary(out: &Path) -> serde_json::Value {

@@ -232,3 +232,35 @@ pub fn assert_standby_holds_every_committed_row(
     assert_eq!(on_standby, committed, "rows of {tables:?} on the standby");
     committed
 }
+
+/// Processes whose command line mentions `dir` (everything the run started lives under it).
+pub fn processes_under(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+            && let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
+        {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&needle) {
+                found.push(cmdline);
+            }
+        }
+    }
+    found
+}
+
+/// No file left in `tmp` and no process whose command line mentions it.
+pub fn assert_nothing_left(tmp: &Path) {
+    let left: Vec<_> = std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "temp files left behind: {left:?}");
+    let running = processes_under(tmp);
+    assert!(running.is_empty(), "processes left behind: {running:?}");
+}

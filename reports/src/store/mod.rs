@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ReportError;
 use crate::metrics::{BucketMetrics, KindMetrics, Metrics};
-use crate::record::{Event, ResourceSample, RunMeta, RunRecord, Verdict};
+use crate::record::{CheckerResult, Event, ResourceSample, RunMeta, RunRecord, Verdict};
 use crate::summary::Summary;
 use crate::thresholds::ThresholdResult;
 
@@ -41,6 +41,8 @@ struct RecordFile {
     samples: Vec<ResourceSample>,
     node_requests: BTreeMap<String, u64>,
     thresholds: Vec<ThresholdResult>,
+    #[serde(default)]
+    checkers: Vec<CheckerResult>,
     verdict: Verdict,
 }
 
@@ -117,6 +119,7 @@ pub fn write_run_dir(dir: impl AsRef<Path>, record: &RunRecord) -> Result<(), Re
         samples: record.samples.clone(),
         node_requests: record.node_requests.clone(),
         thresholds: record.thresholds.clone(),
+        checkers: record.checkers.clone(),
         verdict: record.verdict,
     };
     write_json(&dir.join("record.json"), &file)?;
@@ -207,6 +210,7 @@ pub fn read_run_dir(dir: impl AsRef<Path>) -> Result<RunRecord, ReportError> {
         samples: file.samples,
         node_requests: file.node_requests,
         thresholds: file.thresholds,
+        checkers: file.checkers,
         verdict: file.verdict,
     })
 }

@@ -9,7 +9,7 @@
 
 mod index;
 mod install;
-mod upload;
+pub(crate) mod upload;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

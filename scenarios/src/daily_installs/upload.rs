@@ -113,7 +113,7 @@ async fn upload_package(
 }
 
 /// The form twine sends for `file_upload`.
-fn twine_form(
+pub(crate) fn twine_form(
     name: &str,
     version: &str,
     requires: &[String],
@@ -143,7 +143,7 @@ fn twine_form(
     Ok(form.part("content", file_part(artifact)?))
 }
 
-fn content_form(artifact: Artifact) -> Result<Form, ScenarioError> {
+pub(crate) fn content_form(artifact: Artifact) -> Result<Form, ScenarioError> {
     Ok(Form::new().part("content", file_part(artifact)?))
 }
 

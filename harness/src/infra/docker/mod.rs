@@ -437,9 +437,24 @@ impl Infra for DockerCluster {
                 engine::connect(network, name, alias)
             }
             Control::Promote if *member == Member::DatabaseStandby => self.promote(),
-            Control::Promote => Err(InfraError::Unsupported {
+            Control::Promote | Control::Rejoin => Err(InfraError::Unsupported {
                 provider: PROVIDER.into(),
                 action,
+                member: member.clone(),
+            }),
+        }
+    }
+
+    /// A database member answers when `psql SELECT 1` runs inside its container (a killed or
+    /// paused container refuses `docker exec`).
+    fn probe(&self, member: &Member) -> Result<bool, InfraError> {
+        match member {
+            Member::DatabasePrimary | Member::DatabaseStandby => {
+                Ok(parts::psql(&self.started(member)?.name, "SELECT 1").is_ok())
+            }
+            _ => Err(InfraError::Unsupported {
+                provider: PROVIDER.into(),
+                action: Control::Start,
                 member: member.clone(),
             }),
         }

@@ -59,6 +59,10 @@ pub struct LocalOptions {
     pub ready_timeout: Duration,
     /// Why the local provider was chosen, for the report.
     pub reason: String,
+    /// Commits wait for the standby (`synchronous_standby_names`). `false` runs asynchronous
+    /// replication, which a killed primary can lose acknowledged commits under: the drills'
+    /// negative control.
+    pub synchronous: bool,
 }
 
 impl Default for LocalOptions {
@@ -70,6 +74,7 @@ impl Default for LocalOptions {
             node_config_extra: String::new(),
             ready_timeout: Duration::from_secs(60),
             reason: "local processes requested".into(),
+            synchronous: true,
         }
     }
 }
@@ -161,6 +166,8 @@ pub struct LocalCluster {
     work_dir: WorkDir,
     ready_timeout: Duration,
     database_url: String,
+    /// Whether commits wait for the standby (see [`LocalOptions::synchronous`]).
+    synchronous: bool,
     torn_down: bool,
 }
 
@@ -231,6 +238,7 @@ pub fn start(options: LocalOptions) -> Result<LocalCluster, InfraError> {
         work_dir,
         ready_timeout: options.ready_timeout,
         database_url: String::new(),
+        synchronous: options.synchronous,
         torn_down: false,
     };
     // On error `cluster` drops here, which stops whatever had started.
@@ -269,7 +277,9 @@ impl LocalCluster {
                 let primary = primary_slot.insert(Postgres::start(&context)?);
                 let mut standby_slot = lock(standby);
                 let replica = standby_slot.insert(Postgres::start_standby(&context, primary)?);
-                primary.require_standby(&context)?;
+                if options.synchronous {
+                    primary.require_standby(&context)?;
+                }
                 let servers = [(primary.name, primary.port), (replica.name, replica.port)];
                 let started = DbEndpoint::start(&context, &servers)?;
                 Ok(lock(endpoint).insert(started).url(postgres::DATABASE))
@@ -557,6 +567,30 @@ impl LocalCluster {
             "standby promoted; database endpoint repointed"
         );
         std::mem::swap(&mut *primary, &mut *standby);
+        // The promoted server may carry `synchronous_standby_names` from an earlier rejoin:
+        // until a standby rejoins it, it waits for no one (as a managed database does).
+        primary
+            .as_ref()
+            .ok_or_else(poisoned)?
+            .require_no_standby(&context)?;
+        Ok(())
+    }
+
+    /// The server in the standby role becomes a fresh synchronous standby of the primary.
+    fn rejoin(&self) -> Result<(), InfraError> {
+        let context = self.context()?;
+        let primary = lock(&self.postgres);
+        let mut standby = lock(&self.standby);
+        let primary = primary.as_ref().ok_or_else(poisoned)?;
+        let standby = standby.as_mut().ok_or_else(poisoned)?;
+        standby.rejoin_as_standby(&context, primary)?;
+        if self.synchronous {
+            primary.require_standby(&context)?;
+        }
+        tracing::info!(
+            standby = standby.name,
+            "former primary rejoined as the standby"
+        );
         Ok(())
     }
 }
@@ -574,7 +608,11 @@ fn signal_action(
         // The whole tree, so PostgreSQL's backends and WAL receiver freeze with the postmaster.
         Control::Pause => process.pause(),
         Control::Unpause => process.unpause(),
-        Control::Start | Control::Disconnect | Control::Reconnect | Control::Promote => {
+        Control::Start
+        | Control::Disconnect
+        | Control::Reconnect
+        | Control::Promote
+        | Control::Rejoin => {
             return None;
         }
     })
@@ -701,7 +739,8 @@ impl Infra for LocalCluster {
         match (member, action) {
             (_, Control::Disconnect | Control::Reconnect) => self.cut(member, action),
             (Member::DatabaseStandby, Control::Promote) => self.promote(),
-            (_, Control::Promote) => Err(Self::unsupported(member, action)),
+            (Member::DatabaseStandby, Control::Rejoin) => self.rejoin(),
+            (_, Control::Promote | Control::Rejoin) => Err(Self::unsupported(member, action)),
             (Member::Node(index), _) => self.control_node(*index, action),
             (Member::DatabasePrimary, _) => self.control_database(&self.postgres, member, action),
             (Member::DatabaseStandby, _) => self.control_database(&self.standby, member, action),
@@ -732,6 +771,22 @@ impl Infra for LocalCluster {
                 }
             }
         }
+    }
+
+    fn probe(&self, member: &Member) -> Result<bool, InfraError> {
+        let context = self.context()?;
+        let slot = match member {
+            Member::DatabasePrimary => &self.postgres,
+            Member::DatabaseStandby => &self.standby,
+            _ => return Err(Self::unsupported(member, Control::Start)),
+        };
+        // Only the port is needed: a paused server must not block the controls behind the lock.
+        let (port, bin) = {
+            let postgres = lock(slot);
+            let postgres = postgres.as_ref().ok_or_else(poisoned)?;
+            (postgres.port, postgres.bin_dir().to_path_buf())
+        };
+        Ok(postgres::answers(&context, &bin, port))
     }
 
     fn teardown(&mut self) -> Result<(), InfraError> {

@@ -31,6 +31,9 @@ pub struct Postgres {
     pub process: Supervised,
     bin: PathBuf,
     run_as: Option<Identity>,
+    /// The server's dir and its data dir inside.
+    dir: PathBuf,
+    data: PathBuf,
     /// Set when the work dir is out of the `postgres` user's reach and the data lives here.
     outside_dir: Option<tempfile::TempDir>,
 }
@@ -102,6 +105,32 @@ impl Place {
         })
     }
 
+    /// `pg_basebackup` of `primary` into this place's data dir, written to stream from it as
+    /// the synchronous standby's name.
+    fn base_backup(
+        &self,
+        context: &Context,
+        primary: &Postgres,
+        step: &str,
+    ) -> Result<(), InfraError> {
+        let basebackup = Launch::new("pg_basebackup", self.bin.join("pg_basebackup"), "")
+            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string()])
+            .args(["-U", "postgres", "-X", "stream", "-c", "fast", "-R", "-D"])
+            .arg(&self.data);
+        self.run(context, basebackup, step)?;
+        // -R wrote standby.signal and a primary_conninfo; the later line wins, naming this
+        // standby for synchronous replication.
+        let auto_conf = self.data.join("postgresql.auto.conf");
+        let mut text = std::fs::read_to_string(&auto_conf)?;
+        text.push_str(&format!(
+            "primary_conninfo = 'host=127.0.0.1 port={} user=postgres \
+             application_name={STANDBY_NAME}'\n",
+            primary.port
+        ));
+        std::fs::write(&auto_conf, text)?;
+        Ok(())
+    }
+
     /// The server on a free port of 127.0.0.1, in `name`'s cgroup; not started yet.
     fn server(
         self,
@@ -156,6 +185,8 @@ impl Place {
             process: Supervised::new(server, &context.pids),
             bin: self.bin,
             run_as: self.run_as,
+            dir: self.dir,
+            data: self.data,
             outside_dir: self.outside_dir,
         })
     }
@@ -195,21 +226,7 @@ impl Postgres {
     /// streaming from it under the name the primary's `synchronous_standby_names` will list.
     pub fn start_standby(context: &Context, primary: &Postgres) -> Result<Self, InfraError> {
         let place = Place::new(context, STANDBY)?;
-        let basebackup = Launch::new("pg_basebackup", place.bin.join("pg_basebackup"), "")
-            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string()])
-            .args(["-U", "postgres", "-X", "stream", "-c", "fast", "-R", "-D"])
-            .arg(&place.data);
-        place.run(context, basebackup, "postgresql-standby-basebackup")?;
-        // -R wrote standby.signal and a primary_conninfo; the later line wins, naming this
-        // standby for synchronous replication.
-        let auto_conf = place.data.join("postgresql.auto.conf");
-        let mut text = std::fs::read_to_string(&auto_conf)?;
-        text.push_str(&format!(
-            "primary_conninfo = 'host=127.0.0.1 port={} user=postgres \
-             application_name={STANDBY_NAME}'\n",
-            primary.port
-        ));
-        std::fs::write(&auto_conf, text)?;
+        place.base_backup(context, primary, "postgresql-standby-basebackup")?;
         let mut standby = place.server(context, STANDBY, primary.version.clone())?;
         standby.process.start(context.spawner)?;
         standby.wait_ready(context)?;
@@ -236,6 +253,50 @@ impl Postgres {
                 .map_err(|e| e.to_string())?;
             Ok(state.trim() == "sync")
         })
+    }
+
+    /// Replaces this server's data with a base backup of `primary` and starts it as the
+    /// standby (a former primary rejoining after a failover). It must not be running.
+    pub fn rejoin_as_standby(
+        &mut self,
+        context: &Context,
+        primary: &Postgres,
+    ) -> Result<(), InfraError> {
+        // A killed server may still be running if it was only paused or stopped by a drill.
+        self.process.kill()?;
+        if self.data.exists() {
+            std::fs::remove_dir_all(&self.data)?;
+        }
+        let place = Place {
+            bin: self.bin.clone(),
+            run_as: self.run_as,
+            dir: self.dir.clone(),
+            data: self.data.clone(),
+            outside_dir: None,
+        };
+        place.base_backup(
+            context,
+            primary,
+            &format!("{}-rejoin-basebackup", self.name),
+        )?;
+        self.process.start(context.spawner)?;
+        self.wait_ready(context)
+    }
+
+    /// From now on commits on this primary wait for no standby.
+    pub fn require_no_standby(&self, context: &Context) -> Result<(), InfraError> {
+        self.psql(
+            context,
+            "postgresql-asynchronous",
+            "ALTER SYSTEM RESET synchronous_standby_names",
+        )?;
+        self.psql(context, "postgresql-reload", "SELECT pg_reload_conf()")?;
+        Ok(())
+    }
+
+    /// Where this server's binaries are.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin
     }
 
     /// Ends recovery on a standby: it becomes a primary that waits for no one.
@@ -319,6 +380,27 @@ impl Postgres {
             None => Ok(()),
         }
     }
+}
+
+/// Whether the server on `port` accepts a connection within a second (`pg_isready -t 1`):
+/// a killed, paused or cut-off server does not.
+pub fn answers(context: &Context, bin: &Path, port: u16) -> bool {
+    let check = Launch::new("pg_isready", bin.join("pg_isready"), "").args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-t",
+        "1",
+    ]);
+    process::run(
+        context.spawner,
+        &check,
+        &context.commands_dir,
+        "postgresql-probe",
+        Duration::from_secs(3),
+    )
+    .is_ok()
 }
 
 /// `postgres --version` → `15.14` (the whole line when it has an unexpected shape).

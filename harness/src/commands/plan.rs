@@ -1,0 +1,256 @@
+//! Command-line arguments → [`RunPlan`]: the one place clap types become a plan. Everything
+//! below `commands/` takes the plan.
+
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use rand::{SeedableRng, rngs::StdRng};
+use reports::ThresholdSet;
+use scenarios::arrival::{ArrivalPlan, DiurnalCurve};
+use scenarios::corpus::CorpusConfig;
+use scenarios::load_model::DailyInstallsConfig;
+use scenarios::writes::WriterConfig;
+
+use crate::checkers::CheckerKind;
+use crate::checkers::availability::AvailabilityLimits;
+use crate::cli::{DrillArgs, DrillName, InfraChoice, LoadArgs, Replay, Replication, ScenarioArgs};
+use crate::error::HarnessError;
+use crate::nemesis::{FailoverPolicy, Fault, NemesisPlan, ScheduledFault};
+use crate::plan::{InfraKind, InfraPlan, RunPlan};
+use crate::run::DEFAULT_THRESHOLDS;
+
+/// Node settings for drills: check-ins every second, "Missed check-in" after three, so a
+/// paused node is seen within seconds (production defaults are 5 and 10 minutes).
+pub const DRILL_NODE_CONFIG: &str =
+    "[cluster]\nheartbeat = \"1s\"\nmissed_check_in_after = \"3s\"\n";
+
+/// The plan of `harness scenario NAME`: the read load, no nemesis, no checkers.
+pub fn scenario(args: &ScenarioArgs) -> Result<RunPlan, HarnessError> {
+    let plan = RunPlan {
+        name: args.name.as_str().into(),
+        infra: infra(&args.load, true, String::new()),
+        reads: reads(&args.load, args.load.duration.into()),
+        writes: None,
+        nemesis: NemesisPlan::none(),
+        checkers: Vec::new(),
+        availability: AvailabilityLimits::default(),
+        thresholds: thresholds(&args.load, DEFAULT_THRESHOLDS)?,
+        quiet: args.load.quiet,
+    };
+    checked(plan)
+}
+
+/// The plan of `harness drill NAME`: the read load, an upload writer, the drill's faults and
+/// every checker. The run lasts at least until the last fault is healed plus 10 s.
+pub fn drill(args: &DrillArgs) -> Result<RunPlan, HarnessError> {
+    let nodes = args.load.nodes;
+    let node = match args.node {
+        Some(0) => return Err(HarnessError::Config(vec!["--node counts from 1".into()])),
+        Some(n) => n - 1,
+        None => nodes.saturating_sub(1),
+    };
+    let hold: Duration = args.hold.into();
+    let gap: Duration = args.gap.into();
+    let at: Duration = args.at.into();
+    let hold_standby = args
+        .hold_standby
+        .map(|d| Duration::from(d).as_secs().max(1));
+    if hold_standby.is_some() && args.name != DrillName::KillPrimaryDb {
+        return Err(HarnessError::Config(vec![
+            "--hold-standby applies only to kill-primary-db".into(),
+        ]));
+    }
+    let faults: Vec<Fault> = match args.name {
+        DrillName::Random => {
+            let mut rng = StdRng::seed_from_u64(args.load.seed);
+            (0..args.faults)
+                .map(|_| {
+                    let choices = random_choices(nodes);
+                    choices
+                        .choose(&mut rng)
+                        .cloned()
+                        .unwrap_or(Fault::KillStandby)
+                })
+                .collect()
+        }
+        name => vec![fault(name, node, hold_standby); args.repeat.max(1)],
+    };
+    let step = hold + gap + Duration::from_secs(hold_standby.unwrap_or(0));
+    let scheduled: Vec<ScheduledFault> = faults
+        .into_iter()
+        .enumerate()
+        .map(|(i, fault)| ScheduledFault {
+            fault,
+            at: at + step * i as u32,
+            hold,
+        })
+        .collect();
+    let needed = scheduled
+        .last()
+        .map(|f| f.at + f.hold + Duration::from_secs(10 + hold_standby.unwrap_or(0)))
+        .unwrap_or_default();
+    let duration = Duration::from(args.load.duration).max(needed);
+    if duration > Duration::from(args.load.duration) {
+        eprintln!(
+            "harness: the run lasts {:?} so that the last fault is healed 10 s before it ends",
+            duration
+        );
+    }
+    let reads = reads(&args.load, duration);
+    let tag = format!(
+        "d{}{}",
+        chrono::Utc::now().format("%H%M%S"),
+        std::process::id() % 10_000
+    );
+    let plan = RunPlan {
+        name: format!("drill-{}", drill_name(args.name)),
+        infra: infra(
+            &args.load,
+            args.replication == Replication::Sync,
+            DRILL_NODE_CONFIG.into(),
+        ),
+        reads,
+        writes: Some(WriterConfig {
+            writes_per_s: args.writes_per_s,
+            duration,
+            tag,
+            seed: args.load.seed,
+            ..WriterConfig::default()
+        }),
+        nemesis: NemesisPlan {
+            faults: scheduled,
+            failover: FailoverPolicy {
+                check_interval: args.failover_check_interval.into(),
+                misses: args.failover_misses,
+            },
+            recovery_timeout: args.recovery_timeout.into(),
+        },
+        checkers: vec![
+            CheckerKind::LostWrites,
+            CheckerKind::Availability,
+            CheckerKind::ClusterStatus,
+        ],
+        availability: AvailabilityLimits {
+            max_failed_installs: args.max_failed_installs,
+            max_write_gap_s: Some(Duration::from(args.max_write_gap).as_secs_f64()),
+        },
+        // Latency during a fault is the drill's subject, not a threshold's: none by default.
+        thresholds: thresholds(&args.load, &[])?,
+        quiet: args.load.quiet,
+    };
+    checked(plan)
+}
+
+/// The fault of drill `name` against `node`.
+fn fault(name: DrillName, node: usize, hold_standby_s: Option<u64>) -> Fault {
+    match name {
+        DrillName::KillNode => Fault::KillNode { node },
+        DrillName::StopNode => Fault::StopNode { node },
+        DrillName::PauseNode => Fault::PauseNode { node },
+        DrillName::PartitionNode => Fault::PartitionNode { node },
+        DrillName::KillPrimaryDb => Fault::KillPrimaryDb { hold_standby_s },
+        DrillName::KillStandby | DrillName::Random => Fault::KillStandby,
+    }
+}
+
+/// What `random` draws from: every drill fault on every node, except network cuts (which need
+/// root and iptables on the local provider).
+fn random_choices(nodes: usize) -> Vec<Fault> {
+    let mut choices = Vec::new();
+    for node in 0..nodes {
+        choices.push(Fault::KillNode { node });
+        choices.push(Fault::StopNode { node });
+        choices.push(Fault::PauseNode { node });
+    }
+    choices.push(Fault::KillPrimaryDb {
+        hold_standby_s: None,
+    });
+    choices.push(Fault::KillStandby);
+    choices
+}
+
+fn drill_name(name: DrillName) -> &'static str {
+    match name {
+        DrillName::KillNode => "kill-node",
+        DrillName::StopNode => "stop-node",
+        DrillName::PauseNode => "pause-node",
+        DrillName::PartitionNode => "partition-node",
+        DrillName::KillPrimaryDb => "kill-primary-db",
+        DrillName::KillStandby => "kill-standby",
+        DrillName::Random => "random",
+    }
+}
+
+fn checked(plan: RunPlan) -> Result<RunPlan, HarnessError> {
+    let problems = plan.validate();
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(HarnessError::Config(problems))
+    }
+}
+
+fn infra(load: &LoadArgs, synchronous: bool, node_config_extra: String) -> InfraPlan {
+    InfraPlan {
+        kind: match load.infra {
+            InfraChoice::Auto => InfraKind::Auto,
+            InfraChoice::Local => InfraKind::Local,
+            InfraChoice::Docker => InfraKind::Docker,
+        },
+        nodes: load.nodes,
+        synchronous_replication: synchronous,
+        node_config_extra,
+        keep_work_dir: load.keep_work_dir.clone(),
+    }
+}
+
+/// The daily-installs read load the flags describe, lasting `duration`.
+fn reads(args: &LoadArgs, duration: Duration) -> DailyInstallsConfig {
+    let mut arrival = match args.replay {
+        Replay::PeakHour => ArrivalPlan::peak_hour(args.installs_per_day, duration),
+        Replay::WholeDay => {
+            let mut plan = ArrivalPlan::whole_day(args.installs_per_day, duration);
+            plan.window_start_hour = args.window_start_hour;
+            plan.window_hours = args.window_hours;
+            plan.compression = args
+                .compression
+                .unwrap_or(args.window_hours * 3600.0 / duration.as_secs_f64());
+            plan
+        }
+    };
+    arrival.curve = DiurnalCurve {
+        peak_to_mean: args.peak_to_mean,
+        ..arrival.curve
+    };
+    arrival.seed = args.seed;
+    DailyInstallsConfig {
+        corpus: CorpusConfig {
+            packages: args.packages,
+            r_share: args.r_share,
+            size_median_bytes: args.size_median_bytes,
+            size_max_bytes: args.size_max_bytes,
+            seed: args.seed,
+            ..CorpusConfig::default()
+        },
+        arrival,
+        users: args.users,
+        ..DailyInstallsConfig::default()
+    }
+}
+
+/// Thresholds from the flags and the file; `defaults` when neither gives any.
+fn thresholds(args: &LoadArgs, defaults: &[&str]) -> Result<ThresholdSet, HarnessError> {
+    let mut set = ThresholdSet::default();
+    if let Some(path) = &args.thresholds_file {
+        set = ThresholdSet::from_toml_file(path)
+            .map_err(|e| HarnessError::Config(vec![e.to_string()]))?;
+    }
+    let flags = ThresholdSet::parse_all(&args.thresholds)
+        .map_err(|errors| HarnessError::Config(errors.iter().map(ToString::to_string).collect()))?;
+    set.thresholds.extend(flags.thresholds);
+    if set.thresholds.is_empty() {
+        set = ThresholdSet::parse_all(defaults)
+            .map_err(|errors| HarnessError::Internal(format!("default thresholds: {errors:?}")))?;
+    }
+    Ok(set)
+}

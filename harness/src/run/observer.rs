@@ -1,0 +1,95 @@
+//! Watches every node during the run, once a second, on its own address: its cluster status
+//! (from `/__api__/status`) and its served-requests counter (from `/metrics`). Shares are
+//! summed from the counter's increases between samples, so a node killed mid-run keeps what
+//! it served before it died and a restarted node (counter back at zero) counts from there.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::checkers::cluster::NodeStatusRead;
+
+use super::node_share;
+
+/// What the observer saw.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// (seconds since start, status) for every status that differed from the node's last one.
+    pub status_changes: Vec<(f64, NodeStatusRead)>,
+    /// Requests each node served while observed.
+    pub served: BTreeMap<String, u64>,
+}
+
+/// Samples until `stop` fires; returns what it saw.
+pub async fn observe(
+    client: reqwest::Client,
+    nodes: Vec<(String, String)>,
+    start: Instant,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> Observed {
+    let mut observed = Observed::default();
+    let mut last_status: BTreeMap<String, (Option<String>, bool)> = BTreeMap::new();
+    let mut last_count: BTreeMap<String, u64> = BTreeMap::new();
+    loop {
+        let now = Instant::now();
+        for (name, url) in &nodes {
+            let read = status(&client, name, url).await;
+            let key = (read.status.clone(), read.serving);
+            if last_status.get(name) != Some(&key) {
+                last_status.insert(name.clone(), key);
+                observed
+                    .status_changes
+                    .push((now.saturating_duration_since(start).as_secs_f64(), read));
+            }
+            if let Ok(response) = client.get(format!("{url}/metrics")).send().await
+                && let Ok(text) = response.text().await
+            {
+                let count = node_share::requests_served(&text);
+                let previous = last_count.insert(name.clone(), count);
+                let increase = match previous {
+                    Some(before) if count >= before => count - before,
+                    // First sample: only what comes after counts. A reset: the node restarted.
+                    Some(_) => count,
+                    None => 0,
+                };
+                *observed.served.entry(name.clone()).or_default() += increase;
+            }
+        }
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep_until((now + Duration::from_secs(1)).into()) => {}
+        }
+    }
+    observed
+}
+
+/// One node's status read from its own address.
+pub async fn status(client: &reqwest::Client, name: &str, url: &str) -> NodeStatusRead {
+    let answer = client.get(format!("{url}/__api__/status")).send().await;
+    let json = match answer {
+        Ok(r) => r
+            .json::<serde_json::Value>()
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match json {
+        Ok(json) => NodeStatusRead {
+            node: name.to_string(),
+            // A single node without clustering has no cluster status: it serves or not.
+            status: Some(
+                json["cluster_status"]
+                    .as_str()
+                    .unwrap_or("Online")
+                    .to_string(),
+            ),
+            serving: json["serving"].as_bool().unwrap_or(true),
+            detail: String::new(),
+        },
+        Err(detail) => NodeStatusRead {
+            node: name.to_string(),
+            status: None,
+            serving: false,
+            detail,
+        },
+    }
+}
