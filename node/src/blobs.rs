@@ -162,18 +162,6 @@ impl Blobs {
         }
     }
 
-    /// Removes a promoted file that no committed row references (its commit failed).
-    pub async fn remove(&self, sha256: &str) {
-        if let Err(e) = self.store.delete(&Self::final_key(sha256)).await {
-            tracing::warn!(sha256, error = %e, "could not remove unreferenced blob");
-        }
-    }
-
-    /// Whether a file with this content is stored.
-    pub async fn exists(&self, sha256: &str) -> bool {
-        self.store.head(&Self::final_key(sha256)).await.is_ok()
-    }
-
     /// Reads a stored file, or a byte range of it.
     pub async fn read(
         &self,

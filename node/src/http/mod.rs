@@ -187,7 +187,11 @@ pub async fn open_view(
         )?;
     }
     let tx = resolve_snapshot(state, snapshot).await?;
-    let (view, hit) = state.views.get(&state.store, repo, tx).await?;
+    let (view, hit) = state
+        .views
+        .get(&state.store, repo, tx)
+        .await
+        .inspect_err(|e| state.store.health().observe_error(e))?;
     state.telemetry.count_cache(hit);
     Ok(view)
 }
@@ -213,7 +217,10 @@ async fn resolve_snapshot(state: &NodeState, snapshot: &str) -> Result<i64, ApiE
         ))
     })?;
     match parsed {
-        Snapshot::Latest => Ok(state.head.get()),
+        Snapshot::Latest => Ok(state
+            .head
+            .fresh(&state.store, state.config.database.acquire_timeout)
+            .await),
         Snapshot::Tx(tx) => {
             if tx > state.head.get() {
                 // Possibly committed through another node a moment ago.

@@ -8,6 +8,7 @@ mod support;
 mod bad_input;
 mod clients;
 mod cluster;
+mod database_loss;
 mod locks;
 mod protocol;
 mod shared_storage;

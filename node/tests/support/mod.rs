@@ -93,21 +93,40 @@ impl Postgres {
                 .output(),
             "initdb",
         );
+        pg.start_again();
+        pg
+    }
+
+    /// Starts the server (again, after `stop`) on the same port and data; returns once it
+    /// accepts connections.
+    pub fn start_again(&self) {
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            pg.dir.path().display()
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
         );
         must(
-            pg.as_postgres(&pg.bin.join("pg_ctl"))
+            self.as_postgres(&self.bin.join("pg_ctl"))
                 .args(["-w", "-s", "-D"])
-                .arg(&data)
+                .arg(self.dir.path().join("data"))
                 .args(["-o", &options, "-l"])
-                .arg(pg.dir.path().join("log"))
+                .arg(self.dir.path().join("log"))
                 .arg("start")
                 .output(),
             "pg_ctl start",
         );
-        pg
+    }
+
+    /// Stops the server (fast shutdown: sessions are terminated) and waits until it is gone.
+    pub fn stop(&self) {
+        must(
+            self.as_postgres(&self.bin.join("pg_ctl"))
+                .args(["-w", "-s", "-m", "fast", "-D"])
+                .arg(self.dir.path().join("data"))
+                .arg("stop")
+                .output(),
+            "pg_ctl stop",
+        );
     }
 
     fn as_postgres(&self, program: &Path) -> Command {
@@ -141,8 +160,18 @@ impl Postgres {
     }
 
     pub fn psql(&self, database: &str, sql: &str) -> String {
+        self.psql_with_options(database, sql, "")
+    }
+
+    /// As `psql`, in a session that may write even when the server defaults to read-only.
+    pub fn psql_as_writer(&self, database: &str, sql: &str) -> String {
+        self.psql_with_options(database, sql, "-c default_transaction_read_only=off")
+    }
+
+    fn psql_with_options(&self, database: &str, sql: &str, options: &str) -> String {
         let out = must(
             Command::new("psql")
+                .env("PGOPTIONS", options)
                 .args([
                     "-h",
                     "127.0.0.1",
