@@ -9,6 +9,7 @@ mod bad_input;
 mod clients;
 mod cluster;
 mod database_loss;
+mod hostile_requests;
 mod locks;
 mod protocol;
 mod shared_storage;
