@@ -12,4 +12,5 @@ mod database_loss;
 mod hostile_requests;
 mod locks;
 mod protocol;
+mod read_your_writes;
 mod shared_storage;
