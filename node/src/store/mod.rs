@@ -158,9 +158,20 @@ impl Store {
         &self.pool
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at `BEGIN IMMEDIATE`, where
+    /// `busy_timeout` makes concurrent writers (other requests, the admin CLI) wait their turn: a
+    /// deferred transaction that reads first and writes later cannot wait, and fails with
+    /// "database is locked" when another writer committed in between (issue 10 defect 7).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+        })
+    }
+
     /// Opens a change: locks the transaction sequence (PostgreSQL) and draws the next id.
     pub async fn begin_change(&self, kind: &str, description: &str) -> Result<Change, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("LOCK TABLE transactions IN EXCLUSIVE MODE")
                 .execute(&mut *tx)
@@ -415,7 +426,7 @@ impl Store {
         if counts.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (package_id, count) in counts {
             sqlx::query(
                 "INSERT INTO download_counts (package_id, count) VALUES ($1, $2) \

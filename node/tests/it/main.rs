@@ -8,6 +8,7 @@ mod support;
 mod bad_input;
 mod clients;
 mod cluster;
+mod concurrent_uploads;
 mod database_loss;
 mod hostile_requests;
 mod locks;
