@@ -102,12 +102,18 @@ fn default_true() -> bool {
 pub struct LimitsConfig {
     /// Largest accepted upload, bytes.
     pub max_upload_bytes: u64,
+    /// Largest size an uploaded archive may inflate to, bytes (all members together, tar
+    /// headers included). Refuses decompression bombs. The default, 512 MiB, is twice the
+    /// default upload limit: far above real R and sdist tarballs; raise it with
+    /// `max_upload_bytes` for very large native wheels.
+    pub max_inflated_bytes: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_upload_bytes: 256 * 1024 * 1024,
+            max_inflated_bytes: 512 * 1024 * 1024,
         }
     }
 }
@@ -321,6 +327,11 @@ impl Config {
         if self.database.acquire_timeout.is_zero() {
             return Err(ConfigError::Invalid(
                 "database.acquire_timeout must be above 0, e.g. \"3s\"".into(),
+            ));
+        }
+        if self.limits.max_inflated_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_inflated_bytes must be above 0".into(),
             ));
         }
         if self.limits.max_upload_bytes == 0 {

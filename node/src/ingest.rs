@@ -12,6 +12,7 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use crate::blobs::{BlobError, Blobs};
+use crate::config::LimitsConfig;
 use crate::formats::{self, FormatError, Inspected};
 use crate::store::{NewPackageFile, PackageFile, Source, SourceKind, Store, StoreError};
 
@@ -59,21 +60,21 @@ pub enum Ingested {
 pub async fn ingest(
     store: &Store,
     blobs: &Blobs,
-    max_upload_bytes: u64,
+    limits: &LimitsConfig,
     source: &Source,
     filename: &str,
     bytes: Bytes,
     claims: &Claims,
 ) -> Result<Ingested, IngestError> {
     let source_name = source.name.as_str();
-    if bytes.len() as u64 > max_upload_bytes {
+    if bytes.len() as u64 > limits.max_upload_bytes {
         return Err(IngestError::TooLarge {
             size: bytes.len() as u64,
-            limit: max_upload_bytes,
+            limit: limits.max_upload_bytes,
         });
     }
     formats::check_file_name(filename)?;
-    let inspected = inspect(source.kind, filename, &bytes)?;
+    let inspected = inspect(source.kind, filename, &bytes, limits.max_inflated_bytes)?;
     check_claims(&inspected, claims, source.kind)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     if let Some(claimed) = &claims.sha256
@@ -160,10 +161,15 @@ pub async fn ingest(
     Ok(Ingested::Stored { file, tx })
 }
 
-fn inspect(kind: SourceKind, filename: &str, bytes: &[u8]) -> Result<Inspected, FormatError> {
+fn inspect(
+    kind: SourceKind,
+    filename: &str,
+    bytes: &[u8],
+    max_inflated_bytes: u64,
+) -> Result<Inspected, FormatError> {
     match kind {
-        SourceKind::LocalPython => formats::pypi::inspect(filename, bytes),
-        SourceKind::Local => formats::cran::inspect(filename, bytes),
+        SourceKind::LocalPython => formats::pypi::inspect(filename, bytes, max_inflated_bytes),
+        SourceKind::Local => formats::cran::inspect(filename, bytes, max_inflated_bytes),
     }
 }
 

@@ -153,6 +153,9 @@ impl From<TokenError> for ApiError {
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         match e {
+            IngestError::Format(crate::formats::FormatError::Inflated { .. }) => {
+                Self::TooLarge(e.to_string())
+            }
             IngestError::Format(_) | IngestError::Invalid(_) => Self::BadRequest(e.to_string()),
             IngestError::Conflict { .. } => Self::Conflict(e.to_string()),
             IngestError::TooLarge { .. } => Self::TooLarge(e.to_string()),

@@ -137,7 +137,7 @@ async fn upload(
     let result = ingest::ingest(
         &state.store,
         &state.blobs,
-        limit,
+        &state.config.limits,
         &found,
         &filename,
         content,

@@ -529,13 +529,22 @@ pub fn mkpkg(out: &Path, args: &[&str]) -> PathBuf {
 }
 
 pub fn mkpkg_padded(out: &Path, args: &[&str], pad_bytes: usize) -> PathBuf {
+    mkpkg_with(out, args, &[("MKPKG_PAD", pad_bytes)])
+}
+
+/// A package with a member of `zero_bytes` zeros: it inflates far beyond its size.
+pub fn mkpkg_bomb(out: &Path, args: &[&str], zero_bytes: usize) -> PathBuf {
+    mkpkg_with(out, args, &[("MKPKG_ZEROS", zero_bytes)])
+}
+
+fn mkpkg_with(out: &Path, args: &[&str], env: &[(&str, usize)]) -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/mkpkg.py");
     let output = Command::new("python3")
         .arg(script)
         .arg(args[0])
         .arg(out)
         .args(&args[1..])
-        .env("MKPKG_PAD", pad_bytes.to_string())
+        .envs(env.iter().map(|(k, v)| (*k, v.to_string())))
         .output();
     let output = must(output, "mkpkg.py");
     PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
