@@ -197,3 +197,68 @@ fn a_read_only_database_refuses_uploads_with_retry_after() {
         response.text().unwrap_or_default()
     );
 }
+
+/// The database dies while an upload's COMMIT is under way: the node cannot know whether it
+/// landed, says so with a 503 (never a 500, never a retry of its own), and the same upload sent
+/// again once the database is back is stored exactly once.
+#[test]
+fn an_upload_whose_commit_outcome_is_unknown_says_so() {
+    let pg = Postgres::start();
+    let url = pg.database("ambiguous");
+    let node = NodeDir::new(&format!(
+        "[database]\nurl = \"{url}\"\nacquire_timeout = \"1s\"\n"
+    ));
+    node.standard_layout();
+    let token = node.token("py");
+    // Every upload's COMMIT stalls in a deferred trigger, long enough to pull the plug.
+    pg.psql(
+        "ambiguous",
+        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_sleep(60); RETURN NULL; END $$",
+    );
+    pg.psql(
+        "ambiguous",
+        "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON packages \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let wheel = support::mkpkg(work.path(), &["wheel", "maybe-stored", "1.0"]);
+    let served = node.serve();
+    let base = served.base.clone();
+    let in_flight = {
+        let (base, token, wheel) = (base.clone(), token.clone(), wheel.clone());
+        std::thread::spawn(move || upload(&base, &token, &wheel))
+    };
+    support::wait_until("the upload committing", Duration::from_secs(20), || {
+        pg.psql(
+            "ambiguous",
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
+        ) == "1"
+    });
+    pg.stop_immediately();
+    let response = in_flight.join().unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response.headers().get("retry-after").cloned();
+    let body = response.text().unwrap_or_default();
+    assert_eq!(status, 503, "{body}");
+    assert!(retry_after.is_some(), "{body}");
+    assert!(body.contains("may or may"), "{body}");
+
+    pg.start_again();
+    pg.psql_as_writer("ambiguous", "DROP TRIGGER slow_commit ON packages");
+    assert_eq!(
+        pg.psql("ambiguous", "SELECT COUNT(*) FROM packages"),
+        "0",
+        "a commit cut off before its record was written did not land"
+    );
+    let response = upload(&base, &token, &wheel);
+    let status = response.status().as_u16();
+    let body = response.text().unwrap_or_default();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("stored"), "{body}");
+    assert_eq!(pg.psql("ambiguous", "SELECT COUNT(*) FROM packages"), "1");
+    let file = get(&format!(
+        "{base}/pypi/latest/packages/maybe_stored-1.0-py3-none-any.whl"
+    ));
+    assert_eq!(file.status(), 200);
+}

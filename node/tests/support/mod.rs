@@ -119,9 +119,18 @@ impl Postgres {
 
     /// Stops the server (fast shutdown: sessions are terminated) and waits until it is gone.
     pub fn stop(&self) {
+        self.stop_with("fast");
+    }
+
+    /// Stops the server as a crash would: no clean shutdown, connections cut mid-request.
+    pub fn stop_immediately(&self) {
+        self.stop_with("immediate");
+    }
+
+    fn stop_with(&self, mode: &str) {
         must(
             self.as_postgres(&self.bin.join("pg_ctl"))
-                .args(["-w", "-s", "-m", "fast", "-D"])
+                .args(["-w", "-s", "-m", mode, "-D"])
                 .arg(self.dir.path().join("data"))
                 .arg("stop")
                 .output(),
