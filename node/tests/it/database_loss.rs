@@ -262,3 +262,49 @@ fn an_upload_whose_commit_outcome_is_unknown_says_so() {
     ));
     assert_eq!(file.status(), 200);
 }
+
+/// `latest` moved to a transaction whose view this node never built (here through a read of
+/// another repo; in a cluster, a notification is enough), then the database went away: the newest
+/// view the node holds is served instead of a 503. A pinned snapshot never falls back.
+#[test]
+fn latest_falls_back_to_the_newest_view_held_while_the_database_is_away() {
+    let pg = Postgres::start();
+    let url = pg.database("fallback");
+    let node = NodeDir::with_head_poll(
+        &format!("[database]\nurl = \"{url}\"\nacquire_timeout = \"1s\"\n"),
+        "30s",
+    );
+    node.standard_layout();
+    let work = tempfile::tempdir().unwrap();
+    let v1 = support::mkpkg(work.path(), &["wheel", "held-pkg", "1.0"]);
+    let v2 = support::mkpkg(work.path(), &["wheel", "held-pkg", "2.0"]);
+    node.admin(&["add", "--source", "py", "--path", &v1.display().to_string()]);
+    let served = node.serve();
+    let base = served.base.as_str();
+    let page = format!("{base}/pypi/latest/simple/held-pkg/");
+    assert_eq!(get(&page).status(), 200);
+
+    node.admin(&["add", "--source", "py", "--path", &v2.display().to_string()]);
+    let newest_tx = pg.psql("fallback", "SELECT MAX(id) FROM transactions");
+    // Reading another repo's latest moves this node's head past the view it holds.
+    assert_eq!(
+        get(&format!("{base}/cran/latest/src/contrib/PACKAGES")).status(),
+        200
+    );
+    pg.stop();
+
+    let response = get(&page);
+    assert_eq!(response.status(), 200);
+    let text = response.text().unwrap();
+    assert!(
+        text.contains("held_pkg-1.0") && !text.contains("held_pkg-2.0"),
+        "the view held is the one served: {text}"
+    );
+    let started = Instant::now();
+    assert_retry_later(
+        "pinned snapshot never built",
+        started,
+        get(&format!("{base}/pypi/{newest_tx}/simple/held-pkg/")),
+    );
+    assert!(!node.log().contains("panicked"), "{}", node.log());
+}
