@@ -306,5 +306,15 @@ fn latest_falls_back_to_the_newest_view_held_while_the_database_is_away() {
         started,
         get(&format!("{base}/pypi/{newest_tx}/simple/held-pkg/")),
     );
+
+    // Back: noticed without any write through this node, and latest is current again.
+    pg.start_again();
+    let started = Instant::now();
+    support::wait_until("the database noticed back", Duration::from_secs(10), || {
+        database_state(base) == "ok"
+    });
+    eprintln!("database noticed back after {:?}", started.elapsed());
+    let text = get(&page).text().unwrap();
+    assert!(text.contains("held_pkg-2.0"), "{text}");
     assert!(!node.log().contains("panicked"), "{}", node.log());
 }
