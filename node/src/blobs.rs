@@ -31,6 +31,8 @@ pub enum BlobError {
     Config(String),
     #[error("blob store lock: {0}")]
     Lock(#[from] LockError),
+    #[error("{0:?} is not a content address (64 lowercase hex digits of a sha256)")]
+    BadAddress(String),
 }
 
 /// Lock files of a directory store, next to `blobs/` and `tmp/`.
@@ -129,8 +131,19 @@ impl Blobs {
         self.locks.as_ref().map(|(locks, _)| locks.settings())
     }
 
-    fn final_key(sha256: &str) -> ObjectPath {
-        ObjectPath::from(format!("blobs/sha256/{}/{}", &sha256[..2], sha256))
+    /// Where the bytes with this sha256 live. The address comes from the database, so it is
+    /// checked, not trusted: a corrupt value is an error, never a panic or a path outside `blobs/`.
+    fn final_key(sha256: &str) -> Result<ObjectPath, BlobError> {
+        let is_address = sha256.len() == 64
+            && sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        match sha256.get(..2) {
+            Some(prefix) if is_address => {
+                Ok(ObjectPath::from(format!("blobs/sha256/{prefix}/{sha256}")))
+            }
+            _ => Err(BlobError::BadAddress(sha256.to_string())),
+        }
     }
 
     /// Writes bytes under a fresh temporary key.
@@ -146,7 +159,7 @@ impl Blobs {
     /// Moves a staged file to its content address. When the address already holds the same
     /// content (another upload of the same bytes) the staged copy is dropped.
     pub async fn promote(&self, staged: &Staged) -> Result<(), BlobError> {
-        let target = Self::final_key(&staged.sha256);
+        let target = Self::final_key(&staged.sha256)?;
         if self.store.head(&target).await.is_ok() {
             self.store.delete(&staged.temp).await?;
             return Ok(());
@@ -162,18 +175,6 @@ impl Blobs {
         }
     }
 
-    /// Removes a promoted file that no committed row references (its commit failed).
-    pub async fn remove(&self, sha256: &str) {
-        if let Err(e) = self.store.delete(&Self::final_key(sha256)).await {
-            tracing::warn!(sha256, error = %e, "could not remove unreferenced blob");
-        }
-    }
-
-    /// Whether a file with this content is stored.
-    pub async fn exists(&self, sha256: &str) -> bool {
-        self.store.head(&Self::final_key(sha256)).await.is_ok()
-    }
-
     /// Reads a stored file, or a byte range of it.
     pub async fn read(
         &self,
@@ -186,7 +187,7 @@ impl Blobs {
         };
         let result = self
             .store
-            .get_opts(&Self::final_key(sha256), options)
+            .get_opts(&Self::final_key(sha256)?, options)
             .await?;
         let len = result.range.end - result.range.start;
         Ok(BlobRead {
@@ -199,7 +200,7 @@ impl Blobs {
     pub async fn read_all(&self, sha256: &str) -> Result<Bytes, BlobError> {
         Ok(self
             .store
-            .get(&Self::final_key(sha256))
+            .get(&Self::final_key(sha256)?)
             .await?
             .bytes()
             .await?)
@@ -214,5 +215,34 @@ impl Blobs {
             keys.push(meta?.location.to_string());
         }
         Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10 defect 3: the address is read from the database and was sliced unchecked.
+    #[test]
+    fn issue_10_a_corrupt_address_is_an_error_not_a_panic() {
+        let good = "ab".repeat(32);
+        assert_eq!(
+            Blobs::final_key(&good).unwrap().to_string(),
+            format!("blobs/sha256/ab/{good}")
+        );
+        for bad in [
+            "",
+            "a",
+            "é",
+            "éé",
+            "../../etc/passwd",
+            &"AB".repeat(32),
+            &"a".repeat(65),
+        ] {
+            assert!(
+                matches!(Blobs::final_key(bad), Err(BlobError::BadAddress(_))),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -40,13 +40,28 @@ pub struct Config {
     pub locks: LocksConfig,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `postgres://…` or `sqlite://…`; SQLite under the data dir when absent.
     pub url: Option<String>,
     /// Connections in the pool.
     pub max_connections: Option<u32>,
+    /// How long a request waits for a live database connection before it is answered 503 with
+    /// `Retry-After` (and reads fall back to what the node holds). Short, so that a lost
+    /// database is noticed quickly and a promoted one is picked up within seconds.
+    #[serde(with = "humantime_serde_compat")]
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: None,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -87,12 +102,18 @@ fn default_true() -> bool {
 pub struct LimitsConfig {
     /// Largest accepted upload, bytes.
     pub max_upload_bytes: u64,
+    /// Largest size an uploaded archive may inflate to, bytes (all members together, tar
+    /// headers included). Refuses decompression bombs. The default, 512 MiB, is twice the
+    /// default upload limit: far above real R and sdist tarballs; raise it with
+    /// `max_upload_bytes` for very large native wheels.
+    pub max_inflated_bytes: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_upload_bytes: 256 * 1024 * 1024,
+            max_inflated_bytes: 512 * 1024 * 1024,
         }
     }
 }
@@ -302,6 +323,16 @@ impl Config {
                 humantime::format_duration(locks.timeout_interval),
                 humantime::format_duration(locks.refresh_rate)
             )));
+        }
+        if self.database.acquire_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "database.acquire_timeout must be above 0, e.g. \"3s\"".into(),
+            ));
+        }
+        if self.limits.max_inflated_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_inflated_bytes must be above 0".into(),
+            ));
         }
         if self.limits.max_upload_bytes == 0 {
             return Err(ConfigError::Invalid(

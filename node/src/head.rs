@@ -1,10 +1,15 @@
 //! The newest committed transaction, as this node knows it. Writes through this node move it at
 //! once; writes through other nodes (or the admin CLI) arrive by PostgreSQL `LISTEN/NOTIFY`, and a
 //! periodic re-read resynchronises after missed notifications (reconnects) and on SQLite.
+//!
+//! A request for `latest` reads the database's head first (`Head::fresh`), so that a write that
+//! returned before the request was sent — through any node or the admin CLI — is always seen.
+//! Concurrent requests share one read; while the database is known to be unavailable they skip it
+//! and serve the newest transaction this node holds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::store::{Backend, Store};
 
@@ -15,13 +20,50 @@ pub const NOTIFY_CHANNEL: &str = "pkgnode_tx";
 #[derive(Debug, Default)]
 pub struct Head {
     current: AtomicI64,
+    /// When the last successful read of the database's head started; held while a read runs so
+    /// that concurrent requests wait for one read instead of each sending their own.
+    last_read_started: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Head {
     pub fn new(start: i64) -> Self {
         Self {
             current: AtomicI64::new(start),
+            last_read_started: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The newest transaction, including every commit that finished before this call: a read of
+    /// the database that started after the call began, shared with concurrent callers. When the
+    /// database is unavailable (known already, or found so within `wait`) the newest transaction
+    /// this node knows is returned instead: reads keep working from what the node holds.
+    pub async fn fresh(&self, store: &Store, wait: Duration) -> i64 {
+        let arrived = Instant::now();
+        if !store.health().is_available() {
+            return self.get();
+        }
+        let mut last = self.last_read_started.lock().await;
+        if last.is_some_and(|started| started > arrived) {
+            return self.get();
+        }
+        let started = Instant::now();
+        match tokio::time::timeout(wait, store.head()).await {
+            Ok(Ok(tx)) => {
+                self.advance(tx);
+                *last = Some(started);
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not read the newest transaction; serving the newest known")
+            }
+            Err(_) => {
+                store.health().mark_unavailable(&sqlx::Error::PoolTimedOut);
+                tracing::warn!(
+                    ?wait,
+                    "reading the newest transaction timed out; serving the newest known"
+                );
+            }
+        }
+        self.get()
     }
 
     pub fn get(&self) -> i64 {
@@ -46,7 +88,9 @@ pub fn spawn_tracker(store: Store, head: Arc<Head>, poll: Duration) -> tokio::ta
                         tracing::warn!(error = %e, "lost the notification connection; resynchronising");
                         resync(&store, &head).await;
                         tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        // Capped by the poll interval too, so a database that comes back (or a
+                        // promoted standby) is noticed within about one poll.
+                        backoff = (backoff * 2).min(poll.min(Duration::from_secs(5)));
                     }
                 }
             }

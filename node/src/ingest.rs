@@ -2,15 +2,17 @@
 //!
 //! **Invariant:** an upload is all-or-nothing. The bytes are staged under a temporary key, the
 //! metadata row is inserted inside an open transaction, the blob is moved to its content address,
-//! and only then is the transaction committed. A failure before the commit removes the staged or
-//! moved blob (unless other rows already referenced the same bytes), so no row points at missing
-//! bytes and no reader ever sees a half-written upload.
+//! and only then is the transaction committed. A failure removes the staged copy; a blob already
+//! at its content address is never removed, since another upload of the same bytes (on this node or
+//! another) may have committed a row that references it. No row ever points at missing bytes and
+//! no reader ever sees a half-written upload; at worst a failed commit leaves unreferenced bytes.
 
 use bytes::Bytes;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use crate::blobs::{BlobError, Blobs};
+use crate::config::LimitsConfig;
 use crate::formats::{self, FormatError, Inspected};
 use crate::store::{NewPackageFile, PackageFile, Source, SourceKind, Store, StoreError};
 
@@ -58,21 +60,21 @@ pub enum Ingested {
 pub async fn ingest(
     store: &Store,
     blobs: &Blobs,
-    max_upload_bytes: u64,
+    limits: &LimitsConfig,
     source: &Source,
     filename: &str,
     bytes: Bytes,
     claims: &Claims,
 ) -> Result<Ingested, IngestError> {
     let source_name = source.name.as_str();
-    if bytes.len() as u64 > max_upload_bytes {
+    if bytes.len() as u64 > limits.max_upload_bytes {
         return Err(IngestError::TooLarge {
             size: bytes.len() as u64,
-            limit: max_upload_bytes,
+            limit: limits.max_upload_bytes,
         });
     }
     formats::check_file_name(filename)?;
-    let inspected = inspect(source.kind, filename, &bytes)?;
+    let inspected = inspect(source.kind, filename, &bytes, limits.max_inflated_bytes)?;
     check_claims(&inspected, claims, source.kind)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     if let Some(claimed) = &claims.sha256
@@ -100,8 +102,8 @@ pub async fn ingest(
     };
 
     let staged = blobs.stage(bytes, &sha256).await?;
-    // Held until the commit or the clean-up: another node's upload of the same bytes must not
-    // see the file between our promotion and a removal after a failed commit.
+    // Held until the commit: in a shared directory, two nodes' promotions of the same bytes never
+    // interleave.
     let _content_lock = match blobs.lock_content(&sha256).await {
         Ok(guard) => guard,
         Err(e) => {
@@ -109,7 +111,6 @@ pub async fn ingest(
             return Err(e.into());
         }
     };
-    let blob_existed = blobs.exists(&sha256).await;
     let mut change = match store
         .begin_change("upload", &format!("{source_name}/{filename}"))
         .await
@@ -138,12 +139,10 @@ pub async fn ingest(
         return Err(e.into());
     }
     let tx = change.id;
-    if let Err(e) = change.commit().await {
-        if !blob_existed {
-            blobs.remove(&sha256).await;
-        }
-        return Err(e.into());
-    }
+    // The promoted blob stays whatever happens now: whether this commit failed, or its outcome is
+    // unknown (the connection was lost), a row committed by a concurrent upload of the same bytes
+    // may reference it, and S3 offers no lock that would let us know it does not.
+    change.commit().await?;
     let file = PackageFile {
         id,
         source_id: new_file.source_id,
@@ -162,10 +161,15 @@ pub async fn ingest(
     Ok(Ingested::Stored { file, tx })
 }
 
-fn inspect(kind: SourceKind, filename: &str, bytes: &[u8]) -> Result<Inspected, FormatError> {
+fn inspect(
+    kind: SourceKind,
+    filename: &str,
+    bytes: &[u8],
+    max_inflated_bytes: u64,
+) -> Result<Inspected, FormatError> {
     match kind {
-        SourceKind::LocalPython => formats::pypi::inspect(filename, bytes),
-        SourceKind::Local => formats::cran::inspect(filename, bytes),
+        SourceKind::LocalPython => formats::pypi::inspect(filename, bytes, max_inflated_bytes),
+        SourceKind::Local => formats::cran::inspect(filename, bytes, max_inflated_bytes),
     }
 }
 

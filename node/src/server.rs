@@ -12,7 +12,7 @@ use crate::cluster::{self, Membership, NodeStatus};
 use crate::config::Config;
 use crate::head::{self, Head};
 use crate::http::{self, AppState, NodeState};
-use crate::store::{Store, StoreError};
+use crate::store::{PoolSettings, Store, StoreError};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,10 @@ pub async fn open(config: &Config) -> Result<(Store, Blobs), StartError> {
     }
     let store = Store::connect(
         &config.database_url(),
-        config.database.max_connections.unwrap_or(16),
+        PoolSettings {
+            max_connections: config.database.max_connections.unwrap_or(16),
+            acquire_timeout: config.database.acquire_timeout,
+        },
     )
     .await?;
     let blobs = Blobs::from_config(config)?;

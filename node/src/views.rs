@@ -160,16 +160,33 @@ impl RepoView {
     }
 }
 
-/// The view cache, keyed by (repo id, transaction id).
+/// The view cache, keyed by (repo id, transaction id), plus the newest view built of each repo:
+/// what `latest` falls back to while the database is unavailable.
 #[derive(Clone)]
 pub struct Views {
     cache: moka::future::Cache<(i64, i64), Arc<RepoView>>,
+    newest: Arc<std::sync::Mutex<HashMap<i64, Arc<RepoView>>>>,
 }
 
 impl Views {
     pub fn new(capacity: u64) -> Self {
         Self {
             cache: moka::future::Cache::new(capacity),
+            newest: Arc::default(),
+        }
+    }
+
+    /// The newest view of `repo_id` this node has built, whatever its transaction.
+    pub fn newest(&self, repo_id: i64) -> Option<Arc<RepoView>> {
+        let newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
+        newest.get(&repo_id).cloned()
+    }
+
+    fn remember(&self, view: &Arc<RepoView>) {
+        let mut newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = newest.entry(view.repo.id).or_insert_with(|| view.clone());
+        if entry.tx < view.tx {
+            *entry = view.clone();
         }
     }
 
@@ -191,6 +208,7 @@ impl Views {
                 RepoView::build(store, repo, tx).await.map(Arc::new)
             })
             .await?;
+        self.remember(&view);
         Ok((view, false))
     }
 }

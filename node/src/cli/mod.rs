@@ -231,7 +231,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 let result = ingest::ingest(
                     &store,
                     &blobs,
-                    config.limits.max_upload_bytes,
+                    &config.limits,
                     &source_row,
                     &filename,
                     bytes.into(),

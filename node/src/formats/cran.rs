@@ -77,11 +77,16 @@ pub fn parse_file_name(file: &str) -> Result<(String, String), FormatError> {
 }
 
 /// Reads and checks `{pkg}/DESCRIPTION` against the file name.
-pub fn inspect(file: &str, bytes: &[u8]) -> Result<Inspected, FormatError> {
+pub fn inspect(
+    file: &str,
+    bytes: &[u8],
+    max_inflated_bytes: u64,
+) -> Result<Inspected, FormatError> {
     let (file_name, file_version) = parse_file_name(file)?;
     let wanted = format!("{file_name}/DESCRIPTION");
-    let found =
-        archive::tar_gz_members(file, bytes, |path| path.trim_start_matches("./") == wanted)?;
+    let found = archive::tar_gz_members(file, bytes, max_inflated_bytes, |path| {
+        path.trim_start_matches("./") == wanted
+    })?;
     let (_, text) = found
         .into_iter()
         .next()

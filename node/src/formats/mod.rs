@@ -13,6 +13,11 @@ pub enum FormatError {
     FileName { name: String, why: String },
     #[error("{file} is not a valid archive: {why}")]
     Archive { file: String, why: String },
+    #[error(
+        "{file} inflates to more than {limit} bytes, the limit for an unpacked upload \
+         ([limits] max_inflated_bytes); a real package this large needs that limit raised"
+    )]
+    Inflated { file: String, limit: u64 },
     #[error("{file} has no {member}")]
     MissingMember { file: String, member: String },
     #[error("{file}: {why}")]

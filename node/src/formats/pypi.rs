@@ -88,11 +88,16 @@ pub fn parse_file_name(file: &str) -> Result<(String, String, FileKind), FormatE
 }
 
 /// Reads and checks the metadata inside a wheel or sdist against its file name.
-pub fn inspect(file: &str, bytes: &[u8]) -> Result<Inspected, FormatError> {
+/// The archive may inflate to at most `max_inflated_bytes`.
+pub fn inspect(
+    file: &str,
+    bytes: &[u8],
+    max_inflated_bytes: u64,
+) -> Result<Inspected, FormatError> {
     let (file_name, file_version, kind) = parse_file_name(file)?;
     let (member, text) = match kind {
         FileKind::Wheel => {
-            let mut found = archive::zip_members(file, bytes, |path| {
+            let mut found = archive::zip_members(file, bytes, max_inflated_bytes, |path| {
                 let mut parts = path.split('/');
                 matches!((parts.next(), parts.next(), parts.next()),
                     (Some(dir), Some("METADATA"), None) if dir.ends_with(".dist-info"))
@@ -108,7 +113,7 @@ pub fn inspect(file: &str, bytes: &[u8]) -> Result<Inspected, FormatError> {
             found.swap_remove(index)
         }
         _ => {
-            let mut found = archive::tar_gz_members(file, bytes, |path| {
+            let mut found = archive::tar_gz_members(file, bytes, max_inflated_bytes, |path| {
                 let mut parts = path.trim_start_matches("./").split('/');
                 matches!(
                     (parts.next(), parts.next(), parts.next()),

@@ -33,7 +33,8 @@ pub fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
     };
     let (start, end) = (start.trim(), end.trim());
     let range = match (start.parse::<u64>(), end.parse::<u64>()) {
-        (Ok(s), Ok(e)) if s <= e => s..(e + 1).min(size),
+        // `e` may be u64::MAX: the end is clamped to the file, never computed past it.
+        (Ok(s), Ok(e)) if s <= e => s..e.saturating_add(1).min(size),
         (Ok(_), Ok(_)) => return RangeRequest::Whole,
         (Ok(s), Err(_)) if end.is_empty() => s..size,
         (Err(_), Ok(n)) if start.is_empty() => size.saturating_sub(n)..size,
@@ -72,7 +73,8 @@ pub async fn serve_package(
     if etag_matches(headers, &etag) {
         return Ok(not_modified(&etag));
     }
-    let size = file.size_bytes as u64;
+    // A negative size can only come from a corrupt row; it serves as an empty file's would.
+    let size = u64::try_from(file.size_bytes).unwrap_or(0);
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, range) = match parse_range(range_header, size) {
         RangeRequest::Whole => (StatusCode::OK, None),
@@ -186,5 +188,27 @@ mod tests {
         );
         assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), RangeRequest::Whole);
         assert_eq!(parse_range(Some("items=0-1"), 10), RangeRequest::Whole);
+    }
+
+    /// Issue 10 defect 3: `bytes=0-18446744073709551615` overflowed `e + 1`.
+    #[test]
+    fn issue_10_range_ending_at_u64_max_is_the_whole_rest() {
+        let max = u64::MAX;
+        assert_eq!(
+            parse_range(Some(&format!("bytes=0-{max}")), 10),
+            RangeRequest::Part(0..10)
+        );
+        assert_eq!(
+            parse_range(Some(&format!("bytes={max}-{max}")), 10),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some(&format!("bytes=-{max}")), 10),
+            RangeRequest::Part(0..10)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=0-99999999999999999999999"), 10),
+            RangeRequest::Whole
+        );
     }
 }

@@ -187,7 +187,29 @@ pub async fn open_view(
         )?;
     }
     let tx = resolve_snapshot(state, snapshot).await?;
-    let (view, hit) = state.views.get(&state.store, repo, tx).await?;
+    let repo_id = repo.id;
+    let (view, hit) = match state.views.get(&state.store, repo, tx).await {
+        Ok(found) => found,
+        Err(e) => {
+            state.store.health().observe_error(&e);
+            // `latest` may have moved (a notification, another repo's read) to a transaction
+            // whose view could not be built: while the database is away, the newest view this
+            // node holds is the best answer there is. Pinned snapshots never fall back.
+            let fallback = (snapshot == "latest" && e.is_unavailable())
+                .then(|| state.views.newest(repo_id))
+                .flatten();
+            let Some(view) = fallback else {
+                return Err(e.into());
+            };
+            tracing::warn!(
+                repo = repo_name,
+                wanted = tx,
+                serving = view.tx,
+                "the database is unavailable; serving the newest view this node holds"
+            );
+            (view, true)
+        }
+    };
     state.telemetry.count_cache(hit);
     Ok(view)
 }
@@ -213,7 +235,10 @@ async fn resolve_snapshot(state: &NodeState, snapshot: &str) -> Result<i64, ApiE
         ))
     })?;
     match parsed {
-        Snapshot::Latest => Ok(state.head.get()),
+        Snapshot::Latest => Ok(state
+            .head
+            .fresh(&state.store, state.config.database.acquire_timeout)
+            .await),
         Snapshot::Tx(tx) => {
             if tx > state.head.get() {
                 // Possibly committed through another node a moment ago.

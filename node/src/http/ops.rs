@@ -42,7 +42,10 @@ async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
         "serving": state.serving.load(Ordering::Acquire),
         "cluster_status": state.config.cluster.enabled.then(|| state.status.get().word()),
         "transaction": state.head.get(),
-        "database": match state.store.backend() {
+        // "ok" or "unavailable" as this node last found it (reads keep working either way;
+        // uploads need "ok").
+        "database": state.store.health().state().word(),
+        "database_backend": match state.store.backend() {
             crate::store::Backend::Postgres => "postgresql",
             crate::store::Backend::Sqlite => "sqlite",
         },

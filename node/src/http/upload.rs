@@ -98,11 +98,18 @@ async fn upload(
         let _ = read_form(multipart, limit).await;
         return Err(refused);
     }
-    let found = state
-        .store
-        .source_by_name(&source)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no source named {source:?}")))?;
+    let found = match state.store.source_by_name(&source).await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            let _ = read_form(multipart, limit).await;
+            return Err(ApiError::NotFound(format!("no source named {source:?}")));
+        }
+        Err(e) => {
+            state.store.health().observe_error(&e);
+            let _ = read_form(multipart, limit).await;
+            return Err(e.into());
+        }
+    };
     if found.kind != expected {
         return Err(ApiError::BadRequest(format!(
             "source {source:?} is a {} source; upload {} packages to it",
@@ -130,7 +137,7 @@ async fn upload(
     let result = ingest::ingest(
         &state.store,
         &state.blobs,
-        limit,
+        &state.config.limits,
         &found,
         &filename,
         content,
@@ -139,6 +146,8 @@ async fn upload(
     .await;
     match result {
         Ok(Ingested::Stored { tx, .. }) => {
+            // A commit proves the database reachable, whatever the last check-in found.
+            state.store.health().mark_available();
             state.head.advance(tx);
             state.telemetry.count_upload("stored");
             Ok((
@@ -156,6 +165,9 @@ async fn upload(
                 .into_response())
         }
         Err(e) => {
+            if let ingest::IngestError::Store(store_error) = &e {
+                state.store.health().observe_error(store_error);
+            }
             state.telemetry.count_upload("refused");
             Err(e.into())
         }

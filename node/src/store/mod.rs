@@ -6,9 +6,11 @@
 //! and a snapshot `≤ max(id)` never changes afterwards.
 
 pub mod cluster;
+pub mod health;
 pub mod model;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -28,6 +30,30 @@ pub enum StoreError {
     Conflict(String),
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
+    /// The connection failed while the commit was under way: the change may or may not have
+    /// been committed, and only reading the database again can tell.
+    #[error("the database connection was lost during a commit; its outcome is unknown: {0}")]
+    CommitOutcomeUnknown(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    /// Whether the database is away (unreachable, shutting down, read-only) rather than the
+    /// request being wrong: the caller should answer "retry later".
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Db(e) => health::is_unavailable(e),
+            Self::CommitOutcomeUnknown(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// How the connection pool behaves when the database goes away and comes back.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a query waits for a live connection before the database counts as unavailable.
+    pub acquire_timeout: Duration,
 }
 
 /// Which database the store runs on.
@@ -46,6 +72,7 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    health: Arc<health::Health>,
 }
 
 /// An open change: one database transaction that owns a fresh transaction id.
@@ -68,7 +95,11 @@ pub fn now_ms() -> i64 {
 
 impl Store {
     /// Connects, prepares SQLite for concurrent readers, and runs the migrations.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+    ///
+    /// Every connection is checked before it is handed out, so connections to a database that went
+    /// away (or to a server the database endpoint no longer points at) are dropped and replaced
+    /// instead of failing a request; `acquire_timeout` bounds the wait for a live one.
+    pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -76,8 +107,9 @@ impl Store {
             Backend::Postgres
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(std::time::Duration::from_secs(10))
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .test_before_acquire(true)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -105,7 +137,13 @@ impl Store {
             pool,
             backend,
             url: url.to_string(),
+            health: Arc::default(),
         })
+    }
+
+    /// The database's state as this store last observed it.
+    pub fn health(&self) -> &health::Health {
+        &self.health
     }
 
     pub fn backend(&self) -> Backend {
@@ -120,9 +158,20 @@ impl Store {
         &self.pool
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at `BEGIN IMMEDIATE`, where
+    /// `busy_timeout` makes concurrent writers (other requests, the admin CLI) wait their turn: a
+    /// deferred transaction that reads first and writes later cannot wait, and fails with
+    /// "database is locked" when another writer committed in between (issue 10 defect 7).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+        })
+    }
+
     /// Opens a change: locks the transaction sequence (PostgreSQL) and draws the next id.
     pub async fn begin_change(&self, kind: &str, description: &str) -> Result<Change, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("LOCK TABLE transactions IN EXCLUSIVE MODE")
                 .execute(&mut *tx)
@@ -151,11 +200,13 @@ impl Store {
     }
 
     /// The newest committed transaction id (0 for an empty store).
+    /// Every call records whether the database answered (`health`).
     pub async fn head(&self) -> Result<i64, StoreError> {
-        let head: Option<i64> = sqlx::query("SELECT MAX(id) FROM transactions")
+        let row = sqlx::query("SELECT MAX(id) FROM transactions")
             .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
+            .await;
+        self.health.observe(&row);
+        let head: Option<i64> = row?.try_get(0)?;
         Ok(head.unwrap_or(0))
     }
 
@@ -375,7 +426,7 @@ impl Store {
         if counts.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (package_id, count) in counts {
             sqlx::query(
                 "INSERT INTO download_counts (package_id, count) VALUES ($1, $2) \
@@ -450,6 +501,10 @@ impl Change {
     }
 
     /// Commits; on PostgreSQL the other nodes hear of the new transaction at commit.
+    ///
+    /// A connection lost while `COMMIT` is under way leaves the outcome unknown
+    /// (`StoreError::CommitOutcomeUnknown`): it is reported as such and never retried here, since
+    /// only a fresh read can tell whether the change landed.
     pub async fn commit(mut self) -> Result<(), StoreError> {
         if self.backend == Backend::Postgres {
             sqlx::query(&format!(
@@ -460,8 +515,11 @@ impl Change {
             .execute(&mut *self.tx)
             .await?;
         }
-        self.tx.commit().await?;
-        Ok(())
+        match self.tx.commit().await {
+            Ok(()) => Ok(()),
+            Err(e) if health::is_unavailable(&e) => Err(StoreError::CommitOutcomeUnknown(e)),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

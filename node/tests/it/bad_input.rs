@@ -334,3 +334,63 @@ fn bad_configs_and_names_are_refused() {
     let err = node.admin_fails(&["subscribe", "--repo", "pypi", "--source", "rsrc"]);
     assert!(err.contains("cannot subscribe"), "{err}");
 }
+
+/// Issue 10 defect 4: archives that inflate past `[limits] max_inflated_bytes` are refused with a
+/// 413 naming the limit, and nothing is stored; packages under the limit still go in.
+#[test]
+fn issue_10_decompression_bombs_are_refused_and_leave_nothing_behind() {
+    const LIMIT: usize = 1_000_000;
+    let node = NodeDir::new(&format!("[limits]\nmax_inflated_bytes = {LIMIT}\n"));
+    node.standard_layout();
+    let py_token = node.token("py");
+    let r_token = node.token("rsrc");
+    let served = node.serve();
+    let base = served.base.as_str();
+    let work = tempfile::tempdir().unwrap();
+    let bombs = [
+        ("cran", "rsrc", &r_token, &["rpkg", "rbomb", "1.0"][..]),
+        ("pypi", "py", &py_token, &["wheel", "wheel-bomb", "1.0"][..]),
+        ("pypi", "py", &py_token, &["sdist", "sdist-bomb", "1.0"][..]),
+    ];
+    for (kind, source, token, args) in bombs {
+        let bomb = support::mkpkg_bomb(&work.path().join(args[1]), args, 20 * LIMIT);
+        let bytes = read(&bomb);
+        assert!(bytes.len() < LIMIT / 10, "{} bytes is no bomb", bytes.len());
+        let filename = bomb.file_name().unwrap().to_string_lossy().into_owned();
+        let (status, body) = upload(base, kind, source, Some(token), &filename, bytes, &[]);
+        assert_eq!(status, 413, "{filename}: {body}");
+        assert!(
+            body.contains("max_inflated_bytes") && body.contains(&LIMIT.to_string()),
+            "{filename}: the answer must name the limit: {body}"
+        );
+        let err = node.admin_fails(&[
+            "add",
+            "--source",
+            source,
+            "--path",
+            &bomb.display().to_string(),
+        ]);
+        assert!(err.contains("max_inflated_bytes"), "{err}");
+    }
+    assert_eq!(node.admin(&["list", "packages"]), "");
+    let stored = files_under(&node.dir.path().join("data/packages"));
+    assert!(stored.is_empty(), "a refused bomb left {stored:?}");
+
+    // Just under the limit is accepted: the limit counts what the archive really inflates to.
+    let fits = support::mkpkg_bomb(
+        &work.path().join("fits"),
+        &["rpkg", "rfits", "1.0"],
+        LIMIT / 2,
+    );
+    let filename = fits.file_name().unwrap().to_string_lossy().into_owned();
+    let (status, body) = upload(
+        base,
+        "cran",
+        "rsrc",
+        Some(&r_token),
+        &filename,
+        read(&fits),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+}

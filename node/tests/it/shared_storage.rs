@@ -1,7 +1,12 @@
 //! Two nodes on one PostgreSQL and one Garage S3 bucket: an upload through the first is served by
-//! the second within a second (LISTEN/NOTIFY), and S3 holds exactly the content-addressed file.
+//! the second within a second (LISTEN/NOTIFY), and S3 holds exactly the content-addressed file; a
+//! failed commit on one node never deletes bytes the other committed.
 
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use reqwest::blocking::multipart::{Form, Part};
 
 use crate::support::{self, Garage, NodeDir, Postgres};
 
@@ -80,4 +85,187 @@ fn list_bucket(garage: &Garage) -> Vec<String> {
         keys.extend(blobs.list_keys("tmp").await.unwrap());
         keys
     })
+}
+
+/// A psql session holding `LOCK TABLE transactions IN EXCLUSIVE MODE` until released: every
+/// change queues behind it, in arrival order.
+struct HeldLock(std::process::Child);
+
+impl HeldLock {
+    fn take(pg: &Postgres, database: &str) -> Self {
+        let mut child = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "postgres",
+                "-q",
+                "-d",
+            ])
+            .arg(database)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("psql");
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin
+            .write_all(b"BEGIN;\nLOCK TABLE transactions IN EXCLUSIVE MODE;\n")
+            .unwrap();
+        stdin.flush().unwrap();
+        support::wait_until("the lock held", Duration::from_secs(10), || {
+            transactions_locks(pg, database, true) == 1
+        });
+        Self(child)
+    }
+
+    fn release(mut self) {
+        let mut stdin = self.0.stdin.take().unwrap();
+        stdin.write_all(b"COMMIT;\n").unwrap();
+        drop(stdin);
+        self.0.wait().unwrap();
+    }
+}
+
+/// Locks on `transactions` granted (or waited for).
+fn transactions_locks(pg: &Postgres, database: &str, granted: bool) -> usize {
+    pg.psql(
+        database,
+        &format!(
+            "SELECT COUNT(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname = 'transactions' AND l.mode = 'ExclusiveLock' AND l.granted = {granted}"
+        ),
+    )
+    .parse()
+    .unwrap()
+}
+
+fn upload_in_background(
+    base: &str,
+    source: &str,
+    token: &str,
+    wheel: &std::path::Path,
+) -> std::thread::JoinHandle<(u16, String)> {
+    let filename = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    let form = Form::new().text(":action", "file_upload").part(
+        "content",
+        Part::bytes(std::fs::read(wheel).unwrap()).file_name(filename),
+    );
+    let request = reqwest::blocking::Client::new()
+        .post(format!("{base}/upload/pypi/{source}"))
+        .basic_auth("__token__", Some(token))
+        .multipart(form);
+    std::thread::spawn(move || {
+        let response = request.send().expect("upload request");
+        (
+            response.status().as_u16(),
+            response.text().unwrap_or_default(),
+        )
+    })
+}
+
+/// Issue 10 defect 5. Two nodes upload the same bytes to two sources. Both have staged their copy
+/// and found no blob at the content address when they queue for the transaction lock, the second
+/// node first. It commits; the first node's commit then fails. The bytes the second node committed
+/// must still be there (the node used to delete the blob it believed it had created).
+#[test]
+fn issue_10_a_failed_commit_never_deletes_bytes_another_node_committed() {
+    let pg = Postgres::start();
+    let garage = Garage::start();
+    let url = pg.database("race");
+    let key_dir = tempfile::tempdir().unwrap();
+    let shared = format!(
+        "[database]\nurl = \"{url}\"\n{}\n[cluster]\nkey_file = \"{}\"\n",
+        garage.storage_toml(),
+        key_dir.path().join("pkgnode.key").display()
+    );
+    let first = NodeDir::new(&shared);
+    let second = NodeDir::new(&shared);
+    first.standard_layout();
+    first.admin(&[
+        "create",
+        "source",
+        "--name",
+        "py2",
+        "--type",
+        "local-python",
+    ]);
+    first.admin(&["create", "repo", "--name", "pypi2", "--type", "python"]);
+    first.admin(&["subscribe", "--repo", "pypi2", "--source", "py2"]);
+    let (token, token2) = (first.token("py"), first.token("py2"));
+    // Any row of source py fails at COMMIT: a deferred constraint trigger raises.
+    let py_id = pg.psql("race", "SELECT id FROM sources WHERE name = 'py'");
+    pg.psql(
+        "race",
+        "CREATE FUNCTION fail_commit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'injected commit failure'; END $$",
+    );
+    pg.psql(
+        "race",
+        &format!(
+            "CREATE CONSTRAINT TRIGGER fail_py AFTER INSERT ON packages \
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.source_id = {py_id}) \
+             EXECUTE FUNCTION fail_commit()"
+        ),
+    );
+    let a = first.serve();
+    let b = second.serve();
+    let work = tempfile::tempdir().unwrap();
+    let wheel = support::mkpkg(work.path(), &["wheel", "same-bytes", "1.0"]);
+    let expected_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        std::fs::read(&wheel).unwrap(),
+    ));
+
+    let held = HeldLock::take(&pg, "race");
+    let committed = upload_in_background(&b.base, "py2", &token2, &wheel);
+    support::wait_until("the second node queued", Duration::from_secs(20), || {
+        transactions_locks(&pg, "race", false) == 1
+    });
+    let failed = upload_in_background(&a.base, "py", &token, &wheel);
+    support::wait_until("the first node queued", Duration::from_secs(20), || {
+        transactions_locks(&pg, "race", false) == 2
+    });
+    held.release();
+    let (status, body) = committed.join().unwrap();
+    assert_eq!(status, 200, "the second node's upload: {body}");
+    let (status, body) = failed.join().unwrap();
+    assert_eq!(
+        status, 500,
+        "the first node's commit must have failed: {body}"
+    );
+    assert!(
+        first.log().contains("injected commit failure"),
+        "{}",
+        first.log()
+    );
+
+    // The committed row's bytes are served, from both nodes, with the right content.
+    for base in [&a.base, &b.base] {
+        let response = reqwest::blocking::get(format!(
+            "{base}/pypi2/latest/packages/same_bytes-1.0-py3-none-any.whl"
+        ))
+        .unwrap();
+        assert_eq!(response.status(), 200, "{base}");
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            response.bytes().unwrap(),
+        ));
+        assert_eq!(sha, expected_sha, "{base}");
+    }
+    assert_eq!(
+        pg.psql(
+            "race",
+            "SELECT string_agg(s.name, ',') FROM packages p JOIN sources s ON s.id = p.source_id"
+        ),
+        "py2"
+    );
+    let objects = list_bucket(&garage);
+    assert_eq!(
+        objects,
+        vec![format!(
+            "blobs/sha256/{}/{expected_sha}",
+            &expected_sha[..2]
+        )],
+        "the blob stays, and no staged copy is left"
+    );
 }

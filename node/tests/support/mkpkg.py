@@ -6,7 +6,8 @@ plus deliberately broken variants. Usage:
   mkpkg.py rpkg   OUTDIR NAME VERSION [IMPORT ...]
   mkpkg.py raw-wheel OUTDIR FILENAME METANAME METAVERSION   (metadata may contradict the file name)
   mkpkg.py traversal-sdist OUTDIR NAME VERSION               (a member escapes the archive)
-Prints the path written."""
+MKPKG_PAD=N adds N random bytes to a wheel; MKPKG_ZEROS=N adds a member of N zero bytes to any
+package (it compresses to almost nothing: a decompression bomb). Prints the path written."""
 import base64, hashlib, io, os, sys, tarfile, zipfile
 
 
@@ -30,6 +31,8 @@ def wheel_bytes(file_name, meta_name, meta_version, deps, module):
         f"{dist}/METADATA": metadata(meta_name, meta_version, deps).encode(),
         f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: mkpkg\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
+    if zeros():
+        files[f"{module}/zeros.bin"] = zeros()
     record = [record_line(p, d) for p, d in files.items()] + [f"{dist}/RECORD,,"]
     files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
     buf = io.BytesIO()
@@ -39,7 +42,13 @@ def wheel_bytes(file_name, meta_name, meta_version, deps, module):
     return buf.getvalue()
 
 
+def zeros():
+    return bytes(int(os.environ.get("MKPKG_ZEROS", "0")))
+
+
 def tar_gz(members):
+    if zeros():
+        members = list(members) + [(f"{members[0][0].split('/')[0]}/zeros.bin", zeros())]
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as t:
         for path, data in members:

@@ -93,21 +93,49 @@ impl Postgres {
                 .output(),
             "initdb",
         );
+        pg.start_again();
+        pg
+    }
+
+    /// Starts the server (again, after `stop`) on the same port and data; returns once it
+    /// accepts connections.
+    pub fn start_again(&self) {
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            pg.dir.path().display()
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
         );
         must(
-            pg.as_postgres(&pg.bin.join("pg_ctl"))
+            self.as_postgres(&self.bin.join("pg_ctl"))
                 .args(["-w", "-s", "-D"])
-                .arg(&data)
+                .arg(self.dir.path().join("data"))
                 .args(["-o", &options, "-l"])
-                .arg(pg.dir.path().join("log"))
+                .arg(self.dir.path().join("log"))
                 .arg("start")
                 .output(),
             "pg_ctl start",
         );
-        pg
+    }
+
+    /// Stops the server (fast shutdown: sessions are terminated) and waits until it is gone.
+    pub fn stop(&self) {
+        self.stop_with("fast");
+    }
+
+    /// Stops the server as a crash would: no clean shutdown, connections cut mid-request.
+    pub fn stop_immediately(&self) {
+        self.stop_with("immediate");
+    }
+
+    fn stop_with(&self, mode: &str) {
+        must(
+            self.as_postgres(&self.bin.join("pg_ctl"))
+                .args(["-w", "-s", "-m", mode, "-D"])
+                .arg(self.dir.path().join("data"))
+                .arg("stop")
+                .output(),
+            "pg_ctl stop",
+        );
     }
 
     fn as_postgres(&self, program: &Path) -> Command {
@@ -141,8 +169,18 @@ impl Postgres {
     }
 
     pub fn psql(&self, database: &str, sql: &str) -> String {
+        self.psql_with_options(database, sql, "")
+    }
+
+    /// As `psql`, in a session that may write even when the server defaults to read-only.
+    pub fn psql_as_writer(&self, database: &str, sql: &str) -> String {
+        self.psql_with_options(database, sql, "-c default_transaction_read_only=off")
+    }
+
+    fn psql_with_options(&self, database: &str, sql: &str, options: &str) -> String {
         let out = must(
             Command::new("psql")
+                .env("PGOPTIONS", options)
                 .args([
                     "-h",
                     "127.0.0.1",
@@ -500,13 +538,22 @@ pub fn mkpkg(out: &Path, args: &[&str]) -> PathBuf {
 }
 
 pub fn mkpkg_padded(out: &Path, args: &[&str], pad_bytes: usize) -> PathBuf {
+    mkpkg_with(out, args, &[("MKPKG_PAD", pad_bytes)])
+}
+
+/// A package with a member of `zero_bytes` zeros: it inflates far beyond its size.
+pub fn mkpkg_bomb(out: &Path, args: &[&str], zero_bytes: usize) -> PathBuf {
+    mkpkg_with(out, args, &[("MKPKG_ZEROS", zero_bytes)])
+}
+
+fn mkpkg_with(out: &Path, args: &[&str], env: &[(&str, usize)]) -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/mkpkg.py");
     let output = Command::new("python3")
         .arg(script)
         .arg(args[0])
         .arg(out)
         .args(&args[1..])
-        .env("MKPKG_PAD", pad_bytes.to_string())
+        .envs(env.iter().map(|(k, v)| (*k, v.to_string())))
         .output();
     let output = must(output, "mkpkg.py");
     PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())

@@ -1,0 +1,80 @@
+//! Read-your-writes (issue 10 defect 1): once `pkgnode add` or an upload has returned, every
+//! request for `latest` — to the node that took it, or to another node on the same database — sees
+//! it, whatever the head poll interval. The nodes here poll every 30 s, so only reading the
+//! database's head per request can explain the answers.
+
+use std::path::Path;
+
+use crate::support::{self, NodeDir, Postgres};
+
+fn packages(base: &str) -> String {
+    let response =
+        reqwest::blocking::get(format!("{base}/cran/latest/src/contrib/PACKAGES")).unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().unwrap()
+}
+
+fn add_then_read(node: &NodeDir, work: &Path) {
+    let served = node.serve();
+    // The view at the current head is built and cached before the add.
+    assert_eq!(packages(&served.base), "");
+    for version in ["1.0", "1.1", "1.2"] {
+        let tarball = support::mkpkg(&work.join(version), &["rpkg", "ryw", version]);
+        node.admin(&[
+            "add",
+            "--source",
+            "rsrc",
+            "--path",
+            &tarball.display().to_string(),
+        ]);
+        let index = packages(&served.base);
+        assert!(
+            index.contains(&format!("Package: ryw\nVersion: {version}\n")),
+            "right after `add` of ryw {version}, PACKAGES says:\n{index}"
+        );
+    }
+}
+
+#[test]
+fn issue_10_add_then_read_on_sqlite() {
+    let node = NodeDir::with_head_poll("", "30s");
+    node.standard_layout();
+    let work = tempfile::tempdir().unwrap();
+    add_then_read(&node, work.path());
+}
+
+#[test]
+fn issue_10_add_then_read_on_postgres_and_through_another_node() {
+    let pg = Postgres::start();
+    let url = pg.database("ryw");
+    let key_dir = tempfile::tempdir().unwrap();
+    let shared = format!(
+        "[database]\nurl = \"{url}\"\n[storage]\ndir = \"{}\"\n[cluster]\nkey_file = \"{}\"\n",
+        key_dir.path().join("packages").display(),
+        key_dir.path().join("pkgnode.key").display()
+    );
+    let node = NodeDir::with_head_poll(&shared, "30s");
+    node.standard_layout();
+    let work = tempfile::tempdir().unwrap();
+    add_then_read(&node, work.path());
+
+    // An upload through one node, read at once through another.
+    let other = NodeDir::with_head_poll(&shared, "30s");
+    let first = node.serve();
+    let second = other.serve();
+    assert_eq!(packages(&second.base).matches("Package: ryw").count(), 1);
+    let token = node.token("py");
+    for version in ["1.0", "2.0", "3.0"] {
+        let wheel = support::mkpkg(&work.path().join(version), &["wheel", "ryw-py", version]);
+        let (ok, out) = support::twine_upload(&first.base, "py", &token, &[&wheel]);
+        assert!(ok, "{out}");
+        let page = reqwest::blocking::get(format!("{}/pypi/latest/simple/ryw-py/", second.base))
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(
+            page.contains(&format!("ryw_py-{version}-py3-none-any.whl")),
+            "right after the upload of {version} through the first node, the second serves:\n{page}"
+        );
+    }
+}
