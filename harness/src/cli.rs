@@ -205,7 +205,7 @@ pub struct DrillArgs {
     /// Database replication the cluster runs with.
     #[arg(long, value_enum, default_value = "sync")]
     pub replication: Replication,
-    /// With kill-primary-db: pause the standby this long before the kill while writes go on.
+    /// With kill-primary-db: stop the standby this long before the kill while writes go on.
     #[arg(long)]
     pub hold_standby: Option<humantime::Duration>,
     /// The failover controller's health check interval.

@@ -21,7 +21,7 @@ pub enum Fault {
     /// Cut a node off the network (nothing it sends arrives); heal: reconnect it.
     PartitionNode { node: usize },
     /// SIGKILL the primary database; the failover controller promotes the standby; heal: the
-    /// former primary rejoins as the new standby. With `hold_standby`, the standby is paused
+    /// former primary rejoins as the new standby. With `hold_standby`, the standby is stopped
     /// that long first while writes go on (the negative control: with asynchronous replication
     /// the promoted standby misses acknowledged commits).
     KillPrimaryDb {
@@ -67,7 +67,7 @@ impl Fault {
                 "primary database killed (SIGKILL); standby promoted; former primary rejoined as standby".into()
             }
             Fault::KillPrimaryDb { hold_standby_s: Some(s) } => format!(
-                "standby held back {s} s, then the primary killed (SIGKILL); standby promoted; former primary rejoined"
+                "standby stopped {s} s, then the primary killed (SIGKILL); standby promoted; former primary rejoined"
             ),
             Fault::KillStandby => "synchronous standby killed (SIGKILL), then started again".into(),
         }
@@ -89,17 +89,19 @@ impl Fault {
             Fault::KillStandby => session.control(&Member::DatabaseStandby, Control::Kill),
             Fault::KillPrimaryDb { hold_standby_s } => {
                 if let Some(seconds) = hold_standby_s {
-                    session.control(&Member::DatabaseStandby, Control::Pause)?;
+                    // Stopped, not paused: a paused standby's socket still takes in the WAL the
+                    // primary sends, and it would replay all of it once resumed.
+                    session.control(&Member::DatabaseStandby, Control::Stop)?;
                     session.note(
                         EventKind::Note,
-                        format!("standby paused for {seconds} s before the kill"),
+                        format!("standby stopped for {seconds} s before the kill"),
                     );
                     tokio::time::sleep(Duration::from_secs(*seconds)).await;
                 }
                 session.control(&Member::DatabasePrimary, Control::Kill)?;
                 session.note(EventKind::Note, "primary database killed".into());
                 if hold_standby_s.is_some() {
-                    session.control(&Member::DatabaseStandby, Control::Unpause)?;
+                    session.control(&Member::DatabaseStandby, Control::Start)?;
                 }
                 failover_controller(session, failover, heal_at).await
             }
