@@ -17,6 +17,10 @@ pub struct NodeStatusRead {
     pub status: Option<String>,
     pub serving: bool,
     pub detail: String,
+    /// The node's own id (`node_id`).
+    pub id: String,
+    /// The other members as this node lists them: (member id, status it shows).
+    pub members: Vec<(String, String)>,
 }
 
 /// Judges the nemesis's errors, the statuses seen during the run and the final statuses.
@@ -31,13 +35,30 @@ pub fn check(
         .iter()
         .filter(|s| s.status.as_deref() != Some("Online") || !s.serving)
         .collect();
+    // Ids to the names people read (`node-2`), from the nodes' own answers.
+    let names: std::collections::BTreeMap<&str, &str> = seen
+        .iter()
+        .map(|(_, s)| s)
+        .chain(final_statuses)
+        .filter(|s| !s.id.is_empty())
+        .map(|s| (s.id.as_str(), s.node.as_str()))
+        .collect();
     let mut distinct: Vec<(String, String)> = seen
         .iter()
-        .map(|(_, s)| {
-            (
+        .flat_map(|(_, s)| {
+            let own = (
                 s.node.clone(),
                 s.status.clone().unwrap_or_else(|| "unreachable".into()),
-            )
+            );
+            let listed = s
+                .members
+                .iter()
+                .filter(|(id, _)| *id != s.id)
+                .map(|(id, status)| {
+                    let peer = names.get(id.as_str()).copied().unwrap_or(id);
+                    (format!("{peer} as listed by {}", s.node), status.clone())
+                });
+            std::iter::once(own).chain(listed)
         })
         .collect();
     distinct.sort();
@@ -105,6 +126,8 @@ mod tests {
             status: status.map(str::to_string),
             serving: true,
             detail: "connection refused".into(),
+            id: format!("id-{node}"),
+            members: Vec::new(),
         }
     }
 
@@ -123,6 +146,22 @@ mod tests {
         );
         assert_eq!(result.validity, Validity::Valid, "{}", result.summary);
         assert_eq!(result.evidence["statuses_seen"][0]["status"], "unreachable");
+    }
+
+    #[test]
+    fn what_one_node_lists_of_another_is_named_after_it() {
+        let mut listing = read("node-1", Some("Online"));
+        listing.members = vec![
+            ("id-node-1".into(), "Online".into()),
+            ("id-node-2".into(), "Missed check-in".into()),
+        ];
+        let seen = [(1.0, read("node-2", Some("Online"))), (5.0, listing)];
+        let result = check(&[], 1, 1, &seen, &[read("node-1", Some("Online"))]);
+        let text = result.evidence["statuses_seen"].to_string();
+        assert!(
+            text.contains(r#"{"node":"node-2 as listed by node-1","status":"Missed check-in"}"#),
+            "{text}"
+        );
     }
 
     #[test]

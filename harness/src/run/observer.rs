@@ -27,13 +27,14 @@ pub async fn observe(
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) -> Observed {
     let mut observed = Observed::default();
-    let mut last_status: BTreeMap<String, (Option<String>, bool)> = BTreeMap::new();
+    type Seen = (Option<String>, bool, Vec<(String, String)>);
+    let mut last_status: BTreeMap<String, Seen> = BTreeMap::new();
     let mut last_count: BTreeMap<String, u64> = BTreeMap::new();
     loop {
         let now = Instant::now();
         for (name, url) in &nodes {
             let read = status(&client, name, url).await;
-            let key = (read.status.clone(), read.serving);
+            let key = (read.status.clone(), read.serving, read.members.clone());
             if last_status.get(name) != Some(&key) {
                 last_status.insert(name.clone(), key);
                 observed
@@ -84,12 +85,29 @@ pub async fn status(client: &reqwest::Client, name: &str, url: &str) -> NodeStat
             ),
             serving: json["serving"].as_bool().unwrap_or(true),
             detail: String::new(),
+            id: json["node_id"].as_str().unwrap_or_default().to_string(),
+            members: json["members"]
+                .as_array()
+                .map(|members| {
+                    members
+                        .iter()
+                        .map(|m| {
+                            (
+                                m["uid"].as_str().unwrap_or_default().to_string(),
+                                m["status"].as_str().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         },
         Err(detail) => NodeStatusRead {
             node: name.to_string(),
             status: None,
             serving: false,
             detail,
+            id: String::new(),
+            members: Vec::new(),
         },
     }
 }

@@ -61,7 +61,7 @@ fn cluster_for(plan: &RunPlan) -> LocalCluster {
     cluster
 }
 
-fn run(plan: &RunPlan, cluster: &LocalCluster) -> RunOutcome {
+fn run(plan: &RunPlan, cluster: &dyn harness::infra::Infra) -> RunOutcome {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -202,9 +202,13 @@ fn node_faults_and_a_killed_standby_in_one_cluster() {
     assert_eq!(events(&outcome, EventKind::Fault), 4);
     // Every node fault ends with its node back Online.
     assert_eq!(events(&outcome, EventKind::NodeOnline), 3);
-    // The other node saw the paused one stop checking in.
+    // The other node listed the paused one as having missed its check-in.
     let seen = &checker(&outcome, "cluster-status").evidence["statuses_seen"];
-    assert!(seen.to_string().contains("unreachable"), "{seen}");
+    assert!(
+        seen.to_string()
+            .contains(r#"{"node":"node-1 as listed by node-2","status":"Missed check-in"}"#),
+        "{seen}"
+    );
 }
 
 #[test]
@@ -365,4 +369,49 @@ fn paused_pkgnode_under(dir: &Path) -> bool {
                 .next()
                 .is_some_and(|rest| rest.trim_start().starts_with('T'))
     })
+}
+
+#[test]
+fn docker_kill_node_then_kill_primary_db_twice_with_rejoin() {
+    let _one_docker_cluster_at_a_time = crate::infra_docker::serial();
+    let mut plan = drill_plan("kill-primary-db", &["--duration", "45s"]);
+    let at = |s: u64, hold: u64, fault: Fault| ScheduledFault {
+        fault,
+        at: Duration::from_secs(s),
+        hold: Duration::from_secs(hold),
+    };
+    plan.nemesis.faults = vec![
+        at(4, 5, Fault::KillNode { node: 1 }),
+        at(
+            13,
+            8,
+            Fault::KillPrimaryDb {
+                hold_standby_s: None,
+            },
+        ),
+        at(
+            25,
+            8,
+            Fault::KillPrimaryDb {
+                hold_standby_s: None,
+            },
+        ),
+    ];
+    assert!(plan.validate().is_empty(), "{:?}", plan.validate());
+    let began = Instant::now();
+    let cluster = harness::infra::docker::start(harness::infra::docker::DockerOptions {
+        nodes: plan.infra.nodes,
+        pkgnode_bin: crate::support::pkgnode_release(),
+        node_config_extra: plan.infra.node_config_extra.clone(),
+        reason: "drill test".into(),
+        ..harness::infra::docker::DockerOptions::default()
+    })
+    .expect("docker cluster starts");
+    eprintln!("docker cluster started in {:?}", began.elapsed());
+    let outcome = run(&plan, &cluster);
+    assert_all_valid(&outcome);
+    assert_eq!(events(&outcome, EventKind::NodeOnline), 1);
+    assert_eq!(events(&outcome, EventKind::Promoted), 2);
+    assert_eq!(events(&outcome, EventKind::Rejoined), 2);
+    assert_eq!(outcome.record.meta.infra.provider, "docker");
 }

@@ -22,12 +22,12 @@ const CLUSTER_EXTRA: &str = "[cluster]\nheartbeat = \"500ms\"\nmissed_check_in_a
 
 /// One docker cluster at a time, across threads and processes (nextest runs each test in its
 /// own): 2 cores run all of them.
-struct Serial {
+pub(crate) struct Serial {
     _thread: MutexGuard<'static, ()>,
     _file: std::fs::File,
 }
 
-fn serial() -> Serial {
+pub(crate) fn serial() -> Serial {
     static SERIAL: Mutex<()> = Mutex::new(());
     let thread = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let file = std::fs::OpenOptions::new()

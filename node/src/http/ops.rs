@@ -35,7 +35,16 @@ async fn ping(State(state): State<AppState>) -> Response {
 }
 
 async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
+    // The members as this node sees them, with the status `list-nodes` would show (e.g.
+    // "Missed check-in" for one that stopped checking in): what a drill watches from outside.
+    let (nodes, now_ms) = state.members.current();
+    let missed = state.config.cluster.missed_check_in_after.as_millis() as i64;
+    let members: Vec<serde_json::Value> = crate::cluster::report::ordered(&nodes, now_ms, missed)
+        .into_iter()
+        .map(|(n, shown)| json!({ "id": n.id, "uid": n.uid, "address": format!("{}:{}", n.ipv4, n.port), "status": shown }))
+        .collect();
     Json(json!({
+        "members": members,
         "version": crate::cluster::definition::node_version(),
         "build": option_env!("PKGNODE_BUILD").unwrap_or("dev"),
         "node_id": state.node_id,

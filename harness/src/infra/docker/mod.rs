@@ -371,7 +371,44 @@ impl DockerCluster {
         }
         self.primary_slot
             .store(1 - self.primary_slot(), std::sync::atomic::Ordering::SeqCst);
+        // A server that once rejoined carries `synchronous_standby_names`: until a standby
+        // rejoins it, the promoted primary waits for no one (as a managed database does).
+        parts::psql(
+            &standby.name,
+            "ALTER SYSTEM SET synchronous_standby_names = ''",
+        )?;
+        parts::psql(&standby.name, "SELECT pg_reload_conf()")?;
         Ok(())
+    }
+
+    /// The former primary (now in the standby role) becomes a fresh synchronous standby of
+    /// the primary: stopped, a rejoin marker copied in, started on the network again (the
+    /// entrypoint empties PGDATA and takes a base backup), then required by the primary.
+    fn rejoin(&self) -> Result<(), InfraError> {
+        let primary = self.started(&Member::DatabasePrimary)?;
+        let former = self.started(&Member::DatabaseStandby)?;
+        // Killed already, or still running as a stale primary: either way, down.
+        let _ = engine::docker(&["kill", "-s", "KILL", &former.name]);
+        let marker = tempfile::NamedTempFile::new()?;
+        std::fs::write(
+            marker.path(),
+            format!(
+                "{} {}\n",
+                primary.name,
+                crate::infra::bootstrap::STANDBY_NAME
+            ),
+        )?;
+        let marker_path = marker.path().display().to_string();
+        engine::docker(&[
+            "cp",
+            &marker_path,
+            &format!("{}:/var/lib/postgresql/rejoin", former.name),
+        ])?;
+        engine::disconnect(&self.names.network, &former.name)?;
+        engine::connect(&self.names.network, &former.name, None)?;
+        former.start()?;
+        parts::wait_postgres(&former.name, self.ready_timeout)?;
+        parts::require_standby(&primary.name, &former.name, self.ready_timeout)
     }
 
     fn remove_everything(&mut self) -> Result<(), InfraError> {
@@ -437,6 +474,7 @@ impl Infra for DockerCluster {
                 engine::connect(network, name, alias)
             }
             Control::Promote if *member == Member::DatabaseStandby => self.promote(),
+            Control::Rejoin if *member == Member::DatabaseStandby => self.rejoin(),
             Control::Promote | Control::Rejoin => Err(InfraError::Unsupported {
                 provider: PROVIDER.into(),
                 action,

@@ -122,24 +122,37 @@ pub fn start_postgres(
             .cmd(SERVER_ARGS),
     )?;
     wait_postgres(&standby.name, timeout)?;
-    // Commits on the primary wait for the standby from now on.
-    engine::wait_until(
-        "synchronous replication",
-        Some(&standby.name),
-        timeout,
-        || {
-            let state = psql(
-                &primary.name,
-                &format!(
-                    "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{}'",
-                    bootstrap::STANDBY_NAME
-                ),
-            )
-            .map_err(|e| e.to_string())?;
-            Ok(state == "sync")
-        },
-    )?;
+    // Commits on the primary wait for the standby from now on (set at initdb).
+    wait_sync(&primary.name, &standby.name, timeout)?;
     Ok((primary, standby, version))
+}
+
+/// Makes `primary` wait for the standby named [`bootstrap::STANDBY_NAME`] on every commit and
+/// returns once `standby` streams as the synchronous one.
+pub fn require_standby(primary: &str, standby: &str, timeout: Duration) -> Result<(), InfraError> {
+    psql(
+        primary,
+        &format!(
+            "ALTER SYSTEM SET synchronous_standby_names = '{}'",
+            bootstrap::STANDBY_NAME
+        ),
+    )?;
+    psql(primary, "SELECT pg_reload_conf()")?;
+    wait_sync(primary, standby, timeout)
+}
+
+fn wait_sync(primary: &str, standby: &str, timeout: Duration) -> Result<(), InfraError> {
+    engine::wait_until("synchronous replication", Some(standby), timeout, || {
+        let state = psql(
+            primary,
+            &format!(
+                "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{}'",
+                bootstrap::STANDBY_NAME
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(state == "sync")
+    })
 }
 
 /// A running S3 server (Garage or MinIO) and the nodes' key.
