@@ -148,6 +148,7 @@ fn fault(name: DrillName, node: usize, hold_standby_s: Option<u64>) -> Fault {
         DrillName::StopNode => Fault::StopNode { node },
         DrillName::PauseNode => Fault::PauseNode { node },
         DrillName::PartitionNode => Fault::PartitionNode { node },
+        DrillName::PartitionNodeDb => Fault::PartitionNodeDb { node },
         DrillName::KillPrimaryDb => Fault::KillPrimaryDb { hold_standby_s },
         DrillName::KillStandby | DrillName::Random => Fault::KillStandby,
     }
@@ -175,6 +176,7 @@ fn drill_name(name: DrillName) -> &'static str {
         DrillName::StopNode => "stop-node",
         DrillName::PauseNode => "pause-node",
         DrillName::PartitionNode => "partition-node",
+        DrillName::PartitionNodeDb => "partition-node-db",
         DrillName::KillPrimaryDb => "kill-primary-db",
         DrillName::KillStandby => "kill-standby",
         DrillName::Random => "random",

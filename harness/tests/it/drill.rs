@@ -174,8 +174,8 @@ fn negative_control_async_replication_with_the_standby_held_back_loses_writes() 
 }
 
 #[test]
-fn node_faults_and_a_killed_standby_in_one_cluster() {
-    let mut plan = drill_plan("stop-node", &["--duration", "50s"]);
+fn node_faults_database_cut_and_a_killed_standby_in_one_cluster() {
+    let mut plan = drill_plan("stop-node", &["--duration", "55s"]);
     let at = |s: u64, fault: Fault| ScheduledFault {
         fault,
         at: Duration::from_secs(s),
@@ -186,6 +186,7 @@ fn node_faults_and_a_killed_standby_in_one_cluster() {
         at(12, Fault::PauseNode { node: 0 }),
         at(21, Fault::KillStandby),
         at(30, Fault::PartitionNode { node: 1 }),
+        at(39, Fault::PartitionNodeDb { node: 0 }),
     ];
     // A killed standby stalls commits for its whole window: that is the point of one
     // synchronous standby, so writes are not judged by the gap here.
@@ -199,9 +200,9 @@ fn node_faults_and_a_killed_standby_in_one_cluster() {
     }
     let outcome = run(&plan, &cluster);
     assert_all_valid(&outcome);
-    assert_eq!(events(&outcome, EventKind::Fault), 4);
+    assert_eq!(events(&outcome, EventKind::Fault), 5);
     // Every node fault ends with its node back Online.
-    assert_eq!(events(&outcome, EventKind::NodeOnline), 3);
+    assert_eq!(events(&outcome, EventKind::NodeOnline), 4);
     // The other node listed the paused one as having missed its check-in.
     let seen = &checker(&outcome, "cluster-status").evidence["statuses_seen"];
     assert!(

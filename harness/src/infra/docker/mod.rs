@@ -475,11 +475,13 @@ impl Infra for DockerCluster {
             }
             Control::Promote if *member == Member::DatabaseStandby => self.promote(),
             Control::Rejoin if *member == Member::DatabaseStandby => self.rejoin(),
-            Control::Promote | Control::Rejoin => Err(InfraError::Unsupported {
-                provider: PROVIDER.into(),
-                action,
-                member: member.clone(),
-            }),
+            Control::Promote | Control::Rejoin | Control::DisconnectFromDatabase => {
+                Err(InfraError::Unsupported {
+                    provider: PROVIDER.into(),
+                    action,
+                    member: member.clone(),
+                })
+            }
         }
     }
 
