@@ -214,42 +214,29 @@ fn node_faults_database_cut_and_a_killed_standby_in_one_cluster() {
 
 #[test]
 fn random_draws_three_faults_with_its_seed_and_loses_nothing() {
-    let plan = drill_plan(
-        "random",
-        &[
-            "--faults",
-            "3",
-            "--seed",
-            "7",
-            "--at",
-            "4s",
-            "--for",
-            "5s",
-            "--gap",
-            "3s",
-            "--duration",
-            "20s",
-        ],
-    );
+    let random = || {
+        drill_plan(
+            "random",
+            &[
+                "--faults",
+                "3",
+                "--seed",
+                "7",
+                "--at",
+                "4s",
+                "--for",
+                "5s",
+                "--gap",
+                "3s",
+                "--duration",
+                "20s",
+            ],
+        )
+    };
+    let plan = random();
     assert_eq!(plan.nemesis.faults.len(), 3);
     // The same seed draws the same faults.
-    let again = drill_plan(
-        "random",
-        &[
-            "--faults",
-            "3",
-            "--seed",
-            "7",
-            "--at",
-            "4s",
-            "--for",
-            "5s",
-            "--gap",
-            "3s",
-            "--duration",
-            "20s",
-        ],
-    );
+    let again = random();
     assert_eq!(plan.nemesis.faults, again.nemesis.faults);
     let cluster = cluster_for(&plan);
     let outcome = run(&plan, &cluster);

@@ -68,16 +68,7 @@ impl Network {
 
     /// Drops every packet `member` sends from now on. Idempotent.
     pub fn cut(&self, member: &str) -> Result<(), InfraError> {
-        let rule = rule(&self.run, member);
-        if iptables(&check(&rule)).is_ok() {
-            return Ok(());
-        }
-        iptables(&insert(&rule))
-            .map(drop)
-            .map_err(|detail| InfraError::Failed {
-                what: format!("cutting {member} off"),
-                detail,
-            })
+        add(&rule(&self.run, member), || format!("cutting {member} off"))
     }
 
     /// Drops only what `member` sends to `port` on 127.0.0.1 (the database endpoint): it
@@ -93,15 +84,7 @@ impl Network {
             port.to_string(),
         ];
         rule.extend(self::rule(&self.run, member));
-        if iptables(&check(&rule)).is_ok() {
-            return Ok(());
-        }
-        iptables(&insert(&rule))
-            .map(drop)
-            .map_err(|detail| InfraError::Failed {
-                what: format!("cutting {member} off port {port}"),
-                detail,
-            })
+        add(&rule, || format!("cutting {member} off port {port}"))
     }
 
     /// Lets `member`'s packets through again. Idempotent.
@@ -138,6 +121,19 @@ fn rule(run: &str, member: &str) -> Vec<String> {
     ]
     .map(str::to_string)
     .to_vec()
+}
+
+/// Inserts `rule` unless it is in force already.
+fn add(rule: &[String], what: impl FnOnce() -> String) -> Result<(), InfraError> {
+    if iptables(&check(rule)).is_ok() {
+        return Ok(());
+    }
+    iptables(&insert(rule))
+        .map(drop)
+        .map_err(|detail| InfraError::Failed {
+            what: what(),
+            detail,
+        })
 }
 
 fn with_command(command: &str, rule: &[String]) -> Vec<String> {
