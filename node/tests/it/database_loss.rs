@@ -318,3 +318,64 @@ fn latest_falls_back_to_the_newest_view_held_while_the_database_is_away() {
     assert!(text.contains("held_pkg-2.0"), "{text}");
     assert!(!node.log().contains("panicked"), "{}", node.log());
 }
+
+/// The database stops answering without closing anything (a partition, a frozen host): nothing
+/// hangs past `acquire_timeout`. Warm reads are served, a cold page and an upload get 503 with
+/// `Retry-After`, and uploads work again once it answers.
+#[test]
+fn a_database_that_stops_answering_is_unavailable_not_a_hang() {
+    let pg = Postgres::start();
+    let url = pg.database("frozen");
+    let node = NodeDir::new(&format!(
+        "[database]\nurl = \"{url}\"\nacquire_timeout = \"1s\"\n"
+    ));
+    node.standard_layout();
+    let token = node.token("py");
+    let work = tempfile::tempdir().unwrap();
+    let warm = support::mkpkg(work.path(), &["wheel", "frozen-warm", "1.0"]);
+    let during = support::mkpkg(work.path(), &["wheel", "frozen-during", "1.0"]);
+    let served = node.serve();
+    let base = served.base.as_str();
+    assert_eq!(upload(base, &token, &warm).status(), 200);
+    let warm_page = format!("{base}/pypi/latest/simple/frozen-warm/");
+    assert_eq!(get(&warm_page).status(), 200);
+
+    pg.pause();
+    let started = Instant::now();
+    assert_eq!(get(&warm_page).status(), 200);
+    let waited = started.elapsed();
+    eprintln!("warm page, database frozen: 200 after {waited:?}");
+    let started = Instant::now();
+    assert_retry_later(
+        "cold CRAN index, database frozen",
+        started,
+        get(&format!("{base}/cran/latest/src/contrib/PACKAGES")),
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    assert_retry_later(
+        "upload, database frozen",
+        started,
+        upload(base, &token, &during),
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(served.ping(), Some(200));
+    assert_eq!(database_state(base), "unavailable");
+
+    pg.resume();
+    let response = upload(base, &token, &during);
+    let status = response.status().as_u16();
+    assert_eq!(status, 200, "{}", response.text().unwrap_or_default());
+    assert_eq!(
+        get(&format!("{base}/pypi/latest/simple/frozen-during/")).status(),
+        200
+    );
+}

@@ -122,6 +122,44 @@ impl Postgres {
         self.stop_with("fast");
     }
 
+    /// Freezes the server and all its sessions (SIGSTOP): connections stay open and nothing
+    /// answers, as when the network to the database drops packets.
+    pub fn pause(&self) {
+        let processes = self.processes();
+        assert!(!processes.is_empty(), "PostgreSQL is not running");
+        for pid in processes {
+            signal(pid, "STOP");
+        }
+    }
+
+    /// Thaws what `pause` froze.
+    pub fn resume(&self) {
+        for pid in self.processes() {
+            signal(pid, "CONT");
+        }
+    }
+
+    /// The postmaster and its children (none when the server is not running).
+    fn processes(&self) -> Vec<u32> {
+        let pid_file = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))
+            .unwrap_or_default();
+        let Some(postmaster) = pid_file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<u32>().ok())
+        else {
+            return Vec::new();
+        };
+        let children = Command::new("pgrep")
+            .args(["-P", &postmaster.to_string()])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        std::iter::once(postmaster)
+            .chain(children.lines().filter_map(|l| l.trim().parse().ok()))
+            .collect()
+    }
+
     /// Stops the server as a crash would: no clean shutdown, connections cut mid-request.
     pub fn stop_immediately(&self) {
         self.stop_with("immediate");
@@ -203,6 +241,12 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
+        // A test that failed while the server was paused must not leave it frozen.
+        for pid in self.processes() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &pid.to_string()])
+                .output();
+        }
         let _ = self
             .as_postgres(&self.bin.join("pg_ctl"))
             .args(["-w", "-s", "-m", "immediate", "-D"])
