@@ -60,7 +60,7 @@ fn reads_survive_the_database_loss_and_uploads_resume_without_a_restart() {
     let pg = Postgres::start();
     let url = pg.database("loss");
     let node = NodeDir::new(&format!(
-        "[database]\nurl = \"{url}\"\nacquire_timeout = \"1s\"\n"
+        "[database]\nurl = \"{url}\"\nacquire_timeout = \"2s\"\n"
     ));
     node.standard_layout();
     let token = node.token("py");
@@ -115,7 +115,7 @@ fn reads_survive_the_database_loss_and_uploads_resume_without_a_restart() {
     let started = Instant::now();
     assert_eq!(get(&warm_page).status(), 200);
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        started.elapsed() < Duration::from_secs(1),
         "a warm read waited {:?} for a database known to be down",
         started.elapsed()
     );
@@ -327,7 +327,7 @@ fn a_database_that_stops_answering_is_unavailable_not_a_hang() {
     let pg = Postgres::start();
     let url = pg.database("frozen");
     let node = NodeDir::new(&format!(
-        "[database]\nurl = \"{url}\"\nacquire_timeout = \"1s\"\n"
+        "[database]\nurl = \"{url}\"\nacquire_timeout = \"2s\"\n"
     ));
     node.standard_layout();
     let token = node.token("py");
@@ -355,8 +355,8 @@ fn a_database_that_stops_answering_is_unavailable_not_a_hang() {
     let waited = started.elapsed();
     eprintln!("8 concurrent warm reads, database frozen: all 200 after {waited:?}");
     assert!(
-        waited < Duration::from_secs(3),
-        "warm readers waited {waited:?} for a frozen database (acquire_timeout 1s)"
+        waited < Duration::from_secs(4),
+        "warm readers waited {waited:?} for a frozen database (acquire_timeout 2s)"
     );
     let started = Instant::now();
     assert_retry_later(
@@ -365,7 +365,7 @@ fn a_database_that_stops_answering_is_unavailable_not_a_hang() {
         get(&format!("{base}/cran/latest/src/contrib/PACKAGES")),
     );
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(4),
         "{:?}",
         started.elapsed()
     );
@@ -376,7 +376,7 @@ fn a_database_that_stops_answering_is_unavailable_not_a_hang() {
         upload(base, &token, &during),
     );
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(4),
         "{:?}",
         started.elapsed()
     );
