@@ -348,17 +348,23 @@ impl Garage {
                 .into_owned()
         };
         let mut node_id = String::new();
+        // `node id` reads the key on disk and answers before the server listens; `status` goes
+        // through the RPC port the layout commands need.
         wait_until("garage", Duration::from_secs(20), || {
-            Command::new(garage_bin())
-                .arg("-c")
-                .arg(&config)
-                .args(["node", "id", "-q"])
-                .output()
-                .map(|o| {
-                    node_id = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                    o.status.success() && !node_id.is_empty()
-                })
-                .unwrap_or(false)
+            let succeeds = |args: &[&str]| {
+                Command::new(garage_bin())
+                    .arg("-c")
+                    .arg(&config)
+                    .args(args)
+                    .output()
+                    .ok()
+                    .filter(|o| o.status.success())
+            };
+            let Some(id) = succeeds(&["node", "id", "-q"]) else {
+                return false;
+            };
+            node_id = String::from_utf8_lossy(&id.stdout).trim().to_string();
+            !node_id.is_empty() && succeeds(&["status"]).is_some()
         });
         let id = node_id.split('@').next().unwrap_or_default().to_string();
         cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &id]);
