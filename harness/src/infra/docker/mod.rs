@@ -398,6 +398,11 @@ impl DockerCluster {
                 crate::infra::bootstrap::STANDBY_NAME
             ),
         )?;
+        // The entrypoint runs as postgres: the copied file (owned by root) must be readable.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(marker.path(), std::fs::Permissions::from_mode(0o644))?;
+        }
         let marker_path = marker.path().display().to_string();
         engine::docker(&[
             "cp",
