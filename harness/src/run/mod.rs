@@ -243,6 +243,7 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
         events,
         samples,
         node_requests: observed.served.clone(),
+        node_request_rates: observed.rates.clone(),
         thresholds: Vec::new(),
         checkers,
         verdict: Verdict::Fail,
