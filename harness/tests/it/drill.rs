@@ -298,12 +298,27 @@ fn kill_node_from_the_command_line_passes_and_reports_its_timeline() {
     assert!(ledger.lines().count() > 40, "{ledger}");
     let page = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(page.contains("id=\"checker-lost-writes\""));
-    // The killed node's share counts what it served before and after.
+    // The killed node's share counts what it served before and after, and its rate over time
+    // drops to zero while it is down.
     assert_eq!(
         summary["node_requests"].as_object().unwrap().len(),
         2,
         "{summary}"
     );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("record.json")).unwrap()).unwrap();
+    let down: Vec<f64> = record["node_request_rates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["node"] == "node-2" && r["per_s"] == 0.0)
+        .filter_map(|r| r["at_s"].as_f64())
+        .collect();
+    assert!(
+        down.iter().any(|t| (5.0..10.0).contains(t)),
+        "node-2 never at 0 requests/s while killed: {down:?}"
+    );
+    assert!(page.contains("Requests per node over time"));
     assert_nothing_left(tmp.path());
 }
 
