@@ -233,6 +233,7 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
                 "corpus": config.corpus,
                 "arrival": config.arrival,
                 "late_tolerance_ms": config.late_tolerance_ms,
+                "machine_cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
                 "thresholds": plan.thresholds.thresholds.iter().map(|t| t.expr.clone()).collect::<Vec<_>>(),
                 "uploaded": { "python_files": uploaded.python_files, "r_files": uploaded.r_files, "bytes": uploaded.bytes },
                 "plan": plan.describe(),
