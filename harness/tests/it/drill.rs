@@ -375,9 +375,9 @@ fn paused_pkgnode_under(dir: &Path) -> bool {
 }
 
 #[test]
-fn docker_kill_node_then_kill_primary_db_twice_with_rejoin() {
+fn docker_kill_node_kill_primary_db_twice_with_rejoin_and_a_database_cut() {
     let _one_docker_cluster_at_a_time = crate::infra_docker::serial();
-    let mut plan = drill_plan("kill-primary-db", &["--duration", "45s"]);
+    let mut plan = drill_plan("kill-primary-db", &["--duration", "52s"]);
     let at = |s: u64, hold: u64, fault: Fault| ScheduledFault {
         fault,
         at: Duration::from_secs(s),
@@ -399,6 +399,7 @@ fn docker_kill_node_then_kill_primary_db_twice_with_rejoin() {
                 hold_standby_s: None,
             },
         ),
+        at(36, 5, Fault::PartitionNodeDb { node: 0 }),
     ];
     assert!(plan.validate().is_empty(), "{:?}", plan.validate());
     let began = Instant::now();
@@ -413,7 +414,7 @@ fn docker_kill_node_then_kill_primary_db_twice_with_rejoin() {
     eprintln!("docker cluster started in {:?}", began.elapsed());
     let outcome = run(&plan, &cluster);
     assert_all_valid(&outcome);
-    assert_eq!(events(&outcome, EventKind::NodeOnline), 1);
+    assert_eq!(events(&outcome, EventKind::NodeOnline), 2);
     assert_eq!(events(&outcome, EventKind::Promoted), 2);
     assert_eq!(events(&outcome, EventKind::Rejoined), 2);
     assert_eq!(outcome.record.meta.infra.provider, "docker");
