@@ -135,12 +135,11 @@ fn one_screen_summary(summary: &reports::summary::Summary) -> String {
 
 /// Starts the infrastructure the plan asks for.
 pub async fn start_infra(plan: &InfraPlan) -> Result<Box<dyn Infra>, HarnessError> {
-    let args = plan;
-    let reason = match args.kind {
+    let reason = match plan.kind {
         InfraKind::Local => "--infra local".to_string(),
         InfraKind::Docker => {
             let pkgnode = ensure_pkgnode()?;
-            return start_docker(args, pkgnode, "--infra docker".into()).await;
+            return start_docker(plan, pkgnode, "--infra docker".into()).await;
         }
         InfraKind::Auto => match infra::docker::available() {
             Ok(version) => {
@@ -148,7 +147,7 @@ pub async fn start_infra(plan: &InfraPlan) -> Result<Box<dyn Infra>, HarnessErro
                 let reason = format!(
                     "auto: docker {version} answers and the pkgcluster images exist or can be built"
                 );
-                match start_docker(args, pkgnode, reason).await {
+                match start_docker(plan, pkgnode, reason).await {
                     Ok(cluster) => return Ok(cluster),
                     Err(HarnessError::Interrupted) => return Err(HarnessError::Interrupted),
                     Err(error) => {
@@ -164,11 +163,11 @@ pub async fn start_infra(plan: &InfraPlan) -> Result<Box<dyn Infra>, HarnessErro
     };
     let pkgnode = ensure_pkgnode()?;
     let options = infra::local::LocalOptions {
-        nodes: args.nodes,
+        nodes: plan.nodes,
         pkgnode_bin: pkgnode,
-        work_dir: args.keep_work_dir.clone(),
-        node_config_extra: args.node_config_extra.clone(),
-        synchronous: args.synchronous_replication,
+        work_dir: plan.keep_work_dir.clone(),
+        node_config_extra: plan.node_config_extra.clone(),
+        synchronous: plan.synchronous_replication,
         reason,
         ..infra::local::LocalOptions::default()
     };
@@ -185,19 +184,19 @@ pub async fn start_infra(plan: &InfraPlan) -> Result<Box<dyn Infra>, HarnessErro
 
 /// The docker provider, started on a blocking thread (it builds missing images first).
 async fn start_docker(
-    args: &InfraPlan,
+    plan: &InfraPlan,
     pkgnode: PathBuf,
     reason: String,
 ) -> Result<Box<dyn Infra>, HarnessError> {
-    if !args.synchronous_replication {
+    if !plan.synchronous_replication {
         return Err(HarnessError::Config(vec![
             "--replication async runs on the local provider only (--infra local)".into(),
         ]));
     }
     let options = infra::docker::DockerOptions {
-        nodes: args.nodes,
+        nodes: plan.nodes,
         pkgnode_bin: pkgnode,
-        node_config_extra: args.node_config_extra.clone(),
+        node_config_extra: plan.node_config_extra.clone(),
         reason,
         ..infra::docker::DockerOptions::default()
     };
