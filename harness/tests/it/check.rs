@@ -1,0 +1,272 @@
+//! `harness check` (the HA checklist) on the local provider: every rule valid on a healthy
+//! cluster, the run directory and the page; nodes restarted on another configuration and on
+//! another secure key fail those rules by name; the CLI's exit code and files.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::checklist::{self, ChecklistOptions, Facts};
+use harness::commands::check::{self as check_command, CheckPlan};
+use harness::infra::local::{self, LocalCluster, LocalOptions};
+use harness::infra::{Control, Infra, Member};
+use harness::plan::{InfraKind, InfraPlan};
+use reports::RunRecord;
+use reports::record::{CheckerResult, Validity};
+
+use crate::support::{client, eventually, get, pkgnode};
+
+fn start(nodes: usize, ready_timeout: Duration) -> LocalCluster {
+    let options = LocalOptions {
+        nodes,
+        pkgnode_bin: pkgnode(),
+        // As `harness check` starts it: the nodes' production settings.
+        node_config_extra: String::new(),
+        ready_timeout,
+        reason: "integration test".into(),
+        ..LocalOptions::default()
+    };
+    let began = Instant::now();
+    let cluster = local::start(options).expect("local cluster starts");
+    eprintln!("local cluster ({nodes} nodes) started in {:?}", began.elapsed());
+    cluster
+}
+
+fn plan(nodes: usize) -> CheckPlan {
+    CheckPlan {
+        infra: InfraPlan {
+            kind: InfraKind::Local,
+            nodes,
+            synchronous_replication: true,
+            node_config_extra: String::new(),
+            keep_work_dir: None,
+        },
+        options: ChecklistOptions::default(),
+    }
+}
+
+/// What `harness check` runs between start-up and teardown.
+fn check(cluster: &dyn Infra, nodes: usize) -> (RunRecord, Facts) {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime
+        .block_on(check_command::check(cluster, &plan(nodes)))
+        .expect("the checklist runs")
+}
+
+fn rule<'a>(record: &'a RunRecord, name: &str) -> &'a CheckerResult {
+    record
+        .checkers
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no rule {name} in {:?}", record.checkers))
+}
+
+#[test]
+fn a_healthy_local_cluster_passes_every_rule_and_the_key_never_shows() {
+    let mut cluster = start(2, Duration::from_secs(60));
+    let (record, facts) = check(&cluster, 2);
+    let table = check_command::table(&record.checkers);
+    eprintln!("{table}");
+    let names: Vec<&str> = record.checkers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, checklist::RULES);
+    for result in &record.checkers {
+        assert_eq!(
+            result.validity,
+            Validity::Valid,
+            "{}: {}\n{table}",
+            result.name,
+            result.summary
+        );
+    }
+    assert_eq!(record.verdict, reports::Verdict::Pass);
+    assert!(
+        rule(&record, checklist::backend::LOCK_CORRECTNESS)
+            .summary
+            .starts_with("n/a"),
+        "{table}"
+    );
+    // The upload was read from both nodes, and both nodes are Online in both listings.
+    assert_eq!(facts.shared_storage.reads.len(), 2, "{facts:?}");
+
+    // The status shows the key's fingerprint, never the key.
+    let key = std::fs::read_to_string(cluster.work_dir().join("pkgnode.key")).unwrap();
+    let key = key.trim();
+    assert!(key.len() >= 32);
+    let http = client();
+    for (name, url) in &cluster.endpoints().nodes {
+        let (status, body) = get(&http, &format!("{url}/__api__/status"));
+        assert_eq!(status, 200, "{name}");
+        assert!(!body.contains(key), "{name} shows the secure key: {body}");
+        assert!(body.contains("key_fingerprint"), "{body}");
+    }
+
+    // The run directory renders the rules like any report.
+    let out = tempfile::tempdir().unwrap();
+    check_command::write(out.path(), &record, &facts).expect("run dir written");
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    for name in checklist::RULES {
+        assert!(html.contains(name), "report.html lacks {name}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["verdict"], "pass", "{summary}");
+    assert!(out.path().join("facts.json").is_file());
+    cluster.teardown().expect("teardown");
+}
+
+/// Rewrites node `index`'s config file (`node-N.toml` in the work dir) with `change`.
+fn edit_node_config(cluster: &LocalCluster, index: usize, change: impl FnOnce(&mut toml::Table)) {
+    let path = cluster.work_dir().join(format!("node-{}.toml", index + 1));
+    let mut config: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    change(&mut config);
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+}
+
+fn table<'a>(config: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
+    config
+        .entry(name)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .expect("a table")
+}
+
+/// The conformance cases the local provider can make: node-3 restarted on another secure key
+/// (same key file path, other bytes, so its configuration is unchanged), node-2 restarted with
+/// one more config option. The cluster refuses both (they never come Online), and the checklist
+/// fails `same-secure-key` naming node-3 only and `identical-config` naming node-2 only; the
+/// version, database and status-endpoint rules still hold.
+#[test]
+fn nodes_on_another_key_and_another_config_fail_those_rules_by_name() {
+    // Restarting a refused node waits this long for a `/__ping__` that never comes.
+    let mut cluster = start(3, Duration::from_secs(40));
+    let (before, _) = check(&cluster, 3);
+    assert_eq!(
+        rule(&before, checklist::identity::IDENTICAL_CONFIG).validity,
+        Validity::Valid,
+        "{}",
+        check_command::table(&before.checkers)
+    );
+    for node in [1, 2] {
+        cluster
+            .control(&Member::Node(node), Control::Stop)
+            .expect("stop");
+    }
+    let key_file = cluster.work_dir().join("pkgnode.key");
+    let cluster_key = std::fs::read(&key_file).unwrap();
+    let other_key = cluster.work_dir().join("other.key");
+    local::write_key_file(&other_key).expect("another key");
+    let http = client();
+    let endpoints = cluster.endpoints().nodes.clone();
+    let refused = |index: usize, word: &str| {
+        let (name, url) = &endpoints[index];
+        eventually(
+            &format!("{name} refused as {word}"),
+            Duration::from_secs(30),
+            || {
+                let (_, body) = get(&http, &format!("{url}/__api__/status"));
+                if body.contains(word) {
+                    Ok(())
+                } else {
+                    Err(body)
+                }
+            },
+        );
+    };
+
+    let (record, facts) = std::thread::scope(|scope| {
+        let cluster = &cluster;
+        // node-3 reads the other key at start; the file gets the cluster's key back after.
+        std::fs::write(&key_file, std::fs::read(&other_key).unwrap()).unwrap();
+        let node_3 = scope.spawn(move || cluster.control(&Member::Node(2), Control::Start));
+        refused(2, "Invalid secure key");
+        std::fs::write(&key_file, &cluster_key).unwrap();
+        edit_node_config(cluster, 1, |config| {
+            table(config, "cache").insert("views".into(), toml::Value::Integer(65));
+        });
+        let node_2 = scope.spawn(move || cluster.control(&Member::Node(1), Control::Start));
+        refused(1, "Config mismatch");
+        let checked = check(cluster, 3);
+        for restart in [node_2, node_3] {
+            let result = restart.join().expect("restart thread");
+            assert!(result.is_err(), "a refused node never answers /__ping__ 200");
+        }
+        checked
+    });
+    let table = check_command::table(&record.checkers);
+    eprintln!("{table}");
+    assert_eq!(record.verdict, reports::Verdict::Fail, "{table}");
+
+    let key = rule(&record, checklist::identity::SAME_SECURE_KEY);
+    assert_eq!(key.validity, Validity::Invalid, "{table}");
+    assert!(key.summary.contains("on node-3"), "{}", key.summary);
+    assert!(!key.summary.contains("node-2"), "{}", key.summary);
+
+    let config = rule(&record, checklist::identity::IDENTICAL_CONFIG);
+    assert_eq!(config.validity, Validity::Invalid, "{table}");
+    assert!(config.summary.contains("on node-2"), "{}", config.summary);
+    assert!(!config.summary.contains("node-3"), "{}", config.summary);
+
+    // Refused nodes are not members, and the balancer takes them out of rotation.
+    let membership = rule(&record, checklist::membership::CLUSTER_MEMBERSHIP);
+    assert_eq!(membership.validity, Validity::Invalid, "{table}");
+    assert!(membership.summary.contains("node-2 is Config mismatch"), "{table}");
+    assert!(membership.summary.contains("node-3 is Invalid secure key"), "{table}");
+    let balancer = rule(&record, checklist::membership::BALANCER_HEALTH_CHECK);
+    assert_eq!(balancer.validity, Validity::Invalid, "{table}");
+
+    // What was not broken still holds.
+    for name in [
+        checklist::identity::SAME_VERSION,
+        checklist::backend::POSTGRESQL,
+        checklist::membership::STATUS_ENDPOINT_CLOSED,
+    ] {
+        assert_eq!(rule(&record, name).validity, Validity::Valid, "{name}\n{table}");
+    }
+    assert_eq!(facts.nodes.len(), 3);
+    cluster.teardown().expect("teardown");
+}
+
+#[test]
+fn the_cli_exits_0_on_a_healthy_local_cluster_and_writes_the_run_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("check-run");
+    let result = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["check", "--infra", "local", "--nodes", "2"])
+        .arg("--out")
+        .arg(&out)
+        .env("PKGNODE_BIN", pkgnode())
+        .env("TMPDIR", tmp.path())
+        .env_remove("CARGO")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(
+        result.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for name in checklist::RULES {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(name) && l.contains(" pass ")),
+            "no passing line for {name}:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("verdict: PASS"), "{stdout}");
+    for file in [
+        "record.json",
+        "summary.json",
+        "report.html",
+        "events.jsonl",
+        "facts.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing in {}", out.display());
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["verdict"], "pass");
+    assert_eq!(summary["infra"]["provider"], "local");
+    // The cluster is gone: nothing of it runs under the test's TMPDIR.
+    crate::support::assert_nothing_left(tmp.path());
+}
