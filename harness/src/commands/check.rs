@@ -20,6 +20,10 @@ use crate::plan::{InfraKind, InfraPlan};
 /// The run record's scenario name.
 pub const NAME: &str = "check";
 
+/// Node settings for `harness check`: load balancing on (the checklist is about a cluster),
+/// every interval at its production default, so the cluster is checked as it would run.
+pub const CHECK_NODE_CONFIG: &str = "[cluster]\nenabled = true\n";
+
 /// What `harness check` does, built once from its arguments.
 #[derive(Clone, Debug)]
 pub struct CheckPlan {
@@ -56,8 +60,7 @@ pub fn plan(args: &CheckArgs) -> Result<CheckPlan, HarnessError> {
             },
             nodes: args.nodes,
             synchronous_replication: true,
-            // Production settings: the cluster is checked as it would run.
-            node_config_extra: String::new(),
+            node_config_extra: CHECK_NODE_CONFIG.into(),
             keep_work_dir: args.keep_work_dir.clone(),
         },
         options: ChecklistOptions {

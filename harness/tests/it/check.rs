@@ -2,6 +2,7 @@
 //! cluster, the run directory and the page; nodes restarted on another configuration and on
 //! another secure key fail those rules by name; the CLI's exit code and files.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,8 @@ fn start(nodes: usize, ready_timeout: Duration) -> LocalCluster {
     let options = LocalOptions {
         nodes,
         pkgnode_bin: pkgnode(),
-        // As `harness check` starts it: the nodes' production settings.
-        node_config_extra: String::new(),
+        // As `harness check` starts it.
+        node_config_extra: check_command::CHECK_NODE_CONFIG.into(),
         ready_timeout,
         reason: "integration test".into(),
         ..LocalOptions::default()
@@ -37,7 +38,7 @@ fn plan(nodes: usize) -> CheckPlan {
             kind: InfraKind::Local,
             nodes,
             synchronous_replication: true,
-            node_config_extra: String::new(),
+            node_config_extra: check_command::CHECK_NODE_CONFIG.into(),
             keep_work_dir: None,
         },
         options: ChecklistOptions::default(),
@@ -129,6 +130,20 @@ fn table<'a>(config: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
         .expect("a table")
 }
 
+/// A new secure key (32 random bytes, hex), mode 0600 as the node requires.
+fn write_key(path: &Path) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key: [u8; 32] = rand::random();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    writeln!(file, "{}", hex::encode(key)).unwrap();
+}
+
 /// The conformance cases the local provider can make: node-3 restarted on another secure key
 /// (same key file path, other bytes, so its configuration is unchanged), node-2 restarted with
 /// one more config option. The cluster refuses both (they never come Online), and the checklist
@@ -153,7 +168,7 @@ fn nodes_on_another_key_and_another_config_fail_those_rules_by_name() {
     let key_file = cluster.work_dir().join("pkgnode.key");
     let cluster_key = std::fs::read(&key_file).unwrap();
     let other_key = cluster.work_dir().join("other.key");
-    local::write_key_file(&other_key).expect("another key");
+    write_key(&other_key);
     let http = client();
     let endpoints = cluster.endpoints().nodes.clone();
     let refused = |index: usize, word: &str| {
