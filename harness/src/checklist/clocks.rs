@@ -25,15 +25,18 @@ pub fn synchronized_clocks(facts: &Facts, max_offset: Duration) -> CheckerResult
             continue;
         };
         // Its own listing first; another node's listing of it otherwise.
-        let offset = node.own_entry().and_then(|m| m.clock_offset_ms).or_else(|| {
-            facts
-                .nodes
-                .iter()
-                .filter_map(|n| n.answered())
-                .flat_map(|s| &s.members)
-                .filter(|m| m.uid == status.node_id)
-                .find_map(|m| m.clock_offset_ms)
-        });
+        let offset = node
+            .own_entry()
+            .and_then(|m| m.clock_offset_ms)
+            .or_else(|| {
+                facts
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.answered())
+                    .flat_map(|s| &s.members)
+                    .filter(|m| m.uid == status.node_id)
+                    .find_map(|m| m.clock_offset_ms)
+            });
         offsets.insert(node.node.clone(), json!(offset));
         if status.cluster_status.as_deref() == Some("Clock skew") {
             off.push(format!("{} is in Clock skew", node.node));
@@ -123,6 +126,9 @@ mod tests {
         // One listing is enough.
         let mut facts = healthy();
         status_of(&mut facts, 0).members[0].clock_offset_ms = None;
-        assert_eq!(synchronized_clocks(&facts, SECOND).validity, Validity::Valid);
+        assert_eq!(
+            synchronized_clocks(&facts, SECOND).validity,
+            Validity::Valid
+        );
     }
 }

@@ -7,7 +7,10 @@ use super::facts::*;
 /// Two nodes on S3 and PostgreSQL, each Online in both listings, the probe upload served by
 /// both, the status endpoint refused everywhere, both servers UP.
 pub fn healthy() -> Facts {
-    let members = vec![member("uid-1", "127.0.0.11:4242"), member("uid-2", "127.0.0.12:4242")];
+    let members = vec![
+        member("uid-1", "127.0.0.11:4242"),
+        member("uid-2", "127.0.0.12:4242"),
+    ];
     let node = |i: usize| NodeFacts {
         node: format!("node-{i}"),
         url: format!("http://127.0.0.{}:4242", 10 + i),

@@ -8,8 +8,7 @@ use scenarios::writes::{ReadOutcome, WriteTarget, WriterConfig, read_back, run_w
 
 use super::ChecklistOptions;
 use super::facts::{
-    EndpointAnswer, Facts, MemberFact, NodeFacts, NodeStatusFacts, SharedStorageFacts,
-    StorageRead,
+    EndpointAnswer, Facts, MemberFact, NodeFacts, NodeStatusFacts, SharedStorageFacts, StorageRead,
 };
 use crate::error::HarnessError;
 use crate::infra::{Endpoints, Infra};
@@ -128,14 +127,15 @@ async fn shared_storage(
         pypi_token: endpoints.pypi_token.clone(),
         cran_token: endpoints.cran_token.clone(),
     };
-    // One upload (sequence 0: a wheel), named after this moment so checks never collide.
+    // One upload (sequence 0: a wheel), named after this moment and a random number so that
+    // checks never collide, not even two in one second from one process.
     let writer = WriterConfig {
         writes_per_s: 1.0,
         duration: Duration::from_secs(1),
         tag: format!(
-            "check{}{}",
+            "check{}{:08x}",
             chrono::Utc::now().format("%Y%m%d%H%M%S"),
-            std::process::id()
+            rand::random::<u32>()
         ),
         seed: rand::random(),
         size_bytes: 2_000,
@@ -172,10 +172,7 @@ async fn shared_storage(
         .await;
         let now = Instant::now();
         for read in reads {
-            let present = matches!(
-                read.outcome,
-                ReadOutcome::Present | ReadOutcome::Duplicated
-            );
+            let present = matches!(read.outcome, ReadOutcome::Present | ReadOutcome::Duplicated);
             if present || now >= deadline {
                 pending.retain(|(name, _)| *name != read.node);
                 facts.reads.push(StorageRead {

@@ -16,7 +16,9 @@ pub const IDENTICAL_CONFIG: &str = "identical-config";
 
 /// Every node reports the same `version`.
 pub fn same_version(facts: &Facts) -> CheckerResult {
-    all_equal(facts, SAME_VERSION, "version", false, |s| s.version.as_ref())
+    all_equal(facts, SAME_VERSION, "version", false, |s| {
+        s.version.as_ref()
+    })
 }
 
 /// Every node's secure key has the same fingerprint.
@@ -108,7 +110,11 @@ mod tests {
         let result = same_version(&facts);
         assert_eq!(result.name, SAME_VERSION);
         assert_eq!(result.validity, Validity::Invalid, "{}", result.summary);
-        assert!(result.summary.contains("0.2.0 on node-2"), "{}", result.summary);
+        assert!(
+            result.summary.contains("0.2.0 on node-2"),
+            "{}",
+            result.summary
+        );
         assert_eq!(same_version(&healthy()).validity, Validity::Valid);
     }
 

@@ -57,11 +57,7 @@ pub fn cluster_membership(facts: &Facts) -> CheckerResult {
                 }
                 [] | [ONLINE] => {}
                 [shown] => wrong.push(format!("{} shows {name} as {shown}", node.node)),
-                more => wrong.push(format!(
-                    "{} lists {name} {} times",
-                    node.node,
-                    more.len()
-                )),
+                more => wrong.push(format!("{} lists {name} {} times", node.node, more.len())),
             }
         }
         let mut by_address: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -238,7 +234,9 @@ mod tests {
         assert_eq!(result.name, CLUSTER_MEMBERSHIP);
         assert_eq!(result.validity, Validity::Invalid, "{}", result.summary);
         assert!(
-            result.summary.contains("node-1 shows node-2 as Missed check-in"),
+            result
+                .summary
+                .contains("node-1 shows node-2 as Missed check-in"),
             "{}",
             result.summary
         );
@@ -248,25 +246,45 @@ mod tests {
     fn a_node_missing_twice_listed_or_refused_is_invalid() {
         let mut facts = healthy();
         status_of(&mut facts, 1).members.pop();
-        assert!(cluster_membership(&facts).summary.contains("node-2 does not list node-2"));
+        assert!(
+            cluster_membership(&facts)
+                .summary
+                .contains("node-2 does not list node-2")
+        );
 
         let mut facts = healthy();
-        status_of(&mut facts, 0).members.push(member("uid-2", "127.0.0.12:4242"));
+        status_of(&mut facts, 0)
+            .members
+            .push(member("uid-2", "127.0.0.12:4242"));
         let result = cluster_membership(&facts);
         assert_eq!(result.validity, Validity::Invalid);
-        assert!(result.summary.contains("node-1 lists node-2 2 times"), "{}", result.summary);
+        assert!(
+            result.summary.contains("node-1 lists node-2 2 times"),
+            "{}",
+            result.summary
+        );
 
         let mut facts = healthy();
-        status_of(&mut facts, 0).members.push(member("uid-9", "127.0.0.12:4242"));
+        status_of(&mut facts, 0)
+            .members
+            .push(member("uid-9", "127.0.0.12:4242"));
         let result = cluster_membership(&facts);
-        assert!(result.summary.contains("127.0.0.12:4242 under 2 ids"), "{}", result.summary);
+        assert!(
+            result.summary.contains("127.0.0.12:4242 under 2 ids"),
+            "{}",
+            result.summary
+        );
 
         let mut facts = healthy();
         let status = status_of(&mut facts, 1);
         status.cluster_status = Some("Config mismatch".into());
         status.serving = false;
         let result = cluster_membership(&facts);
-        assert!(result.summary.contains("node-2 is Config mismatch, not serving"));
+        assert!(
+            result
+                .summary
+                .contains("node-2 is Config mismatch, not serving")
+        );
     }
 
     #[test]

@@ -129,7 +129,11 @@ mod tests {
         let result = shared_storage(&facts);
         assert_eq!(result.name, SHARED_STORAGE);
         assert_eq!(result.validity, Validity::Invalid, "{}", result.summary);
-        assert!(result.summary.contains("node-2 Missing"), "{}", result.summary);
+        assert!(
+            result.summary.contains("node-2 Missing"),
+            "{}",
+            result.summary
+        );
     }
 
     #[test]

@@ -101,7 +101,10 @@ pub async fn execute(
 
 /// Gathers the facts, judges every rule and returns the run record (no load, the rules as its
 /// checkers) with the facts it was judged on.
-pub async fn check(infra: &dyn Infra, plan: &CheckPlan) -> Result<(RunRecord, Facts), HarnessError> {
+pub async fn check(
+    infra: &dyn Infra,
+    plan: &CheckPlan,
+) -> Result<(RunRecord, Facts), HarnessError> {
     let started_at = chrono::Utc::now();
     let started = Instant::now();
     let facts = checklist::gather(infra, &plan.options).await?;
@@ -193,9 +196,18 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
         assert!(lines[0].starts_with("rule "));
-        assert!(lines[1].contains("  pass     same-version evidence"), "{text}");
-        assert!(lines[2].contains("  FAIL     shared-storage evidence"), "{text}");
-        assert!(lines[3].contains("  unknown  balancer-health-check"), "{text}");
+        assert!(
+            lines[1].contains("  pass     same-version evidence"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("  FAIL     shared-storage evidence"),
+            "{text}"
+        );
+        assert!(
+            lines[3].contains("  unknown  balancer-health-check"),
+            "{text}"
+        );
     }
 
     #[test]

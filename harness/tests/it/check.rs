@@ -28,7 +28,10 @@ fn start(nodes: usize, ready_timeout: Duration) -> LocalCluster {
     };
     let began = Instant::now();
     let cluster = local::start(options).expect("local cluster starts");
-    eprintln!("local cluster ({nodes} nodes) started in {:?}", began.elapsed());
+    eprintln!(
+        "local cluster ({nodes} nodes) started in {:?}",
+        began.elapsed()
+    );
     cluster
 }
 
@@ -202,7 +205,10 @@ fn nodes_on_another_key_and_another_config_fail_those_rules_by_name() {
         let checked = check(cluster, 3);
         for restart in [node_2, node_3] {
             let result = restart.join().expect("restart thread");
-            assert!(result.is_err(), "a refused node never answers /__ping__ 200");
+            assert!(
+                result.is_err(),
+                "a refused node never answers /__ping__ 200"
+            );
         }
         checked
     });
@@ -210,21 +216,32 @@ fn nodes_on_another_key_and_another_config_fail_those_rules_by_name() {
     eprintln!("{table}");
     assert_eq!(record.verdict, reports::Verdict::Fail, "{table}");
 
+    // node-3 alone on another key; node-2 alone on another config.
     let key = rule(&record, checklist::identity::SAME_SECURE_KEY);
     assert_eq!(key.validity, Validity::Invalid, "{table}");
     assert!(key.summary.contains("on node-3"), "{}", key.summary);
-    assert!(!key.summary.contains("node-2"), "{}", key.summary);
+    let by_node = &key.evidence["by_node"];
+    assert_eq!(by_node["node-1"], by_node["node-2"], "{by_node}");
+    assert_ne!(by_node["node-1"], by_node["node-3"], "{by_node}");
 
     let config = rule(&record, checklist::identity::IDENTICAL_CONFIG);
     assert_eq!(config.validity, Validity::Invalid, "{table}");
     assert!(config.summary.contains("on node-2"), "{}", config.summary);
-    assert!(!config.summary.contains("node-3"), "{}", config.summary);
+    let by_node = &config.evidence["by_node"];
+    assert_eq!(by_node["node-1"], by_node["node-3"], "{by_node}");
+    assert_ne!(by_node["node-1"], by_node["node-2"], "{by_node}");
 
     // Refused nodes are not members, and the balancer takes them out of rotation.
     let membership = rule(&record, checklist::membership::CLUSTER_MEMBERSHIP);
     assert_eq!(membership.validity, Validity::Invalid, "{table}");
-    assert!(membership.summary.contains("node-2 is Config mismatch"), "{table}");
-    assert!(membership.summary.contains("node-3 is Invalid secure key"), "{table}");
+    assert!(
+        membership.summary.contains("node-2 is Config mismatch"),
+        "{table}"
+    );
+    assert!(
+        membership.summary.contains("node-3 is Invalid secure key"),
+        "{table}"
+    );
     let balancer = rule(&record, checklist::membership::BALANCER_HEALTH_CHECK);
     assert_eq!(balancer.validity, Validity::Invalid, "{table}");
 
@@ -234,7 +251,11 @@ fn nodes_on_another_key_and_another_config_fail_those_rules_by_name() {
         checklist::backend::POSTGRESQL,
         checklist::membership::STATUS_ENDPOINT_CLOSED,
     ] {
-        assert_eq!(rule(&record, name).validity, Validity::Valid, "{name}\n{table}");
+        assert_eq!(
+            rule(&record, name).validity,
+            Validity::Valid,
+            "{name}\n{table}"
+        );
     }
     assert_eq!(facts.nodes.len(), 3);
     cluster.teardown().expect("teardown");
@@ -243,7 +264,8 @@ fn nodes_on_another_key_and_another_config_fail_those_rules_by_name() {
 #[test]
 fn the_cli_exits_0_on_a_healthy_local_cluster_and_writes_the_run_dir() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("check-run");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("check-run");
     let result = Command::new(env!("CARGO_BIN_EXE_harness"))
         .args(["check", "--infra", "local", "--nodes", "2"])
         .arg("--out")
@@ -276,7 +298,11 @@ fn the_cli_exits_0_on_a_healthy_local_cluster_and_writes_the_run_dir() {
         "events.jsonl",
         "facts.json",
     ] {
-        assert!(out.join(file).is_file(), "{file} missing in {}", out.display());
+        assert!(
+            out.join(file).is_file(),
+            "{file} missing in {}",
+            out.display()
+        );
     }
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
