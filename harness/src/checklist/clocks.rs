@@ -38,14 +38,14 @@ pub fn synchronized_clocks(facts: &Facts, max_offset: Duration) -> CheckerResult
                     .find_map(|m| m.clock_offset_ms)
             });
         offsets.insert(node.node.clone(), json!(offset));
-        if status.cluster_status.as_deref() == Some("Clock skew") {
-            off.push(format!("{} is in Clock skew", node.node));
-            continue;
-        }
+        let held = status.cluster_status.as_deref() == Some("Clock skew");
         match offset {
-            Some(ms) if ms.abs() > limit_ms => {
-                off.push(format!("{} is {ms} ms off the database's clock", node.node))
-            }
+            Some(ms) if ms.abs() > limit_ms => off.push(format!(
+                "{} is {ms} ms off the database's clock{}",
+                node.node,
+                if held { ", held in Clock skew" } else { "" }
+            )),
+            _ if held => off.push(format!("{} is held in Clock skew", node.node)),
             Some(_) => {}
             None => undecided.push(format!("{} does not report its clock offset", node.node)),
         }
@@ -53,7 +53,7 @@ pub fn synchronized_clocks(facts: &Facts, max_offset: Duration) -> CheckerResult
     let (validity, summary) = if !off.is_empty() {
         (
             Validity::Invalid,
-            format!("{} (at most {limit_ms} ms allowed)", off.join("; ")),
+            format!("{}; at most {limit_ms} ms allowed", off.join("; ")),
         )
     } else if !undecided.is_empty() {
         (Validity::Unknown, undecided.join("; "))

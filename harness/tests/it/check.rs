@@ -311,3 +311,154 @@ fn the_cli_exits_0_on_a_healthy_local_cluster_and_writes_the_run_dir() {
     // The cluster is gone: nothing of it runs under the test's TMPDIR.
     crate::support::assert_nothing_left(tmp.path());
 }
+
+/// A `pkgnode` wrapper that exports the variables in `CONFIG.env` (beside the node's
+/// `--config CONFIG`) before it runs the real binary: one node at a time can be started on
+/// another reported version or under libfaketime, and the others stay as they are.
+fn pkgnode_wrapper(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("pkgnode");
+    let script = format!(
+        "#!/bin/sh\n\
+         prev=\n\
+         for arg in \"$@\"; do\n\
+         \x20 if [ \"$prev\" = --config ] && [ -f \"$arg.env\" ]; then . \"$arg.env\"; fi\n\
+         \x20 prev=$arg\n\
+         done\n\
+         exec {} \"$@\"\n",
+        pkgnode().display()
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// node-2 restarted reporting another version (the node's test hook), node-3 restarted with
+/// its clock 30 s ahead (libfaketime): `same-version` fails naming node-2 only and
+/// `synchronized-clocks` fails naming node-3 only; key and configuration still match.
+#[test]
+fn nodes_on_another_version_and_a_clock_30_s_off_fail_those_rules_by_name() {
+    assert!(
+        Path::new(FAKETIME).is_file(),
+        "libfaketime is not installed (apt-get install libfaketime)"
+    );
+    let bin_dir = tempfile::tempdir().unwrap();
+    let options = LocalOptions {
+        nodes: 3,
+        pkgnode_bin: pkgnode_wrapper(bin_dir.path()),
+        node_config_extra: check_command::CHECK_NODE_CONFIG.into(),
+        // Restarting a refused node waits this long for a `/__ping__` that never comes.
+        ready_timeout: Duration::from_secs(40),
+        reason: "integration test".into(),
+        ..LocalOptions::default()
+    };
+    let mut cluster = local::start(options).expect("local cluster starts");
+    let env_file = |index: usize, text: &str| {
+        let path = cluster
+            .work_dir()
+            .join(format!("node-{}.toml.env", index + 1));
+        std::fs::write(path, text).unwrap();
+    };
+    env_file(1, "export PKGNODE_VERSION_OVERRIDE=0.0.0-other\n");
+    env_file(
+        2,
+        &format!("export LD_PRELOAD={FAKETIME} FAKETIME=+30s FAKETIME_DONT_FAKE_MONOTONIC=1\n"),
+    );
+    let http = client();
+    let endpoints = cluster.endpoints().nodes.clone();
+    let (record, _) = std::thread::scope(|scope| {
+        let cluster = &cluster;
+        let restarts: Vec<_> = [1, 2]
+            .into_iter()
+            .map(|node| {
+                cluster
+                    .control(&Member::Node(node), Control::Stop)
+                    .expect("stop");
+                scope.spawn(move || cluster.control(&Member::Node(node), Control::Start))
+            })
+            .collect();
+        for (index, word) in [(1, "Version mismatch"), (2, "Clock skew")] {
+            let (name, url) = &endpoints[index];
+            eventually(
+                &format!("{name} refused as {word}"),
+                Duration::from_secs(30),
+                || {
+                    let (_, body) = get(&http, &format!("{url}/__api__/status"));
+                    if body.contains(word) {
+                        Ok(())
+                    } else {
+                        Err(body)
+                    }
+                },
+            );
+        }
+        let checked = check(cluster, 3);
+        for restart in restarts {
+            let result = restart.join().expect("restart thread");
+            assert!(
+                result.is_err(),
+                "a refused node never answers /__ping__ 200"
+            );
+        }
+        checked
+    });
+    let table = check_command::table(&record.checkers);
+    eprintln!("{table}");
+    assert_eq!(record.verdict, reports::Verdict::Fail, "{table}");
+
+    let version = rule(&record, checklist::identity::SAME_VERSION);
+    assert_eq!(version.validity, Validity::Invalid, "{table}");
+    assert!(
+        version.summary.contains("0.0.0-other on node-2;"),
+        "{table}"
+    );
+    let by_node = &version.evidence["by_node"];
+    assert_eq!(by_node["node-1"], by_node["node-3"], "{by_node}");
+
+    // node-3 runs 30 s ahead: the database's clock is 30 s behind it.
+    let clocks = rule(&record, checklist::clocks::SYNCHRONIZED_CLOCKS);
+    assert_eq!(clocks.validity, Validity::Invalid, "{table}");
+    assert!(clocks.summary.contains("node-3 is -"), "{table}");
+    assert!(!clocks.summary.contains("node-2"), "{table}");
+    let offsets = &clocks.evidence["offset_ms_from_database"];
+    let node_3 = offsets["node-3"].as_i64().expect("node-3's offset");
+    assert!((-31_000..=-29_000).contains(&node_3), "{offsets}");
+
+    for name in [
+        checklist::identity::SAME_SECURE_KEY,
+        checklist::identity::IDENTICAL_CONFIG,
+        checklist::backend::POSTGRESQL,
+    ] {
+        assert_eq!(
+            rule(&record, name).validity,
+            Validity::Valid,
+            "{name}\n{table}"
+        );
+    }
+    cluster.teardown().expect("teardown");
+}
+
+/// The same checklist on the docker provider: every rule valid, the balancer's view read from
+/// HAProxy's stats page through `Infra::balancer_states`.
+#[test]
+fn a_healthy_docker_cluster_passes_every_rule() {
+    let _serial = crate::infra_docker::serial();
+    let mut cluster = harness::infra::docker::start(harness::infra::docker::DockerOptions {
+        nodes: 2,
+        pkgnode_bin: crate::support::pkgnode_release(),
+        node_config_extra: check_command::CHECK_NODE_CONFIG.into(),
+        reason: "integration test".into(),
+        ..harness::infra::docker::DockerOptions::default()
+    })
+    .expect("docker cluster starts");
+    let (record, _) = check(&cluster, 2);
+    let table = check_command::table(&record.checkers);
+    eprintln!("{table}");
+    for result in &record.checkers {
+        assert_eq!(result.validity, Validity::Valid, "{}\n{table}", result.name);
+    }
+    cluster.teardown().expect("teardown");
+}
