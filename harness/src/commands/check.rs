@@ -83,6 +83,11 @@ pub async fn execute(
         PathBuf::from("reports/runs").join(format!("{stamp}-{NAME}"))
     });
     let mut infra = infra;
+    eprintln!(
+        "harness: {} infrastructure up ({}); checking",
+        infra.info().provider,
+        infra.info().reason
+    );
     let outcome = tokio::select! {
         result = check(infra.as_ref(), plan) => result,
         _ = tokio::signal::ctrl_c() => Err(HarnessError::Interrupted),
@@ -208,6 +213,34 @@ mod tests {
             lines[3].contains("  unknown  balancer-health-check"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_arguments_become_a_plan_with_every_problem_named() {
+        use clap::Parser;
+        let parse = |args: &[&str]| match crate::cli::Cli::try_parse_from(args) {
+            Ok(crate::cli::Cli {
+                command: crate::cli::Command::Check(args),
+            }) => plan(&args),
+            other => panic!("not a check command line: {other:?}"),
+        };
+        let ok = parse(&["harness", "check", "--infra", "local", "--nodes", "3"]).unwrap();
+        assert_eq!(ok.infra.kind, InfraKind::Local);
+        assert_eq!(ok.infra.nodes, 3);
+        assert!(ok.infra.node_config_extra.contains("enabled = true"));
+        assert_eq!(ok.options.shared_storage_within, Duration::from_secs(10));
+        let bad = parse(&[
+            "harness",
+            "check",
+            "--nodes",
+            "0",
+            "--shared-storage-within",
+            "0s",
+        ])
+        .unwrap_err();
+        assert_eq!(bad.exit_code(), exit::USAGE);
+        let text = bad.to_string();
+        assert!(text.contains("at least one node") && text.contains("--shared-storage-within"));
     }
 
     #[test]
