@@ -248,4 +248,17 @@ pub struct CheckArgs {
     /// Largest clock offset from the database's clock a node may have.
     #[arg(long, default_value = "1s")]
     pub max_clock_offset: humantime::Duration,
+    /// Check an existing deployment through this balancer URL instead of starting one.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// With --target: one node's own URL (repeat for every node).
+    #[arg(long = "node", requires = "target")]
+    pub node_urls: Vec<String>,
+    /// With --target: a sources:write token for --pypi-source (the shared-storage upload).
+    #[arg(long, requires = "target")]
+    pub token: Option<String>,
+    #[arg(long, default_value = "pypi")]
+    pub pypi_repo: String,
+    #[arg(long, default_value = "pypi-local")]
+    pub pypi_source: String,
 }

@@ -1,5 +1,5 @@
-//! `harness check`: brings up a cluster as `scenario` does, runs the HA checklist against it,
-//! tears it down, prints each rule with its evidence, writes the run directory (a run record
+//! `harness check`: brings up a cluster as `scenario` does (or takes an existing deployment
+//! with `--target`), runs the HA checklist against it, tears it down, prints each rule with its evidence, writes the run directory (a run record
 //! whose checkers are the rules, no load; `facts.json` beside it) and returns the verdict's
 //! exit code.
 
@@ -7,14 +7,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use reports::record::{CheckerResult, RunMeta, Validity};
+use reports::record::{CheckerResult, NodeInfo, RunMeta, Validity};
 use reports::{Metrics, RunRecord, Verdict};
 use serde_json::json;
 
 use crate::checklist::{self, ChecklistOptions, Facts};
 use crate::cli::{CheckArgs, InfraChoice};
 use crate::error::{HarnessError, exit};
-use crate::infra::Infra;
+use crate::infra::target::Target;
+use crate::infra::{Endpoints, Infra};
 use crate::plan::{InfraKind, InfraPlan};
 
 /// The run record's scenario name.
@@ -34,8 +35,85 @@ pub struct CheckPlan {
 /// Runs the checklist end to end and returns the exit code.
 pub async fn run(args: CheckArgs) -> Result<u8, HarnessError> {
     let plan = plan(&args)?;
-    let infra = super::scenario::start_infra(&plan.infra).await?;
+    let infra = match &args.target {
+        Some(url) => Box::new(target(&args, url).await?) as Box<dyn Infra>,
+        None => super::scenario::start_infra(&plan.infra).await?,
+    };
     execute(&plan, infra, args.out.clone()).await
+}
+
+/// An existing deployment: its balancer and each node's own URL (loopback only, as for
+/// `scenario --target`); nothing is started or torn down. The balancer's view of its servers
+/// cannot be read, so `balancer-health-check` is unknown.
+async fn target(args: &CheckArgs, url: &str) -> Result<Target, HarnessError> {
+    let base_url = url.trim_end_matches('/').to_string();
+    let node_urls: Vec<String> = args
+        .node_urls
+        .iter()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .collect();
+    let mut problems: Vec<String> = std::iter::once(&base_url)
+        .chain(&node_urls)
+        .filter(|u| !is_loopback_url(u))
+        .map(|u| {
+            format!("{u}: this harness talks only to loopback addresses (127.0.0.0/8, localhost)")
+        })
+        .collect();
+    if node_urls.is_empty() {
+        problems.push("--target needs --node URL for every node (each node's own address)".into());
+    }
+    if !problems.is_empty() {
+        return Err(HarnessError::Config(problems));
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| HarnessError::Internal(e.to_string()))?;
+    let nodes: Vec<(String, String)> = node_urls
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (format!("node-{}", i + 1), u.clone()))
+        .collect();
+    let mut infos = Vec::new();
+    for (_, node_url) in &nodes {
+        // For the report's infrastructure section; the rules read the status themselves.
+        let status: serde_json::Value = match client
+            .get(format!("{node_url}/__api__/status"))
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        infos.push(NodeInfo {
+            id: status["node_id"].as_str().unwrap_or("unknown").to_string(),
+            address: node_url.clone(),
+            version: status["version"].as_str().unwrap_or("unknown").to_string(),
+        });
+    }
+    let token = args.token.clone().unwrap_or_default();
+    let endpoints = Endpoints {
+        base_url,
+        nodes,
+        pypi_repo: args.pypi_repo.clone(),
+        cran_repo: "cran".into(),
+        pypi_source: args.pypi_source.clone(),
+        cran_source: "cran-local".into(),
+        pypi_token: token.clone(),
+        cran_token: token,
+    };
+    Ok(Target::new(endpoints, infos))
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .is_some_and(|h| {
+            h == "localhost"
+                || h.parse::<std::net::Ipv4Addr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
 }
 
 /// The arguments as a plan; every problem with them at once.

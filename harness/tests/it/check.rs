@@ -462,3 +462,56 @@ fn a_healthy_docker_cluster_passes_every_rule() {
     }
     cluster.teardown().expect("teardown");
 }
+
+/// `--target` checks an existing deployment from its URLs alone: every rule it can decide
+/// passes, and the balancer's view, which it cannot read, leaves the verdict unknown (exit 5).
+#[test]
+fn the_cli_on_a_target_decides_what_it_can_and_exits_5_for_the_balancer() {
+    let mut cluster = start(2, Duration::from_secs(60));
+    let endpoints = cluster.endpoints().clone();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("check-target");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
+    command
+        .args(["check", "--target", &endpoints.base_url])
+        .args(["--token", &endpoints.pypi_token])
+        .arg("--out")
+        .arg(&out);
+    for (_, url) in &endpoints.nodes {
+        command.args(["--node", url]);
+    }
+    let result = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(
+        result.status.code(),
+        Some(5),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for name in checklist::RULES {
+        let word = if name == checklist::membership::BALANCER_HEALTH_CHECK {
+            " unknown "
+        } else {
+            " pass "
+        };
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(name) && l.contains(word)),
+            "{name} is not{word}:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("verdict: UNKNOWN"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["infra"]["provider"], "target");
+    // Nothing of the deployment was touched.
+    assert!(
+        cluster
+            .balancer_states()
+            .unwrap()
+            .iter()
+            .all(|(_, s)| s == "UP")
+    );
+    cluster.teardown().expect("teardown");
+}
