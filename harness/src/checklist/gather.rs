@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use scenarios::writes::{ReadOutcome, WriteTarget, WriterConfig, read_back, run_writer};
+use scenarios::writes::{
+    ReadOutcome, WriteOutcome, WriteTarget, WriterConfig, read_back, run_writer,
+};
 
 use super::ChecklistOptions;
 use super::facts::{
@@ -156,8 +158,10 @@ async fn shared_storage(
     let acknowledged = Instant::now();
     let deadline = acknowledged + within;
     let entry = [upload.clone()];
+    let ok = upload.outcome == WriteOutcome::Ok;
     facts.upload = Some(upload);
-    if facts.upload.as_ref().map(|u| u.outcome) != Some(scenarios::writes::WriteOutcome::Ok) {
+    if !ok {
+        // Nothing to read back: the rule says why from the ledger entry.
         return facts;
     }
     let mut pending: Vec<(String, String)> = endpoints.nodes.clone();
