@@ -60,12 +60,13 @@ pub fn cluster_membership(facts: &Facts) -> CheckerResult {
                 more => wrong.push(format!("{} lists {name} {} times", node.node, more.len())),
             }
         }
-        let mut by_address: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        // address → "uid status" of each member listed there
+        let mut by_address: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for member in &status.members {
             by_address
                 .entry(member.address.as_str())
                 .or_default()
-                .push(member.uid.as_str());
+                .push(format!("{} {}", member.uid, member.status));
             if !names.contains_key(member.uid.as_str()) && member.status == ONLINE {
                 wrong.push(format!(
                     "{} lists an Online member {} ({}) that is none of the nodes checked",

@@ -515,3 +515,39 @@ fn the_cli_on_a_target_decides_what_it_can_and_exits_5_for_the_balancer() {
     );
     cluster.teardown().expect("teardown");
 }
+
+/// A duplicated node: node-2 restarted without its identity (its data directory's `node-id`
+/// lost, as a container without a volume loses it) joins again under a new id at the same
+/// address, and its old row stays behind. It serves, so only `cluster-membership` fails, naming
+/// the address listed twice.
+#[test]
+fn a_node_restarted_without_its_identity_fails_membership_only() {
+    let mut cluster = start(2, Duration::from_secs(60));
+    cluster
+        .control(&Member::Node(1), Control::Stop)
+        .expect("stop");
+    std::fs::remove_file(cluster.work_dir().join("node-2").join("node-id")).expect("node-id");
+    cluster
+        .control(&Member::Node(1), Control::Start)
+        .expect("node-2 comes back under a new id");
+    let address = cluster.info().nodes[1].address.clone();
+    let (record, _) = check(&cluster, 2);
+    let table = check_command::table(&record.checkers);
+    eprintln!("{table}");
+    for result in &record.checkers {
+        let expected = if result.name == checklist::membership::CLUSTER_MEMBERSHIP {
+            Validity::Invalid
+        } else {
+            Validity::Valid
+        };
+        assert_eq!(result.validity, expected, "{}\n{table}", result.name);
+    }
+    let membership = rule(&record, checklist::membership::CLUSTER_MEMBERSHIP);
+    assert!(
+        membership
+            .summary
+            .contains(&format!("lists {address} under 2 ids")),
+        "{table}"
+    );
+    cluster.teardown().expect("teardown");
+}
