@@ -231,10 +231,10 @@ pub struct DrillArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_enum, default_value = "auto", conflicts_with = "target")]
     pub infra: InfraChoice,
     /// pkgnode processes behind the load balancer.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, conflicts_with = "target")]
     pub nodes: usize,
     /// Run directory; default reports/runs/<timestamp>-check/.
     #[arg(long)]
@@ -257,8 +257,10 @@ pub struct CheckArgs {
     /// With --target: a sources:write token for --pypi-source (the shared-storage upload).
     #[arg(long, requires = "target")]
     pub token: Option<String>,
-    #[arg(long, default_value = "pypi")]
+    /// With --target: the PyPI repository the probe upload is read back from.
+    #[arg(long, default_value = "pypi", requires = "target")]
     pub pypi_repo: String,
-    #[arg(long, default_value = "pypi-local")]
+    /// With --target: the local Python source the probe upload goes to.
+    #[arg(long, default_value = "pypi-local", requires = "target")]
     pub pypi_source: String,
 }

@@ -75,21 +75,29 @@ async fn target(args: &CheckArgs, url: &str) -> Result<Target, HarnessError> {
         .map(|(i, u)| (format!("node-{}", i + 1), u.clone()))
         .collect();
     let mut infos = Vec::new();
+    let mut unanswered = Vec::new();
     for (_, node_url) in &nodes {
         // For the report's infrastructure section; the rules read the status themselves.
-        let status: serde_json::Value = match client
-            .get(format!("{node_url}/__api__/status"))
-            .send()
-            .await
-        {
+        let url = format!("{node_url}/__api__/status");
+        let status: serde_json::Value = match client.get(&url).send().await {
             Ok(r) => r.json().await.unwrap_or_default(),
-            Err(_) => serde_json::Value::Null,
+            Err(e) => {
+                unanswered.push(format!("{url}: {e}"));
+                serde_json::Value::Null
+            }
         };
         infos.push(NodeInfo {
             id: status["node_id"].as_str().unwrap_or("unknown").to_string(),
             address: node_url.clone(),
             version: status["version"].as_str().unwrap_or("unknown").to_string(),
         });
+    }
+    if unanswered.len() == nodes.len() {
+        // Nothing to check: an infrastructure problem (exit 3), not an undecided rule.
+        return Err(HarnessError::Target(format!(
+            "no node answered: {}",
+            unanswered.join("; ")
+        )));
     }
     let token = args.token.clone().unwrap_or_default();
     let endpoints = Endpoints {
