@@ -514,6 +514,15 @@ fn the_cli_on_a_target_decides_what_it_can_and_exits_5_for_the_balancer() {
             .all(|(_, s)| s == "UP")
     );
     cluster.teardown().expect("teardown");
+
+    // A deployment no node of which answers is an infrastructure failure, not an unknown.
+    let gone = command.output().unwrap();
+    assert_eq!(
+        gone.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
 }
 
 /// A duplicated node: node-2 restarted without its identity (its data directory's `node-id`
