@@ -539,6 +539,30 @@ fn a_node_restarted_without_its_identity_fails_membership_only() {
     cluster
         .control(&Member::Node(1), Control::Start)
         .expect("node-2 comes back under a new id");
+    // `Start` returns at node-2's first `/__ping__` 200; the node serves a moment before its
+    // row says Online (the check-in writes the status after it starts serving) and HAProxy
+    // rises it at its next health check. Wait for both, as the provider's start does for the
+    // balancer, so that what is left is the duplicate.
+    let http = client();
+    let node_1 = cluster.endpoints().nodes[0].1.clone();
+    eventually(
+        "node-2 UP at the balancer and Online in node-1's listing",
+        Duration::from_secs(10),
+        || {
+            let states = cluster.balancer_states().map_err(|e| e.to_string())?;
+            let (_, body) = get(&http, &format!("{node_1}/__api__/status"));
+            let status: serde_json::Value =
+                serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            let listed_online = status["members"]
+                .as_array()
+                .is_some_and(|m| m.iter().filter(|m| m["status"] == "Online").count() == 2);
+            if states.iter().all(|(_, s)| s == "UP") && listed_online {
+                Ok(())
+            } else {
+                Err(format!("{states:?} {body}"))
+            }
+        },
+    );
     let address = cluster.info().nodes[1].address.clone();
     let (record, _) = check(&cluster, 2);
     let table = check_command::table(&record.checkers);
