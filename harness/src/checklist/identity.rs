@@ -21,11 +21,36 @@ pub fn same_version(facts: &Facts) -> CheckerResult {
     })
 }
 
-/// Every node's secure key has the same fingerprint.
+/// The statuses a node refused for its key holds (Workbench's words).
+const KEY_REFUSALS: [&str; 2] = ["Invalid secure key", "Invalid permissions on secure key"];
+
+/// Every node's secure key has the same fingerprint, and no node was refused for its key (a
+/// key shorter than 128 bits, or readable by others than its owner, is refused by the node
+/// itself, which then reports the fingerprint of a throwaway key).
 pub fn same_secure_key(facts: &Facts) -> CheckerResult {
-    all_equal(facts, SAME_SECURE_KEY, "key fingerprint", true, |s| {
+    let mut result = all_equal(facts, SAME_SECURE_KEY, "key fingerprint", true, |s| {
         s.key_fingerprint.as_ref()
-    })
+    });
+    let refused: Vec<String> = facts
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let word = n.answered()?.cluster_status.as_deref()?;
+            KEY_REFUSALS
+                .contains(&word)
+                .then(|| format!("{} is {word}", n.node))
+        })
+        .collect();
+    if !refused.is_empty() {
+        result.summary = if result.validity == Validity::Invalid {
+            format!("{}; {}", refused.join("; "), result.summary)
+        } else {
+            refused.join("; ")
+        };
+        result.validity = Validity::Invalid;
+        result.evidence["refused"] = json!(refused);
+    }
+    result
 }
 
 /// Every node's configuration has the same digest (its own address options left out).
@@ -126,6 +151,20 @@ mod tests {
         assert_eq!(result.name, SAME_SECURE_KEY);
         assert_eq!(result.validity, Validity::Invalid, "{}", result.summary);
         assert!(result.summary.contains("node-1"), "{}", result.summary);
+    }
+
+    #[test]
+    fn a_node_refused_for_its_key_file_is_invalid_and_named() {
+        let mut facts = healthy();
+        let status = status_of(&mut facts, 1);
+        status.cluster_status = Some("Invalid permissions on secure key".into());
+        status.serving = false;
+        let result = same_secure_key(&facts);
+        assert_eq!(result.validity, Validity::Invalid, "{}", result.summary);
+        assert_eq!(
+            result.summary,
+            "node-2 is Invalid permissions on secure key"
+        );
     }
 
     #[test]

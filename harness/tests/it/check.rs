@@ -598,3 +598,62 @@ fn a_node_restarted_without_its_identity_fails_membership_only() {
     );
     cluster.teardown().expect("teardown");
 }
+
+/// A key file readable by others (mode 0644): node-2, restarted on it, refuses the key itself
+/// ("Invalid permissions on secure key"), and `same-secure-key` fails naming it; version and
+/// configuration still match.
+#[test]
+fn a_node_on_a_0644_key_file_fails_the_key_rule_by_name() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut cluster = start(2, Duration::from_secs(30));
+    let key_file = cluster.work_dir().join("pkgnode.key");
+    let mode = |bits| std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(bits));
+    cluster
+        .control(&Member::Node(1), Control::Stop)
+        .expect("stop");
+    let http = client();
+    let node_2 = cluster.endpoints().nodes[1].1.clone();
+    let record = std::thread::scope(|scope| {
+        let cluster = &cluster;
+        mode(0o644).unwrap();
+        let restart = scope.spawn(move || cluster.control(&Member::Node(1), Control::Start));
+        eventually(
+            "node-2 refused for its key file",
+            Duration::from_secs(30),
+            || {
+                let (_, body) = get(&http, &format!("{node_2}/__api__/status"));
+                if body.contains("Invalid permissions on secure key") {
+                    Ok(())
+                } else {
+                    Err(body)
+                }
+            },
+        );
+        // node-2 has read the file; node-1 keeps the key it loaded at start.
+        mode(0o600).unwrap();
+        let (record, _) = check(cluster, 2);
+        assert!(restart.join().expect("restart thread").is_err());
+        record
+    });
+    let table = check_command::table(&record.checkers);
+    eprintln!("{table}");
+    let key = rule(&record, checklist::identity::SAME_SECURE_KEY);
+    assert_eq!(key.validity, Validity::Invalid, "{table}");
+    assert!(
+        key.summary
+            .starts_with("node-2 is Invalid permissions on secure key"),
+        "{table}"
+    );
+    for name in [
+        checklist::identity::SAME_VERSION,
+        checklist::identity::IDENTICAL_CONFIG,
+        checklist::backend::POSTGRESQL,
+    ] {
+        assert_eq!(
+            rule(&record, name).validity,
+            Validity::Valid,
+            "{name}\n{table}"
+        );
+    }
+    cluster.teardown().expect("teardown");
+}
