@@ -163,6 +163,8 @@ pub enum DrillName {
     PauseNode,
     /// Cut a node off the network for --for (local: needs root and iptables).
     PartitionNode,
+    /// Cut a node off the database only for --for; it still answers clients (local only).
+    PartitionNodeDb,
     /// SIGKILL the primary database; the failover controller promotes the standby; the former
     /// primary rejoins as the standby after --for.
     KillPrimaryDb,

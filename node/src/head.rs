@@ -20,8 +20,9 @@ pub const NOTIFY_CHANNEL: &str = "pkgnode_tx";
 #[derive(Debug, Default)]
 pub struct Head {
     current: AtomicI64,
-    /// When the last successful read of the database's head started; held while a read runs so
-    /// that concurrent requests wait for one read instead of each sending their own.
+    /// When the last read of the database's head started, whatever its outcome; held while a
+    /// read runs so that concurrent requests wait for one read instead of each sending their own
+    /// (and, when the database is gone, instead of each waiting out its own timeout in turn).
     last_read_started: tokio::sync::Mutex<Option<Instant>>,
 }
 
@@ -43,15 +44,13 @@ impl Head {
             return self.get();
         }
         let mut last = self.last_read_started.lock().await;
-        if last.is_some_and(|started| started > arrived) {
+        if last.is_some_and(|started| started > arrived) || !store.health().is_available() {
             return self.get();
         }
         let started = Instant::now();
+        *last = Some(started);
         match tokio::time::timeout(wait, store.head()).await {
-            Ok(Ok(tx)) => {
-                self.advance(tx);
-                *last = Some(started);
-            }
+            Ok(Ok(tx)) => self.advance(tx),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "could not read the newest transaction; serving the newest known")
             }

@@ -84,6 +84,7 @@ struct ReportPage<'a> {
     errors: Vec<(String, u64)>,
     events: Vec<EventRow>,
     checkers: Vec<CheckerRow>,
+    warnings: Vec<String>,
     node_requests: Vec<(String, u64, String)>,
     infra: &'a InfraInfo,
     config_json: String,
@@ -144,6 +145,11 @@ pub fn render(record: &RunRecord) -> Result<String, ReportError> {
             "installs failed",
             installs.failed.to_string(),
             installs.failed > 0,
+        ),
+        stat(
+            "installs never started",
+            installs.never_started.to_string(),
+            installs.never_started > 0,
         ),
         stat(
             "installs late",
@@ -216,6 +222,7 @@ pub fn render(record: &RunRecord) -> Result<String, ReportError> {
         kinds,
         errors: summary.errors.into_iter().collect(),
         events,
+        warnings: summary.warnings.clone(),
         checkers: record
             .checkers
             .iter()

@@ -21,6 +21,9 @@ pub struct RunRecord {
     pub samples: Vec<ResourceSample>,
     /// Requests served by each node (node id → count), e.g. from the load balancer's stats.
     pub node_requests: BTreeMap<String, u64>,
+    /// Each node's requests per second over time (0 while it does not answer), so a node killed
+    /// mid-run shows when it stopped and came back.
+    pub node_request_rates: Vec<NodeRequestRate>,
     /// Each threshold with its observed value.
     pub thresholds: Vec<ThresholdResult>,
     /// What each checker concluded from the recorded history and the final reads.
@@ -164,6 +167,15 @@ pub struct CheckerResult {
     pub evidence: serde_json::Value,
 }
 
+/// Requests per second one node served, measured at one moment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeRequestRate {
+    /// Seconds since the run start.
+    pub at_s: f64,
+    pub node: String,
+    pub per_s: f64,
+}
+
 /// CPU and memory of one process at one moment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResourceSample {
@@ -270,6 +282,10 @@ impl RunRecord {
         self.events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
         self.samples.extend(other.samples.iter().cloned());
         self.samples.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        self.node_request_rates
+            .extend(other.node_request_rates.iter().cloned());
+        self.node_request_rates
+            .sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
         for (node, n) in &other.node_requests {
             *self.node_requests.entry(node.clone()).or_default() += n;
         }

@@ -179,6 +179,23 @@ pub fn sample_record() -> RunRecord {
         metrics,
         events,
         samples,
+        node_request_rates: (0..=SAMPLE_DURATION_S / 5)
+            .flat_map(|step| {
+                let t = (step * 5) as f64;
+                let down = (200.0..260.0).contains(&t);
+                [("node-1", 6.0), ("node-2", if down { 0.0 } else { 6.0 })].map(|(node, per_s)| {
+                    crate::record::NodeRequestRate {
+                        at_s: t,
+                        node: node.into(),
+                        per_s: if down && node == "node-1" {
+                            12.0
+                        } else {
+                            per_s
+                        },
+                    }
+                })
+            })
+            .collect(),
         node_requests,
         thresholds: Vec::new(),
         checkers: vec![crate::record::CheckerResult {

@@ -44,6 +44,10 @@ pub struct Summary {
     pub thresholds: Vec<ThresholdResult>,
     /// Every checker's conclusion with its evidence.
     pub checkers: Vec<CheckerResult>,
+    /// Why the figures may describe the load generator rather than the cluster (it ran out of
+    /// users or CPU); empty when nothing suggests so.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// Fault windows and the moments of each drill (injected, detected, promoted, first write
     /// ok, node online, healed), in time order.
     pub timeline: Vec<Event>,
@@ -60,6 +64,10 @@ pub struct InstallCounts {
     pub failed: u64,
     /// Installs that started later than their tolerance.
     pub late: u64,
+    /// Installs scheduled within the run that never started (every user was busy): neither
+    /// succeeded nor failed, so the cluster never saw them.
+    #[serde(default)]
+    pub never_started: u64,
 }
 
 /// Install arrival rate.
@@ -139,6 +147,46 @@ impl KindSummary {
     }
 }
 
+/// A load generator busier than this share of the machine's cores is saturated.
+const SATURATED_CPU_SHARE: f64 = 0.85;
+
+/// What says the generator, not the cluster, set the pace: installs never started, many late
+/// starts, or its CPU near the machine's capacity (`meta.config.machine_cores`).
+fn generator_warnings(record: &RunRecord, installs: &InstallCounts) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if installs.never_started > 0 {
+        warnings.push(format!(
+            "{} of {} scheduled installs never started: the load generator ran out of users, so \
+             the cluster was offered less than the target rate",
+            installs.never_started, installs.attempted
+        ));
+    }
+    if installs.attempted > 0 && installs.late as f64 > 0.01 * installs.attempted as f64 {
+        warnings.push(format!(
+            "{} of {} installs started late: the generator could not keep the schedule",
+            installs.late, installs.attempted
+        ));
+    }
+    let cores = record.meta.config["machine_cores"].as_f64().unwrap_or(0.0);
+    let generator: Vec<f64> = record
+        .samples
+        .iter()
+        .filter(|s| s.process == "load-generator")
+        .map(|s| s.cpu_pct)
+        .collect();
+    if cores > 0.0 && !generator.is_empty() {
+        let mean = generator.iter().sum::<f64>() / generator.len() as f64;
+        if mean >= SATURATED_CPU_SHARE * cores * 100.0 {
+            warnings.push(format!(
+                "the load generator used {mean:.0}% CPU on average of {:.0}% available: it \
+                 measured itself before the cluster",
+                cores * 100.0
+            ));
+        }
+    }
+    warnings
+}
+
 fn per_second(n: u64, duration_s: f64) -> f64 {
     if duration_s > 0.0 {
         n as f64 / duration_s
@@ -160,8 +208,10 @@ impl Summary {
                 succeeded: k.ok(),
                 failed: k.err(),
                 late: k.late(),
+                never_started: k.scheduled().saturating_sub(k.ok() + k.err()),
             })
             .unwrap_or_default();
+        let warnings = generator_warnings(record, &installs);
         let rate = RateSummary {
             target_per_s: per_second(installs.attempted, duration_s),
             achieved_per_s: per_second(installs.succeeded, duration_s),
@@ -194,6 +244,7 @@ impl Summary {
             infra: record.meta.infra.clone(),
             thresholds: record.thresholds.clone(),
             checkers: record.checkers.clone(),
+            warnings,
             timeline: record
                 .events
                 .iter()
@@ -219,5 +270,46 @@ mod tests {
         let json = serde_json::to_value(&summary).unwrap();
         assert!(json["latency_ms"]["overall"]["p99"].is_null());
         assert_eq!(json["verdict"], "fail");
+    }
+
+    #[test]
+    fn a_saturated_generator_is_called_out_and_a_healthy_one_is_not() {
+        let start = std::time::Instant::now();
+        let recorder = crate::Recorder::new(start, std::time::Duration::from_secs(1));
+        for s in 0..100u64 {
+            let due = start + std::time::Duration::from_millis(s * 100);
+            recorder.scheduled(INSTALL_KIND, due);
+            if s < 90 {
+                let done = due + std::time::Duration::from_millis(5);
+                recorder.record(INSTALL_KIND, due, done, crate::Outcome::Ok);
+            } else {
+                // Never taken by a user: scheduled and late, no outcome.
+                recorder.late(INSTALL_KIND, due);
+            }
+        }
+        let mut record = crate::sample::sample_record();
+        record.metrics = recorder.finish();
+        record.meta.config = serde_json::json!({ "machine_cores": 2 });
+        record.samples = vec![crate::record::ResourceSample {
+            at_s: 1.0,
+            process: "load-generator".into(),
+            cpu_pct: 190.0,
+            rss_bytes: 0,
+        }];
+        let summary = Summary::from_record(&record);
+        assert_eq!(summary.installs.never_started, 10);
+        assert_eq!(summary.warnings.len(), 3, "{:?}", summary.warnings);
+        assert!(summary.warnings[0].contains("10 of 100 scheduled installs never started"));
+        assert!(summary.warnings[2].contains("190% CPU"));
+
+        let mut healthy = record.clone();
+        healthy.metrics = {
+            let recorder = crate::Recorder::new(start, std::time::Duration::from_secs(1));
+            recorder.scheduled(INSTALL_KIND, start);
+            recorder.record(INSTALL_KIND, start, start, crate::Outcome::Ok);
+            recorder.finish()
+        };
+        healthy.samples[0].cpu_pct = 40.0;
+        assert!(Summary::from_record(&healthy).warnings.is_empty());
     }
 }

@@ -34,10 +34,10 @@ pub fn scenario(args: &ScenarioArgs) -> Result<RunPlan, HarnessError> {
         nemesis: NemesisPlan::none(),
         checkers: Vec::new(),
         availability: AvailabilityLimits::default(),
-        thresholds: thresholds(&args.load, DEFAULT_THRESHOLDS)?,
+        thresholds: ThresholdSet::default(),
         quiet: args.load.quiet,
     };
-    checked(plan)
+    checked(plan, thresholds(&args.load, DEFAULT_THRESHOLDS))
 }
 
 /// The plan of `harness drill NAME`: the read load, an upload writer, the drill's faults and
@@ -135,10 +135,10 @@ pub fn drill(args: &DrillArgs) -> Result<RunPlan, HarnessError> {
             max_write_gap_s: Some(Duration::from(args.max_write_gap).as_secs_f64()),
         },
         // Latency during a fault is the drill's subject, not a threshold's: none by default.
-        thresholds: thresholds(&args.load, &[])?,
+        thresholds: ThresholdSet::default(),
         quiet: args.load.quiet,
     };
-    checked(plan)
+    checked(plan, thresholds(&args.load, &[]))
 }
 
 /// The fault of drill `name` against `node`.
@@ -148,6 +148,7 @@ fn fault(name: DrillName, node: usize, hold_standby_s: Option<u64>) -> Fault {
         DrillName::StopNode => Fault::StopNode { node },
         DrillName::PauseNode => Fault::PauseNode { node },
         DrillName::PartitionNode => Fault::PartitionNode { node },
+        DrillName::PartitionNodeDb => Fault::PartitionNodeDb { node },
         DrillName::KillPrimaryDb => Fault::KillPrimaryDb { hold_standby_s },
         DrillName::KillStandby | DrillName::Random => Fault::KillStandby,
     }
@@ -175,14 +176,25 @@ fn drill_name(name: DrillName) -> &'static str {
         DrillName::StopNode => "stop-node",
         DrillName::PauseNode => "pause-node",
         DrillName::PartitionNode => "partition-node",
+        DrillName::PartitionNodeDb => "partition-node-db",
         DrillName::KillPrimaryDb => "kill-primary-db",
         DrillName::KillStandby => "kill-standby",
         DrillName::Random => "random",
     }
 }
 
-fn checked(plan: RunPlan) -> Result<RunPlan, HarnessError> {
-    let problems = plan.validate();
+/// The plan with its thresholds, or every problem of both (not only the first).
+fn checked(
+    mut plan: RunPlan,
+    thresholds: Result<ThresholdSet, HarnessError>,
+) -> Result<RunPlan, HarnessError> {
+    let mut problems = Vec::new();
+    match thresholds {
+        Ok(thresholds) => plan.thresholds = thresholds,
+        Err(HarnessError::Config(errors)) => problems.extend(errors),
+        Err(other) => return Err(other),
+    }
+    problems.extend(plan.validate());
     if problems.is_empty() {
         Ok(plan)
     } else {

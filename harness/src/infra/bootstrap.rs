@@ -56,6 +56,9 @@ pub fn node_config(
     let mut storage = Table::new();
     storage.insert("s3".into(), Value::Table(s3));
     let mut cluster = Table::new();
+    // Every provider runs a real cluster: the Workbench rules (shared key, check-ins,
+    // statuses) apply to every node.
+    cluster.insert("enabled".into(), Value::Boolean(true));
     cluster.insert("key_file".into(), path(shared.key_file));
     if let Some(name) = www_host_name {
         cluster.insert("www_host_name".into(), string(name));

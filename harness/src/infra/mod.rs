@@ -60,6 +60,9 @@ pub enum Control {
     Unpause,
     Disconnect,
     Reconnect,
+    /// Cut only the member's traffic to the database: it still answers its clients.
+    /// [`Control::Reconnect`] heals it.
+    DisconnectFromDatabase,
     /// Promote the standby to primary and repoint the database endpoint the nodes use to it
     /// (only [`Member::DatabaseStandby`], only where the provider runs one).
     Promote,

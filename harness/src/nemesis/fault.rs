@@ -20,6 +20,8 @@ pub enum Fault {
     PauseNode { node: usize },
     /// Cut a node off the network (nothing it sends arrives); heal: reconnect it.
     PartitionNode { node: usize },
+    /// Cut a node off the database only: it still answers clients; heal: reconnect it.
+    PartitionNodeDb { node: usize },
     /// SIGKILL the primary database; the failover controller promotes the standby; heal: the
     /// former primary rejoins as the new standby. With `hold_standby`, the standby is stopped
     /// that long first while writes go on (the negative control: with asynchronous replication
@@ -40,6 +42,7 @@ impl Fault {
             Fault::StopNode { .. } => "stop-node",
             Fault::PauseNode { .. } => "pause-node",
             Fault::PartitionNode { .. } => "partition-node",
+            Fault::PartitionNodeDb { .. } => "partition-node-db",
             Fault::KillPrimaryDb { .. } => "kill-primary-db",
             Fault::KillStandby => "kill-standby",
         }
@@ -51,7 +54,8 @@ impl Fault {
             Fault::KillNode { node }
             | Fault::StopNode { node }
             | Fault::PauseNode { node }
-            | Fault::PartitionNode { node } => Some(*node),
+            | Fault::PartitionNode { node }
+            | Fault::PartitionNodeDb { node } => Some(*node),
             Fault::KillPrimaryDb { .. } | Fault::KillStandby => None,
         }
     }
@@ -63,6 +67,7 @@ impl Fault {
             Fault::StopNode { node } => format!("node-{} stopped (drained), then started again", node + 1),
             Fault::PauseNode { node } => format!("node-{} paused (SIGSTOP), then resumed", node + 1),
             Fault::PartitionNode { node } => format!("node-{} cut off the network, then reconnected", node + 1),
+            Fault::PartitionNodeDb { node } => format!("node-{} cut off the database (still answering clients), then reconnected", node + 1),
             Fault::KillPrimaryDb { hold_standby_s: None } => {
                 "primary database killed (SIGKILL); standby promoted; former primary rejoined as standby".into()
             }
@@ -85,6 +90,9 @@ impl Fault {
             Fault::PauseNode { node } => session.control(&Member::Node(*node), Control::Pause),
             Fault::PartitionNode { node } => {
                 session.control(&Member::Node(*node), Control::Disconnect)
+            }
+            Fault::PartitionNodeDb { node } => {
+                session.control(&Member::Node(*node), Control::DisconnectFromDatabase)
             }
             Fault::KillStandby => session.control(&Member::DatabaseStandby, Control::Kill),
             Fault::KillPrimaryDb { hold_standby_s } => {
@@ -120,7 +128,7 @@ impl Fault {
                 wait_online(session, *node).await;
                 Ok(())
             }
-            Fault::PartitionNode { node } => {
+            Fault::PartitionNode { node } | Fault::PartitionNodeDb { node } => {
                 session.control(&Member::Node(*node), Control::Reconnect)?;
                 wait_online(session, *node).await;
                 Ok(())

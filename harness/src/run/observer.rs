@@ -17,6 +17,8 @@ pub struct Observed {
     pub status_changes: Vec<(f64, NodeStatusRead)>,
     /// Requests each node served while observed.
     pub served: BTreeMap<String, u64>,
+    /// Each node's requests per second at each sample (0 while it does not answer).
+    pub rates: Vec<reports::record::NodeRequestRate>,
 }
 
 /// Samples until `stop` fires; returns what it saw.
@@ -29,7 +31,7 @@ pub async fn observe(
     let mut observed = Observed::default();
     type Seen = (Option<String>, bool, Vec<(String, String)>);
     let mut last_status: BTreeMap<String, Seen> = BTreeMap::new();
-    let mut last_count: BTreeMap<String, u64> = BTreeMap::new();
+    let mut last_count: BTreeMap<String, (u64, Instant)> = BTreeMap::new();
     loop {
         let now = Instant::now();
         for (name, url) in &nodes {
@@ -41,18 +43,30 @@ pub async fn observe(
                     .status_changes
                     .push((now.saturating_duration_since(start).as_secs_f64(), read));
             }
-            if let Ok(response) = client.get(format!("{url}/metrics")).send().await
-                && let Ok(text) = response.text().await
-            {
-                let count = node_share::requests_served(&text);
-                let previous = last_count.insert(name.clone(), count);
-                let increase = match previous {
-                    Some(before) if count >= before => count - before,
-                    // First sample: only what comes after counts. A reset: the node restarted.
-                    Some(_) => count,
-                    None => 0,
-                };
-                *observed.served.entry(name.clone()).or_default() += increase;
+            let at_s = now.saturating_duration_since(start).as_secs_f64();
+            let answered = match client.get(format!("{url}/metrics")).send().await {
+                Ok(response) => response.text().await.ok(),
+                Err(_) => None,
+            };
+            let Some(text) = answered else {
+                observed.rates.push(rate(at_s, name, 0.0));
+                continue;
+            };
+            let count = node_share::requests_served(&text);
+            let sampled = Instant::now();
+            let previous = last_count.insert(name.clone(), (count, sampled));
+            let increase = match previous {
+                Some((before, _)) if count >= before => count - before,
+                // First sample: only what comes after counts. A reset: the node restarted.
+                Some(_) => count,
+                None => 0,
+            };
+            *observed.served.entry(name.clone()).or_default() += increase;
+            if let Some((_, then)) = previous {
+                let seconds = sampled.duration_since(then).as_secs_f64().max(0.001);
+                observed
+                    .rates
+                    .push(rate(at_s, name, increase as f64 / seconds));
             }
         }
         tokio::select! {
@@ -61,6 +75,14 @@ pub async fn observe(
         }
     }
     observed
+}
+
+fn rate(at_s: f64, node: &str, per_s: f64) -> reports::record::NodeRequestRate {
+    reports::record::NodeRequestRate {
+        at_s,
+        node: node.to_string(),
+        per_s,
+    }
 }
 
 /// One node's status read from its own address.

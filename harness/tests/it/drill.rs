@@ -174,8 +174,8 @@ fn negative_control_async_replication_with_the_standby_held_back_loses_writes() 
 }
 
 #[test]
-fn node_faults_and_a_killed_standby_in_one_cluster() {
-    let mut plan = drill_plan("stop-node", &["--duration", "50s"]);
+fn node_faults_database_cut_and_a_killed_standby_in_one_cluster() {
+    let mut plan = drill_plan("stop-node", &["--duration", "55s"]);
     let at = |s: u64, fault: Fault| ScheduledFault {
         fault,
         at: Duration::from_secs(s),
@@ -186,6 +186,7 @@ fn node_faults_and_a_killed_standby_in_one_cluster() {
         at(12, Fault::PauseNode { node: 0 }),
         at(21, Fault::KillStandby),
         at(30, Fault::PartitionNode { node: 1 }),
+        at(39, Fault::PartitionNodeDb { node: 0 }),
     ];
     // A killed standby stalls commits for its whole window: that is the point of one
     // synchronous standby, so writes are not judged by the gap here.
@@ -199,9 +200,9 @@ fn node_faults_and_a_killed_standby_in_one_cluster() {
     }
     let outcome = run(&plan, &cluster);
     assert_all_valid(&outcome);
-    assert_eq!(events(&outcome, EventKind::Fault), 4);
+    assert_eq!(events(&outcome, EventKind::Fault), 5);
     // Every node fault ends with its node back Online.
-    assert_eq!(events(&outcome, EventKind::NodeOnline), 3);
+    assert_eq!(events(&outcome, EventKind::NodeOnline), 4);
     // The other node listed the paused one as having missed its check-in.
     let seen = &checker(&outcome, "cluster-status").evidence["statuses_seen"];
     assert!(
@@ -213,42 +214,29 @@ fn node_faults_and_a_killed_standby_in_one_cluster() {
 
 #[test]
 fn random_draws_three_faults_with_its_seed_and_loses_nothing() {
-    let plan = drill_plan(
-        "random",
-        &[
-            "--faults",
-            "3",
-            "--seed",
-            "7",
-            "--at",
-            "4s",
-            "--for",
-            "5s",
-            "--gap",
-            "3s",
-            "--duration",
-            "20s",
-        ],
-    );
+    let random = || {
+        drill_plan(
+            "random",
+            &[
+                "--faults",
+                "3",
+                "--seed",
+                "7",
+                "--at",
+                "4s",
+                "--for",
+                "5s",
+                "--gap",
+                "3s",
+                "--duration",
+                "20s",
+            ],
+        )
+    };
+    let plan = random();
     assert_eq!(plan.nemesis.faults.len(), 3);
     // The same seed draws the same faults.
-    let again = drill_plan(
-        "random",
-        &[
-            "--faults",
-            "3",
-            "--seed",
-            "7",
-            "--at",
-            "4s",
-            "--for",
-            "5s",
-            "--gap",
-            "3s",
-            "--duration",
-            "20s",
-        ],
-    );
+    let again = random();
     assert_eq!(plan.nemesis.faults, again.nemesis.faults);
     let cluster = cluster_for(&plan);
     let outcome = run(&plan, &cluster);
@@ -310,12 +298,27 @@ fn kill_node_from_the_command_line_passes_and_reports_its_timeline() {
     assert!(ledger.lines().count() > 40, "{ledger}");
     let page = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(page.contains("id=\"checker-lost-writes\""));
-    // The killed node's share counts what it served before and after.
+    // The killed node's share counts what it served before and after, and its rate over time
+    // drops to zero while it is down.
     assert_eq!(
         summary["node_requests"].as_object().unwrap().len(),
         2,
         "{summary}"
     );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("record.json")).unwrap()).unwrap();
+    let down: Vec<f64> = record["node_request_rates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["node"] == "node-2" && r["per_s"] == 0.0)
+        .filter_map(|r| r["at_s"].as_f64())
+        .collect();
+    assert!(
+        down.iter().any(|t| (5.0..10.0).contains(t)),
+        "node-2 never at 0 requests/s while killed: {down:?}"
+    );
+    assert!(page.contains("Requests per node over time"));
     assert_nothing_left(tmp.path());
 }
 
@@ -372,9 +375,9 @@ fn paused_pkgnode_under(dir: &Path) -> bool {
 }
 
 #[test]
-fn docker_kill_node_then_kill_primary_db_twice_with_rejoin() {
+fn docker_kill_node_kill_primary_db_twice_with_rejoin_and_a_database_cut() {
     let _one_docker_cluster_at_a_time = crate::infra_docker::serial();
-    let mut plan = drill_plan("kill-primary-db", &["--duration", "45s"]);
+    let mut plan = drill_plan("kill-primary-db", &["--duration", "52s"]);
     let at = |s: u64, hold: u64, fault: Fault| ScheduledFault {
         fault,
         at: Duration::from_secs(s),
@@ -396,6 +399,7 @@ fn docker_kill_node_then_kill_primary_db_twice_with_rejoin() {
                 hold_standby_s: None,
             },
         ),
+        at(36, 5, Fault::PartitionNodeDb { node: 0 }),
     ];
     assert!(plan.validate().is_empty(), "{:?}", plan.validate());
     let began = Instant::now();
@@ -410,7 +414,7 @@ fn docker_kill_node_then_kill_primary_db_twice_with_rejoin() {
     eprintln!("docker cluster started in {:?}", began.elapsed());
     let outcome = run(&plan, &cluster);
     assert_all_valid(&outcome);
-    assert_eq!(events(&outcome, EventKind::NodeOnline), 1);
+    assert_eq!(events(&outcome, EventKind::NodeOnline), 2);
     assert_eq!(events(&outcome, EventKind::Promoted), 2);
     assert_eq!(events(&outcome, EventKind::Rejoined), 2);
     assert_eq!(outcome.record.meta.infra.provider, "docker");

@@ -27,7 +27,8 @@ pub fn verify(key: &SecureKey, path: &str, value: &str, now_ms: i64) -> bool {
     let Ok(at_ms) = at.parse::<i64>() else {
         return false;
     };
-    if (now_ms - at_ms).abs() > SIGNATURE_WINDOW_MS {
+    // `at_ms` comes from the request: `abs_diff` cannot overflow where `now - at` would.
+    if now_ms.abs_diff(at_ms) > SIGNATURE_WINDOW_MS.unsigned_abs() {
         return false;
     }
     let expected = key.sign(&message(path, at_ms));
@@ -59,5 +60,16 @@ mod tests {
         let other = SecureKey::from_bytes(vec![2; 32]);
         assert!(!verify(&other, "/load-balancer/status", &header, 1_000_500));
         assert!(!verify(&key, "/load-balancer/status", "garbage", 1_000_500));
+    }
+
+    /// Issue 10 defect 3: the time in a request's signature overflowed `now - at`.
+    #[test]
+    fn issue_10_extreme_signature_times_are_refused_not_a_panic() {
+        let key = SecureKey::from_bytes(vec![1; 32]);
+        for at in [i64::MIN, i64::MIN + 1, i64::MAX, -1] {
+            let forged = format!("{at}.{}", "0".repeat(64));
+            assert!(!verify(&key, "/load-balancer/status", &forged, 1_000_000));
+            assert!(!verify(&key, "/load-balancer/status", &forged, i64::MIN));
+        }
     }
 }

@@ -10,6 +10,7 @@ mod clients;
 mod cluster;
 mod concurrent_uploads;
 mod database_loss;
+mod failover;
 mod hostile_requests;
 mod locks;
 mod protocol;

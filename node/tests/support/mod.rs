@@ -58,14 +58,14 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    pub fn start() -> Self {
+    /// A fresh directory and port, nothing started.
+    fn prepare() -> Self {
         let bin = PathBuf::from("/usr/lib/postgresql/15/bin");
         assert!(
             bin.join("postgres").exists(),
             "PostgreSQL 15 is not installed: run .ci/install.sh"
         );
         let dir = tempfile::tempdir().expect("temp dir");
-        let data = dir.path().join("data");
         let port = free_port();
         let pg = Self { dir, port, bin };
         if is_root() {
@@ -77,6 +77,40 @@ impl Postgres {
                 "chown",
             );
         }
+        pg
+    }
+
+    /// A streaming standby of this server (a base backup, `-R`), started and replicating.
+    pub fn standby(&self) -> Self {
+        let standby = Self::prepare();
+        must(
+            standby
+                .as_postgres(&standby.bin.join("pg_basebackup"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(["-U", "postgres", "-R", "-X", "stream", "-c", "fast", "-D"])
+                .arg(standby.dir.path().join("data"))
+                .output(),
+            "pg_basebackup",
+        );
+        standby.start_again();
+        standby
+    }
+
+    /// Promotes a standby; returns once it takes writes.
+    pub fn promote(&self) {
+        must(
+            self.as_postgres(&self.bin.join("pg_ctl"))
+                .args(["-w", "-s", "-D"])
+                .arg(self.dir.path().join("data"))
+                .arg("promote")
+                .output(),
+            "pg_ctl promote",
+        );
+    }
+
+    pub fn start() -> Self {
+        let pg = Self::prepare();
+        let data = pg.dir.path().join("data");
         must(
             pg.as_postgres(&pg.bin.join("initdb"))
                 .args([
@@ -120,6 +154,44 @@ impl Postgres {
     /// Stops the server (fast shutdown: sessions are terminated) and waits until it is gone.
     pub fn stop(&self) {
         self.stop_with("fast");
+    }
+
+    /// Freezes the server and all its sessions (SIGSTOP): connections stay open and nothing
+    /// answers, as when the network to the database drops packets.
+    pub fn pause(&self) {
+        let processes = self.processes();
+        assert!(!processes.is_empty(), "PostgreSQL is not running");
+        for pid in processes {
+            signal(pid, "STOP");
+        }
+    }
+
+    /// Thaws what `pause` froze.
+    pub fn resume(&self) {
+        for pid in self.processes() {
+            signal(pid, "CONT");
+        }
+    }
+
+    /// The postmaster and its children (none when the server is not running).
+    fn processes(&self) -> Vec<u32> {
+        let pid_file = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))
+            .unwrap_or_default();
+        let Some(postmaster) = pid_file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<u32>().ok())
+        else {
+            return Vec::new();
+        };
+        let children = Command::new("pgrep")
+            .args(["-P", &postmaster.to_string()])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        std::iter::once(postmaster)
+            .chain(children.lines().filter_map(|l| l.trim().parse().ok()))
+            .collect()
     }
 
     /// Stops the server as a crash would: no clean shutdown, connections cut mid-request.
@@ -203,6 +275,12 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
+        // A test that failed while the server was paused must not leave it frozen.
+        for pid in self.processes() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &pid.to_string()])
+                .output();
+        }
         let _ = self
             .as_postgres(&self.bin.join("pg_ctl"))
             .args(["-w", "-s", "-m", "immediate", "-D"])
@@ -270,17 +348,23 @@ impl Garage {
                 .into_owned()
         };
         let mut node_id = String::new();
+        // `node id` reads the key on disk and answers before the server listens; `status` goes
+        // through the RPC port the layout commands need.
         wait_until("garage", Duration::from_secs(20), || {
-            Command::new(garage_bin())
-                .arg("-c")
-                .arg(&config)
-                .args(["node", "id", "-q"])
-                .output()
-                .map(|o| {
-                    node_id = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                    o.status.success() && !node_id.is_empty()
-                })
-                .unwrap_or(false)
+            let succeeds = |args: &[&str]| {
+                Command::new(garage_bin())
+                    .arg("-c")
+                    .arg(&config)
+                    .args(args)
+                    .output()
+                    .ok()
+                    .filter(|o| o.status.success())
+            };
+            let Some(id) = succeeds(&["node", "id", "-q"]) else {
+                return false;
+            };
+            node_id = String::from_utf8_lossy(&id.stdout).trim().to_string();
+            !node_id.is_empty() && succeeds(&["status"]).is_some()
         });
         let id = node_id.split('@').next().unwrap_or_default().to_string();
         cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &id]);
@@ -611,4 +695,87 @@ pub fn pip_install(index: &str, target: &Path, requirement: &str) -> (bool, Stri
             requirement,
         ],
     )
+}
+
+/// A TCP endpoint in front of a database server that can be moved to another server, cutting the
+/// connections it carried: what a managed database's DNS name or the harness's endpoint proxy does
+/// on failover.
+pub struct Endpoint {
+    pub port: u16,
+    target: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    carried: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Endpoint {
+    pub fn to(target_port: u16) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("endpoint listener");
+        let port = listener.local_addr().expect("endpoint address").port();
+        let endpoint = Self {
+            port,
+            target: std::sync::Arc::new(target_port.into()),
+            carried: std::sync::Arc::default(),
+            stop: std::sync::Arc::default(),
+        };
+        let (target, carried, stop) = (
+            endpoint.target.clone(),
+            endpoint.carried.clone(),
+            endpoint.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop.load(Ordering::Acquire) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) =
+                    std::net::TcpStream::connect(("127.0.0.1", target.load(Ordering::Acquire)))
+                else {
+                    continue;
+                };
+                let pipes = (
+                    client.try_clone(),
+                    server.try_clone(),
+                    client.try_clone(),
+                    server.try_clone(),
+                );
+                let (Ok(mut c_in), Ok(mut s_out), Ok(c_keep), Ok(s_keep)) = pipes else {
+                    continue;
+                };
+                if let Ok(mut list) = carried.lock() {
+                    list.extend([c_keep, s_keep]);
+                }
+                let (mut s_in, mut c_out) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_in, &mut s_out);
+                    let _ = s_out.shutdown(std::net::Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        endpoint
+    }
+
+    /// New connections go to `port`; the ones carried so far are cut.
+    pub fn point_at(&self, port: u16) {
+        self.target
+            .store(port, std::sync::atomic::Ordering::Release);
+        if let Ok(mut list) = self.carried.lock() {
+            for stream in list.drain(..) {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        self.point_at(0);
+    }
 }

@@ -57,6 +57,8 @@ pub struct ChartSet {
     pub errors_over_time: String,
     /// Requests per node; `None` when no node counts were recorded.
     pub node_share: Option<String>,
+    /// Requests per second per node over time; `None` when none were recorded.
+    pub node_rates: Option<String>,
     /// CPU % per process; `None` without resource samples.
     pub cpu: Option<String>,
     /// RSS per process; `None` without resource samples.
@@ -90,6 +92,11 @@ pub fn render_all(record: &RunRecord) -> Result<ChartSet, ReportError> {
         errors_over_time: errors_over_time(metrics, &record.events, end_s)?,
         node_share: (!record.node_requests.is_empty())
             .then(|| node_share(&record.node_requests))
+            .transpose()?,
+        node_rates: (!record.node_request_rates.is_empty())
+            .then(|| {
+                resources::node_rates_over_time(&record.node_request_rates, &record.events, end_s)
+            })
             .transpose()?,
         cpu: has_samples
             .then(|| cpu_over_time(&record.samples, &record.events, end_s))

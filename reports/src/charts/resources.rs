@@ -116,6 +116,42 @@ fn chart(
     draw_time_chart(name, &spec, 0f64..y_hi, (0.0, y_hi))
 }
 
+/// Requests per second each node served over time.
+pub fn node_rates_over_time(
+    rates: &[crate::record::NodeRequestRate],
+    events: &[Event],
+    end_s: f64,
+) -> Result<String, ReportError> {
+    let mut by_node: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    for r in rates {
+        by_node
+            .entry(r.node.as_str())
+            .or_default()
+            .push((r.at_s, r.per_s));
+    }
+    let series = by_node
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, mut points))| {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                name: name.to_owned(),
+                color: PALETTE[i % PALETTE.len()],
+                points,
+            }
+        })
+        .collect();
+    chart(
+        "node_rates_over_time",
+        "Requests per node over time",
+        "requests / s",
+        series,
+        events,
+        end_s,
+        &|v| trim_float(*v),
+    )
+}
+
 /// CPU use per process in percent of one core.
 pub fn cpu_over_time(
     samples: &[ResourceSample],

@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ReportError;
 use crate::metrics::{BucketMetrics, KindMetrics, Metrics};
-use crate::record::{CheckerResult, Event, ResourceSample, RunMeta, RunRecord, Verdict};
+use crate::record::{
+    CheckerResult, Event, NodeRequestRate, ResourceSample, RunMeta, RunRecord, Verdict,
+};
 use crate::summary::Summary;
 use crate::thresholds::ThresholdResult;
 
@@ -39,6 +41,8 @@ struct RecordFile {
     metrics: MetricsFile,
     events: Vec<Event>,
     samples: Vec<ResourceSample>,
+    #[serde(default)]
+    node_request_rates: Vec<NodeRequestRate>,
     node_requests: BTreeMap<String, u64>,
     thresholds: Vec<ThresholdResult>,
     #[serde(default)]
@@ -117,6 +121,7 @@ pub fn write_run_dir(dir: impl AsRef<Path>, record: &RunRecord) -> Result<(), Re
         },
         events: record.events.clone(),
         samples: record.samples.clone(),
+        node_request_rates: record.node_request_rates.clone(),
         node_requests: record.node_requests.clone(),
         thresholds: record.thresholds.clone(),
         checkers: record.checkers.clone(),
@@ -208,6 +213,7 @@ pub fn read_run_dir(dir: impl AsRef<Path>) -> Result<RunRecord, ReportError> {
         },
         events: file.events,
         samples: file.samples,
+        node_request_rates: file.node_request_rates,
         node_requests: file.node_requests,
         thresholds: file.thresholds,
         checkers: file.checkers,

@@ -280,7 +280,7 @@ async fn upload(
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let body = response.text().await.unwrap_or_default();
-                    let outcome = classify_status(status);
+                    let outcome = classify(status, &body);
                     let detail = if outcome == WriteOutcome::Ok {
                         String::new()
                     } else {
@@ -309,11 +309,14 @@ async fn upload(
 }
 
 /// 2xx is acknowledged; 502 and 504 mean the balancer lost the server mid-request, which may
-/// have committed; every other answer is a definite refusal.
-pub fn classify_status(status: u16) -> WriteOutcome {
+/// have committed, and so does the node's 503 whose body says the commit's outcome is unknown
+/// (its connection to the database died during COMMIT); every other answer is a definite
+/// refusal.
+pub fn classify(status: u16, body: &str) -> WriteOutcome {
     match status {
         200..=299 => WriteOutcome::Ok,
         502 | 504 => WriteOutcome::Unknown,
+        503 if body.contains("may or may not") => WriteOutcome::Unknown,
         _ => WriteOutcome::Failed,
     }
 }

@@ -35,11 +35,18 @@ fn artifacts_are_unique_per_sequence_and_alternate_formats() {
 
 #[test]
 fn gateway_errors_are_unknown_and_refusals_failed() {
-    assert_eq!(classify_status(200), WriteOutcome::Ok);
-    assert_eq!(classify_status(201), WriteOutcome::Ok);
-    assert_eq!(classify_status(502), WriteOutcome::Unknown);
-    assert_eq!(classify_status(504), WriteOutcome::Unknown);
-    assert_eq!(classify_status(503), WriteOutcome::Failed);
-    assert_eq!(classify_status(400), WriteOutcome::Failed);
-    assert_eq!(classify_status(500), WriteOutcome::Failed);
+    assert_eq!(classify(200, ""), WriteOutcome::Ok);
+    assert_eq!(classify(201, ""), WriteOutcome::Ok);
+    assert_eq!(classify(502, ""), WriteOutcome::Unknown);
+    assert_eq!(classify(504, ""), WriteOutcome::Unknown);
+    assert_eq!(classify(503, "database unavailable"), WriteOutcome::Failed);
+    assert_eq!(classify(400, ""), WriteOutcome::Failed);
+    assert_eq!(classify(500, ""), WriteOutcome::Failed);
+    assert_eq!(
+        classify(
+            503,
+            "the upload may or may not be stored: send the same file again"
+        ),
+        WriteOutcome::Unknown
+    );
 }

@@ -287,6 +287,66 @@ pub fn connect(network: &str, container: &str, alias: Option<&str>) -> Result<()
     docker(&args).map(|_| ())
 }
 
+/// Drops (`cut`) or lets through again what `container` sends to PostgreSQL's port: an
+/// iptables rule inside the container's own network namespace (entered from the host with
+/// `nsenter`, since the images hold no iptables). The rule dies with the container, so nothing
+/// outlives the run. Letting through what was never cut is fine.
+pub fn database_cut(container: &str, cut: bool) -> Result<(), InfraError> {
+    let pid = match container_pid(container) {
+        Some(pid) => pid,
+        // A stopped container's namespace and rules are gone: nothing to let through.
+        None if !cut => return Ok(()),
+        None => {
+            return Err(InfraError::Failed {
+                what: format!("cutting {container} off the database"),
+                detail: "the container is not running".into(),
+            });
+        }
+    };
+    let pid = pid.to_string();
+    let rule = |command: &str| {
+        let mut args = vec![
+            "-t",
+            pid.as_str(),
+            "-n",
+            "iptables",
+            "-w",
+            "10",
+            command,
+            "OUTPUT",
+        ];
+        args.extend(["-p", "tcp", "--dport", "5432", "-j", "DROP"]);
+        Command::new("nsenter")
+            .args(&args)
+            .output()
+            .map_err(|e| InfraError::Missing {
+                what: "nsenter (util-linux) and iptables".into(),
+                detail: e.to_string(),
+            })
+    };
+    if cut {
+        if rule("-C")?.status.success() {
+            return Ok(());
+        }
+        let inserted = rule("-I")?;
+        if !inserted.status.success() {
+            return Err(InfraError::Failed {
+                what: format!("cutting {container} off the database"),
+                detail: String::from_utf8_lossy(&inserted.stderr).trim().to_string(),
+            });
+        }
+    } else {
+        // Bounded: one insert per cut, and cuts are idempotent.
+        for _ in 0..16 {
+            if !rule("-C")?.status.success() {
+                break;
+            }
+            rule("-D")?;
+        }
+    }
+    Ok(())
+}
+
 /// The host pid of a container's first process (0 when it is not running).
 pub fn container_pid(container: &str) -> Option<u32> {
     docker(&["inspect", "-f", "{{.State.Pid}}", container])

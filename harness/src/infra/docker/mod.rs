@@ -398,6 +398,11 @@ impl DockerCluster {
                 crate::infra::bootstrap::STANDBY_NAME
             ),
         )?;
+        // The entrypoint runs as postgres: the copied file (owned by root) must be readable.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(marker.path(), std::fs::Permissions::from_mode(0o644))?;
+        }
         let marker_path = marker.path().display().to_string();
         engine::docker(&[
             "cp",
@@ -474,16 +479,30 @@ impl Infra for DockerCluster {
             Control::Unpause => engine::docker(&["unpause", name]).map(|_| ()),
             Control::Disconnect => engine::disconnect(network, name),
             Control::Reconnect => {
+                if let Member::Node(_) = member {
+                    engine::database_cut(name, false)?;
+                }
                 let alias = (*lock(&self.db_holder) == name).then_some(parts::DB_ALIAS);
-                engine::connect(network, name, alias)
+                match engine::connect(network, name, alias) {
+                    // Only its database traffic was cut (or nothing): it is on the network.
+                    Err(InfraError::Failed { detail, .. }) if detail.contains("already exists") => {
+                        Ok(())
+                    }
+                    other => other,
+                }
+            }
+            Control::DisconnectFromDatabase if matches!(member, Member::Node(_)) => {
+                engine::database_cut(name, true)
             }
             Control::Promote if *member == Member::DatabaseStandby => self.promote(),
             Control::Rejoin if *member == Member::DatabaseStandby => self.rejoin(),
-            Control::Promote | Control::Rejoin => Err(InfraError::Unsupported {
-                provider: PROVIDER.into(),
-                action,
-                member: member.clone(),
-            }),
+            Control::Promote | Control::Rejoin | Control::DisconnectFromDatabase => {
+                Err(InfraError::Unsupported {
+                    provider: PROVIDER.into(),
+                    action,
+                    member: member.clone(),
+                })
+            }
         }
     }
 

@@ -547,6 +547,14 @@ impl LocalCluster {
             .ok_or_else(|| no_such_member(member, self.nodes.len()))?;
         match action {
             Control::Disconnect => network.cut(&process),
+            Control::DisconnectFromDatabase => {
+                let port = lock(&self.db_endpoint)
+                    .as_ref()
+                    .ok_or_else(poisoned)?
+                    .address
+                    .port();
+                network.cut_to_port(&process, port)
+            }
             _ => network.reconnect(&process),
         }
     }
@@ -611,6 +619,7 @@ fn signal_action(
         Control::Start
         | Control::Disconnect
         | Control::Reconnect
+        | Control::DisconnectFromDatabase
         | Control::Promote
         | Control::Rejoin => {
             return None;
@@ -741,7 +750,9 @@ impl Infra for LocalCluster {
             });
         }
         match (member, action) {
-            (_, Control::Disconnect | Control::Reconnect) => self.cut(member, action),
+            (_, Control::Disconnect | Control::Reconnect | Control::DisconnectFromDatabase) => {
+                self.cut(member, action)
+            }
             (Member::DatabaseStandby, Control::Promote) => self.promote(),
             (Member::DatabaseStandby, Control::Rejoin) => self.rejoin(),
             (_, Control::Promote | Control::Rejoin) => Err(Self::unsupported(member, action)),

@@ -68,16 +68,23 @@ impl Network {
 
     /// Drops every packet `member` sends from now on. Idempotent.
     pub fn cut(&self, member: &str) -> Result<(), InfraError> {
-        let rule = rule(&self.run, member);
-        if iptables(&check(&rule)).is_ok() {
-            return Ok(());
-        }
-        iptables(&insert(&rule))
-            .map(drop)
-            .map_err(|detail| InfraError::Failed {
-                what: format!("cutting {member} off"),
-                detail,
-            })
+        add(&rule(&self.run, member), || format!("cutting {member} off"))
+    }
+
+    /// Drops only what `member` sends to `port` on 127.0.0.1 (the database endpoint): it
+    /// still answers its clients but cannot reach the database. Idempotent; healed by
+    /// [`reconnect`](Self::reconnect) like a full cut.
+    pub fn cut_to_port(&self, member: &str, port: u16) -> Result<(), InfraError> {
+        let mut rule = vec![
+            "-p".to_string(),
+            "tcp".into(),
+            "-d".into(),
+            "127.0.0.1".into(),
+            "--dport".into(),
+            port.to_string(),
+        ];
+        rule.extend(self::rule(&self.run, member));
+        add(&rule, || format!("cutting {member} off port {port}"))
     }
 
     /// Lets `member`'s packets through again. Idempotent.
@@ -116,6 +123,19 @@ fn rule(run: &str, member: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// Inserts `rule` unless it is in force already.
+fn add(rule: &[String], what: impl FnOnce() -> String) -> Result<(), InfraError> {
+    if iptables(&check(rule)).is_ok() {
+        return Ok(());
+    }
+    iptables(&insert(rule))
+        .map(drop)
+        .map_err(|detail| InfraError::Failed {
+            what: what(),
+            detail,
+        })
+}
+
 fn with_command(command: &str, rule: &[String]) -> Vec<String> {
     let mut args = vec![command.to_string(), "OUTPUT".to_string()];
     args.extend_from_slice(rule);
@@ -130,18 +150,40 @@ fn insert(rule: &[String]) -> Vec<String> {
     with_command("-I", rule)
 }
 
-/// Deletes every copy of the member's rule (by its spec: rule numbers shift under concurrent
-/// runs). Needs the cgroup to exist, since iptables resolves the path.
+/// Deletes every rule tagged with the member's comment, whole cuts and port cuts alike (by
+/// spec, as `iptables -S` lists them: rule numbers shift under concurrent runs). Needs the
+/// cgroup to exist, since iptables resolves the path.
 fn delete_rule(run: &str, member: &str) -> Result<(), String> {
-    let rule = rule(run, member);
+    let tag = format!("pkgcluster:{run}/{member}");
     // Bounded: one insert per cut, and cuts are idempotent.
     for _ in 0..16 {
-        if iptables(&check(&rule)).is_err() {
+        let listed = iptables(&["-S", "OUTPUT"])?;
+        let Some(spec) = tagged_rules(&listed, &tag).into_iter().next() else {
             return Ok(());
-        }
-        iptables(&with_command("-D", &rule))?;
+        };
+        iptables(&with_command("-D", &spec))?;
     }
-    Err(format!("the rule for {run}/{member} keeps coming back"))
+    Err(format!("the rules for {run}/{member} keep coming back"))
+}
+
+/// The specs (without `-A OUTPUT`) of the rules in `iptables -S OUTPUT` text whose comment is
+/// exactly `tag`.
+fn tagged_rules(listed: &str, tag: &str) -> Vec<Vec<String>> {
+    listed
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let tagged = words
+                .windows(2)
+                .any(|w| w[0] == "--comment" && w[1].trim_matches('"') == tag);
+            (tagged && words.starts_with(&["-A", "OUTPUT"])).then(|| {
+                words[2..]
+                    .iter()
+                    .map(|w| w.trim_matches('"').to_string())
+                    .collect()
+            })
+        })
+        .collect()
 }
 
 /// Deletes the rules of every member cgroup under the run's dir, then the cgroups and the dir.
@@ -239,6 +281,23 @@ mod tests {
         assert_eq!(owner_pid("h1234-0badf00d"), Some(1234));
         assert_eq!(owner_pid("other"), None);
         assert_eq!(owner_pid("hx-1"), None);
+    }
+
+    #[test]
+    fn listed_rules_are_found_by_their_exact_tag() {
+        let listed = "-P OUTPUT ACCEPT\n\
+            -A OUTPUT -p tcp -d 127.0.0.1/32 --dport 5000 -m cgroup --path pkgcluster/h1-2/node-1 -m comment --comment pkgcluster:h1-2/node-1 -j DROP\n\
+            -A OUTPUT -m cgroup --path pkgcluster/h1-2/node-10 -m comment --comment pkgcluster:h1-2/node-10 -j DROP\n";
+        let found = tagged_rules(listed, "pkgcluster:h1-2/node-1");
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0][..6].join(" "),
+            "-p tcp -d 127.0.0.1/32 --dport 5000"
+        );
+        assert_eq!(
+            tagged_rules(listed, "pkgcluster:h1-2/node-2"),
+            Vec::<Vec<String>>::new()
+        );
     }
 
     #[test]
