@@ -217,6 +217,7 @@ pub async fn check(
         events: Vec::new(),
         samples: Vec::new(),
         node_requests: BTreeMap::new(),
+        node_request_rates: Vec::new(),
         thresholds: Vec::new(),
         checkers,
         verdict: Verdict::Unknown,
