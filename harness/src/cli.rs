@@ -1,5 +1,5 @@
 //! The command line users type: `harness scenario NAME`, `harness drill NAME`,
-//! `harness report DIR`. Only `commands/` reads these types: it turns them into a
+//! `harness check`, `harness report DIR`. Only `commands/` reads these types: it turns them into a
 //! [`crate::plan::RunPlan`].
 
 use std::path::PathBuf;
@@ -24,6 +24,10 @@ pub enum Command {
     /// Run a failover drill: the read load and an upload writer while a fault is injected and
     /// healed, then check that no acknowledged upload was lost.
     Drill(Box<DrillArgs>),
+    /// Verify the HA checklist on a cluster: same version, key and config on every node,
+    /// PostgreSQL, shared storage, synchronized clocks, membership, a closed status endpoint,
+    /// the balancer's health checks. Exit code 0 all pass, 1 a rule failed, 5 unknown.
+    Check(Box<CheckArgs>),
     /// Re-render report.html (and summary.json) from a run record directory.
     Report {
         /// A run directory written by `harness scenario`.
@@ -225,4 +229,40 @@ pub struct DrillArgs {
     /// How long the cluster may take to recover after each heal.
     #[arg(long, default_value = "60s")]
     pub recovery_timeout: humantime::Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[arg(long, value_enum, default_value = "auto", conflicts_with = "target")]
+    pub infra: InfraChoice,
+    /// pkgnode processes behind the load balancer.
+    #[arg(long, default_value_t = 2, conflicts_with = "target")]
+    pub nodes: usize,
+    /// Run directory; default reports/runs/<timestamp>-check/.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Keep the cluster's work directory (logs, configs) after the check.
+    #[arg(long)]
+    pub keep_work_dir: Option<PathBuf>,
+    /// How long a package uploaded through the balancer may take to be served by every node.
+    #[arg(long, default_value = "10s")]
+    pub shared_storage_within: humantime::Duration,
+    /// Largest clock offset from the database's clock a node may have.
+    #[arg(long, default_value = "1s")]
+    pub max_clock_offset: humantime::Duration,
+    /// Check an existing deployment through this balancer URL instead of starting one.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// With --target: one node's own URL (repeat for every node).
+    #[arg(long = "node", requires = "target")]
+    pub node_urls: Vec<String>,
+    /// With --target: a sources:write token for --pypi-source (the shared-storage upload).
+    #[arg(long, requires = "target")]
+    pub token: Option<String>,
+    /// With --target: the PyPI repository the probe upload is read back from.
+    #[arg(long, default_value = "pypi", requires = "target")]
+    pub pypi_repo: String,
+    /// With --target: the local Python source the probe upload goes to.
+    #[arg(long, default_value = "pypi-local", requires = "target")]
+    pub pypi_source: String,
 }

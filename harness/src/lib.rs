@@ -2,6 +2,7 @@
 //! glue to the run record and report. `main.rs` parses the command line and calls [`run`].
 
 pub mod checkers;
+pub mod checklist;
 pub mod cli;
 pub mod commands;
 pub mod error;
@@ -17,6 +18,7 @@ pub async fn execute(cli: cli::Cli) -> u8 {
     let result = match cli.command {
         cli::Command::Scenario(args) => commands::scenario::run(*args).await,
         cli::Command::Drill(args) => commands::drill::run(*args).await,
+        cli::Command::Check(args) => commands::check::run(*args).await,
         cli::Command::Report { dir } => commands::report::rerender(&dir).map(|record| {
             println!("report: {}", dir.join("report.html").display());
             println!("verdict: {}", record.verdict.as_str().to_uppercase());

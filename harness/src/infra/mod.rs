@@ -122,6 +122,13 @@ pub trait Infra: Send + Sync {
             member: member.clone(),
         })
     }
+
+    /// The load balancer's view of the nodes: (server name, `UP`/`DOWN`/`MAINT`…), read from
+    /// its stats. `None` when this provider cannot read it (an existing deployment).
+    fn balancer_states(&self) -> Option<Result<Vec<(String, String)>, InfraError>> {
+        None
+    }
+
     /// Stops everything this provider started and removes its files. Idempotent.
     fn teardown(&mut self) -> Result<(), InfraError>;
 }

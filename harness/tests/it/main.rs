@@ -1,3 +1,4 @@
+mod check;
 mod drill;
 mod infra_docker;
 mod infra_local;

@@ -41,11 +41,17 @@ async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
     let missed = state.config.cluster.missed_check_in_after.as_millis() as i64;
     let members: Vec<serde_json::Value> = crate::cluster::report::ordered(&nodes, now_ms, missed)
         .into_iter()
-        .map(|(n, shown)| json!({ "id": n.id, "uid": n.uid, "address": format!("{}:{}", n.ipv4, n.port), "status": shown }))
+        .map(|(n, shown)| json!({ "id": n.id, "uid": n.uid, "address": format!("{}:{}", n.ipv4, n.port), "status": shown, "clock_offset_ms": n.clock_offset_ms }))
         .collect();
     Json(json!({
         "members": members,
         "version": crate::cluster::definition::node_version(),
+        // What every node of a cluster must share, comparable from outside: the secure key's
+        // fingerprint (sha256, never the key) and the configuration digest (address options
+        // excepted), as the cluster definition holds them.
+        "key_fingerprint": state.key.fingerprint(),
+        "config_digest": crate::cluster::definition::config_digest(&state.config),
+        "max_clock_skew_ms": state.config.cluster.max_clock_skew.as_millis() as u64,
         "build": option_env!("PKGNODE_BUILD").unwrap_or("dev"),
         "node_id": state.node_id,
         "serving": state.serving.load(Ordering::Acquire),

@@ -427,6 +427,10 @@ impl DockerCluster {
 }
 
 impl Infra for DockerCluster {
+    fn balancer_states(&self) -> Option<Result<Vec<(String, String)>, InfraError>> {
+        Some(DockerCluster::balancer_states(self))
+    }
+
     fn info(&self) -> InfraInfo {
         self.info.clone()
     }

@@ -713,6 +713,10 @@ fn join<T>(
 }
 
 impl Infra for LocalCluster {
+    fn balancer_states(&self) -> Option<Result<Vec<(String, String)>, InfraError>> {
+        Some(LocalCluster::balancer_states(self))
+    }
+
     fn info(&self) -> InfraInfo {
         self.info.clone()
     }

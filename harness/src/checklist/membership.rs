@@ -1,0 +1,320 @@
+//! The cluster as its members and its balancer see it: every node Online in every node's
+//! member list, none listed twice, none missing; `/load-balancer/status` refused to a
+//! non-member; the balancer's health checks holding every node UP.
+
+use std::collections::BTreeMap;
+
+use reports::record::{CheckerResult, Validity};
+use serde_json::json;
+
+use super::facts::Facts;
+
+pub const CLUSTER_MEMBERSHIP: &str = "cluster-membership";
+pub const STATUS_ENDPOINT_CLOSED: &str = "status-endpoint-closed";
+pub const BALANCER_HEALTH_CHECK: &str = "balancer-health-check";
+
+const ONLINE: &str = "Online";
+
+/// Every node Online and serving, listed exactly once and Online by every node; no address
+/// listed under two ids; no Online member the harness was not given.
+pub fn cluster_membership(facts: &Facts) -> CheckerResult {
+    let mut wrong = Vec::new();
+    let mut undecided = Vec::new();
+    // uid → the name people read
+    let names: BTreeMap<&str, &str> = facts
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.answered()?.node_id.as_str(), n.node.as_str())))
+        .collect();
+    for node in &facts.nodes {
+        let Some(status) = node.answered() else {
+            undecided.push(format!("{} did not answer", node.node));
+            continue;
+        };
+        match status.cluster_status.as_deref() {
+            None if facts.nodes.len() > 1 => {
+                wrong.push(format!("{} has clustering off", node.node));
+                continue;
+            }
+            None => {}
+            Some(ONLINE) if status.serving => {}
+            Some(word) => wrong.push(format!(
+                "{} is {word}{}",
+                node.node,
+                if status.serving { "" } else { ", not serving" }
+            )),
+        }
+        for (uid, name) in &names {
+            let listed: Vec<&str> = status
+                .members
+                .iter()
+                .filter(|m| m.uid == *uid)
+                .map(|m| m.status.as_str())
+                .collect();
+            match listed.as_slice() {
+                [] if status.cluster_status.is_some() => {
+                    wrong.push(format!("{} does not list {name}", node.node))
+                }
+                [] | [ONLINE] => {}
+                [shown] => wrong.push(format!("{} shows {name} as {shown}", node.node)),
+                more => wrong.push(format!("{} lists {name} {} times", node.node, more.len())),
+            }
+        }
+        // address → "uid status" of each member listed there
+        let mut by_address: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for member in &status.members {
+            by_address
+                .entry(member.address.as_str())
+                .or_default()
+                .push(format!("{} {}", member.uid, member.status));
+            if !names.contains_key(member.uid.as_str()) && member.status == ONLINE {
+                wrong.push(format!(
+                    "{} lists an Online member {} ({}) that is none of the nodes checked",
+                    node.node, member.uid, member.address
+                ));
+            }
+        }
+        for (address, uids) in by_address.iter().filter(|(_, uids)| uids.len() > 1) {
+            wrong.push(format!(
+                "{} lists {address} under {} ids ({})",
+                node.node,
+                uids.len(),
+                uids.join(", ")
+            ));
+        }
+    }
+    let evidence = json!({
+        "listings": facts.nodes.iter().map(|n| json!({
+            "node": n.node,
+            "node_id": n.answered().map(|s| s.node_id.clone()),
+            "cluster_status": n.answered().and_then(|s| s.cluster_status.clone()),
+            "members": n.answered().map(|s| s.members.clone()).unwrap_or_default(),
+        })).collect::<Vec<_>>(),
+    });
+    let (validity, summary) = if !wrong.is_empty() {
+        (Validity::Invalid, wrong.join("; "))
+    } else if !undecided.is_empty() {
+        (Validity::Unknown, undecided.join("; "))
+    } else if facts.nodes.is_empty() {
+        (Validity::Unknown, "no node".into())
+    } else {
+        (
+            Validity::Valid,
+            format!(
+                "all {} nodes Online, each listed once by every node",
+                facts.nodes.len()
+            ),
+        )
+    };
+    CheckerResult {
+        name: CLUSTER_MEMBERSHIP.into(),
+        validity,
+        summary,
+        evidence,
+    }
+}
+
+/// `/load-balancer/status` refuses the harness (a non-member): 403 from every node and through
+/// the balancer. A single node without clustering (404) has nothing to show.
+pub fn status_endpoint_closed(facts: &Facts) -> CheckerResult {
+    let clustered = facts
+        .nodes
+        .iter()
+        .any(|n| n.answered().is_some_and(|s| s.cluster_status.is_some()));
+    let mut open = Vec::new();
+    let mut undecided = Vec::new();
+    for asked in &facts.status_endpoint {
+        match asked.answer {
+            Ok(403) => {}
+            Ok(404) if !clustered => {}
+            Ok(code) if (200..300).contains(&code) => {
+                open.push(format!("{} answered {code}", asked.asked))
+            }
+            Ok(code) => undecided.push(format!("{} answered {code}", asked.asked)),
+            Err(ref error) => undecided.push(format!("{}: {error}", asked.asked)),
+        }
+    }
+    let (validity, summary) = if !open.is_empty() {
+        (
+            Validity::Invalid,
+            format!(
+                "/load-balancer/status is shown to a non-member: {}",
+                open.join("; ")
+            ),
+        )
+    } else if !undecided.is_empty() {
+        (Validity::Unknown, undecided.join("; "))
+    } else if facts.status_endpoint.is_empty() {
+        (Validity::Unknown, "not asked".into())
+    } else {
+        (
+            Validity::Valid,
+            format!(
+                "refused to a non-member by {}",
+                facts
+                    .status_endpoint
+                    .iter()
+                    .map(|a| a.asked.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    };
+    CheckerResult {
+        name: STATUS_ENDPOINT_CLOSED.into(),
+        validity,
+        summary,
+        evidence: json!({ "answers": facts.status_endpoint }),
+    }
+}
+
+/// The balancer's `/__ping__` health checks hold one server per node, every one UP.
+pub fn balancer_health_check(facts: &Facts) -> CheckerResult {
+    let (validity, summary, states) = match &facts.balancer {
+        None => (
+            Validity::Unknown,
+            "the provider cannot read the balancer's view of its servers".to_string(),
+            Vec::new(),
+        ),
+        Some(Err(error)) => (
+            Validity::Unknown,
+            format!("the balancer's stats could not be read: {error}"),
+            Vec::new(),
+        ),
+        Some(Ok(states)) => {
+            let down: Vec<String> = states
+                .iter()
+                .filter(|(_, state)| state != "UP")
+                .map(|(server, state)| format!("{server} {state}"))
+                .collect();
+            if !down.is_empty() {
+                (
+                    Validity::Invalid,
+                    format!("servers not UP: {}", down.join(", ")),
+                    states.clone(),
+                )
+            } else if states.len() != facts.nodes.len() {
+                (
+                    Validity::Invalid,
+                    format!(
+                        "the balancer has {} server(s) for {} node(s)",
+                        states.len(),
+                        facts.nodes.len()
+                    ),
+                    states.clone(),
+                )
+            } else {
+                (
+                    Validity::Valid,
+                    format!("all {} servers UP", states.len()),
+                    states.clone(),
+                )
+            }
+        }
+    };
+    CheckerResult {
+        name: BALANCER_HEALTH_CHECK.into(),
+        validity,
+        summary,
+        evidence: json!({
+            "servers": states.iter().map(|(s, st)| json!({"server": s, "state": st})).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::{healthy, member, status_of};
+    use super::*;
+
+    #[test]
+    fn a_node_another_shows_as_missed_check_in_is_invalid_and_named() {
+        let mut facts = healthy();
+        status_of(&mut facts, 0).members[1].status = "Missed check-in".into();
+        let result = cluster_membership(&facts);
+        assert_eq!(result.name, CLUSTER_MEMBERSHIP);
+        assert_eq!(result.validity, Validity::Invalid, "{}", result.summary);
+        assert!(
+            result
+                .summary
+                .contains("node-1 shows node-2 as Missed check-in"),
+            "{}",
+            result.summary
+        );
+    }
+
+    #[test]
+    fn a_node_missing_twice_listed_or_refused_is_invalid() {
+        let mut facts = healthy();
+        status_of(&mut facts, 1).members.pop();
+        assert!(
+            cluster_membership(&facts)
+                .summary
+                .contains("node-2 does not list node-2")
+        );
+
+        let mut facts = healthy();
+        status_of(&mut facts, 0)
+            .members
+            .push(member("uid-2", "127.0.0.12:4242"));
+        let result = cluster_membership(&facts);
+        assert_eq!(result.validity, Validity::Invalid);
+        assert!(
+            result.summary.contains("node-1 lists node-2 2 times"),
+            "{}",
+            result.summary
+        );
+
+        let mut facts = healthy();
+        status_of(&mut facts, 0)
+            .members
+            .push(member("uid-9", "127.0.0.12:4242"));
+        let result = cluster_membership(&facts);
+        assert!(
+            result.summary.contains("127.0.0.12:4242 under 2 ids"),
+            "{}",
+            result.summary
+        );
+
+        let mut facts = healthy();
+        let status = status_of(&mut facts, 1);
+        status.cluster_status = Some("Config mismatch".into());
+        status.serving = false;
+        let result = cluster_membership(&facts);
+        assert!(
+            result
+                .summary
+                .contains("node-2 is Config mismatch, not serving")
+        );
+    }
+
+    #[test]
+    fn the_status_endpoint_shown_to_a_non_member_is_invalid_and_named() {
+        let mut facts = healthy();
+        facts.status_endpoint[2].answer = Ok(200);
+        let result = status_endpoint_closed(&facts);
+        assert_eq!(result.name, STATUS_ENDPOINT_CLOSED);
+        assert_eq!(result.validity, Validity::Invalid, "{}", result.summary);
+        assert!(result.summary.contains("balancer answered 200"));
+        let mut facts = healthy();
+        facts.status_endpoint[0].answer = Err("connection refused".into());
+        assert_eq!(status_endpoint_closed(&facts).validity, Validity::Unknown);
+    }
+
+    #[test]
+    fn a_server_down_or_missing_at_the_balancer_is_invalid_and_named() {
+        let mut facts = healthy();
+        facts.balancer = Some(Ok(vec![
+            ("node-1".into(), "UP".into()),
+            ("node-2".into(), "DOWN".into()),
+        ]));
+        let result = balancer_health_check(&facts);
+        assert_eq!(result.name, BALANCER_HEALTH_CHECK);
+        assert_eq!(result.validity, Validity::Invalid);
+        assert!(result.summary.contains("node-2 DOWN"), "{}", result.summary);
+        facts.balancer = Some(Ok(vec![("node-1".into(), "UP".into())]));
+        assert_eq!(balancer_health_check(&facts).validity, Validity::Invalid);
+        facts.balancer = None;
+        assert_eq!(balancer_health_check(&facts).validity, Validity::Unknown);
+    }
+}
