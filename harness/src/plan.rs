@@ -55,6 +55,9 @@ pub struct RunPlan {
     pub checkers: Vec<CheckerKind>,
     pub availability: AvailabilityLimits,
     pub thresholds: ThresholdSet,
+    /// Run the HA checklist before and after (not against a `--target`, whose balancer the
+    /// harness cannot read; `harness check --target` covers it).
+    pub ha_checklist: bool,
     /// No progress bar.
     pub quiet: bool,
 }

@@ -35,6 +35,7 @@ pub fn scenario(args: &ScenarioArgs) -> Result<RunPlan, HarnessError> {
         checkers: Vec::new(),
         availability: AvailabilityLimits::default(),
         thresholds: ThresholdSet::default(),
+        ha_checklist: true,
         quiet: args.load.quiet,
     };
     checked(plan, thresholds(&args.load, DEFAULT_THRESHOLDS))
@@ -136,6 +137,7 @@ pub fn drill(args: &DrillArgs) -> Result<RunPlan, HarnessError> {
         },
         // Latency during a fault is the drill's subject, not a threshold's: none by default.
         thresholds: ThresholdSet::default(),
+        ha_checklist: true,
         quiet: args.load.quiet,
     };
     checked(plan, thresholds(&args.load, &[]))

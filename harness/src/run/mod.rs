@@ -69,6 +69,11 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
     );
     // Every node must see the last upload before the first install is due.
     wait_for_publication(&client, &endpoints, &corpus).await?;
+    // A run on a cluster that breaks the HA rules cannot pass: the checklist before and after.
+    let mut ha_checks = Vec::new();
+    if plan.ha_checklist && infra.info().provider != "target" {
+        ha_checks.push(ha_checklist(infra, "ha-checklist-at-start").await);
+    }
 
     let schedule = Arc::new(config.arrival.schedule(&corpus));
     let run_time = config.arrival.wall_duration();
@@ -211,7 +216,10 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
     }
     events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
 
-    let checkers = check(
+    if !ha_checks.is_empty() {
+        ha_checks.push(ha_checklist(infra, "ha-checklist-at-end").await);
+    }
+    let mut checkers = check(
         plan,
         infra,
         &metrics,
@@ -221,6 +229,7 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
         &observed,
     )
     .await;
+    checkers.extend(ha_checks);
     let mut record = RunRecord {
         meta: RunMeta {
             scenario: plan.name.clone(),
@@ -307,6 +316,61 @@ async fn check(
         results.push(result);
     }
     results
+}
+
+/// The HA checklist (`harness check`'s rules) as one checker: the worst rule decides, every
+/// rule is evidence.
+async fn ha_checklist(infra: &dyn Infra, name: &str) -> reports::record::CheckerResult {
+    use reports::record::{CheckerResult, Validity};
+    let options = crate::checklist::ChecklistOptions::default();
+    let rules = match crate::checklist::gather(infra, &options).await {
+        Ok(facts) => crate::checklist::evaluate(&facts, &options),
+        Err(e) => {
+            return CheckerResult {
+                name: name.into(),
+                validity: Validity::Unknown,
+                summary: format!("the checklist's facts could not be gathered: {e}"),
+                evidence: serde_json::Value::Null,
+            };
+        }
+    };
+    let named = |validity: Validity| {
+        rules
+            .iter()
+            .filter(|r| r.validity == validity)
+            .map(|r| r.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let (failed, unknown) = (named(Validity::Invalid), named(Validity::Unknown));
+    let (validity, summary) = if !failed.is_empty() {
+        (
+            Validity::Invalid,
+            format!("rules failed: {}", failed.join(", ")),
+        )
+    } else if !unknown.is_empty() {
+        (
+            Validity::Unknown,
+            format!("rules undecided: {}", unknown.join(", ")),
+        )
+    } else {
+        (
+            Validity::Valid,
+            format!("all {} HA rules hold", rules.len()),
+        )
+    };
+    let result = CheckerResult {
+        name: name.into(),
+        validity,
+        summary,
+        evidence: serde_json::to_value(&rules).unwrap_or_default(),
+    };
+    eprintln!(
+        "harness: checker {}: {} — {}",
+        result.name,
+        result.validity.as_str(),
+        result.summary
+    );
+    result
 }
 
 /// A `first-write-ok` moment after each fault's start: the first upload invoked after it that

@@ -284,7 +284,8 @@ fn kill_node_from_the_command_line_passes_and_reports_its_timeline() {
     assert_eq!(summary["verdict"], "pass");
     assert_eq!(summary["scenario"], "drill-kill-node");
     let checkers = summary["checkers"].as_array().unwrap();
-    assert_eq!(checkers.len(), 3, "{summary}");
+    // lost-writes, availability, cluster-status, and the HA checklist before and after.
+    assert_eq!(checkers.len(), 5, "{summary}");
     let kinds: Vec<&str> = summary["timeline"]
         .as_array()
         .unwrap()

@@ -64,6 +64,20 @@ fn a_short_run_passes_writes_its_record_and_leaves_nothing() {
     let summary = summary(&out);
     assert_eq!(summary["verdict"], "pass");
     assert_eq!(summary["infra"]["provider"], "local");
+    // The cluster measured was a valid HA cluster before and after the load.
+    let checklist: Vec<(&str, &str)> = summary["checkers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["validity"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        checklist,
+        [
+            ("ha-checklist-at-start", "valid"),
+            ("ha-checklist-at-end", "valid")
+        ]
+    );
     let attempted = summary["installs"]["attempted"].as_u64().unwrap();
     assert!(attempted > 20, "{summary}");
     assert_eq!(summary["installs"]["failed"], 0);
