@@ -70,14 +70,20 @@ pub fn node_share(node_requests: &BTreeMap<String, u64>) -> Result<String, Repor
 }
 
 fn per_process(samples: &[ResourceSample], value: impl Fn(&ResourceSample) -> f64) -> Vec<Series> {
-    let mut by_process: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-    for s in samples {
-        by_process
-            .entry(s.process.as_str())
-            .or_default()
-            .push((s.at_s, value(s)));
+    series_by_name(
+        samples
+            .iter()
+            .map(|p| (p.process.as_str(), p.at_s, value(p))),
+    )
+}
+
+/// One series per name from (name, seconds, value) points, each in time order.
+fn series_by_name<'a>(points: impl Iterator<Item = (&'a str, f64, f64)>) -> Vec<Series> {
+    let mut by_name: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    for (name, at_s, value) in points {
+        by_name.entry(name).or_default().push((at_s, value));
     }
-    by_process
+    by_name
         .into_iter()
         .enumerate()
         .map(|(i, (name, mut points))| {
@@ -122,25 +128,7 @@ pub fn node_rates_over_time(
     events: &[Event],
     end_s: f64,
 ) -> Result<String, ReportError> {
-    let mut by_node: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-    for r in rates {
-        by_node
-            .entry(r.node.as_str())
-            .or_default()
-            .push((r.at_s, r.per_s));
-    }
-    let series = by_node
-        .into_iter()
-        .enumerate()
-        .map(|(i, (name, mut points))| {
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            Series {
-                name: name.to_owned(),
-                color: PALETTE[i % PALETTE.len()],
-                points,
-            }
-        })
-        .collect();
+    let series = series_by_name(rates.iter().map(|r| (r.node.as_str(), r.at_s, r.per_s)));
     chart(
         "node_rates_over_time",
         "Requests per node over time",
