@@ -230,8 +230,10 @@ fn ctrl_c_tears_everything_down() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupt once the cluster is up and installs are running.
+    // Interrupt once the cluster is up and the load has started: the harness says so on
+    // stderr just before its users start.
     let stderr = child.stderr.take().unwrap();
+    let (seen, lines_rx) = std::sync::mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
         use std::io::BufRead;
         let mut lines = Vec::new();
@@ -239,21 +241,28 @@ fn ctrl_c_tears_everything_down() {
             .lines()
             .map_while(Result::ok)
         {
+            let _ = seen.send(line.clone());
             lines.push(line);
         }
         lines
     });
     let deadline = Instant::now() + Duration::from_secs(120);
-    while processes_under(&work)
-        .iter()
-        .filter(|c| c.contains("pkgnode"))
-        .count()
-        < 2
-    {
-        assert!(Instant::now() < deadline, "cluster never came up");
-        std::thread::sleep(Duration::from_millis(200));
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines_rx.recv_timeout(left) {
+            Ok(line) if line.starts_with("harness: pool:") => break,
+            Ok(_) => {}
+            Err(e) => panic!("the load never started: {e}"),
+        }
     }
-    std::thread::sleep(Duration::from_secs(8));
+    // Both nodes run (the cluster is up) while the load goes on.
+    assert_eq!(
+        processes_under(&work)
+            .iter()
+            .filter(|c| c.contains("pkgnode"))
+            .count(),
+        2
+    );
     // SAFETY: sending a signal to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();

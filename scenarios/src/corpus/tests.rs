@@ -290,10 +290,10 @@ fn tool_available(program: &str, args: &[&str]) -> bool {
 
 #[test]
 fn pip_installs_the_wheel() {
-    if !tool_available("python3", &["-m", "pip", "--version"]) {
-        eprintln!("skipped: python3 -m pip is not available");
-        return;
-    }
+    assert!(
+        tool_available("python3", &["-m", "pip", "--version"]),
+        "python3 -m pip is not available: run .ci/install.sh"
+    );
     let corpus = Corpus::generate(&small()).unwrap();
     let pkg = &corpus.python()[3];
     let wheel = wheel_bytes(pkg, pkg.latest()).unwrap();
@@ -335,10 +335,10 @@ fn pip_installs_the_wheel() {
 
 #[test]
 fn r_installs_the_tarball() {
-    if !tool_available("R", &["--version"]) {
-        eprintln!("skipped: R is not available");
-        return;
-    }
+    assert!(
+        tool_available("R", &["--version"]),
+        "R is not available: run .ci/install.sh"
+    );
     let corpus = Corpus::generate(&small()).unwrap();
     // Rank 1 has no dependencies, so it installs on its own.
     let pkg = &corpus.r()[0];
