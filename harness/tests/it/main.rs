@@ -1,3 +1,6 @@
+//! The harness's one integration test binary: a module per area, against real PostgreSQL,
+//! Garage, HAProxy, pkgnode and the docker engine.
+
 mod check;
 mod drill;
 mod infra_docker;
