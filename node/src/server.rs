@@ -122,14 +122,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .await
         .map_err(|source| StartError::Listen { addr, source })?;
     let membership = if state.config.cluster.enabled {
-        let membership =
-            Membership::join(state.clone(), state.node_id.clone(), key_problem).await?;
+        let membership = Membership::join(state.clone(), state.node_id(), key_problem).await?;
         membership.spawn();
         Some(membership)
     } else {
         None
     };
-    tracing::info!(%addr, node = %state.node_id, version = %cluster::definition::node_version(), "serving");
+    tracing::info!(%addr, node = %state.node_id(), version = %cluster::definition::node_version(), "serving");
     let stop = membership.clone();
     let draining = state.clone();
     axum::serve(

@@ -20,7 +20,7 @@ use super::events::{self, ClusterEvent};
 use super::status::NodeStatus;
 use crate::http::AppState;
 use crate::store::StoreError;
-use crate::store::cluster::{CheckIn, JoinDecision, NewNode};
+use crate::store::cluster::{CheckIn, JoinDecision, Joined, NewNode};
 
 /// How often a draining node looks at its in-flight requests.
 const DRAIN_POLL: Duration = Duration::from_millis(50);
@@ -91,20 +91,40 @@ impl Membership {
                     (address, Some((NodeStatus::FailedToResolve, e.to_string())))
                 }
             };
-        let membership = Arc::new(Self {
+        let local_problem = key_problem.or(address_problem);
+        let mut membership = Self {
             state: state.clone(),
             uid,
             address,
-            local_problem: key_problem.or(address_problem),
+            local_problem,
             mismatch: Mutex::new(None),
             row_id: AtomicI64::new(0),
             deleted: AtomicBool::new(false),
             check_in_now: Notify::new(),
             refresh_members: Notify::new(),
             exit: Notify::new(),
-        });
-        membership.register().await?;
-        Ok(membership)
+        };
+        if let Some(holder) = membership.register().await? {
+            // Another live process at another address holds this id (a data dir shared or
+            // copied with an image): this process takes an id of its own, kept in memory only,
+            // since the id file belongs to that process too.
+            let fresh = uuid::Uuid::new_v4().to_string();
+            tracing::warn!(
+                held_by = %holder,
+                node_id = %membership.uid,
+                new_node_id = %fresh,
+                "this node id is held by a live node at another address; joining under a new id \
+                 (give every node its own data dir to keep ids across restarts)"
+            );
+            membership.uid = fresh.clone();
+            state.set_node_id(fresh);
+            if let Some(holder) = membership.register().await? {
+                return Err(StoreError::Conflict(format!(
+                    "a fresh node id is also held by the node at {holder}"
+                )));
+            }
+        }
+        Ok(Arc::new(membership))
     }
 
     /// The node's id in `list-nodes`.
@@ -122,8 +142,10 @@ impl Membership {
             .clone()
     }
 
-    /// Writes the node's row, and the cluster definition when this node is the first.
-    async fn register(&self) -> Result<(), StoreError> {
+    /// Writes the node's row, and the cluster definition when this node is the first. `Some`
+    /// (the holder's address), with nothing written, when a live node at another address
+    /// holds this node's id.
+    async fn register(&self) -> Result<Option<String>, StoreError> {
         let state = &self.state;
         let config = &state.config;
         let mine = definition::candidate(&state.key.fingerprint(), config, &self.uid);
@@ -136,12 +158,16 @@ impl Membership {
             version: node_version(),
         };
         let live_within = config.cluster.missed_check_in_after.as_millis() as i64;
-        let (id, decision) = state
+        let joined = state
             .store
             .join_cluster(&node, live_within, |existing, others_online| {
                 decide(&mine, local, existing, others_online)
             })
             .await?;
+        let (id, decision) = match joined {
+            Joined::Joined { id, decision } => (id, decision),
+            Joined::IdentityHeld { address } => return Ok(Some(address)),
+        };
         self.row_id.store(id, Ordering::Release);
         let status = NodeStatus::parse(&decision.status).unwrap_or(NodeStatus::Starting);
         let mismatch = if status.is_refusal() && self.local_problem.is_none() {
@@ -160,7 +186,7 @@ impl Membership {
         } else {
             tracing::info!(node = id, host = %self.address.host, "joined the cluster");
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Starts the check-in loop, the event listener and the member list refresher.
@@ -247,7 +273,13 @@ impl Membership {
             tracing::warn!(
                 "this node's row is gone (cluster reset, or deleted while unreachable); joining again"
             );
-            self.register().await?;
+            if let Some(holder) = self.register().await? {
+                tracing::error!(
+                    held_by = %holder,
+                    "this node's id was taken by a live node at another address while its row \
+                     was gone; restart this node to join under an id of its own"
+                );
+            }
             return Ok(Next::Soon);
         };
         if row.status == NodeStatus::Deleting.word() {

@@ -43,7 +43,8 @@ pub struct NodeState {
     pub blob_cache: crate::blob_cache::BlobCache,
     pub downloads: Arc<Downloads>,
     pub telemetry: Telemetry,
-    pub node_id: String,
+    /// The id this node joined the cluster under (see [`NodeState::node_id`]).
+    node_id: std::sync::RwLock<String>,
     /// False while offline: `/__ping__` answers 503 and the load balancer stops sending.
     pub serving: AtomicBool,
     pub in_flight: AtomicI64,
@@ -58,6 +59,20 @@ pub struct NodeState {
 pub type AppState = Arc<NodeState>;
 
 impl NodeState {
+    /// The node's id: the one in its data dir, unless a live node at another address holds
+    /// that one and this process joined under a fresh id.
+    pub fn node_id(&self) -> String {
+        self.node_id
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records the id the node joined under.
+    pub fn set_node_id(&self, id: String) {
+        *self.node_id.write().unwrap_or_else(|e| e.into_inner()) = id;
+    }
+
     pub fn new(
         config: Config,
         store: Store,
@@ -81,7 +96,7 @@ impl NodeState {
             views,
             downloads: Arc::default(),
             telemetry: Telemetry::default(),
-            node_id,
+            node_id: std::sync::RwLock::new(node_id),
             serving: AtomicBool::new(true),
             in_flight: AtomicI64::new(0),
             status: StatusCell::new(NodeStatus::Online),

@@ -53,7 +53,7 @@ async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
         "config_digest": crate::cluster::definition::config_digest(&state.config),
         "max_clock_skew_ms": state.config.cluster.max_clock_skew.as_millis() as u64,
         "build": option_env!("PKGNODE_BUILD").unwrap_or("dev"),
-        "node_id": state.node_id,
+        "node_id": state.node_id(),
         "serving": state.serving.load(Ordering::Acquire),
         "cluster_status": state.config.cluster.enabled.then(|| state.status.get().word()),
         "transaction": state.head.get(),

@@ -60,6 +60,15 @@ pub struct NewNode {
     pub version: String,
 }
 
+/// How a join ended.
+#[derive(Debug, Clone)]
+pub enum Joined {
+    /// The node's row is written: its id and what it decided.
+    Joined { id: i64, decision: JoinDecision },
+    /// A live node at `address` holds this node id; nothing was written.
+    IdentityHeld { address: String },
+}
+
 /// What a joining node decided, inside the join transaction.
 #[derive(Debug, Clone)]
 pub struct JoinDecision {
@@ -182,13 +191,34 @@ impl Store {
         node: &NewNode,
         live_within_ms: i64,
         decide: impl FnOnce(Option<&ClusterRow>, bool) -> JoinDecision,
-    ) -> Result<(i64, JoinDecision), StoreError> {
+    ) -> Result<Joined, StoreError> {
         self.require_postgres()?;
         let mut tx = self.pool.begin().await?;
-        // Two first nodes must not both define the cluster.
+        // Two first nodes must not both define the cluster; two processes with one id must not
+        // both take its row (joins are serialised by this lock).
         sqlx::query("LOCK TABLE cluster IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
+        // A live row with this id at another address belongs to another process (a data dir
+        // copied with a VM image, or shared): taking it over would hide that node.
+        let held = sqlx::query(&format!(
+            "SELECT ipv4, port FROM nodes WHERE uid = $1 AND last_seen_ms > {DB_NOW_MS} - $2 \
+             AND (ipv4 <> $3 OR port <> $4) AND NOT (status = 'Offline' AND reason = 'stopped')"
+        ))
+        .bind(&node.uid)
+        .bind(live_within_ms)
+        .bind(&node.ipv4)
+        .bind(node.port)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = held {
+            let ipv4: String = row.try_get(0)?;
+            let port: i64 = row.try_get(1)?;
+            tx.rollback().await?;
+            return Ok(Joined::IdentityHeld {
+                address: format!("{ipv4}:{port}"),
+            });
+        }
         let existing = sqlx::query(
             "SELECT key_fingerprint, protocol, version, config_digest, defined_by, defined_at_ms \
              FROM cluster WHERE id = 1",
@@ -246,7 +276,7 @@ impl Store {
         .try_get(0)?;
         notify_in(&mut tx, &format!("arrived {id}")).await?;
         tx.commit().await?;
-        Ok((id, decision))
+        Ok(Joined::Joined { id, decision })
     }
 
     /// Records a check-in; returns the row as it was before, or `None` when the row is gone.

@@ -4,6 +4,7 @@
 
 mod clock;
 mod drain;
+mod identity;
 mod lifecycle;
 mod refusals;
 
