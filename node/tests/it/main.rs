@@ -13,6 +13,7 @@ mod database_loss;
 mod failover;
 mod hostile_requests;
 mod locks;
+mod properties;
 mod protocol;
 mod read_your_writes;
 mod shared_storage;
