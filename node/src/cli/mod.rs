@@ -57,12 +57,15 @@ pub enum Command {
         #[arg(long, required = true, num_args = 1..)]
         path: Vec<PathBuf>,
     },
-    /// List repos, sources or packages.
+    /// List repos, sources, packages or transactions (snapshots, newest first).
     List {
         what: ListWhat,
         /// Packages of this source only.
         #[arg(long)]
         source: Option<String>,
+        /// Transactions that changed this repo only.
+        #[arg(long)]
+        repo: Option<String>,
     },
     #[command(flatten)]
     Cluster(cluster::ClusterCommand),
@@ -128,6 +131,7 @@ pub enum ListWhat {
     Repos,
     Sources,
     Packages,
+    Transactions,
 }
 
 /// Reserved first path segments: a repo with one of these names would be unreachable.
@@ -247,7 +251,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::List { what, source } => {
+        Command::List { what, source, repo } => {
             let (store, _) = crate::server::open(&config).await?;
             match what {
                 ListWhat::Repos => {
@@ -286,6 +290,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                                 s.name, file.name, file.version, file.filename
                             );
                         }
+                    }
+                }
+                ListWhat::Transactions => {
+                    let repo_id = match repo {
+                        Some(name) => Some(
+                            store
+                                .repo_by_name(&name)
+                                .await?
+                                .with_context(|| format!("no repo named {name:?}"))?
+                                .id,
+                        ),
+                        None => None,
+                    };
+                    for tx in store.transactions(repo_id).await? {
+                        let added: Vec<&str> =
+                            tx.added.iter().map(|f| f.filename.as_str()).collect();
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            tx.id,
+                            tx.time,
+                            tx.kind,
+                            tx.description,
+                            added.join(" ")
+                        );
                     }
                 }
             }

@@ -214,7 +214,7 @@ pub async fn open_view(
     Ok(view)
 }
 
-async fn lookup_repo(state: &NodeState, name: &str) -> Result<Repo, ApiError> {
+pub(crate) async fn lookup_repo(state: &NodeState, name: &str) -> Result<Repo, ApiError> {
     if let Some(repo) = state.repos.get(name).await {
         return Ok(repo);
     }

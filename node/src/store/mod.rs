@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod health;
+pub mod history;
 pub mod model;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub use history::{AddedFile, TransactionSummary};
 pub use model::*;
 
 /// Errors from the metadata store.

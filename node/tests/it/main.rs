@@ -16,3 +16,4 @@ mod locks;
 mod protocol;
 mod read_your_writes;
 mod shared_storage;
+mod snapshots;
