@@ -97,7 +97,8 @@ async fn repo_transactions(
             &Scope::ReposRead {
                 repo: Some(repo.name.clone()),
             },
-        )?;
+        )
+        .await?;
     }
     Ok(Json(state.store.transactions(Some(repo.id)).await?))
 }

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod health;
 pub mod history;
 pub mod model;
+pub mod tokens;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,6 +19,7 @@ use sqlx::{AnyPool, Row};
 
 pub use history::{AddedFile, TransactionSummary};
 pub use model::*;
+pub use tokens::{Revoked, TokenRecord};
 
 /// Errors from the metadata store.
 #[derive(Debug, thiserror::Error)]

@@ -17,3 +17,4 @@ mod protocol;
 mod read_your_writes;
 mod shared_storage;
 mod snapshots;
+mod tokens;
