@@ -137,3 +137,68 @@ fn issue_10_revoked_token_is_refused_by_a_second_node_sharing_postgres() {
         "{body}"
     );
 }
+
+/// Failing closed: while the database is away a token cannot be checked for revocation, so an
+/// authenticated repo answers 503 with Retry-After (a public repo keeps serving what the node
+/// holds), and serves again once the database is back.
+#[test]
+fn authenticated_reads_wait_for_the_database_to_check_the_token() {
+    let pg = Postgres::start();
+    let url = pg.database("tokenloss");
+    let node = NodeDir::new(&format!(
+        "[database]\nurl = \"{url}\"\nacquire_timeout = \"2s\"\n"
+    ));
+    node.standard_layout();
+    node.admin(&[
+        "create",
+        "repo",
+        "--name",
+        "private",
+        "--type",
+        "python",
+        "--authenticated",
+    ]);
+    node.admin(&["subscribe", "--repo", "private", "--source", "py"]);
+    let (upload_token, _) = token_and_guid(&node);
+    let read_token = node
+        .admin(&[
+            "create",
+            "token",
+            "--scope",
+            "repos:read",
+            "--repo",
+            "private",
+        ])
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let served = node.serve();
+    let work = tempfile::tempdir().unwrap();
+    let wheel = support::mkpkg(work.path(), &["wheel", "secret", "1.0"]);
+    let (status, body) = upload(&served.base, &upload_token, &wheel);
+    assert_eq!(status, 200, "{body}");
+    let read = || {
+        reqwest::blocking::Client::new()
+            .get(format!("{}/private/latest/simple/secret/", served.base))
+            .basic_auth("__token__", Some(&read_token))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(read().status(), 200);
+    assert!(simple_page(&served.base, "secret").contains("secret-1.0"));
+
+    pg.stop();
+    let refused = read();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(
+        refused.text().unwrap().contains("database is unavailable"),
+        "the answer should say why"
+    );
+    assert!(simple_page(&served.base, "secret").contains("secret-1.0"));
+
+    pg.start_again();
+    assert_eq!(read().status(), 200);
+}
