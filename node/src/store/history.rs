@@ -48,13 +48,19 @@ impl Store {
                  FROM packages p JOIN sources s ON s.id = p.source_id ORDER BY p.added_tx, p.id",
             ),
             Some(_) => (
+                // One pass over the repo's subscriptions and its sources' files (no per-transaction
+                // scan): a file counts when its source was subscribed at the time.
                 "SELECT t.id, t.created_at_ms, t.kind, t.description FROM transactions t \
-                 WHERE t.id IN (SELECT created_tx FROM repos WHERE id = $1) \
-                    OR t.id IN (SELECT added_tx FROM subscriptions WHERE repo_id = $1) \
-                    OR t.id IN (SELECT removed_tx FROM subscriptions WHERE repo_id = $1 AND removed_tx IS NOT NULL) \
-                    OR EXISTS (SELECT 1 FROM packages p JOIN subscriptions s ON s.source_id = p.source_id \
-                               WHERE s.repo_id = $1 AND (p.added_tx = t.id OR p.removed_tx = t.id) \
-                                 AND s.added_tx <= t.id AND (s.removed_tx IS NULL OR s.removed_tx > t.id)) \
+                 WHERE t.id IN ( \
+                     SELECT created_tx FROM repos WHERE id = $1 \
+                     UNION SELECT added_tx FROM subscriptions WHERE repo_id = $1 \
+                     UNION SELECT removed_tx FROM subscriptions WHERE repo_id = $1 AND removed_tx IS NOT NULL \
+                     UNION SELECT p.added_tx FROM packages p JOIN subscriptions s ON s.source_id = p.source_id \
+                       WHERE s.repo_id = $1 AND s.added_tx <= p.added_tx \
+                         AND (s.removed_tx IS NULL OR s.removed_tx > p.added_tx) \
+                     UNION SELECT p.removed_tx FROM packages p JOIN subscriptions s ON s.source_id = p.source_id \
+                       WHERE s.repo_id = $1 AND p.removed_tx IS NOT NULL AND s.added_tx <= p.removed_tx \
+                         AND (s.removed_tx IS NULL OR s.removed_tx > p.removed_tx)) \
                  ORDER BY t.id DESC",
                 "SELECT p.added_tx, src.name AS source, p.name, p.version, p.filename \
                  FROM packages p JOIN subscriptions s ON s.source_id = p.source_id \
@@ -64,7 +70,9 @@ impl Store {
                  ORDER BY p.added_tx, p.id",
             ),
         };
-        // Both reads in one database transaction, so the files match the transactions listed.
+        // Files are read after the transactions: a listed transaction's files committed with it,
+        // so they are all seen; files of a change committed in between belong to no listed id
+        // and are left out. (PostgreSQL's READ COMMITTED gives each statement its own snapshot.)
         let mut db = self.pool.begin().await?;
         let mut query = sqlx::query(tx_sql);
         let mut files_query = sqlx::query(files_sql);
