@@ -123,6 +123,28 @@ fn listed_snapshots_serve_their_packages(node: &NodeDir) {
         "{printed}"
     );
 
+    // Without --repo, every transaction: the sources' creation too.
+    let everything = node.admin(&["list", "transactions"]);
+    assert!(everything.lines().count() > ids.len(), "{everything}");
+    assert!(everything.contains("\tcreate-source\tpy\t"), "{everything}");
+
+    // An authenticated repo's history needs the same token as its files.
+    node.admin(&[
+        "create",
+        "repo",
+        "--name",
+        "private",
+        "--type",
+        "r",
+        "--authenticated",
+    ]);
+    let (status, body) = get(&format!(
+        "{}/__api__/repos/private/transactions",
+        served.base
+    ));
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("a token is required"), "{body}");
+
     // An unknown repo is a 404 that names it, on both surfaces.
     let (status, body) = get(&format!("{}/__api__/repos/nope/transactions", served.base));
     assert_eq!(status, 404);

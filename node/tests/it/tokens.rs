@@ -198,6 +198,19 @@ fn authenticated_reads_wait_for_the_database_to_check_the_token() {
         "the answer should say why"
     );
     assert!(simple_page(&served.base, "secret").contains("secret-1.0"));
+    // A token that cannot be recorded is never shown: it would only be refused.
+    let (ok, stdout, stderr) = node.run(&[
+        "create",
+        "token",
+        "--scope",
+        "sources:write",
+        "--source",
+        "py",
+    ]);
+    assert!(
+        !ok && stdout.is_empty(),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
 
     pg.start_again();
     assert_eq!(read().status(), 200);
