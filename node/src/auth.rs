@@ -1,5 +1,6 @@
 //! The secure key file and the HS256 tokens it signs, scoped `sources:write` (one source) or
-//! `repos:read` (one repo, or all).
+//! `repos:read` (one repo, or all). Each token carries an id (`jti`, a UUID) under which it is
+//! recorded in the store, where it can be revoked (`store::tokens`).
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -92,8 +93,9 @@ impl SecureKey {
         hex::encode(hasher.finalize())
     }
 
-    /// Issues a token for `scope`.
-    pub fn issue(&self, scope: &Scope, valid_for: Duration) -> Result<String, TokenError> {
+    /// Issues a token for `scope`. The caller records it (`Store::record_token`) before handing it
+    /// out: a token without a record is refused.
+    pub fn issue(&self, scope: &Scope, valid_for: Duration) -> Result<Issued, TokenError> {
         let now = chrono::Utc::now().timestamp();
         let (scope_name, source, repo) = match scope {
             Scope::SourcesWrite { source } => ("sources:write", Some(source.clone()), None),
@@ -108,20 +110,29 @@ impl SecureKey {
             exp: now + valid_for.as_secs() as i64,
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        jsonwebtoken::encode(
+        let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
             &EncodingKey::from_secret(&self.bytes),
         )
-        .map_err(|e| TokenError::Invalid(e.to_string()))
+        .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        Ok(Issued {
+            token,
+            guid: claims.jti,
+            scope: claims.scope,
+            source: claims.source,
+            repo: claims.repo,
+            issued_at_ms: claims.iat * 1000,
+            expires_at_ms: claims.exp * 1000,
+        })
     }
 
-    /// Checks a token's signature and expiry and that it grants `needed`.
-    pub fn authorize(&self, token: &str, needed: &Scope) -> Result<(), TokenError> {
+    fn decode(&self, token: &str, check_expiry: bool) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp"]);
+        validation.validate_exp = check_expiry;
         validation.leeway = 0;
-        let claims = jsonwebtoken::decode::<Claims>(
+        Ok(jsonwebtoken::decode::<Claims>(
             token,
             &DecodingKey::from_secret(&self.bytes),
             &validation,
@@ -130,7 +141,19 @@ impl SecureKey {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
             _ => TokenError::Invalid(e.to_string()),
         })?
-        .claims;
+        .claims)
+    }
+
+    /// The id of a token signed with this key, expired or not (to revoke a leaked token by its
+    /// text).
+    pub fn guid_of(&self, token: &str) -> Result<String, TokenError> {
+        Ok(self.decode(token, false)?.jti)
+    }
+
+    /// Checks a token's signature and expiry and that it grants `needed`; returns its id, which
+    /// the caller checks against the record of issued tokens.
+    pub fn authorize(&self, token: &str, needed: &Scope) -> Result<String, TokenError> {
+        let claims = self.decode(token, true)?;
         let granted = match needed {
             Scope::SourcesWrite { source } => {
                 claims.scope == "sources:write" && claims.source.as_deref() == Some(source.as_str())
@@ -141,7 +164,7 @@ impl SecureKey {
             }
         };
         if granted {
-            Ok(())
+            Ok(claims.jti)
         } else {
             Err(TokenError::WrongScope {
                 needed: needed.to_string(),
@@ -153,6 +176,18 @@ impl SecureKey {
             })
         }
     }
+}
+
+/// A token just signed, with what its record needs.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub token: String,
+    pub guid: String,
+    pub scope: String,
+    pub source: Option<String>,
+    pub repo: Option<String>,
+    pub issued_at_ms: i64,
+    pub expires_at_ms: i64,
 }
 
 /// What a token allows.
@@ -196,6 +231,13 @@ pub enum TokenError {
     Expired,
     #[error("token grants {granted}, but {needed} is needed")]
     WrongScope { needed: String, granted: String },
+    #[error("token {guid} was revoked at {at}; ask an administrator for a new one")]
+    Revoked { guid: String, at: String },
+    #[error(
+        "token {guid} is not recorded on this server (issued before tokens were recorded, or \
+         against another database); create a new one with `pkgnode create token`"
+    )]
+    Unrecorded { guid: String },
 }
 
 #[cfg(test)]
@@ -212,16 +254,16 @@ mod tests {
             )
             .unwrap();
         assert!(
-            key.authorize(&token, &Scope::SourcesWrite { source: "a".into() })
+            key.authorize(&token.token, &Scope::SourcesWrite { source: "a".into() })
                 .is_ok()
         );
         assert!(matches!(
-            key.authorize(&token, &Scope::SourcesWrite { source: "b".into() }),
+            key.authorize(&token.token, &Scope::SourcesWrite { source: "b".into() }),
             Err(TokenError::WrongScope { .. })
         ));
         let other = SecureKey::from_bytes(vec![8; 32]);
         assert!(matches!(
-            other.authorize(&token, &Scope::SourcesWrite { source: "a".into() }),
+            other.authorize(&token.token, &Scope::SourcesWrite { source: "a".into() }),
             Err(TokenError::Invalid(_))
         ));
         let expired = key
@@ -229,9 +271,11 @@ mod tests {
             .unwrap();
         std::thread::sleep(Duration::from_millis(1100));
         assert_eq!(
-            key.authorize(&expired, &Scope::ReposRead { repo: None }),
+            key.authorize(&expired.token, &Scope::ReposRead { repo: None }),
             Err(TokenError::Expired)
         );
+        // An expired token still names its id, so it can be revoked by its text.
+        assert_eq!(key.guid_of(&expired.token), Ok(expired.guid));
     }
 
     #[test]

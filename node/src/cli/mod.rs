@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::auth::{Scope, SecureKey};
 use crate::config::{Config, Overrides};
 use crate::ingest::{self, Claims, Ingested};
-use crate::store::{RepoKind, SourceKind};
+use crate::store::{RepoKind, Revoked, SourceKind, TokenRecord};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,15 +57,33 @@ pub enum Command {
         #[arg(long, required = true, num_args = 1..)]
         path: Vec<PathBuf>,
     },
-    /// List repos, sources or packages.
+    /// List repos, sources, packages, transactions (snapshots, newest first) or tokens.
     List {
         what: ListWhat,
         /// Packages of this source only.
         #[arg(long)]
         source: Option<String>,
+        /// Transactions that changed this repo only.
+        #[arg(long)]
+        repo: Option<String>,
     },
+    /// Revoke a token, so no node accepts it any more.
+    #[command(subcommand)]
+    Revoke(Revoke),
     #[command(flatten)]
     Cluster(cluster::ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Revoke {
+    /// By its id (`pkgnode list tokens`) or by the token itself.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["guid", "token"])))]
+    Token {
+        #[arg(long)]
+        guid: Option<String>,
+        #[arg(long)]
+        token: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +146,8 @@ pub enum ListWhat {
     Repos,
     Sources,
     Packages,
+    Transactions,
+    Tokens,
 }
 
 /// Reserved first path segments: a repo with one of these names would be unreachable.
@@ -193,9 +213,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 TokenScope::ReposRead => Scope::ReposRead { repo: args.repo },
             };
             let key = SecureKey::load(&config.key_file(), !config.cluster.enabled)?;
-            let token = key.issue(&scope, Duration::from(args.expires))?;
-            println!("token for {scope}, valid {}:", args.expires);
-            println!("{token}");
+            let issued = key.issue(&scope, Duration::from(args.expires))?;
+            let (store, _) = crate::server::open(&config).await?;
+            // Recorded before it is shown: a token without a record would be refused.
+            store
+                .record_token(&TokenRecord {
+                    guid: issued.guid.clone(),
+                    scope: issued.scope,
+                    source: issued.source,
+                    repo: issued.repo,
+                    created_at_ms: issued.issued_at_ms,
+                    expires_at_ms: issued.expires_at_ms,
+                    revoked_at_ms: None,
+                })
+                .await
+                .context("the token could not be recorded, so it was not issued")?;
+            println!("token {} for {scope}, valid {}:", issued.guid, args.expires);
+            println!("{}", issued.token);
+        }
+        Command::Revoke(Revoke::Token { guid, token }) => {
+            let guid = match (guid, token) {
+                (Some(guid), None) => guid,
+                (None, Some(token)) => {
+                    let key = SecureKey::load(&config.key_file(), false)?;
+                    key.guid_of(token.trim())
+                        .context("the token was not signed with this server's key")?
+                }
+                _ => anyhow::bail!("give exactly one of --guid G or --token T"),
+            };
+            let (store, _) = crate::server::open(&config).await?;
+            match store.revoke_token(&guid).await? {
+                Revoked::Now(_) => println!("revoked token {guid}"),
+                Revoked::Already(record) => println!(
+                    "token {guid} was already revoked at {}",
+                    format_ms(record.revoked_at_ms.unwrap_or_default())
+                ),
+            }
         }
         Command::Subscribe {
             repo,
@@ -247,7 +300,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::List { what, source } => {
+        Command::List { what, source, repo } => {
             let (store, _) = crate::server::open(&config).await?;
             match what {
                 ListWhat::Repos => {
@@ -288,10 +341,63 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         }
                     }
                 }
+                ListWhat::Transactions => {
+                    let repo_id = match repo {
+                        Some(name) => Some(
+                            store
+                                .repo_by_name(&name)
+                                .await?
+                                .with_context(|| format!("no repo named {name:?}"))?
+                                .id,
+                        ),
+                        None => None,
+                    };
+                    for tx in store.transactions(repo_id).await? {
+                        let added: Vec<&str> =
+                            tx.added.iter().map(|f| f.filename.as_str()).collect();
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            tx.id,
+                            tx.time,
+                            tx.kind,
+                            tx.description,
+                            added.join(" ")
+                        );
+                    }
+                }
+                ListWhat::Tokens => {
+                    for token in store.tokens().await? {
+                        let grants = match (&token.source, &token.repo) {
+                            (Some(source), _) => format!("{} {source}", token.scope),
+                            (_, Some(repo)) => format!("{} {repo}", token.scope),
+                            _ => token.scope.clone(),
+                        };
+                        let state = match token.revoked_at_ms {
+                            Some(at) => format!("revoked {}", format_ms(at)),
+                            None if token.expires_at_ms <= crate::store::now_ms() => {
+                                "expired".to_string()
+                            }
+                            None => "active".to_string(),
+                        };
+                        println!(
+                            "{}\t{grants}\tcreated {}\texpires {}\t{state}",
+                            token.guid,
+                            format_ms(token.created_at_ms),
+                            format_ms(token.expires_at_ms)
+                        );
+                    }
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Epoch milliseconds as RFC 3339 (UTC), seconds precision.
+fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| format!("{ms} ms"))
 }
 
 fn check_name(name: &str) -> anyhow::Result<()> {

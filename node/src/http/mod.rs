@@ -22,7 +22,7 @@ use base64::Engine;
 
 pub use error::ApiError;
 
-use crate::auth::{Scope, SecureKey};
+use crate::auth::{Scope, SecureKey, TokenError};
 use crate::blobs::Blobs;
 use crate::cluster::{Members, NodeStatus, StatusCell};
 use crate::config::Config;
@@ -166,15 +166,37 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
     (user == "__token__").then(|| password.to_string())
 }
 
-/// Checks that the request carries a token granting `scope`.
-pub fn require(state: &NodeState, headers: &HeaderMap, scope: &Scope) -> Result<(), ApiError> {
+/// Checks that the request carries a token granting `scope` that is recorded and not revoked.
+///
+/// The record is read per request (a primary-key lookup) rather than cached: a revocation then
+/// holds on every node sharing the database from the next request on, with no cache to refresh,
+/// and a node that cannot reach the database refuses (503) rather than honouring a token it cannot
+/// check.
+pub async fn require(
+    state: &NodeState,
+    headers: &HeaderMap,
+    scope: &Scope,
+) -> Result<(), ApiError> {
     let token = bearer_token(headers).ok_or_else(|| {
         ApiError::Unauthorized(format!(
             "a token is required ({scope}); send it as HTTP Basic auth with user __token__"
         ))
     })?;
-    state.key.authorize(&token, scope)?;
-    Ok(())
+    let guid = state.key.authorize(&token, scope)?;
+    let record = state.store.token(&guid).await?;
+    match record {
+        None => Err(TokenError::Unrecorded { guid }.into()),
+        Some(record) => match record.revoked_at_ms {
+            Some(at) => Err(TokenError::Revoked {
+                guid,
+                at: chrono::DateTime::from_timestamp_millis(at)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_else(|| format!("{at} ms")),
+            }
+            .into()),
+            None => Ok(()),
+        },
+    }
 }
 
 /// Resolves `/{repo}/{snapshot}` to a view, checking the repo type and read access.
@@ -199,7 +221,8 @@ pub async fn open_view(
             &Scope::ReposRead {
                 repo: Some(repo.name.clone()),
             },
-        )?;
+        )
+        .await?;
     }
     let tx = resolve_snapshot(state, snapshot).await?;
     let repo_id = repo.id;
@@ -229,7 +252,7 @@ pub async fn open_view(
     Ok(view)
 }
 
-async fn lookup_repo(state: &NodeState, name: &str) -> Result<Repo, ApiError> {
+pub(crate) async fn lookup_repo(state: &NodeState, name: &str) -> Result<Repo, ApiError> {
     if let Some(repo) = state.repos.get(name).await {
         return Ok(repo);
     }

@@ -1,16 +1,19 @@
 //! Operations routes: `/__ping__`, `/__api__/status`, `/__api__/repos`,
+//! `/__api__/repos/{name}/transactions` (the snapshots a repo can be pinned to),
 //! `/__api__/metrics/packages` and Prometheus text at `/metrics`.
 
 use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::json;
 
 use super::{ApiError, AppState};
+use crate::auth::Scope;
+use crate::store::TransactionSummary;
 
 /// The node's version, as every node of a cluster must match it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -20,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/__ping__", get(ping))
         .route("/__api__/status", get(status))
         .route("/__api__/repos", get(repos))
+        .route("/__api__/repos/{name}/transactions", get(repo_transactions))
         .route("/__api__/metrics/packages", get(package_metrics))
         .route("/metrics", get(prometheus))
 }
@@ -76,6 +80,27 @@ async fn repos(State(state): State<AppState>) -> Result<Json<serde_json::Value>,
         .map(|r| json!({ "id": r.id, "name": r.name, "type": r.kind.as_str(), "authenticated": r.authenticated }))
         .collect();
     Ok(Json(json!(list)))
+}
+
+/// The transactions that changed a repo, newest first: each id is a pinned snapshot
+/// (`/{repo}/{id}/…`). An authenticated repo needs the same `repos:read` token as its files.
+async fn repo_transactions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<TransactionSummary>>, ApiError> {
+    let repo = super::lookup_repo(&state, &name).await?;
+    if repo.authenticated {
+        super::require(
+            &state,
+            &headers,
+            &Scope::ReposRead {
+                repo: Some(repo.name.clone()),
+            },
+        )
+        .await?;
+    }
+    Ok(Json(state.store.transactions(Some(repo.id)).await?))
 }
 
 async fn package_metrics(

@@ -93,7 +93,9 @@ async fn upload(
         &Scope::SourcesWrite {
             source: source.clone(),
         },
-    ) {
+    )
+    .await
+    {
         // Read the body first: a client still sending would see a reset instead of the answer.
         let _ = read_form(multipart, limit).await;
         return Err(refused);

@@ -7,7 +7,9 @@
 
 pub mod cluster;
 pub mod health;
+pub mod history;
 pub mod model;
+pub mod tokens;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,7 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub use history::{AddedFile, TransactionSummary};
 pub use model::*;
+pub use tokens::{Revoked, TokenRecord};
 
 /// Errors from the metadata store.
 #[derive(Debug, thiserror::Error)]

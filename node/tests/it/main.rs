@@ -17,3 +17,5 @@ mod properties;
 mod protocol;
 mod read_your_writes;
 mod shared_storage;
+mod snapshots;
+mod tokens;
