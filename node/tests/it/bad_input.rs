@@ -283,7 +283,8 @@ fn bad_uploads_are_refused_and_leave_nothing_behind() {
     );
     assert_eq!(status, 200, "same bytes again: {body}");
     assert!(body.contains("already"), "{body}");
-    let other = support::mkpkg(&pkgs.join("other"), &["wheel", "gamma", "1.0"]);
+    // Other bytes under the same name: padded, since two builds in one second are identical.
+    let other = support::mkpkg_padded(&pkgs.join("other"), &["wheel", "gamma", "1.0"], 64);
     let (status, body) = upload(
         base,
         "pypi",
