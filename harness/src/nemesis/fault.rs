@@ -193,21 +193,16 @@ async fn wait_online(session: &mut Session<'_>, node: usize) {
     let Ok(client) = crate::run::http_client(Duration::from_secs(2)) else {
         return;
     };
+    let name = format!("node-{}", node + 1);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let status = match client.get(format!("{url}/__api__/status")).send().await {
-            Ok(r) => r.json::<serde_json::Value>().await.ok(),
-            Err(_) => None,
-        };
-        if let Some(status) = status {
-            let word = status["cluster_status"].as_str().unwrap_or("Online");
-            if word == "Online" && status["serving"].as_bool().unwrap_or(true) {
-                session.note(
-                    EventKind::NodeOnline,
-                    format!("node-{} reports Online again", node + 1),
-                );
-                return;
-            }
+        let read = crate::run::observer::status(&client, &name, &url).await;
+        if read.status.as_deref() == Some("Online") && read.serving {
+            session.note(
+                EventKind::NodeOnline,
+                format!("{name} reports Online again"),
+            );
+            return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
