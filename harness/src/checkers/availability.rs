@@ -11,7 +11,7 @@ use serde_json::json;
 /// The checker's name in the run record.
 pub const NAME: &str = "availability";
 /// The request kind counted as installs.
-pub const INSTALL_KIND: &str = "install";
+pub use reports::summary::INSTALL_KIND;
 /// Seconds after a heal still charged to the fault (connections it broke, checks catching up).
 pub const GRACE_S: f64 = 5.0;
 
@@ -31,6 +31,15 @@ impl Default for AvailabilityLimits {
             max_write_gap_s: Some(10.0),
         }
     }
+}
+
+/// The first upload invoked at or after `from_s` that was acknowledged (by completion time):
+/// when writes worked again after a fault began.
+pub fn first_write_after(ledger: &[LedgerEntry], from_s: f64) -> Option<&LedgerEntry> {
+    ledger
+        .iter()
+        .filter(|e| e.outcome == WriteOutcome::Ok && e.invoked_s >= from_s)
+        .min_by(|a, b| a.completed_s.total_cmp(&b.completed_s))
 }
 
 /// Judges each fault window of `events` over `metrics` and `ledger`.
@@ -84,11 +93,7 @@ pub fn check(
             }
         }
         failed_total += failed;
-        let first_write = ledger
-            .iter()
-            .filter(|e| e.outcome == WriteOutcome::Ok && e.invoked_s >= from)
-            .map(|e| e.completed_s)
-            .min_by(f64::total_cmp);
+        let first_write = first_write_after(ledger, from).map(|e| e.completed_s);
         let writes_after = ledger.iter().any(|e| e.invoked_s >= from);
         let gap = first_write.map(|t| t - from);
         if let Some(gap) = gap {

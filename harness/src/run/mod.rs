@@ -387,10 +387,7 @@ fn first_writes_after_faults(
             .iter()
             .filter(|e| e.kind == EventKind::Fault)
             .filter_map(|fault| {
-                let first = ledger
-                    .iter()
-                    .filter(|w| w.outcome == writes::WriteOutcome::Ok && w.invoked_s >= fault.at_s)
-                    .min_by(|a, b| a.completed_s.total_cmp(&b.completed_s))?;
+                let first = checkers::availability::first_write_after(ledger, fault.at_s)?;
                 Some(Event {
                     at_s: first.completed_s,
                     end_s: None,
