@@ -14,7 +14,7 @@ use harness::plan::{InfraKind, InfraPlan};
 use reports::RunRecord;
 use reports::record::{CheckerResult, Validity};
 
-use crate::support::{client, eventually, get, pkgnode};
+use crate::support::{client, eventually, get, harness_command, pkgnode};
 
 fn start(nodes: usize, ready_timeout: Duration) -> LocalCluster {
     let options = LocalOptions {
@@ -280,15 +280,13 @@ fn the_cli_exits_0_on_a_healthy_local_cluster_and_writes_the_run_dir() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("check-run");
-    let result = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["check", "--infra", "local", "--nodes", "2"])
-        .arg("--out")
-        .arg(&out)
-        .env("PKGNODE_BIN", pkgnode())
-        .env("TMPDIR", tmp.path())
-        .env_remove("CARGO")
-        .output()
-        .unwrap();
+    let result = harness_command(
+        tmp.path(),
+        &out,
+        &["check", "--infra", "local", "--nodes", "2"],
+    )
+    .output()
+    .unwrap();
     let stdout = String::from_utf8_lossy(&result.stdout);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert_eq!(

@@ -15,7 +15,7 @@ use harness::plan::RunPlan;
 use harness::run::RunOutcome;
 use reports::record::{CheckerResult, EventKind, Validity};
 
-use crate::support::{assert_nothing_left, pkgnode};
+use crate::support::{assert_nothing_left, harness_command, pkgnode};
 
 /// A light read load over a small corpus, and four uploads a second.
 const LIGHT: &[&str] = &[
@@ -246,16 +246,8 @@ fn random_draws_three_faults_with_its_seed_and_loses_nothing() {
 
 /// `harness drill …` as a user types it, with TMPDIR private so leftovers are visible.
 fn harness_drill(tmp: &Path, out: &Path, name: &str, extra: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
-    command
-        .args(["drill", name])
-        .args(LIGHT)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .env("PKGNODE_BIN", pkgnode())
-        .env("TMPDIR", tmp)
-        .env_remove("CARGO");
+    let mut command = harness_command(tmp, out, &["drill", name]);
+    command.args(LIGHT).args(extra);
     command
 }
 

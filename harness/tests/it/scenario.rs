@@ -6,27 +6,28 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{assert_nothing_left, pkgnode, processes_under};
+use crate::support::{assert_nothing_left, harness_command, processes_under};
 
 /// A short, small run at a light rate over a small corpus; `extra` gives --duration.
 fn harness(tmp: &Path, out: &Path, extra: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
-    command
-        .args(["scenario", "daily-installs", "--infra", "local", "--quiet"])
-        .args([
+    let mut command = harness_command(
+        tmp,
+        out,
+        &[
+            "scenario",
+            "daily-installs",
+            "--infra",
+            "local",
+            "--quiet",
             "--installs-per-day",
             "300000",
             "--packages",
             "24",
             "--size-max-bytes",
             "2000000",
-        ])
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .env("PKGNODE_BIN", pkgnode())
-        .env("TMPDIR", tmp)
-        .env_remove("CARGO");
+        ],
+    );
+    command.args(extra);
     command
 }
 

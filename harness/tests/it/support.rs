@@ -264,3 +264,17 @@ pub fn assert_nothing_left(tmp: &Path) {
     let running = processes_under(tmp);
     assert!(running.is_empty(), "processes left behind: {running:?}");
 }
+
+/// The `harness` binary as a user runs it, writing to `out`: this test's `pkgnode`, temp
+/// files under `tmp` (so leftovers are visible), and no cargo (so it builds nothing).
+pub fn harness_command(tmp: &Path, out: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
+    command
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .env("PKGNODE_BIN", pkgnode())
+        .env("TMPDIR", tmp)
+        .env_remove("CARGO");
+    command
+}
