@@ -4,38 +4,11 @@
 //! database is back, without a restart. A read-only database (a standby) refuses uploads the same
 //! way.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use reqwest::blocking::multipart::{Form, Part};
-use reqwest::blocking::{Client, Response};
+use reqwest::blocking::Response;
 
-use crate::support::{self, NodeDir, Postgres};
-
-fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-fn upload(base: &str, token: &str, wheel: &Path) -> Response {
-    let filename = wheel.file_name().unwrap().to_string_lossy().into_owned();
-    let form = Form::new().text(":action", "file_upload").part(
-        "content",
-        Part::bytes(std::fs::read(wheel).unwrap()).file_name(filename),
-    );
-    client()
-        .post(format!("{base}/upload/pypi/py"))
-        .basic_auth("__token__", Some(token))
-        .multipart(form)
-        .send()
-        .expect("upload request")
-}
-
-fn get(url: &str) -> Response {
-    client().get(url).send().expect("GET")
-}
+use crate::support::{self, NodeDir, Postgres, get, upload};
 
 /// Asserts a 503 that tells the client when to retry, and how long it took to come.
 fn assert_retry_later(what: &str, started: Instant, response: Response) {

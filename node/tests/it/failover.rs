@@ -4,38 +4,9 @@
 //! uploads with 503 + `Retry-After`; once it is promoted, the very next upload succeeds without a
 //! node restart, and no acknowledged upload is lost.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use reqwest::blocking::multipart::{Form, Part};
-use reqwest::blocking::{Client, Response};
-
-use crate::support::{self, Endpoint, NodeDir, Postgres};
-
-fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-fn upload(base: &str, token: &str, wheel: &Path) -> Response {
-    let filename = wheel.file_name().unwrap().to_string_lossy().into_owned();
-    let form = Form::new().text(":action", "file_upload").part(
-        "content",
-        Part::bytes(std::fs::read(wheel).unwrap()).file_name(filename),
-    );
-    client()
-        .post(format!("{base}/upload/pypi/py"))
-        .basic_auth("__token__", Some(token))
-        .multipart(form)
-        .send()
-        .expect("upload request")
-}
-
-fn get(url: &str) -> Response {
-    client().get(url).send().expect("GET")
-}
+use crate::support::{self, Endpoint, NodeDir, Postgres, get, upload};
 
 #[test]
 fn uploads_resume_on_the_promoted_standby_without_a_node_restart() {

@@ -779,3 +779,32 @@ impl Drop for Endpoint {
         self.point_at(0);
     }
 }
+
+/// An HTTP client whose requests give up after 30 s.
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Uploads `wheel` to the `py` source of the node at `base`, as twine does.
+pub fn upload(base: &str, token: &str, wheel: &Path) -> reqwest::blocking::Response {
+    use reqwest::blocking::multipart::{Form, Part};
+    let filename = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    let form = Form::new().text(":action", "file_upload").part(
+        "content",
+        Part::bytes(std::fs::read(wheel).unwrap()).file_name(filename),
+    );
+    http()
+        .post(format!("{base}/upload/pypi/py"))
+        .basic_auth("__token__", Some(token))
+        .multipart(form)
+        .send()
+        .expect("upload request")
+}
+
+/// GET `url`.
+pub fn get(url: &str) -> reqwest::blocking::Response {
+    http().get(url).send().expect("GET")
+}
