@@ -94,10 +94,19 @@ pub fn inspect(
     bytes: &[u8],
     max_inflated_bytes: u64,
 ) -> Result<Inspected, FormatError> {
+    inspect_archive(file, std::io::Cursor::new(bytes), max_inflated_bytes)
+}
+
+/// [`inspect`] over any reader of the archive (an upload on disk).
+pub fn inspect_archive(
+    file: &str,
+    archive: impl std::io::Read + std::io::Seek,
+    max_inflated_bytes: u64,
+) -> Result<Inspected, FormatError> {
     let (file_name, file_version, kind) = parse_file_name(file)?;
     let (member, text) = match kind {
         FileKind::Wheel => {
-            let mut found = archive::zip_members(file, bytes, max_inflated_bytes, |path| {
+            let mut found = archive::zip_members(file, archive, max_inflated_bytes, |path| {
                 let mut parts = path.split('/');
                 matches!((parts.next(), parts.next(), parts.next()),
                     (Some(dir), Some("METADATA"), None) if dir.ends_with(".dist-info"))
@@ -113,7 +122,7 @@ pub fn inspect(
             found.swap_remove(index)
         }
         _ => {
-            let mut found = archive::tar_gz_members(file, bytes, max_inflated_bytes, |path| {
+            let mut found = archive::tar_gz_members(file, archive, max_inflated_bytes, |path| {
                 let mut parts = path.trim_start_matches("./").split('/');
                 matches!(
                     (parts.next(), parts.next(), parts.next()),

@@ -12,6 +12,7 @@ mod concurrent_uploads;
 mod database_loss;
 mod failover;
 mod hostile_requests;
+mod large_uploads;
 mod locks;
 mod properties;
 mod protocol;
