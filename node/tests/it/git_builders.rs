@@ -392,7 +392,7 @@ fn a_tag_on_a_git_python_builder_is_built_and_installed_by_pip() {
         packages.contains("gitpy_demo-1.0.0-py3-none-any.whl"),
         "{packages}"
     );
-    assert!(packages.contains("gitpy_demo-1.0.0.tar.gz"), "{packages}");
+    assert!(packages.contains("-1.0.0.tar.gz"), "the sdist: {packages}");
     let work = tempfile::tempdir().unwrap();
     let target = work.path().join("site");
     let (ok, out) = support::pip_install(
