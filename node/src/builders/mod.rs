@@ -11,6 +11,19 @@
 //!   time limit (the process group is killed) and an output limit.
 //! - `worker` — `[git] build_concurrency` workers per node claim, build and publish.
 //!
+//! What follows Posit Package Manager's documentation (docs.posit.co/rspm: "Building Git
+//! Packages", `rspm create git-builder`, `rspm rerun`): source types `git` (R source tarballs
+//! only, no binaries) and `git-python` (sdist and wheel, built with the `build` module); builder
+//! options `--branch` (the remote's default branch when absent), `--build-trigger commits|tags`
+//! (default `commits`), `--sub-dir`, `--clone-depth` (default 1, a shallow clone; 0 the whole
+//! history), `--name`; `rerun git-builder --commit-sha X | --tag T` with `--wait` the default.
+//! Where those pages say nothing we could find — what a commit that keeps an already published
+//! version does, what rerunning a published commit does — a published version never changes
+//! (like an upload of the same file name): such a commit fails with "already exists … with
+//! different content", and a rerun of a published commit is refused (409); a failed or never
+//! built commit is queued again. A poll builds the branch's newest commit (not every commit
+//! pushed since the last poll) and every tag not built yet.
+//!
 //! **Architecture Invariant:** a build is published at most once per (builder, commit): the
 //! queue holds one row per (builder, commit), and its `succeeded` state is written in the same
 //! database transaction as its package files, only while the worker still holds the build's

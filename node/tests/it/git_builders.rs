@@ -655,3 +655,114 @@ fn a_killed_nodes_leased_build_completes_on_the_other_node() {
     );
     assert!(ok, "{out}");
 }
+
+#[test]
+fn a_stopping_node_hands_its_build_back_and_a_build_past_its_time_limit_fails() {
+    let node = NodeDir::new(GIT_FAST);
+    node.admin(&[
+        "create",
+        "source",
+        "--name",
+        "pygit",
+        "--type",
+        "git-python",
+    ]);
+    let mut served = node.serve();
+    let base = served.base.clone();
+    let repo = GitRepo::new();
+    repo.python_package("handback-pkg", "1.0", 3);
+    let sha = repo.commit("slow");
+    node.admin(&[
+        "create",
+        "git-builder",
+        "--source",
+        "pygit",
+        "--url",
+        &repo.url(),
+    ]);
+    wait_until("the build running", Duration::from_secs(30), || {
+        builds(&base, "pygit")
+            .iter()
+            .any(|b| b["state"] == "running")
+    });
+    // (The check below that no build process outlives its build can see a running one.)
+    let scratch = node.data_dir().join("builds").display().to_string();
+    wait_until("pgrep to see the build", Duration::from_secs(10), || {
+        let running = Command::new("pgrep")
+            .args(["-f", &scratch])
+            .output()
+            .unwrap();
+        !String::from_utf8_lossy(&running.stdout).trim().is_empty()
+    });
+    // A clean stop (SIGTERM) puts the build back in the queue at once, its attempt given back.
+    let status = served.terminate();
+    assert!(status.success(), "{status:?}\n{}", node.log());
+    let listed = node.admin(&["list", "git-builds", "--source", "pygit"]);
+    assert!(
+        listed.contains("\tqueued\tattempts 0\t-\t"),
+        "{listed}\n{}",
+        node.log()
+    );
+    // The next start builds it.
+    let served = node.serve();
+    let log = || node.log();
+    let build = wait_build(&served.base, "pygit", &sha, Duration::from_secs(60), &log);
+    assert_eq!(build["state"], "succeeded", "{build}");
+    assert_eq!(build["attempts"], 1, "{build}");
+    drop(served);
+
+    // A build that runs past build_timeout is killed (its whole process group) and fails.
+    let strict =
+        NodeDir::new(&GIT_FAST.replace("build_timeout = \"2m\"", "build_timeout = \"2s\""));
+    strict.admin(&[
+        "create",
+        "source",
+        "--name",
+        "pygit",
+        "--type",
+        "git-python",
+    ]);
+    let served = strict.serve();
+    let slow = GitRepo::new();
+    slow.python_package("too-slow", "1.0", 30);
+    let sha = slow.commit("too slow");
+    strict.admin(&[
+        "create",
+        "git-builder",
+        "--source",
+        "pygit",
+        "--url",
+        &slow.url(),
+    ]);
+    let started = Instant::now();
+    let log = || strict.log();
+    let build = wait_build(&served.base, "pygit", &sha, Duration::from_secs(30), &log);
+    assert_eq!(build["state"], "failed", "{build}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        build["error"]
+            .as_str()
+            .unwrap()
+            .contains("longer than build_timeout"),
+        "{build}"
+    );
+    // Nothing that ran in the scratch directory is alive, and the directory is gone.
+    let scratch = strict.data_dir().join("builds");
+    let alive = Command::new("pgrep")
+        .args(["-f", &scratch.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&alive.stdout).trim().is_empty(),
+        "the build's processes outlived it: {}",
+        String::from_utf8_lossy(&alive.stdout)
+    );
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "scratch left behind: {left:?}");
+}
