@@ -477,6 +477,23 @@ fn a_broken_commit_fails_with_its_log_served_and_the_queue_goes_on() {
     let fixed = repo.commit("fixed");
     let build = wait_build(&base, "rgit", &fixed, Duration::from_secs(60), &log);
     assert_eq!(build["state"], "succeeded", "{build}");
+    // `rerun --wait` queues the failed commit again, waits, and reports that it failed again.
+    let (ok, out, err) = node.run(&[
+        "rerun",
+        "git-builder",
+        "--source",
+        "rgit",
+        "--name",
+        "remote",
+        "--commit-sha",
+        &broken,
+    ]);
+    assert!(!ok, "{out}{err}");
+    assert!(
+        out.contains("queued build") && out.contains("\tfailed\tattempts 1\t"),
+        "{out}"
+    );
+    assert!(err.contains("1 build(s) failed"), "{err}");
     assert!(
         node.admin(&["list", "packages", "--source", "rgit"])
             .contains("brokenpkg_1.0.tar.gz")
@@ -493,7 +510,7 @@ fn two_nodes(db: &str, ips: [&str; 2]) -> (Fixture, NodeDir, NodeDir) {
 
 #[test]
 fn two_nodes_share_one_queue_and_publish_each_commit_once() {
-    const BUILDERS: usize = 6;
+    const BUILDERS: usize = 10;
     let (fx, a, b) = two_nodes("gitqueue", ["127.0.0.71", "127.0.0.72"]);
     r_layout(&a);
     let served_a = a.serve();
@@ -520,6 +537,7 @@ fn two_nodes_share_one_queue_and_publish_each_commit_once() {
         assert_eq!(build["state"], "succeeded", "{build}");
     }
     // Second round; meanwhile both nodes' pollers and repeated `run`s check every remote.
+    let pushed = Instant::now();
     for (i, repo) in repos.iter().enumerate() {
         repo.r_package(&format!("share{i}"), "2.0");
         commits.push(repo.commit("second"));
@@ -541,6 +559,10 @@ fn two_nodes_share_one_queue_and_publish_each_commit_once() {
         let build = wait_build(&served_b.base, "rgit", sha, Duration::from_secs(120), &log);
         assert_eq!(build["state"], "succeeded", "{build}");
     }
+    eprintln!(
+        "{BUILDERS} commits pushed at once, all published by two nodes in {:?}",
+        pushed.elapsed()
+    );
     let all = builds(&served_a.base, "rgit");
     assert_eq!(all.len(), 2 * BUILDERS, "{all:?}");
     // Each (builder, commit) published exactly once: one transaction, two files per builder.
