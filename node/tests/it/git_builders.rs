@@ -268,6 +268,36 @@ fn a_commit_on_a_git_builder_is_built_and_installed_by_r() {
 
     let build = wait_build(&base, "rgit", &first, Duration::from_secs(60), &log);
     assert_eq!(build["state"], "succeeded", "{build}\n{}", node.log());
+    // The fields the harness reads, every one present (null where not known).
+    for key in [
+        "id",
+        "builder",
+        "commit_sha",
+        "tag",
+        "version",
+        "state",
+        "attempts",
+        "node_id",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "transaction_id",
+        "error",
+    ] {
+        assert!(build.get(key).is_some(), "{key} missing from {build}");
+    }
+    assert!(
+        build["tag"].is_null() && build["error"].is_null(),
+        "{build}"
+    );
+    let listed: Value = client()
+        .get(format!("{base}/__api__/sources/rgit/git-builders"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(listed[0]["name"], "gitpkg", "{listed}");
+    assert_eq!(listed[0]["build_trigger"], "commits", "{listed}");
     assert_eq!(build["version"], "0.1.0");
     assert_eq!(build["attempts"], 1);
     assert!(build["transaction_id"].as_i64().is_some(), "{build}");
