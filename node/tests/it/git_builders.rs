@@ -524,6 +524,53 @@ fn a_broken_commit_fails_with_its_log_served_and_the_queue_goes_on() {
         "{out}"
     );
     assert!(err.contains("1 build(s) failed"), "{err}");
+
+    // A package in a sub-directory of its repository, created through the CLI with every option.
+    let nested = GitRepo::new();
+    nested.write("README", "a repository with an R package inside\n");
+    let inner = GitRepo::new();
+    inner.r_package("subpkg", "0.5");
+    for file in ["DESCRIPTION", "NAMESPACE", "R/hello.R"] {
+        let text = std::fs::read_to_string(inner.work.join(file)).unwrap();
+        nested.write(&format!("pkgs/subpkg/{file}"), &text);
+    }
+    let sha = nested.commit("nested");
+    node.admin(&[
+        "create",
+        "git-builder",
+        "--source",
+        "rgit",
+        "--url",
+        &nested.url(),
+        "--name",
+        "nested",
+        "--branch",
+        "main",
+        "--build-trigger",
+        "commits",
+        "--sub-dir",
+        "pkgs/subpkg",
+        "--clone-depth",
+        "0",
+    ]);
+    let build = wait_build(&base, "rgit", &sha, Duration::from_secs(60), &log);
+    assert_eq!(build["state"], "succeeded", "{build}");
+    assert_eq!(build["version"], "0.5", "{build}");
+    let bad = node.admin_fails(&[
+        "create",
+        "git-builder",
+        "--source",
+        "rgit",
+        "--url=--upload-pack=touch /tmp/x",
+        "--name",
+        "bad",
+        "--sub-dir",
+        "../..",
+    ]);
+    assert!(
+        bad.contains("invalid url") && bad.contains("invalid sub_dir"),
+        "{bad}"
+    );
     assert!(
         node.admin(&["list", "packages", "--source", "rgit"])
             .contains("brokenpkg_1.0.tar.gz")
