@@ -47,7 +47,8 @@ fn r_tree(builder: &BuilderSpec, version: &str, broken: bool, note: String) -> S
         },
     );
     if broken {
-        description.push_str("this line is not a field: the file is not valid DCF\n");
+        // No colon: not a field, so the file is not valid DCF.
+        description.push_str("this line is broken on purpose and names no field\n");
     }
     let function = format!("hello_{}", name.replace('.', "_"));
     vec![
