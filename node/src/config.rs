@@ -38,6 +38,7 @@ pub struct Config {
     pub downloads: DownloadsConfig,
     pub cluster: ClusterConfig,
     pub locks: LocksConfig,
+    pub git: GitConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -224,6 +225,41 @@ impl Default for LocksConfig {
     }
 }
 
+/// Git builders: how often remotes are checked, how many builds a node runs at once, and the
+/// limits of one build.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitConfig {
+    /// How often each builder's remote is checked for new commits or tags (one node polls a given
+    /// builder at a time).
+    #[serde(with = "humantime_serde_compat")]
+    pub poll_interval: Duration,
+    /// Builds this node runs at once; 0 makes the node build nothing (it still polls and serves).
+    pub build_concurrency: usize,
+    /// How long a claimed build stays this node's without a renewal; the worker renews it every
+    /// third of it. A build whose lease expires (node killed, paused or cut off) goes back to the
+    /// queue.
+    #[serde(with = "humantime_serde_compat")]
+    pub lease_duration: Duration,
+    /// A build running longer is killed (its whole process group) and fails.
+    #[serde(with = "humantime_serde_compat")]
+    pub build_timeout: Duration,
+    /// A build's log is cut at this size, and a build whose products together exceed it fails.
+    pub max_output_bytes: u64,
+}
+
+impl Default for GitConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(60),
+            build_concurrency: 2,
+            lease_duration: Duration::from_secs(30),
+            build_timeout: Duration::from_secs(600),
+            max_output_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -238,6 +274,7 @@ impl Default for Config {
             downloads: DownloadsConfig::default(),
             cluster: ClusterConfig::default(),
             locks: LocksConfig::default(),
+            git: GitConfig::default(),
         }
     }
 }
@@ -334,6 +371,19 @@ impl Config {
                 "limits.max_inflated_bytes must be above 0".into(),
             ));
         }
+        let git = &self.git;
+        if git.poll_interval.is_zero()
+            || git.build_timeout.is_zero()
+            || git.lease_duration < Duration::from_millis(300)
+            || git.max_output_bytes == 0
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[git] poll_interval ({}) and build_timeout ({}) must be above 0, lease_duration ({}) at least 300ms, max_output_bytes above 0",
+                humantime::format_duration(git.poll_interval),
+                humantime::format_duration(git.build_timeout),
+                humantime::format_duration(git.lease_duration)
+            )));
+        }
         if self.limits.max_upload_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "limits.max_upload_bytes must be above 0".into(),
@@ -418,6 +468,16 @@ mod tests {
         assert_eq!(config.cluster.heartbeat, Duration::from_secs(1));
         assert!(config.is_postgres());
         assert_eq!(config.storage.s3.as_ref().map(|s| s.path_style), Some(true));
+        assert_eq!(config.git.poll_interval, Duration::from_secs(60));
+        let git = Config::parse(
+            "[git]\npoll_interval = \"2s\"\nbuild_concurrency = 4\nlease_duration = \"3s\"\nbuild_timeout = \"1m\"\nmax_output_bytes = 1000",
+        )
+        .expect("valid [git]");
+        assert_eq!(git.git.poll_interval, Duration::from_secs(2));
+        assert_eq!(git.git.build_concurrency, 4);
+        assert_eq!(git.git.lease_duration, Duration::from_secs(3));
+        assert_eq!(git.git.build_timeout, Duration::from_secs(60));
+        assert_eq!(git.git.max_output_bytes, 1000);
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! at its content address is never removed, since another upload of the same bytes (on this node or
 //! another) may have committed a row that references it. No row ever points at missing bytes and
 //! no reader ever sees a half-written upload; at worst a failed commit leaves unreferenced bytes.
+//!
+//! A git build publishes its products (an R tarball, or an sdist and a wheel) the same way, in
+//! one transaction, and records its own success inside that transaction ([`ingest_products`]).
 
 use bytes::Bytes;
 use md5::Md5;
@@ -14,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::blobs::{BlobError, Blobs};
 use crate::config::LimitsConfig;
 use crate::formats::{self, FormatError, Inspected};
-use crate::store::{NewPackageFile, PackageFile, Source, SourceKind, Store, StoreError};
+use crate::store::{Change, NewPackageFile, PackageFile, Source, SourceKind, Store, StoreError};
 
 /// Why an upload was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,9 @@ pub enum IngestError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Blob(#[from] BlobError),
+    /// The work done before the commit refused it (a git build that lost its lease).
+    #[error("{0}")]
+    Aborted(String),
 }
 
 /// What the client says about the file, checked against what is inside it.
@@ -161,6 +167,189 @@ pub async fn ingest(
     Ok(Ingested::Stored { file, tx })
 }
 
+/// Work done inside the publishing transaction just before it commits: a git build marks itself
+/// succeeded there, so its package files and its `succeeded` row commit together or not at all.
+pub trait BeforeCommit: Send + Sync {
+    /// Runs in `change`, which publishes `version` of the package.
+    fn run<'a>(
+        &'a self,
+        change: &'a mut Change,
+        version: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), IngestError>>;
+}
+
+/// One file a build produced.
+#[derive(Debug, Clone)]
+pub struct Product {
+    pub filename: String,
+    pub bytes: Bytes,
+}
+
+/// What [`ingest_products`] published.
+#[derive(Debug, Clone)]
+pub struct PublishedProducts {
+    pub tx: i64,
+    pub name: String,
+    pub version: String,
+    /// Files stored by this transaction (files already present with the same bytes are not).
+    pub stored: Vec<PackageFile>,
+}
+
+/// Checks every product, then stores all of them under one new transaction in which `before_commit`
+/// runs last: all files and whatever `before_commit` wrote commit together, or nothing does.
+/// Every product must be the same package and version. A file name already in the source with the
+/// same bytes is kept as it is; with other bytes the whole build is refused (a published version
+/// never changes).
+pub async fn ingest_products(
+    store: &Store,
+    blobs: &Blobs,
+    limits: &LimitsConfig,
+    source: &Source,
+    products: Vec<Product>,
+    description: &str,
+    before_commit: &dyn BeforeCommit,
+) -> Result<PublishedProducts, IngestError> {
+    let source_name = source.name.as_str();
+    let mut checked: Vec<(NewPackageFile, Bytes)> = Vec::new();
+    let mut name_version: Option<(String, String)> = None;
+    for product in products {
+        let size = product.bytes.len() as u64;
+        if size > limits.max_upload_bytes {
+            return Err(IngestError::TooLarge {
+                size,
+                limit: limits.max_upload_bytes,
+            });
+        }
+        formats::check_file_name(&product.filename)?;
+        let inspected = inspect(
+            source.kind,
+            &product.filename,
+            &product.bytes,
+            limits.max_inflated_bytes,
+        )?;
+        if let Some((name, version)) = &name_version
+            && (*name != inspected.name || *version != inspected.version)
+        {
+            return Err(IngestError::Invalid(format!(
+                "the build produced {name} {version} and {} {}: one build publishes one package version",
+                inspected.name, inspected.version
+            )));
+        }
+        if name_version.is_none() {
+            name_version = Some((inspected.name.clone(), inspected.version.clone()));
+        }
+        let sha256 = hex::encode(Sha256::digest(&product.bytes));
+        if let Some(existing) = store.find_file(source.id, &product.filename).await? {
+            same_or_conflict(existing, &sha256, source_name)?;
+            continue;
+        }
+        let new_file = NewPackageFile {
+            source_id: source.id,
+            name: inspected.name,
+            normalized: inspected.normalized,
+            version: inspected.version,
+            filename: product.filename,
+            kind: inspected.kind,
+            sha256,
+            md5: hex::encode(Md5::digest(&product.bytes)),
+            size_bytes: size as i64,
+            metadata: inspected.metadata,
+        };
+        checked.push((new_file, product.bytes));
+    }
+    let Some((name, version)) = name_version else {
+        return Err(IngestError::Invalid(
+            "the build produced no package file".into(),
+        ));
+    };
+    let mut staged = Vec::new();
+    for (file, bytes) in &checked {
+        match blobs.stage(bytes.clone(), &file.sha256).await {
+            Ok(one) => staged.push(one),
+            Err(e) => {
+                discard_all(blobs, &staged).await;
+                return Err(e.into());
+            }
+        }
+    }
+    let result = publish_staged(
+        store,
+        blobs,
+        &checked,
+        &staged,
+        description,
+        &version,
+        before_commit,
+    )
+    .await;
+    if result.is_err() {
+        discard_all(blobs, &staged).await;
+    }
+    let (tx, stored) = result?;
+    tracing::info!(source = source_name, %name, %version, tx, "published build products");
+    Ok(PublishedProducts {
+        tx,
+        name,
+        version,
+        stored,
+    })
+}
+
+async fn discard_all(blobs: &Blobs, staged: &[crate::blobs::Staged]) {
+    for one in staged {
+        blobs.discard(one).await;
+    }
+}
+
+async fn publish_staged(
+    store: &Store,
+    blobs: &Blobs,
+    checked: &[(NewPackageFile, Bytes)],
+    staged: &[crate::blobs::Staged],
+    description: &str,
+    version: &str,
+    before_commit: &dyn BeforeCommit,
+) -> Result<(i64, Vec<PackageFile>), IngestError> {
+    // Content locks in one order, so two nodes publishing overlapping bytes never deadlock.
+    let mut shas: Vec<&str> = checked.iter().map(|(f, _)| f.sha256.as_str()).collect();
+    shas.sort_unstable();
+    shas.dedup();
+    let mut _locks = Vec::new();
+    for sha in shas {
+        _locks.push(blobs.lock_content(sha).await?);
+    }
+    let mut change = store.begin_change("git-build", description).await?;
+    let mut ids = Vec::new();
+    for (file, _) in checked {
+        ids.push(change.insert_file(file).await?);
+    }
+    for one in staged {
+        blobs.promote(one).await?;
+    }
+    before_commit.run(&mut change, version).await?;
+    let tx = change.id;
+    change.commit().await?;
+    let stored = checked
+        .iter()
+        .zip(ids)
+        .map(|((file, _), id)| PackageFile {
+            id,
+            source_id: file.source_id,
+            name: file.name.clone(),
+            normalized: file.normalized.clone(),
+            version: file.version.clone(),
+            filename: file.filename.clone(),
+            kind: file.kind,
+            sha256: file.sha256.clone(),
+            md5: file.md5.clone(),
+            size_bytes: file.size_bytes,
+            metadata: file.metadata.clone(),
+            added_tx: tx,
+        })
+        .collect();
+    Ok((tx, stored))
+}
+
 fn inspect(
     kind: SourceKind,
     filename: &str,
@@ -168,8 +357,12 @@ fn inspect(
     max_inflated_bytes: u64,
 ) -> Result<Inspected, FormatError> {
     match kind {
-        SourceKind::LocalPython => formats::pypi::inspect(filename, bytes, max_inflated_bytes),
-        SourceKind::Local => formats::cran::inspect(filename, bytes, max_inflated_bytes),
+        SourceKind::LocalPython | SourceKind::GitPython => {
+            formats::pypi::inspect(filename, bytes, max_inflated_bytes)
+        }
+        SourceKind::Local | SourceKind::Git => {
+            formats::cran::inspect(filename, bytes, max_inflated_bytes)
+        }
     }
 }
 
@@ -179,8 +372,10 @@ fn check_claims(
     kind: SourceKind,
 ) -> Result<(), IngestError> {
     let same_name = |claimed: &str| match kind {
-        SourceKind::LocalPython => formats::pypi::normalize(claimed) == inspected.normalized,
-        SourceKind::Local => claimed == inspected.name,
+        SourceKind::LocalPython | SourceKind::GitPython => {
+            formats::pypi::normalize(claimed) == inspected.normalized
+        }
+        SourceKind::Local | SourceKind::Git => claimed == inspected.name,
     };
     if let Some(name) = &claims.name
         && !same_name(name)

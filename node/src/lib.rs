@@ -1,10 +1,11 @@
 //! `pkgnode`: a package-repository server node in the mould of Posit Package Manager. It serves
-//! CRAN-style and PyPI-style repositories, accepts uploads, keeps metadata in PostgreSQL or SQLite
+//! CRAN-style and PyPI-style repositories, accepts uploads, builds packages from Git repositories, keeps metadata in PostgreSQL or SQLite
 //! and package files in a directory or an S3 bucket.
 
 pub mod auth;
 pub mod blob_cache;
 pub mod blobs;
+pub mod builders;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -1,6 +1,6 @@
 //! Starting a node: open the store and blob store, load the key, start the background tasks
-//! (head tracking, download flushing, stale-lock scans, cluster membership) and serve HTTP until
-//! a shutdown signal — or, in a cluster, until an operator deletes the node.
+//! (head tracking, download flushing, stale-lock scans, cluster membership, git builders) and
+//! serve HTTP until a shutdown signal — or, in a cluster, until an operator deletes the node.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -128,6 +128,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     } else {
         None
     };
+    let builders = crate::builders::worker::Runtime::start(state.clone());
     tracing::info!(%addr, node = %state.node_id(), version = %cluster::definition::node_version(), "serving");
     let stop = membership.clone();
     let draining = state.clone();
@@ -148,6 +149,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             .store(false, std::sync::atomic::Ordering::Release);
     })
     .await?;
+    // Builds this node holds go back to the queue for another node to take now.
+    builders.shutdown().await;
     state.downloads.flush(&state.store).await;
     if let Some(membership) = membership {
         membership.leave().await;

@@ -1,9 +1,10 @@
 //! Prometheus metrics served at `/metrics`: requests and latency by route, index cache hits,
-//! uploads and downloads.
+//! uploads and downloads, git builds.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -33,6 +34,12 @@ pub struct Telemetry {
     pub blob_cache: Family<ResultLabels, Counter>,
     pub uploads: Family<ResultLabels, Counter>,
     pub downloads: Counter,
+    /// Queued git builds in the whole cluster, as last read from the database.
+    pub git_builds_queued: Gauge,
+    /// Git builds running on this node.
+    pub git_builds_running: Gauge,
+    /// Git builds finished on this node, by result.
+    pub git_builds: Family<ResultLabels, Counter>,
 }
 
 impl Default for Telemetry {
@@ -46,6 +53,24 @@ impl Default for Telemetry {
         let blob_cache = Family::<ResultLabels, Counter>::default();
         let uploads = Family::<ResultLabels, Counter>::default();
         let downloads = Counter::default();
+        let git_builds_queued = Gauge::default();
+        let git_builds_running = Gauge::default();
+        let git_builds = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "git_builds_queued",
+            "Queued git builds in the cluster, read from the database",
+            git_builds_queued.clone(),
+        );
+        registry.register(
+            "git_builds_running",
+            "Git builds running on this node",
+            git_builds_running.clone(),
+        );
+        registry.register(
+            "git_builds",
+            "Git builds finished on this node, by result",
+            git_builds.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -76,6 +101,9 @@ impl Default for Telemetry {
             blob_cache,
             uploads,
             downloads,
+            git_builds_queued,
+            git_builds_running,
+            git_builds,
         }
     }
 }
@@ -102,6 +130,14 @@ impl Telemetry {
     pub fn count_blob_cache(&self, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.blob_cache
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    pub fn count_git_build(&self, result: &str) {
+        self.git_builds
             .get_or_create(&ResultLabels {
                 result: result.into(),
             })

@@ -1,7 +1,9 @@
 //! The `pkgnode` command line, in the spirit of `rspm`: serve, and the admin commands that work
-//! directly on the configured database and storage (cluster and lock commands in `cluster`).
+//! directly on the configured database and storage (cluster and lock commands in `cluster`, git
+//! builder commands in `git`).
 
 mod cluster;
+mod git;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,16 +59,34 @@ pub enum Command {
         #[arg(long, required = true, num_args = 1..)]
         path: Vec<PathBuf>,
     },
-    /// List repos, sources, packages, transactions (snapshots, newest first) or tokens.
+    /// List repos, sources, packages, transactions (snapshots, newest first), tokens, git
+    /// builders or git builds (newest first).
     List {
         what: ListWhat,
-        /// Packages of this source only.
+        /// Packages, git builders or git builds of this source only.
         #[arg(long)]
         source: Option<String>,
         /// Transactions that changed this repo only.
         #[arg(long)]
         repo: Option<String>,
+        /// Git builds of this builder only.
+        #[arg(long)]
+        name: Option<String>,
+        /// Git builds per page.
+        #[arg(long, default_value_t = 100)]
+        count: i64,
+        /// Which page of git builds (1 is the newest).
+        #[arg(long, default_value_t = 1)]
+        page: i64,
     },
+    /// Check a git builder's remote now.
+    #[command(subcommand)]
+    Run(git::RunWhat),
+    /// Build a git builder's commit or tag again.
+    #[command(subcommand)]
+    Rerun(git::RerunWhat),
+    /// A git build's log.
+    Logs(git::LogsArgs),
     /// Revoke a token, so no node accepts it any more.
     #[command(subcommand)]
     Revoke(Revoke),
@@ -104,6 +124,8 @@ pub enum Create {
         authenticated: bool,
     },
     Token(TokenArgs),
+    /// A git builder for a git or git-python source.
+    GitBuilder(git::CreateGitBuilder),
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +147,10 @@ pub struct TokenArgs {
 pub enum SourceType {
     Local,
     LocalPython,
+    /// R packages built by git builders.
+    Git,
+    /// Python packages built by git builders.
+    GitPython,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -148,6 +174,8 @@ pub enum ListWhat {
     Packages,
     Transactions,
     Tokens,
+    GitBuilders,
+    GitBuilds,
 }
 
 /// Reserved first path segments: a repo with one of these names would be unreachable.
@@ -169,6 +197,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let kind = match kind {
                 SourceType::Local => SourceKind::Local,
                 SourceType::LocalPython => SourceKind::LocalPython,
+                SourceType::Git => SourceKind::Git,
+                SourceType::GitPython => SourceKind::GitPython,
             };
             let (store, _) = crate::server::open(&config).await?;
             let source = store.create_source(&name, kind).await?;
@@ -250,6 +280,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
             }
         }
+        Command::Create(Create::GitBuilder(args)) => {
+            let (store, _) = crate::server::open(&config).await?;
+            git::create(args, &store).await?;
+        }
+        Command::Run(what) => {
+            let (store, _) = crate::server::open(&config).await?;
+            git::run(what, &store, &config).await?;
+        }
+        Command::Rerun(what) => {
+            let (store, _) = crate::server::open(&config).await?;
+            git::rerun(what, &store, &config).await?;
+        }
+        Command::Logs(args) => {
+            let (store, _) = crate::server::open(&config).await?;
+            git::logs(args, &store).await?;
+        }
         Command::Subscribe {
             repo,
             source,
@@ -273,6 +319,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .source_by_name(&source)
                 .await?
                 .with_context(|| format!("no source named {source:?}"))?;
+            if source_row.kind.is_git() {
+                anyhow::bail!(
+                    "source {source:?} is a {} source: its packages come from its git builders",
+                    source_row.kind.as_str()
+                );
+            }
             for file in path {
                 let filename = file
                     .file_name()
@@ -300,9 +352,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::List { what, source, repo } => {
+        Command::List {
+            what,
+            source,
+            repo,
+            name,
+            count,
+            page,
+        } => {
             let (store, _) = crate::server::open(&config).await?;
             match what {
+                ListWhat::GitBuilders => git::list_builders(&store, source).await?,
+                ListWhat::GitBuilds => git::list_builds(&store, source, name, count, page).await?,
                 ListWhat::Repos => {
                     for repo in store.repos().await? {
                         println!(

@@ -161,6 +161,7 @@ impl From<IngestError> for ApiError {
             IngestError::TooLarge { .. } => Self::TooLarge(e.to_string()),
             IngestError::Store(e) => e.into(),
             IngestError::Blob(e) => e.into(),
+            IngestError::Aborted(_) => Self::Conflict(e.to_string()),
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod cran;
 pub mod error;
 pub mod files;
+pub mod git;
 pub mod in_flight;
 pub mod ops;
 pub mod pypi;
@@ -113,6 +114,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ops::router())
         .merge(cluster::router())
         .merge(upload::router(&state.config))
+        .merge(git::router())
         .merge(pypi::router())
         .merge(cran::router())
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -112,6 +112,15 @@ async fn package_metrics(
 }
 
 async fn prometheus(State(state): State<AppState>) -> Response {
+    // The cluster's queue depth, read now; while the database is away the last reading stays.
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        crate::builders::queue::queued_count(&state.store),
+    )
+    .await;
+    if let Ok(Ok(queued)) = read {
+        state.telemetry.git_builds_queued.set(queued);
+    }
     (
         [(
             header::CONTENT_TYPE,

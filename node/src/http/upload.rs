@@ -112,6 +112,12 @@ async fn upload(
             return Err(e.into());
         }
     };
+    if found.kind.is_git() {
+        return Err(ApiError::BadRequest(format!(
+            "source {source:?} is a {} source: its packages come from its git builders, not uploads",
+            found.kind.as_str()
+        )));
+    }
     if found.kind != expected {
         return Err(ApiError::BadRequest(format!(
             "source {source:?} is a {} source; upload {} packages to it",

@@ -166,7 +166,9 @@ impl Store {
     /// `busy_timeout` makes concurrent writers (other requests, the admin CLI) wait their turn: a
     /// deferred transaction that reads first and writes later cannot wait, and fails with
     /// "database is locked" when another writer committed in between (issue 10 defect 7).
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         Ok(match self.backend {
             Backend::Postgres => self.pool.begin().await?,
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,

@@ -11,6 +11,12 @@ pub enum SourceKind {
     /// Python packages uploaded locally (`local-python`).
     #[serde(rename = "local-python")]
     LocalPython,
+    /// R packages built from a Git repository by its git builders (`git`).
+    #[serde(rename = "git")]
+    Git,
+    /// Python packages built from a Git repository by its git builders (`git-python`).
+    #[serde(rename = "git-python")]
+    GitPython,
 }
 
 impl SourceKind {
@@ -18,6 +24,8 @@ impl SourceKind {
         match self {
             Self::Local => "local",
             Self::LocalPython => "local-python",
+            Self::Git => "git",
+            Self::GitPython => "git-python",
         }
     }
 
@@ -25,6 +33,8 @@ impl SourceKind {
         match text {
             "local" => Some(Self::Local),
             "local-python" => Some(Self::LocalPython),
+            "git" => Some(Self::Git),
+            "git-python" => Some(Self::GitPython),
             _ => None,
         }
     }
@@ -32,9 +42,14 @@ impl SourceKind {
     /// The repository type that may subscribe to this source.
     pub fn repo_kind(self) -> RepoKind {
         match self {
-            Self::Local => RepoKind::R,
-            Self::LocalPython => RepoKind::Python,
+            Self::Local | Self::Git => RepoKind::R,
+            Self::LocalPython | Self::GitPython => RepoKind::Python,
         }
+    }
+
+    /// Whether packages come from git builders rather than uploads.
+    pub fn is_git(self) -> bool {
+        matches!(self, Self::Git | Self::GitPython)
     }
 }
 

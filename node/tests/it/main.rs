@@ -11,6 +11,7 @@ mod cluster;
 mod concurrent_uploads;
 mod database_loss;
 mod failover;
+mod git_builders;
 mod hostile_requests;
 mod locks;
 mod properties;
