@@ -217,7 +217,6 @@ fn generated_trees_build_with_the_real_toolchains_and_broken_ones_fail() {
 }
 
 #[test]
-#[ignore = "needs the node's git builders (source types git/git-python and the git-builds API)"]
 fn a_short_git_builders_scenario_passes_and_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tempfile::tempdir().unwrap();
