@@ -278,3 +278,82 @@ fn a_short_git_builders_scenario_passes_and_leaves_nothing() {
     assert!(html.contains("Git builders") && html.contains("Build queue depth"));
     assert_nothing_left(tmp.path());
 }
+
+#[test]
+fn a_killed_node_during_git_builds_loses_and_duplicates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("run");
+    let result = harness_command(
+        tmp.path(),
+        &out,
+        &[
+            "drill",
+            "kill-node",
+            "--workload",
+            "git-builders",
+            "--infra",
+            "local",
+            "--quiet",
+            "--builders",
+            "8",
+            "--duration",
+            "30s",
+            // Two builds a minute per builder: what two debug nodes on a shared two-core
+            // machine drain well within the grace, fault included.
+            "--commits-per-builder-per-hour",
+            "120",
+            "--bad-commit-share",
+            "0.1",
+            "--at",
+            "8s",
+            "--for",
+            "10s",
+            "--grace",
+            "90s",
+            "--git-poll-interval",
+            "1s",
+            "--lease-duration",
+            "3s",
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert_eq!(
+        result.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+            .unwrap();
+    let validity = |name: &str| {
+        summary["checkers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["validity"].as_str().unwrap().to_string())
+    };
+    assert_eq!(validity("builds").as_deref(), Some("valid"), "{summary}");
+    assert_eq!(validity("cluster-status").as_deref(), Some("valid"), "{summary}");
+    // The fault is in the record, and every build finished on a node that was alive for it.
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("record.json")).unwrap()).unwrap();
+    assert!(
+        record["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "fault"),
+        "no fault window recorded"
+    );
+    let counters = &record["metrics"]["counters"];
+    assert_eq!(counters["lost"], 0.0);
+    assert_eq!(counters["duplicates"], 0.0);
+    assert_eq!(counters["builds_unfinished"], 0.0);
+    eprintln!("drill counters: {counters}");
+    assert_nothing_left(tmp.path());
+}
