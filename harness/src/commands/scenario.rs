@@ -130,7 +130,7 @@ fn git_builders_summary(record: &RunRecord) -> Option<String> {
             .unwrap_or_else(|| "-".into())
     };
     Some(format!(
-        "commits: {} pushed ({} good, {} broken); builds: {} succeeded, {} failed; duplicates {}, lost {}
+        "commits: {} pushed ({} good, {} broken); builds (first commits included): {} succeeded, {} failed; duplicates {}, lost {}
          commit → published s: p50 {} p95 {} p99 {} max {}{}",
         n("commits"),
         n("good_commits"),

@@ -327,8 +327,7 @@ fn a_killed_node_during_git_builds_loses_and_duplicates_nothing() {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let validity = |name: &str| {
         summary["checkers"]
             .as_array()
@@ -338,7 +337,11 @@ fn a_killed_node_during_git_builds_loses_and_duplicates_nothing() {
             .map(|c| c["validity"].as_str().unwrap().to_string())
     };
     assert_eq!(validity("builds").as_deref(), Some("valid"), "{summary}");
-    assert_eq!(validity("cluster-status").as_deref(), Some("valid"), "{summary}");
+    assert_eq!(
+        validity("cluster-status").as_deref(),
+        Some("valid"),
+        "{summary}"
+    );
     // The fault is in the record, and every build finished on a node that was alive for it.
     let record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("record.json")).unwrap()).unwrap();
