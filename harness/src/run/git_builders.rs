@@ -216,10 +216,20 @@ pub async fn run(
     if let Some(makespan_s) = makespan_s {
         metrics.counters.insert("makespan_s".into(), makespan_s);
     }
+    // Node ids as the nodes' names (`node-1`…) where the infrastructure knows them.
+    let info = infra.info();
+    let node_name = |id: &str| {
+        info.nodes
+            .iter()
+            .position(|n| n.id == id)
+            .and_then(|i| endpoints.nodes.get(i))
+            .map(|(name, _)| name.clone())
+            .unwrap_or_else(|| id.to_string())
+    };
     for (node, n) in &counts.per_node {
         metrics
             .counters
-            .insert(format!("builds_by_node.{node}"), *n as f64);
+            .insert(format!("builds_by_node.{}", node_name(node)), *n as f64);
     }
     eprintln!(
         "harness: checker {}: {} — {}",
@@ -340,12 +350,13 @@ impl Apis {
 }
 
 /// Asks every builder to check its remote now, then waits until no build is queued or
-/// running. Bounded: a minute plus three seconds a builder. Returns the builds listed.
+/// running. Bounded: a minute plus ten seconds a builder (a loaded two-core machine takes about
+/// three a builder). Returns the builds listed.
 async fn settle(apis: &Apis, builders: &[BuilderSpec]) -> Result<usize, HarnessError> {
     for builder in builders {
         apis.of(builder).run(&builder.name).await?;
     }
-    let limit = Duration::from_secs(60 + 3 * builders.len() as u64);
+    let limit = Duration::from_secs(60 + 10 * builders.len() as u64);
     let deadline = Instant::now() + limit;
     // Two quiet reads in a row a second apart: a build queued between them is seen.
     let mut quiet = 0;
