@@ -39,14 +39,54 @@ pub enum Command {
 pub enum ScenarioName {
     /// A day's package installs (pip and R clients) under an open arrival model.
     DailyInstalls,
+    /// Git builders: commits pushed to a real Git server on an open schedule, built by the
+    /// nodes' leased queue, waited for by clients (commit → published).
+    GitBuilders,
 }
 
 impl ScenarioName {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::DailyInstalls => "daily-installs",
+            Self::GitBuilders => "git-builders",
         }
     }
+}
+
+/// The git-builders workload (`scenario git-builders`).
+#[derive(Debug, Clone, Args)]
+pub struct GitBuilderArgs {
+    /// Git builders, each with its own repository and package (R or Python).
+    #[arg(long, default_value_t = 100)]
+    pub builders: usize,
+    /// Mean commits per builder per hour (Poisson arrivals over --duration).
+    #[arg(long, default_value_t = 12.0)]
+    pub commits_per_builder_per_hour: f64,
+    /// Push one commit to every builder within the first second as well.
+    #[arg(long)]
+    pub burst: bool,
+    /// Share of commits broken on purpose (their builds must fail, and nothing else may).
+    #[arg(long, default_value_t = 0.02)]
+    pub bad_commit_share: f64,
+    /// Share of builders triggered by tags instead of commits.
+    #[arg(long, default_value_t = 0.2)]
+    pub tags_share: f64,
+    /// Share of builders that are Python (`git-python`); the rest are R (`git`).
+    #[arg(long, default_value_t = 0.5)]
+    pub python_share: f64,
+    /// After the last push, how long a good commit may take to be published before it counts
+    /// as lost.
+    #[arg(long, default_value = "60s")]
+    pub grace: humantime::Duration,
+    /// How often a waiting client polls the index for its commit's version.
+    #[arg(long, default_value = "500ms")]
+    pub watch_interval: humantime::Duration,
+    /// The nodes' `[git] poll_interval`: how often a builder's remote is checked.
+    #[arg(long, default_value = "5s")]
+    pub git_poll_interval: humantime::Duration,
+    /// The nodes' `[git] build_concurrency`: builds at once per node.
+    #[arg(long, default_value_t = 2)]
+    pub build_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -134,6 +174,8 @@ pub struct ScenarioArgs {
     pub name: ScenarioName,
     #[command(flatten)]
     pub load: LoadArgs,
+    #[command(flatten, next_help_heading = "git-builders")]
+    pub git: GitBuilderArgs,
     /// Drive an existing deployment at this URL instead of starting one.
     #[arg(long)]
     pub target: Option<String>,
@@ -182,11 +224,30 @@ pub enum Replication {
     Async,
 }
 
+/// What a drill runs while its faults are injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// The daily-installs read load and an upload writer.
+    DailyInstalls,
+    /// The git builders (commits, builds, clients waiting): builds held by a faulted node must
+    /// finish elsewhere, exactly once.
+    GitBuilders,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct DrillArgs {
     pub name: DrillName,
     #[command(flatten)]
     pub load: LoadArgs,
+    /// The workload the faults hit.
+    #[arg(long, value_enum, default_value = "daily-installs")]
+    pub workload: Workload,
+    #[command(flatten, next_help_heading = "git-builders (--workload git-builders)")]
+    pub git: GitBuilderArgs,
+    /// With --workload git-builders: the nodes' `[git] lease_duration` (a killed node's builds
+    /// go back to the queue once their lease expires).
+    #[arg(long, default_value = "6s")]
+    pub lease_duration: humantime::Duration,
     /// When the (first) fault is injected, after the load starts.
     #[arg(long, default_value = "30s")]
     pub at: humantime::Duration,

@@ -1,6 +1,6 @@
 //! The typed plan of one run, built once from the command line in `commands/` and handed to
 //! [`crate::run::run`]: the workloads (the daily-installs read load, an optional upload
-//! writer), the nemesis schedule, the checkers, the thresholds, and what the infrastructure
+//! writer, or the git builders), the nemesis schedule, the checkers, the thresholds, and what the infrastructure
 //! must offer. A plain scenario is a plan with the no-op nemesis and no checkers; a drill adds
 //! a writer, faults and checkers.
 //!
@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 
 use reports::ThresholdSet;
+use scenarios::git_builders::GitBuildersConfig;
 use scenarios::load_model::DailyInstallsConfig;
 use scenarios::writes::WriterConfig;
 use serde::Serialize;
@@ -39,6 +40,8 @@ pub struct InfraPlan {
     pub node_config_extra: String,
     /// Keep the cluster's work directory here after the run.
     pub keep_work_dir: Option<PathBuf>,
+    /// A Git server and the Git sources (the git-builders workload; local provider only).
+    pub git_server: bool,
 }
 
 /// One run, fully described.
@@ -51,6 +54,8 @@ pub struct RunPlan {
     pub reads: DailyInstallsConfig,
     /// The upload writer, if the run writes.
     pub writes: Option<WriterConfig>,
+    /// The git builders workload; when set, it runs *instead of* the read load.
+    pub git_builders: Option<GitBuildersConfig>,
     pub nemesis: NemesisPlan,
     pub checkers: Vec<CheckerKind>,
     pub availability: AvailabilityLimits,
@@ -75,6 +80,14 @@ impl RunPlan {
         {
             problems.push(e.to_string());
         }
+        if let Some(git) = &self.git_builders {
+            if let Err(e) = git.validate() {
+                problems.push(e.to_string());
+            }
+            if !self.infra.git_server {
+                problems.push("the git builders need a cluster with a Git server".into());
+            }
+        }
         problems.extend(
             self.nemesis
                 .validate(self.infra.nodes, self.reads.arrival.wall_duration()),
@@ -91,6 +104,7 @@ impl RunPlan {
         serde_json::json!({
             "infra": self.infra,
             "writes": self.writes,
+            "git_builders": self.git_builders,
             "nemesis": self.nemesis,
             "checkers": self.checkers,
             "availability_limits": self.availability,

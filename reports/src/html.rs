@@ -62,6 +62,52 @@ struct CheckerRow {
     evidence: String,
 }
 
+/// The git-builders section: headline numbers and charts.
+struct GitSection {
+    stats: Vec<Stat>,
+    charts: charts::GitCharts,
+}
+
+/// The git-builders section of `record`, when it is a git-builders run.
+fn git_section(record: &RunRecord) -> Result<Option<GitSection>, ReportError> {
+    let Some(charts) = charts::git_charts(record)? else {
+        return Ok(None);
+    };
+    let counters = &record.metrics.counters;
+    let count = |name: &str| counters.get(name).copied();
+    let number = |name: &str| {
+        count(name)
+            .map(charts::trim_float)
+            .unwrap_or_else(|| "–".into())
+    };
+    let latency =
+        |kind: &str, q: f64| ms_unit(record.metrics.kinds.get(kind).and_then(|k| k.latency_ms(q)));
+    let commit = charts::COMMIT_KIND;
+    let mut stats = vec![
+        stat("commits pushed", number("commits"), false),
+        stat("good commits", number("good_commits"), false),
+        stat("broken commits", number("broken_commits"), false),
+        stat("builds succeeded", number("builds_succeeded"), false),
+        stat("builds failed", number("builds_failed"), false),
+        stat(
+            "duplicates",
+            number("duplicates"),
+            count("duplicates").unwrap_or(0.0) > 0.0,
+        ),
+        stat("lost", number("lost"), count("lost").unwrap_or(0.0) > 0.0),
+        stat("commit → published p50", latency(commit, 0.5), false),
+        stat("commit → published p95", latency(commit, 0.95), false),
+        stat("commit → published p99", latency(commit, 0.99), false),
+        stat("commit → published max", latency(commit, 1.0), false),
+        stat("build time p50", latency(charts::BUILD_KIND, 0.5), false),
+        stat("build time p95", latency(charts::BUILD_KIND, 0.95), false),
+    ];
+    if let Some(makespan) = count("makespan_s") {
+        stats.push(stat("makespan", format_seconds(makespan), false));
+    }
+    Ok(Some(GitSection { stats, charts }))
+}
+
 /// A headline number.
 struct Stat {
     label: &'static str,
@@ -89,6 +135,7 @@ struct ReportPage<'a> {
     infra: &'a InfraInfo,
     config_json: String,
     charts: ChartSet,
+    git: Option<GitSection>,
     generator: String,
 }
 
@@ -239,6 +286,7 @@ pub fn render(record: &RunRecord) -> Result<String, ReportError> {
         config_json: serde_json::to_string_pretty(&record.meta.config)
             .unwrap_or_else(|_| record.meta.config.to_string()),
         charts,
+        git: git_section(record)?,
         generator: format!("reports {}", env!("CARGO_PKG_VERSION")),
     };
     Ok(page.render()?)

@@ -24,12 +24,27 @@ pub struct RunRecord {
     /// Each node's requests per second over time (0 while it does not answer), so a node killed
     /// mid-run shows when it stopped and came back.
     pub node_request_rates: Vec<NodeRequestRate>,
+    /// Gauges read from the nodes over time (e.g. `pkgnode_git_builds_queued`), one sample per
+    /// node and second.
+    pub gauges: Vec<GaugeSample>,
     /// Each threshold with its observed value.
     pub thresholds: Vec<ThresholdResult>,
     /// What each checker concluded from the recorded history and the final reads.
     pub checkers: Vec<CheckerResult>,
     /// The thresholds and checkers combined: fail outranks unknown, unknown outranks pass.
     pub verdict: Verdict,
+}
+
+/// One reading of a gauge on one node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GaugeSample {
+    /// Seconds since the run start.
+    pub at_s: f64,
+    /// The gauge's name, e.g. `pkgnode_git_builds_queued`.
+    pub name: String,
+    /// The node it was read from.
+    pub node: String,
+    pub value: f64,
 }
 
 /// Run metadata.
@@ -286,6 +301,8 @@ impl RunRecord {
             .extend(other.node_request_rates.iter().cloned());
         self.node_request_rates
             .sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        self.gauges.extend(other.gauges.iter().cloned());
+        self.gauges.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
         for (node, n) in &other.node_requests {
             *self.node_requests.entry(node.clone()).or_default() += n;
         }

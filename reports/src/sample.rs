@@ -196,6 +196,7 @@ pub fn sample_record() -> RunRecord {
                 })
             })
             .collect(),
+        gauges: Vec::new(),
         node_requests,
         thresholds: Vec::new(),
         checkers: vec![crate::record::CheckerResult {

@@ -56,6 +56,25 @@ pub enum ScenarioError {
         /// Run time asked for.
         run_time: Duration,
     },
+    /// A git command of the commit driver failed.
+    #[error("{what}: {detail}")]
+    Git {
+        /// The command, e.g. `git push -q origin main`.
+        what: String,
+        /// Its exit status and standard error.
+        detail: String,
+    },
+    /// The git builders API answered with an error, or could not be reached.
+    #[error("{method} {url}: {detail}")]
+    BuilderApi {
+        method: &'static str,
+        url: String,
+        /// The status and the start of the body, or the client's error.
+        detail: String,
+    },
+    /// A local file operation failed.
+    #[error("{0}")]
+    Io(std::io::Error),
     #[error("{0}")]
     Internal(String),
 }

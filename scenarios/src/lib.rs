@@ -9,6 +9,7 @@ pub mod arrival;
 pub mod corpus;
 pub mod daily_installs;
 pub mod error;
+pub mod git_builders;
 pub mod load_model;
 pub mod writes;
 

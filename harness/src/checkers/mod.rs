@@ -7,6 +7,7 @@
 //! they read. Each has a negative control in its tests: a checker that cannot fail is worthless.
 
 pub mod availability;
+pub mod builds;
 pub mod cluster;
 pub mod lost_writes;
 
@@ -23,4 +24,6 @@ pub enum CheckerKind {
     Availability,
     /// Every fault injected and healed; every node Online at the end ([`cluster`]).
     ClusterStatus,
+    /// Git builds: failed = broken commits exactly, no duplicates, nothing lost ([`builds`]).
+    Builds,
 }

@@ -148,6 +148,7 @@ pub fn plan(args: &CheckArgs) -> Result<CheckPlan, HarnessError> {
             synchronous_replication: true,
             node_config_extra: CHECK_NODE_CONFIG.into(),
             keep_work_dir: args.keep_work_dir.clone(),
+            git_server: false,
         },
         options: ChecklistOptions {
             shared_storage_within: within,
@@ -218,6 +219,7 @@ pub async fn check(
         samples: Vec::new(),
         node_requests: BTreeMap::new(),
         node_request_rates: Vec::new(),
+        gauges: Vec::new(),
         thresholds: Vec::new(),
         checkers,
         verdict: Verdict::Unknown,

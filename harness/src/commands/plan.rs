@@ -13,7 +13,10 @@ use scenarios::writes::WriterConfig;
 
 use crate::checkers::CheckerKind;
 use crate::checkers::availability::AvailabilityLimits;
-use crate::cli::{DrillArgs, DrillName, InfraChoice, LoadArgs, Replay, Replication, ScenarioArgs};
+use crate::cli::{
+    DrillArgs, DrillName, GitBuilderArgs, InfraChoice, LoadArgs, Replay, Replication, ScenarioArgs,
+    ScenarioName, Workload,
+};
 use crate::error::HarnessError;
 use crate::nemesis::{FailoverPolicy, Fault, NemesisPlan, ScheduledFault};
 use crate::plan::{InfraKind, InfraPlan, RunPlan};
@@ -24,13 +27,26 @@ use crate::run::DEFAULT_THRESHOLDS;
 pub const DRILL_NODE_CONFIG: &str =
     "[cluster]\nheartbeat = \"1s\"\nmissed_check_in_after = \"3s\"\n";
 
-/// The plan of `harness scenario NAME`: the read load, no nemesis, no checkers.
+/// What `scenario git-builders` must hold by default: every good commit seen published, none
+/// lost, none published twice.
+pub const GIT_BUILDERS_THRESHOLDS: &[&str] = &[
+    "commit_to_published:error_rate<=0",
+    "lost==0",
+    "duplicates==0",
+];
+
+/// The plan of `harness scenario NAME`: the read load (or the git builders), no nemesis, no
+/// checkers but the builds checker of git-builders.
 pub fn scenario(args: &ScenarioArgs) -> Result<RunPlan, HarnessError> {
+    if args.name == ScenarioName::GitBuilders {
+        return git_builders(args);
+    }
     let plan = RunPlan {
         name: args.name.as_str().into(),
         infra: infra(&args.load, true, String::new()),
         reads: reads(&args.load, args.load.duration.into()),
         writes: None,
+        git_builders: None,
         nemesis: NemesisPlan::none(),
         checkers: Vec::new(),
         availability: AvailabilityLimits::default(),
@@ -98,6 +114,41 @@ pub fn drill(args: &DrillArgs) -> Result<RunPlan, HarnessError> {
         );
     }
     let reads = reads(&args.load, duration);
+    if args.workload == Workload::GitBuilders {
+        let node_config = format!(
+            "{DRILL_NODE_CONFIG}{}lease_duration = \"{}\"\n",
+            git_node_config(&args.git),
+            humantime::format_duration(args.lease_duration.into())
+        );
+        let plan = RunPlan {
+            name: format!("drill-{}-git-builders", drill_name(args.name)),
+            infra: InfraPlan {
+                git_server: true,
+                ..infra(
+                    &args.load,
+                    args.replication == Replication::Sync,
+                    node_config,
+                )
+            },
+            reads,
+            writes: None,
+            git_builders: Some(git_config(&args.git, &args.load, duration)),
+            nemesis: NemesisPlan {
+                faults: scheduled,
+                failover: FailoverPolicy {
+                    check_interval: args.failover_check_interval.into(),
+                    misses: args.failover_misses,
+                },
+                recovery_timeout: args.recovery_timeout.into(),
+            },
+            checkers: vec![CheckerKind::Builds, CheckerKind::ClusterStatus],
+            availability: AvailabilityLimits::default(),
+            thresholds: ThresholdSet::default(),
+            ha_checklist: true,
+            quiet: args.load.quiet,
+        };
+        return checked(plan, thresholds(&args.load, GIT_BUILDERS_THRESHOLDS));
+    }
     let tag = format!(
         "d{}{}",
         chrono::Utc::now().format("%H%M%S"),
@@ -111,6 +162,7 @@ pub fn drill(args: &DrillArgs) -> Result<RunPlan, HarnessError> {
             DRILL_NODE_CONFIG.into(),
         ),
         reads,
+        git_builders: None,
         writes: Some(WriterConfig {
             writes_per_s: args.writes_per_s,
             duration,
@@ -141,6 +193,72 @@ pub fn drill(args: &DrillArgs) -> Result<RunPlan, HarnessError> {
         quiet: args.load.quiet,
     };
     checked(plan, thresholds(&args.load, &[]))
+}
+
+/// The plan of `harness scenario git-builders`: the builders' commits, watchers and the builds
+/// checker on a cluster with a Git server whose nodes poll every `--git-poll-interval`.
+fn git_builders(args: &ScenarioArgs) -> Result<RunPlan, HarnessError> {
+    if args.target.is_some() {
+        return Err(HarnessError::Config(vec![
+            "git-builders needs a Git server the nodes can reach: it runs on a cluster the \
+             harness starts, not against --target"
+                .into(),
+        ]));
+    }
+    let duration: Duration = args.load.duration.into();
+    let config = git_config(&args.git, &args.load, duration);
+    let plan = RunPlan {
+        name: args.name.as_str().into(),
+        infra: InfraPlan {
+            git_server: true,
+            ..infra(&args.load, true, git_node_config(&args.git))
+        },
+        reads: reads(&args.load, duration),
+        writes: None,
+        git_builders: Some(config),
+        nemesis: NemesisPlan::none(),
+        checkers: vec![CheckerKind::Builds],
+        availability: AvailabilityLimits::default(),
+        thresholds: ThresholdSet::default(),
+        ha_checklist: true,
+        quiet: args.load.quiet,
+    };
+    checked(plan, thresholds(&args.load, GIT_BUILDERS_THRESHOLDS))
+}
+
+/// The workload the git-builders flags describe; names are unique to this run.
+fn git_config(
+    git: &GitBuilderArgs,
+    load: &LoadArgs,
+    duration: Duration,
+) -> scenarios::git_builders::GitBuildersConfig {
+    scenarios::git_builders::GitBuildersConfig {
+        builders: git.builders,
+        duration,
+        commits_per_builder_per_hour: git.commits_per_builder_per_hour,
+        burst: git.burst,
+        bad_commit_share: git.bad_commit_share,
+        tags_share: git.tags_share,
+        python_share: git.python_share,
+        grace: git.grace.into(),
+        watch_interval: git.watch_interval.into(),
+        tag: format!(
+            "g{}{}",
+            chrono::Utc::now().format("%H%M%S"),
+            std::process::id() % 1000
+        ),
+        seed: load.seed,
+        ..Default::default()
+    }
+}
+
+/// The nodes' `[git]` settings for a git-builders run.
+pub fn git_node_config(git: &GitBuilderArgs) -> String {
+    format!(
+        "[git]\npoll_interval = \"{}\"\nbuild_concurrency = {}\n",
+        humantime::format_duration(git.git_poll_interval.into()),
+        git.build_concurrency
+    )
 }
 
 /// The fault of drill `name` against `node`.
@@ -215,6 +333,7 @@ fn infra(load: &LoadArgs, synchronous: bool, node_config_extra: String) -> Infra
         synchronous_replication: synchronous,
         node_config_extra,
         keep_work_dir: load.keep_work_dir.clone(),
+        git_server: false,
     }
 }
 

@@ -53,6 +53,9 @@ pub async fn execute(
     if !outcome.ledger.is_empty() {
         write_ledger(&out, &outcome.ledger)?;
     }
+    for (name, content) in &outcome.files {
+        std::fs::write(out.join(name), content)?;
+    }
     Ok(match outcome.record.verdict {
         Verdict::Pass => exit::PASS,
         Verdict::Fail => exit::THRESHOLD_FAILED,
@@ -82,7 +85,10 @@ fn default_out_dir(scenario: &str) -> PathBuf {
 fn write(out: &Path, record: &RunRecord) -> Result<(), HarnessError> {
     reports::store::write_run_dir(out, record)?;
     let summary = reports::summary::Summary::from_record(record);
-    println!("{}", one_screen_summary(&summary));
+    match git_builders_summary(record) {
+        Some(text) => println!("{text}"),
+        None => println!("{}", one_screen_summary(&summary)),
+    }
     for threshold in &record.thresholds {
         println!(
             "  {} {:<28} observed {}",
@@ -106,6 +112,42 @@ fn write(out: &Path, record: &RunRecord) -> Result<(), HarnessError> {
     println!("verdict: {}", record.verdict.as_str().to_uppercase());
     println!("report: {}", out.join("report.html").display());
     Ok(())
+}
+
+/// The git-builders run in two lines: commits, builds, duplicates, lost; commit → published.
+fn git_builders_summary(record: &RunRecord) -> Option<String> {
+    let counters = &record.metrics.counters;
+    let n = |name: &str| counters.get(name).copied().unwrap_or(0.0);
+    counters.get("commits")?;
+    let latency = record
+        .metrics
+        .kinds
+        .get(scenarios::git_builders::KIND_COMMIT_TO_PUBLISHED);
+    let q = |q: f64| {
+        latency
+            .and_then(|k| k.latency_ms(q))
+            .map(|ms| format!("{:.1}", ms / 1000.0))
+            .unwrap_or_else(|| "-".into())
+    };
+    Some(format!(
+        "commits: {} pushed ({} good, {} broken); builds (first commits included): {} succeeded, {} failed; duplicates {}, lost {}
+         commit → published s: p50 {} p95 {} p99 {} max {}{}",
+        n("commits"),
+        n("good_commits"),
+        n("broken_commits"),
+        n("builds_succeeded"),
+        n("builds_failed"),
+        n("duplicates"),
+        n("lost"),
+        q(0.5),
+        q(0.95),
+        q(0.99),
+        q(1.0),
+        counters
+            .get("makespan_s")
+            .map(|s| format!("; makespan {s:.1} s"))
+            .unwrap_or_default(),
+    ))
 }
 
 fn one_screen_summary(summary: &reports::summary::Summary) -> String {
@@ -137,6 +179,17 @@ fn one_screen_summary(summary: &reports::summary::Summary) -> String {
 pub async fn start_infra(plan: &InfraPlan) -> Result<Box<dyn Infra>, HarnessError> {
     let reason = match plan.kind {
         InfraKind::Local => "--infra local".to_string(),
+        // The Git server runs as a local process only, so far.
+        InfraKind::Docker if plan.git_server => {
+            return Err(HarnessError::Config(vec![
+                "git-builders runs on the local provider only (--infra local): the docker \
+                 provider has no Git server yet"
+                    .into(),
+            ]));
+        }
+        InfraKind::Auto if plan.git_server => {
+            "auto: git-builders needs the Git server, which runs on the local provider".into()
+        }
         InfraKind::Docker => {
             let pkgnode = ensure_pkgnode()?;
             return start_docker(plan, pkgnode, "--infra docker".into()).await;
@@ -168,6 +221,7 @@ pub async fn start_infra(plan: &InfraPlan) -> Result<Box<dyn Infra>, HarnessErro
         work_dir: plan.keep_work_dir.clone(),
         node_config_extra: plan.node_config_extra.clone(),
         synchronous: plan.synchronous_replication,
+        git_builders: plan.git_server,
         reason,
         ..infra::local::LocalOptions::default()
     };

@@ -11,6 +11,10 @@ pub const PYPI_REPO: &str = "pypi";
 pub const CRAN_REPO: &str = "cran";
 pub const PYPI_SOURCE: &str = "pypi-local";
 pub const CRAN_SOURCE: &str = "cran-local";
+/// The Git source of R packages (type `git`).
+pub const GIT_R_SOURCE: &str = "cran-git";
+/// The Git source of Python packages (type `git-python`).
+pub const GIT_PYTHON_SOURCE: &str = "pypi-git";
 /// The bucket the nodes store package files in.
 pub const BUCKET: &str = "pkgs";
 /// The region the nodes sign S3 requests with (Garage's `s3_region`; MinIO is told the same).
@@ -153,6 +157,51 @@ pub fn create_layout(
         pypi: token(PYPI_SOURCE)?,
         cran: token(CRAN_SOURCE)?,
     })
+}
+
+/// Creates the two Git sources, subscribes the repos to them and issues their
+/// `sources:write` tokens: (R token, Python token). Run after [`create_layout`].
+pub fn create_git_layout(
+    admin: impl Fn(&str, &[&str]) -> Result<String, InfraError>,
+) -> Result<(String, String), InfraError> {
+    for (source, kind, repo) in [
+        (GIT_R_SOURCE, "git", CRAN_REPO),
+        (GIT_PYTHON_SOURCE, "git-python", PYPI_REPO),
+    ] {
+        admin(
+            &format!("create-source-{source}"),
+            &["create", "source", "--name", source, "--type", kind],
+        )?;
+        admin(
+            &format!("subscribe-{repo}-{source}"),
+            &["subscribe", "--repo", repo, "--source", source],
+        )?;
+    }
+    let token = |source: &str| -> Result<String, InfraError> {
+        let out = admin(
+            &format!("token-{source}"),
+            &[
+                "create",
+                "token",
+                "--scope",
+                "sources:write",
+                "--source",
+                source,
+            ],
+        )?;
+        last_line(&out).ok_or_else(|| InfraError::Failed {
+            what: format!("pkgnode create token --source {source}"),
+            detail: "printed no token".into(),
+        })
+    };
+    Ok((token(GIT_R_SOURCE)?, token(GIT_PYTHON_SOURCE)?))
+}
+
+fn last_line(out: &str) -> Option<String> {
+    out.lines()
+        .map(str::trim)
+        .rfind(|line| !line.is_empty())
+        .map(str::to_string)
 }
 
 /// `garage key create` output → (Key ID, Secret key).

@@ -31,6 +31,17 @@ pub struct Endpoints {
     pub cran_token: String,
 }
 
+/// What the git-builders workload needs of a cluster: the Git server's remote and the two
+/// Git sources (`git` for R, `git-python` for Python) with their `sources:write` tokens.
+#[derive(Debug, Clone)]
+pub struct GitEndpoints {
+    pub remote: scenarios::git_builders::GitRemote,
+    pub r_source: String,
+    pub python_source: String,
+    pub r_token: String,
+    pub python_token: String,
+}
+
 /// A process (or container) whose CPU and memory the run samples.
 #[derive(Debug, Clone)]
 pub struct Monitored {
@@ -127,6 +138,19 @@ pub trait Infra: Send + Sync {
     /// its stats. `None` when this provider cannot read it (an existing deployment).
     fn balancer_states(&self) -> Option<Result<Vec<(String, String)>, InfraError>> {
         None
+    }
+
+    /// The Git server and Git sources, when this cluster was started with them.
+    fn git(&self) -> Option<&GitEndpoints> {
+        None
+    }
+
+    /// Creates the empty repository `name` on the Git server.
+    fn create_git_repository(&self, name: &str) -> Result<(), InfraError> {
+        Err(InfraError::Failed {
+            what: format!("git repository {name}"),
+            detail: format!("the {} provider runs no Git server", self.info().provider),
+        })
     }
 
     /// Stops everything this provider started and removes its files. Idempotent.

@@ -5,6 +5,7 @@
 //! **Architecture Invariant:** nothing here knows which provider runs the cluster; it sees only
 //! [`Endpoints`] and [`Monitored`] processes.
 
+pub mod git_builders;
 pub mod node_share;
 pub mod observer;
 pub mod progress;
@@ -37,17 +38,22 @@ pub const DEFAULT_THRESHOLDS: &[&str] = &[
     "cran_tarball:p99<50ms",
 ];
 
-/// What a run produced: the judged record and the upload ledger (empty without a writer).
+/// What a run produced: the judged record, the upload ledger (empty without a writer) and
+/// other files for the run directory (name, content), such as the git builders' commits.
 #[derive(Debug)]
 pub struct RunOutcome {
     pub record: RunRecord,
     pub ledger: Vec<writes::LedgerEntry>,
+    pub files: Vec<(String, String)>,
 }
 
 /// Runs `plan` against `infra` and returns the judged run record: publishes the corpus, then
 /// runs the read load, the writer, the observer and the nemesis side by side; once the last
 /// fault is healed and the cluster recovered, reads every upload back and runs the checkers.
 pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, HarnessError> {
+    if let Some(git) = &plan.git_builders {
+        return git_builders::run(plan, git, infra).await;
+    }
     let config = &plan.reads;
     let model = LoadModel::DailyInstalls(config.clone());
     model.check()?;
@@ -254,16 +260,21 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
         samples,
         node_requests: observed.served.clone(),
         node_request_rates: observed.rates.clone(),
+        gauges: observed.gauges.clone(),
         thresholds: Vec::new(),
         checkers,
         verdict: Verdict::Fail,
     };
     record.judge(&plan.thresholds);
-    Ok(RunOutcome { record, ledger })
+    Ok(RunOutcome {
+        record,
+        ledger,
+        files: Vec::new(),
+    })
 }
 
 /// The checkers the plan asks for, over what the run recorded and the final reads.
-async fn check(
+pub(crate) async fn check(
     plan: &RunPlan,
     infra: &dyn Infra,
     metrics: &reports::Metrics,
@@ -279,6 +290,8 @@ async fn check(
     let mut results = Vec::new();
     for kind in &plan.checkers {
         let result = match kind {
+            // Judged by the git-builders run, which holds the commit ledger and the builds.
+            CheckerKind::Builds => continue,
             CheckerKind::LostWrites => {
                 let reads = writes::read_back(
                     &client,
@@ -320,7 +333,7 @@ async fn check(
 
 /// The HA checklist (`harness check`'s rules) as one checker: the worst rule decides, every
 /// rule is evidence.
-async fn ha_checklist(infra: &dyn Infra, name: &str) -> reports::record::CheckerResult {
+pub(crate) async fn ha_checklist(infra: &dyn Infra, name: &str) -> reports::record::CheckerResult {
     use reports::record::{CheckerResult, Validity};
     let options = crate::checklist::ChecklistOptions::default();
     let rules = match crate::checklist::gather(infra, &options).await {
@@ -412,7 +425,7 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
 }
 
 /// About 120 buckets a run (so the report's time charts stay readable), never under a second.
-fn bucket_width(run_time: Duration) -> Duration {
+pub(crate) fn bucket_width(run_time: Duration) -> Duration {
     let seconds = (run_time.as_secs_f64() / 120.0).ceil().max(1.0);
     Duration::from_secs_f64(seconds)
 }

@@ -2,6 +2,8 @@
 //! (from `/__api__/status`) and its served-requests counter (from `/metrics`). Shares are
 //! summed from the counter's increases between samples, so a node killed mid-run keeps what
 //! it served before it died and a restarted node (counter back at zero) counts from there.
+//! The gauges in [`GAUGES`] (the git build queue) are kept as they are read, when a node
+//! exports them.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -9,6 +11,10 @@ use std::time::{Duration, Instant};
 use crate::checkers::cluster::NodeStatusRead;
 
 use super::node_share;
+
+/// Gauges kept from each node's `/metrics`: the cluster-wide build queue as the node reads it
+/// from the database, and the builds running on the node.
+pub const GAUGES: &[&str] = &["pkgnode_git_builds_queued", "pkgnode_git_builds_running"];
 
 /// What the observer saw.
 #[derive(Clone, Debug, Default)]
@@ -19,6 +25,8 @@ pub struct Observed {
     pub served: BTreeMap<String, u64>,
     /// Each node's requests per second at each sample (0 while it does not answer).
     pub rates: Vec<reports::record::NodeRequestRate>,
+    /// Every reading of a [`GAUGES`] gauge.
+    pub gauges: Vec<reports::record::GaugeSample>,
 }
 
 /// Samples until `stop` fires; returns what it saw.
@@ -52,6 +60,16 @@ pub async fn observe(
                 observed.rates.push(rate(at_s, name, 0.0));
                 continue;
             };
+            for gauge_name in GAUGES {
+                if let Some(value) = gauge(&text, gauge_name) {
+                    observed.gauges.push(reports::record::GaugeSample {
+                        at_s,
+                        name: (*gauge_name).to_string(),
+                        node: name.clone(),
+                        value,
+                    });
+                }
+            }
             let count = node_share::requests_served(&text);
             let sampled = Instant::now();
             let previous = last_count.insert(name.clone(), (count, sampled));
@@ -75,6 +93,19 @@ pub async fn observe(
         }
     }
     observed
+}
+
+/// The value of an unlabelled gauge `name` in Prometheus text, if present.
+pub fn gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        // `name value` or `name{} value`, not `name_suffix …`.
+        let rest = rest.strip_prefix("{}").unwrap_or(rest);
+        if !rest.starts_with([' ', '\t']) {
+            return None;
+        }
+        rest.split_whitespace().next()?.parse().ok()
+    })
 }
 
 fn rate(at_s: f64, node: &str, per_s: f64) -> reports::record::NodeRequestRate {
@@ -131,5 +162,17 @@ pub async fn status(client: &reqwest::Client, name: &str, url: &str) -> NodeStat
             id: String::new(),
             members: Vec::new(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gauges_are_read_by_exact_name() {
+        let text = "# TYPE pkgnode_git_builds_queued gauge\npkgnode_git_builds_queued 7\n\
+                    pkgnode_git_builds_queued_total 99\npkgnode_git_builds_running{} 2\n";
+        assert_eq!(super::gauge(text, "pkgnode_git_builds_queued"), Some(7.0));
+        assert_eq!(super::gauge(text, "pkgnode_git_builds_running"), Some(2.0));
+        assert_eq!(super::gauge(text, "pkgnode_git_builds"), None);
     }
 }

@@ -3,6 +3,7 @@
 
 mod check;
 mod drill;
+mod git_builders;
 mod infra_docker;
 mod infra_local;
 mod scenario;

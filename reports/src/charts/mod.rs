@@ -4,6 +4,7 @@
 //! Time charts share one x axis (seconds since the run start) and shade fault windows
 //! ([`Event::end_s`] set) in red; instant events are thin red lines.
 
+mod git;
 mod latency;
 mod resources;
 mod time;
@@ -13,6 +14,7 @@ use std::error::Error;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
+pub use git::{BUILD_KIND, COMMIT_KIND, GitCharts, git_charts};
 pub use latency::{latency_over_time, latency_spectrum, nines, nines_label};
 pub use resources::{cpu_over_time, node_share, rss_over_time};
 pub use time::{arrival_rate, errors_over_time, throughput};
@@ -70,6 +72,10 @@ pub struct ChartSet {
 pub fn primary_kind(metrics: &Metrics) -> Option<&str> {
     if metrics.kinds.contains_key(crate::summary::INSTALL_KIND) {
         return Some(crate::summary::INSTALL_KIND);
+    }
+    // A git-builders run is about commit → published.
+    if let Some((name, _)) = metrics.kinds.get_key_value(git::COMMIT_KIND) {
+        return Some(name.as_str());
     }
     metrics
         .kinds

@@ -11,6 +11,16 @@ use crate::record::{Event, ResourceSample};
 
 /// Requests served by each node as bars, each labelled with its share of the total.
 pub fn node_share(node_requests: &BTreeMap<String, u64>) -> Result<String, ReportError> {
+    shares("node_share", "Requests per node", "requests", node_requests)
+}
+
+/// Counts per name as bars, each labelled with its share of the total.
+pub(crate) fn shares(
+    name: &'static str,
+    caption: &str,
+    y_desc: &str,
+    node_requests: &BTreeMap<String, u64>,
+) -> Result<String, ReportError> {
     let nodes: Vec<(&str, u64)> = node_requests
         .iter()
         .map(|(n, c)| (n.as_str(), *c))
@@ -18,9 +28,9 @@ pub fn node_share(node_requests: &BTreeMap<String, u64>) -> Result<String, Repor
     let total: u64 = nodes.iter().map(|(_, c)| c).sum();
     let y_hi = headroom(nodes.iter().map(|(_, c)| *c).max().unwrap_or(0) as f64, 1.0);
     let n = nodes.len().max(1) as f64;
-    render("node_share", |root| {
+    render(name, |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption("Requests per node", (FONT, 20))
+            .caption(caption, (FONT, 20))
             .margin(12)
             .margin_right(32)
             .x_label_area_size(40)
@@ -39,7 +49,7 @@ pub fn node_share(node_requests: &BTreeMap<String, u64>) -> Result<String, Repor
                     _ => String::new(),
                 }
             })
-            .y_desc("requests")
+            .y_desc(y_desc)
             .y_label_formatter(&|v| trim_float(*v))
             .light_line_style(RGBColor(235, 235, 235))
             .label_style((FONT, 13))
@@ -78,7 +88,7 @@ fn per_process(samples: &[ResourceSample], value: impl Fn(&ResourceSample) -> f6
 }
 
 /// One series per name from (name, seconds, value) points, each in time order.
-fn series_by_name<'a>(points: impl Iterator<Item = (&'a str, f64, f64)>) -> Vec<Series> {
+pub(crate) fn series_by_name<'a>(points: impl Iterator<Item = (&'a str, f64, f64)>) -> Vec<Series> {
     let mut by_name: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
     for (name, at_s, value) in points {
         by_name.entry(name).or_default().push((at_s, value));
@@ -97,7 +107,7 @@ fn series_by_name<'a>(points: impl Iterator<Item = (&'a str, f64, f64)>) -> Vec<
         .collect()
 }
 
-fn chart(
+pub(crate) fn chart(
     name: &'static str,
     title: &str,
     y_desc: &str,

@@ -8,7 +8,7 @@ use crate::metrics::{BucketMetrics, Metrics};
 use crate::record::Event;
 
 /// Bucket midpoints and a per-second rate computed from each bucket of `kind`.
-fn per_bucket(
+pub(crate) fn per_bucket(
     metrics: &Metrics,
     kind: &str,
     value: impl Fn(&BucketMetrics) -> u64,

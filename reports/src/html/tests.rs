@@ -79,3 +79,57 @@ fn passing_run_shows_pass() {
     assert!(html.contains(">PASS</div>"));
     assert!(html.contains("2 of 2 thresholds held"));
 }
+
+#[test]
+fn a_git_builders_run_gets_its_section_and_other_runs_do_not() {
+    let plain = render(&sample_record()).unwrap();
+    assert!(!plain.contains(r#"id="git-builders""#));
+
+    let mut record = sample_record();
+    let start = std::time::Instant::now();
+    let recorder = crate::Recorder::new(start, record.metrics.bucket_width);
+    for (i, ms) in [900u64, 1_500, 4_000].iter().enumerate() {
+        let at = start + std::time::Duration::from_secs(i as u64 * 10);
+        recorder.scheduled("commit_to_published", at);
+        recorder.record(
+            "commit_to_published",
+            at,
+            at + std::time::Duration::from_millis(*ms),
+            crate::metrics::Outcome::Ok,
+        );
+        recorder.scheduled("build_time", at);
+        recorder.record(
+            "build_time",
+            at,
+            at + std::time::Duration::from_millis(*ms / 2),
+            crate::metrics::Outcome::Ok,
+        );
+    }
+    record.metrics.merge(&recorder.finish()).unwrap();
+    for (name, value) in [
+        ("commits", 3.0),
+        ("lost", 0.0),
+        ("duplicates", 1.0),
+        ("makespan_s", 42.0),
+        ("builds_by_node.node-a", 2.0),
+        ("builds_by_node.node-b", 1.0),
+    ] {
+        record.metrics.counters.insert(name.into(), value);
+    }
+    record.gauges = (0..20)
+        .map(|s| crate::record::GaugeSample {
+            at_s: s as f64,
+            name: "pkgnode_git_builds_queued".into(),
+            node: "node-1".into(),
+            value: (20 - s) as f64,
+        })
+        .collect();
+    let html = render(&record).unwrap();
+    assert!(html.contains(r#"id="git-builders""#));
+    assert!(html.contains("Build queue depth"));
+    assert!(html.contains("Builds per node"));
+    assert!(html.contains("Builds finished per minute"));
+    // One duplicate is shown as bad.
+    assert!(html.contains(r#"<div class="stat bad"><div class="label">duplicates</div>"#));
+    assert!(external_refs(&html).is_empty());
+}

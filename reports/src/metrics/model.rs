@@ -171,6 +171,9 @@ pub struct Metrics {
     pub bucket_count: usize,
     /// Metrics by request kind.
     pub kinds: BTreeMap<String, KindMetrics>,
+    /// Named whole-run numbers a checker or workload counted (`lost`, `duplicates`,
+    /// `makespan_s`, …), judged by thresholds such as `lost==0`; summed on merge.
+    pub counters: BTreeMap<String, f64>,
 }
 
 impl Metrics {
@@ -180,6 +183,7 @@ impl Metrics {
             bucket_width,
             bucket_count: 0,
             kinds: BTreeMap::new(),
+            counters: BTreeMap::new(),
         }
     }
 
@@ -205,6 +209,9 @@ impl Metrics {
             for (mine, bucket) in ours.buckets.iter_mut().zip(&theirs.buckets) {
                 mine.merge(bucket)?;
             }
+        }
+        for (name, value) in &other.counters {
+            *self.counters.entry(name.clone()).or_default() += value;
         }
         let count = self.bucket_count;
         for kind in self.kinds.values_mut() {

@@ -186,6 +186,7 @@ impl Recorder {
             bucket_width: self.bucket_width,
             bucket_count,
             kinds,
+            counters: BTreeMap::new(),
         }
     }
 

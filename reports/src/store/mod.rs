@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::ReportError;
 use crate::metrics::{BucketMetrics, KindMetrics, Metrics};
 use crate::record::{
-    CheckerResult, Event, NodeRequestRate, ResourceSample, RunMeta, RunRecord, Verdict,
+    CheckerResult, Event, GaugeSample, NodeRequestRate, ResourceSample, RunMeta, RunRecord, Verdict,
 };
 use crate::summary::Summary;
 use crate::thresholds::ThresholdResult;
@@ -43,6 +43,8 @@ struct RecordFile {
     samples: Vec<ResourceSample>,
     #[serde(default)]
     node_request_rates: Vec<NodeRequestRate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    gauges: Vec<GaugeSample>,
     node_requests: BTreeMap<String, u64>,
     thresholds: Vec<ThresholdResult>,
     #[serde(default)]
@@ -55,6 +57,8 @@ struct MetricsFile {
     bucket_width: Duration,
     bucket_count: usize,
     kinds: BTreeMap<String, KindFile>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    counters: BTreeMap<String, f64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,10 +122,12 @@ pub fn write_run_dir(dir: impl AsRef<Path>, record: &RunRecord) -> Result<(), Re
             bucket_width: record.metrics.bucket_width,
             bucket_count: record.metrics.bucket_count,
             kinds,
+            counters: record.metrics.counters.clone(),
         },
         events: record.events.clone(),
         samples: record.samples.clone(),
         node_request_rates: record.node_request_rates.clone(),
+        gauges: record.gauges.clone(),
         node_requests: record.node_requests.clone(),
         thresholds: record.thresholds.clone(),
         checkers: record.checkers.clone(),
@@ -210,10 +216,12 @@ pub fn read_run_dir(dir: impl AsRef<Path>) -> Result<RunRecord, ReportError> {
             bucket_width: file.metrics.bucket_width,
             bucket_count,
             kinds,
+            counters: file.metrics.counters,
         },
         events: file.events,
         samples: file.samples,
         node_request_rates: file.node_request_rates,
+        gauges: file.gauges,
         node_requests: file.node_requests,
         thresholds: file.thresholds,
         checkers: file.checkers,

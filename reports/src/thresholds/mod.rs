@@ -28,6 +28,9 @@ pub enum ThresholdMetric {
     RateRatio,
     /// Achieved rate: successful operations per second of run.
     Rate,
+    /// A named whole-run counter ([`Metrics::counters`]), e.g. `lost==0`, `duplicates==0`:
+    /// the threshold's `kind` is the counter's name.
+    Counter,
 }
 
 /// How the observed value is compared with the limit.
@@ -41,6 +44,8 @@ pub enum Comparison {
     Gt,
     /// `>=`
     Ge,
+    /// `==`
+    Eq,
 }
 
 impl Comparison {
@@ -50,6 +55,7 @@ impl Comparison {
             Comparison::Le => observed <= limit,
             Comparison::Gt => observed > limit,
             Comparison::Ge => observed >= limit,
+            Comparison::Eq => observed == limit,
         }
     }
 }
@@ -92,6 +98,18 @@ impl Threshold {
 
     /// Judges this threshold over `metrics` of a run lasting `duration_s` seconds.
     pub fn evaluate(&self, metrics: &Metrics, duration_s: f64) -> ThresholdResult {
+        if self.metric == ThresholdMetric::Counter {
+            let observed = metrics.counters.get(&self.kind).copied();
+            return ThresholdResult {
+                expr: self.expr.clone(),
+                observed,
+                observed_text: match observed {
+                    Some(v) => super::charts::trim_float(v),
+                    None => format!("no `{}` counted", self.kind),
+                },
+                passed: observed.is_some_and(|v| self.op.holds(v, self.limit)),
+            };
+        }
         let kind = metrics.kinds.get(&self.kind);
         let observed = kind.and_then(|k| match self.metric {
             ThresholdMetric::Latency { quantile } => k.latency_ms(quantile),
@@ -104,6 +122,7 @@ impl Threshold {
                 (scheduled > 0).then(|| k.ok() as f64 / scheduled as f64)
             }
             ThresholdMetric::Rate => (duration_s > 0.0).then(|| k.ok() as f64 / duration_s),
+            ThresholdMetric::Counter => None,
         });
         let observed_text = match observed {
             None if kind.is_none() => format!("no `{}` requests", self.kind),
@@ -113,6 +132,7 @@ impl Threshold {
                 ThresholdMetric::ErrorRate => format!("{:.3}%", v * 100.0),
                 ThresholdMetric::RateRatio => format!("{v:.3}"),
                 ThresholdMetric::Rate => format!("{v:.2}/s"),
+                ThresholdMetric::Counter => super::charts::trim_float(v),
             },
         };
         ThresholdResult {

@@ -8,7 +8,7 @@ pub const DEFAULT_KIND: &str = "install";
 
 const METRICS_HELP: &str = "expected a metric p50, p90, p95, p99, p999 (or p99.9), max, \
                             error_rate, rate_ratio or rps, optionally prefixed by a request kind \
-                            as in `pypi_simple:p99<20ms`";
+                            as in `pypi_simple:p99<20ms`, or a counter such as `lost==0`";
 
 pub(super) fn parse(expr: &str) -> Result<Threshold, ReportError> {
     let fail = |reason: String| ReportError::InvalidThreshold {
@@ -20,10 +20,14 @@ pub(super) fn parse(expr: &str) -> Result<Threshold, ReportError> {
         return Err(fail(format!("empty expression; {METRICS_HELP}")));
     }
     let op_at = text
-        .find(['<', '>'])
-        .ok_or_else(|| fail("missing comparison: use <, <=, > or >=".to_owned()))?;
+        .find(['<', '>', '='])
+        .ok_or_else(|| fail("missing comparison: use <, <=, >, >= or ==".to_owned()))?;
     let (lhs, rest) = text.split_at(op_at);
-    let (op, value) = if let Some(v) = rest.strip_prefix("<=") {
+    let (op, value) = if let Some(v) = rest.strip_prefix("==") {
+        (Comparison::Eq, v)
+    } else if rest.starts_with('=') {
+        return Err(fail("`=` alone is no comparison: use ==".to_owned()));
+    } else if let Some(v) = rest.strip_prefix("<=") {
         (Comparison::Le, v)
     } else if let Some(v) = rest.strip_prefix(">=") {
         (Comparison::Ge, v)
@@ -45,7 +49,13 @@ pub(super) fn parse(expr: &str) -> Result<Threshold, ReportError> {
         Some((kind, metric)) => (kind.to_owned(), metric),
         None => (DEFAULT_KIND.to_owned(), lhs),
     };
-    let metric = parse_metric(metric_name).map_err(&fail)?;
+    // A bare name that is no metric, compared with `==`, is a counter: `lost==0`.
+    let counter = op == Comparison::Eq && !lhs.contains(':') && is_counter_name(lhs);
+    let (kind, metric) = if counter {
+        (lhs.to_owned(), ThresholdMetric::Counter)
+    } else {
+        (kind, parse_metric(metric_name).map_err(&fail)?)
+    };
     if value.is_empty() {
         return Err(fail(format!(
             "missing value after the comparison; e.g. `{lhs}<...`"
@@ -55,6 +65,9 @@ pub(super) fn parse(expr: &str) -> Result<Threshold, ReportError> {
         ThresholdMetric::Latency { .. } => parse_duration_ms(value),
         ThresholdMetric::ErrorRate | ThresholdMetric::RateRatio => parse_fraction(value),
         ThresholdMetric::Rate => parse_per_second(value),
+        ThresholdMetric::Counter => value
+            .parse::<f64>()
+            .map_err(|_| format!("`{value}` is not a number")),
     }
     .map_err(&fail)?;
     Ok(Threshold {
@@ -64,6 +77,16 @@ pub(super) fn parse(expr: &str) -> Result<Threshold, ReportError> {
         op,
         limit,
     })
+}
+
+/// A counter's name: lowercase letters, digits and `_`, starting with a letter, and no metric's
+/// name (`max`, `rps`, `p99`…).
+fn is_counter_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && parse_metric(name).is_err()
 }
 
 fn parse_metric(name: &str) -> Result<ThresholdMetric, String> {

@@ -177,3 +177,29 @@ fn verdict_passes_only_when_all_pass() {
     let errors = ThresholdSet::parse_all(["p99<1", "x<1", "p50<1ms"]).unwrap_err();
     assert_eq!(errors.len(), 2);
 }
+
+#[test]
+fn counters_are_judged_with_double_equals() {
+    let t = Threshold::parse("lost==0").unwrap();
+    assert_eq!(
+        (t.kind.as_str(), t.metric, t.op, t.limit),
+        ("lost", ThresholdMetric::Counter, Comparison::Eq, 0.0)
+    );
+    assert!(parse_err("lost=0").contains("use =="));
+    assert!(parse_err("lost<1").contains("unknown metric `lost`"));
+    let mut m = metrics();
+    let eval = |m: &crate::metrics::Metrics, expr: &str| {
+        Threshold::parse(expr).unwrap().evaluate(m, 100.0)
+    };
+    // Not counted at all: no data, and no data fails.
+    let r = eval(&m, "lost==0");
+    assert!(!r.passed && r.observed.is_none(), "{r:?}");
+    m.counters.insert("lost".into(), 0.0);
+    m.counters.insert("duplicates".into(), 2.0);
+    assert!(eval(&m, "lost==0").passed);
+    let r = eval(&m, "duplicates==0");
+    assert!(!r.passed);
+    assert_eq!(r.observed_text, "2");
+    // `==` on a request metric still works as a comparison.
+    assert!(!eval(&m, "install:error_rate==0").passed);
+}

@@ -21,7 +21,7 @@ pub use artifacts::{Artifact, ArtifactKind, mix_seed};
 pub use names::{dist_file_name, module_name, pep503_normalize};
 pub use popularity::Popularity;
 pub use python_artifacts::{sdist_bytes, sdist_file_name, wheel_bytes, wheel_file_name};
-pub use r_artifacts::{r_tarball_bytes, r_tarball_file_name};
+pub use r_artifacts::{description as r_description, r_tarball_bytes, r_tarball_file_name};
 
 /// Smallest artifact size drawn: the metadata alone takes about this much.
 pub const MIN_SIZE_BYTES: u64 = 2_048;

@@ -18,6 +18,7 @@
 
 mod db_endpoint;
 mod garage;
+pub mod git_daemon;
 mod haproxy;
 mod network;
 mod nodes;
@@ -64,6 +65,9 @@ pub struct LocalOptions {
     /// replication, which a killed primary can lose acknowledged commits under: the drills'
     /// negative control.
     pub synchronous: bool,
+    /// Start a Git server (`git daemon`) and create the Git sources (`cran-git`, `pypi-git`)
+    /// for the git-builders workload.
+    pub git_builders: bool,
 }
 
 impl Default for LocalOptions {
@@ -76,6 +80,7 @@ impl Default for LocalOptions {
             ready_timeout: Duration::from_secs(60),
             reason: "local processes requested".into(),
             synchronous: true,
+            git_builders: false,
         }
     }
 }
@@ -159,6 +164,8 @@ pub struct LocalCluster {
     garage: Mutex<Option<Garage>>,
     nodes: Vec<Mutex<Node>>,
     haproxy: Mutex<Option<HaProxy>>,
+    /// The Git server and sources of the git-builders workload, when asked for.
+    git: Option<(git_daemon::GitServer, super::GitEndpoints)>,
     pids: PidBoard,
     /// Network cuts; `Err` says why this machine cannot make them.
     network: Result<Network, String>,
@@ -233,6 +240,7 @@ pub fn start(options: LocalOptions) -> Result<LocalCluster, InfraError> {
         garage: Mutex::new(None),
         nodes: Vec::new(),
         haproxy: Mutex::new(None),
+        git: None,
         pids: PidBoard::default(),
         network: Network::open(),
         spawner: Some(Spawner::new()?),
@@ -325,6 +333,21 @@ impl LocalCluster {
             )?);
         }
         let tokens = nodes::create_layout(&context, &options.pkgnode_bin, &prepared[0].config)?;
+        if options.git_builders {
+            let server =
+                git_daemon::GitServer::start(Some(&context.work_dir.join("git")), context.timeout)?;
+            components.insert("git".to_string(), server.version.clone());
+            let (r_token, python_token) =
+                nodes::create_git_layout(&context, &options.pkgnode_bin, &prepared[0].config)?;
+            let endpoints = super::GitEndpoints {
+                remote: server.remote(),
+                r_source: crate::infra::bootstrap::GIT_R_SOURCE.into(),
+                python_source: crate::infra::bootstrap::GIT_PYTHON_SOURCE.into(),
+                r_token,
+                python_token,
+            };
+            self.git = Some((server, endpoints));
+        }
         // Start them all, then wait: they come up in parallel.
         for node in prepared {
             self.nodes.push(Mutex::new(node));
@@ -482,6 +505,12 @@ impl LocalCluster {
             front.push((&mut node.process, Signal::SIGTERM));
         }
         errors.extend(stop_all(front));
+        // The nodes are gone: nothing clones any more.
+        if let Some((server, _)) = &mut self.git
+            && let Err(error) = server.stop()
+        {
+            errors.push(error);
+        }
         let mut back: Vec<(&mut Supervised, Signal)> = Vec::new();
         if let Some(garage) = inner(&mut self.garage) {
             back.push((&mut garage.process, Signal::SIGTERM));
@@ -734,12 +763,34 @@ impl Infra for LocalCluster {
             "s3".into(),
             "haproxy".into(),
         ]);
-        names
+        let mut monitored: Vec<Monitored> = names
             .filter_map(|name| {
                 let pid = self.pids.get(&name)?;
                 Some(Monitored { name, pid })
             })
-            .collect()
+            .collect();
+        if let Some(pid) = self.git.as_ref().and_then(|(server, _)| server.pid()) {
+            monitored.push(Monitored {
+                name: "git-daemon".into(),
+                pid,
+            });
+        }
+        monitored
+    }
+
+    fn git(&self) -> Option<&super::GitEndpoints> {
+        self.git.as_ref().map(|(_, endpoints)| endpoints)
+    }
+
+    fn create_git_repository(&self, name: &str) -> Result<(), InfraError> {
+        match &self.git {
+            Some((server, _)) => server.create_repository(name),
+            None => Err(InfraError::Failed {
+                what: format!("git repository {name}"),
+                detail: "this cluster was started without a Git server (git_builders: false)"
+                    .into(),
+            }),
+        }
     }
 
     /// Blocking: Stop waits up to 5 s, Start waits until the member is ready again.

@@ -143,6 +143,28 @@ pub fn create_layout(
     })
 }
 
+/// The Git sources and their tokens, created with node 1's config (see
+/// [`bootstrap::create_git_layout`]).
+pub fn create_git_layout(
+    context: &Context,
+    pkgnode_bin: &Path,
+    config: &Path,
+) -> Result<(String, String), InfraError> {
+    bootstrap::create_git_layout(|step, args| {
+        let launch = Launch::new(&format!("pkgnode {}", args.join(" ")), pkgnode_bin, "")
+            .arg("--config")
+            .arg(config)
+            .args(args);
+        process::run(
+            context.spawner,
+            &launch,
+            &context.commands_dir,
+            &format!("pkgnode-{step}"),
+            context.timeout,
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
