@@ -4,6 +4,8 @@
 //! Time charts share one x axis (seconds since the run start) and shade fault windows
 //! ([`Event::end_s`] set) in red; instant events are thin red lines.
 
+mod compare;
+mod gate;
 mod latency;
 mod resources;
 mod time;
@@ -13,6 +15,8 @@ use std::error::Error;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
+pub use compare::spectra_overlaid;
+pub use gate::{format_per_day, latency_vs_rate};
 pub use latency::{latency_over_time, latency_spectrum, nines, nines_label};
 pub use resources::{cpu_over_time, node_share, rss_over_time};
 pub use time::{arrival_rate, errors_over_time, throughput};
