@@ -320,7 +320,7 @@ async fn check(
 
 /// The HA checklist (`harness check`'s rules) as one checker: the worst rule decides, every
 /// rule is evidence.
-async fn ha_checklist(infra: &dyn Infra, name: &str) -> reports::record::CheckerResult {
+pub async fn ha_checklist(infra: &dyn Infra, name: &str) -> reports::record::CheckerResult {
     use reports::record::{CheckerResult, Validity};
     let options = crate::checklist::ChecklistOptions::default();
     let rules = match crate::checklist::gather(infra, &options).await {
