@@ -20,6 +20,9 @@ pub fn cpu_means(samples: &[ResourceSample]) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// A process (or the machine) this busy counts as CPU-bound.
+const CPU_BOUND_SHARE: f64 = 0.85;
+
 /// The busiest process at step `step_index` (rate `per_day`), with a note on how to read it
 /// on a machine of `cores` cores; `None` without samples.
 pub fn saturated(
@@ -38,10 +41,19 @@ pub fn saturated(
         "the highest mean CPU of the monitored processes; together they used {total:.0}% of the \
          machine's {machine:.0}%"
     );
-    if process == "load-generator" {
-        note.push_str(": the load generator, not the cluster, ran out of CPU first");
-    } else if total >= 0.85 * machine {
+    if total >= CPU_BOUND_SHARE * machine {
         note.push_str(": the machine's CPU was the limit, shared by every component");
+    } else if cpu_pct >= CPU_BOUND_SHARE * 100.0 {
+        if process == "load-generator" {
+            note.push_str(": the load generator, not the cluster, ran out of CPU first");
+        } else {
+            note.push_str(&format!(": {process} used most of a core"));
+        }
+    } else {
+        note.push_str(
+            ": no monitored process was CPU-bound, so the limit lay elsewhere (the machine's \
+             other load, I/O, or waiting on locks or the database)",
+        );
     }
     Some(Saturation {
         step_index,
@@ -79,10 +91,28 @@ mod tests {
         assert_eq!(s.process, "node-1");
         assert_eq!(s.cpu_pct, 80.0);
         assert!(s.note.contains("170% of the machine's 200%"), "{}", s.note);
+        assert!(
+            s.note.contains("the machine's CPU was the limit"),
+            "{}",
+            s.note
+        );
 
         let generator = cpu_means(&[sample("node-1", 20.0), sample("load-generator", 95.0)]);
         let s = saturated(&generator, 1, 1e6, 2).unwrap();
-        assert!(s.note.contains("load generator, not the cluster"));
+        assert!(
+            s.note.contains("load generator, not the cluster"),
+            "{}",
+            s.note
+        );
+
+        let idle = cpu_means(&[sample("node-1", 40.0), sample("postgresql", 20.0)]);
+        let s = saturated(&idle, 1, 1e6, 2).unwrap();
+        assert_eq!(s.process, "node-1");
+        assert!(
+            s.note.contains("no monitored process was CPU-bound"),
+            "{}",
+            s.note
+        );
 
         assert!(saturated(&BTreeMap::new(), 1, 1e6, 2).is_none());
     }
