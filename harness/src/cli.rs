@@ -1,5 +1,5 @@
 //! The command line users type: `harness scenario NAME`, `harness drill NAME`,
-//! `harness check`, `harness report DIR`. Only `commands/` reads these types: it turns them into a
+//! `harness check`, `harness gate`, `harness compare A B`, `harness report DIR`. Only `commands/` reads these types: it turns them into a
 //! [`crate::plan::RunPlan`].
 
 use std::path::PathBuf;
@@ -28,11 +28,109 @@ pub enum Command {
     /// PostgreSQL, shared storage, synchronized clocks, membership, a closed status endpoint,
     /// the balancer's health checks. Exit code 0 all pass, 1 a rule failed, 5 unknown.
     Check(Box<CheckArgs>),
-    /// Re-render report.html (and summary.json) from a run record directory.
+    /// Find the highest install rate the cluster sustains within the SLO (bisection with
+    /// confirmation), compare it with a baseline gate record, write gate.json and gate.html.
+    /// Exit code 0 pass, 1 below --min or a regression, 3 infrastructure, 5 unknown.
+    Gate(Box<GateArgs>),
+    /// Put two run records side by side: spectra overlaid, per-kind deltas, verdicts.
+    Compare(CompareArgs),
+    /// Re-render report.html (and summary.json) from a run record directory; with --threshold
+    /// or --thresholds, judge it again by those (exit code 1 when one fails).
     Report {
         /// A run directory written by `harness scenario`.
         dir: PathBuf,
+        /// A threshold to judge the record by instead of its own; repeatable.
+        #[arg(long = "threshold")]
+        thresholds: Vec<String>,
+        /// A TOML file with `thresholds = [...]`.
+        #[arg(long = "thresholds")]
+        thresholds_file: Option<PathBuf>,
     },
+}
+
+/// A fraction given as `10%` or `0.1`.
+pub fn parse_fraction(text: &str) -> Result<f64, String> {
+    let value = match text.trim().strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("`{text}` is not a fraction such as 10% or 0.1"))?;
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("`{text}` must be a fraction of at least 0"))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GateArgs {
+    #[arg(long, value_enum, default_value = "auto")]
+    pub infra: InfraChoice,
+    /// pkgnode processes behind the load balancer.
+    #[arg(long, default_value_t = 2)]
+    pub nodes: usize,
+    /// The scenario each step runs.
+    #[arg(long, value_enum, default_value = "daily-installs")]
+    pub scenario: ScenarioName,
+    /// A threshold every step must hold, e.g. 'p99<100ms'; repeatable. Default: no failed
+    /// install, rate achieved ≥ 99 % of target, every kind's p99 < 50 ms.
+    #[arg(long = "slo")]
+    pub slo: Vec<String>,
+    /// Lower bound of the search, installs per day.
+    #[arg(long, default_value_t = 1_000_000.0)]
+    pub min: f64,
+    /// Upper bound of the search, installs per day.
+    #[arg(long, default_value_t = 8_000_000.0)]
+    pub max: f64,
+    /// Measured length of each step.
+    #[arg(long, default_value = "60s")]
+    pub step_duration: humantime::Duration,
+    /// Stop when the lowest failed rate is within this much above the highest held one.
+    #[arg(long, default_value = "10%", value_parser = parse_fraction)]
+    pub resolution: f64,
+    /// At most this many steps.
+    #[arg(long, default_value_t = 20)]
+    pub max_steps: usize,
+    /// The rate whose per-kind latency is compared with the baseline's, installs per day.
+    #[arg(long, default_value_t = 1_000_000.0)]
+    pub reference_rate: f64,
+    /// A previous gate.json, or a directory of them (every gate.json under it).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Largest capacity drop or latency rise accepted against the baseline.
+    #[arg(long, default_value = "10%", value_parser = parse_fraction)]
+    pub max_regression: f64,
+    /// Packages in the generated corpus (both ecosystems).
+    #[arg(long, default_value_t = 200)]
+    pub packages: usize,
+    /// Largest package file, bytes.
+    #[arg(long, default_value_t = 20 * 1024 * 1024)]
+    pub size_max_bytes: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Gate directory; default reports/runs/<timestamp>-gate/.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Keep the cluster's work directory (logs, configs) after the gate.
+    #[arg(long)]
+    pub keep_work_dir: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The first run directory (the reference).
+    pub a: PathBuf,
+    /// The second run directory (judged against A).
+    pub b: PathBuf,
+    /// A p99 change within this much is the same; beyond it, better or worse.
+    #[arg(long, default_value = "10%", value_parser = parse_fraction)]
+    pub max_change: f64,
+    /// Where compare.html and compare.json go; default reports/runs/<timestamp>-compare/.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,6 +6,7 @@ pub mod checklist;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod gate;
 pub mod infra;
 pub mod nemesis;
 pub mod plan;
@@ -20,11 +21,13 @@ pub async fn execute(cli: cli::Cli) -> u8 {
         cli::Command::Scenario(args) => commands::scenario::run(*args).await,
         cli::Command::Drill(args) => commands::drill::run(*args).await,
         cli::Command::Check(args) => commands::check::run(*args).await,
-        cli::Command::Report { dir } => commands::report::rerender(&dir).map(|record| {
-            println!("report: {}", dir.join("report.html").display());
-            println!("verdict: {}", record.verdict.as_str().to_uppercase());
-            exit::PASS
-        }),
+        cli::Command::Gate(args) => commands::gate::run(*args).await,
+        cli::Command::Compare(args) => commands::compare::run(&args),
+        cli::Command::Report {
+            dir,
+            thresholds,
+            thresholds_file,
+        } => commands::report::run(&dir, &thresholds, thresholds_file.as_deref()),
     };
     match result {
         Ok(code) => code,

@@ -12,7 +12,9 @@
 //! it is a data model and its renderers.
 
 pub mod charts;
+pub mod compare;
 mod error;
+pub mod gate;
 pub mod html;
 pub mod metrics;
 pub mod record;

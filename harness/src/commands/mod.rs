@@ -2,7 +2,9 @@
 //! the typed [`crate::plan::RunPlan`] the run takes.
 
 pub mod check;
+pub mod compare;
 pub mod drill;
+pub mod gate;
 pub mod plan;
 pub mod report;
 pub mod scenario;

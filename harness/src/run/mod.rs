@@ -333,7 +333,7 @@ pub(crate) async fn check(
 
 /// The HA checklist (`harness check`'s rules) as one checker: the worst rule decides, every
 /// rule is evidence.
-pub(crate) async fn ha_checklist(infra: &dyn Infra, name: &str) -> reports::record::CheckerResult {
+pub async fn ha_checklist(infra: &dyn Infra, name: &str) -> reports::record::CheckerResult {
     use reports::record::{CheckerResult, Validity};
     let options = crate::checklist::ChecklistOptions::default();
     let rules = match crate::checklist::gather(infra, &options).await {

@@ -3,8 +3,10 @@
 
 mod check;
 mod drill;
+mod gate;
 mod git_builders;
 mod infra_docker;
 mod infra_local;
 mod scenario;
 mod support;
+mod version_hook;

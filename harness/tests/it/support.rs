@@ -23,7 +23,9 @@ pub fn pkgnode() -> PathBuf {
                 .and_then(Path::file_name)
                 .and_then(|n| n.to_str())
                 .unwrap_or("debug");
-            build_pkgnode(if profile == "debug" { "dev" } else { profile })
+            // The tests' nodes carry the version-override hook (the version rule's cases).
+            let profile = if profile == "debug" { "dev" } else { profile };
+            build_pkgnode(profile, &["version-override"])
         })
         .clone()
 }
@@ -32,12 +34,12 @@ pub fn pkgnode() -> PathBuf {
 /// process; `$PKGNODE_BIN` when set.
 pub fn pkgnode_release() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| build_pkgnode("release")).clone()
+    BUILT.get_or_init(|| build_pkgnode("release", &[])).clone()
 }
 
-/// `$PKGNODE_BIN`, or `cargo build -p node --bin pkgnode --profile PROFILE` into this test
-/// binary's target dir; the binary's path.
-fn build_pkgnode(profile: &str) -> PathBuf {
+/// `$PKGNODE_BIN`, or `cargo build -p node --bin pkgnode --profile PROFILE --features …` into
+/// this test binary's target dir; the binary's path.
+fn build_pkgnode(profile: &str, features: &[&str]) -> PathBuf {
     if let Some(path) = std::env::var_os("PKGNODE_BIN") {
         return PathBuf::from(path);
     }
@@ -48,6 +50,7 @@ fn build_pkgnode(profile: &str) -> PathBuf {
     let status = Command::new(cargo)
         .args(["build", "--quiet", "-p", "node", "--bin", "pkgnode"])
         .args(["--profile", profile])
+        .args(features.iter().flat_map(|f| ["--features", f]))
         .arg("--target-dir")
         .arg(target_dir)
         .status()

@@ -12,15 +12,23 @@ use crate::store::cluster::ClusterRow;
 /// How nodes talk to each other.
 pub const PROTOCOL: &str = "http";
 
-/// Test-only: makes the node report another version, to exercise Version mismatch.
+/// Test hook, compiled only with the cargo feature `version-override` (which release builds
+/// leave out): makes the node report another version, to exercise Version mismatch and the
+/// HA checklist's version rule. Without the feature the variable is ignored, so a release
+/// binary cannot be made to lie about its version.
 pub const VERSION_OVERRIDE_ENV: &str = "PKGNODE_VERSION_OVERRIDE";
 
-/// The version this node runs (the crate's, unless overridden for a test).
+/// The version this node runs: the crate's (or, in a build with the `version-override`
+/// feature, `PKGNODE_VERSION_OVERRIDE` when set).
 pub fn node_version() -> String {
-    std::env::var(VERSION_OVERRIDE_ENV)
+    #[cfg(feature = "version-override")]
+    if let Some(version) = std::env::var(VERSION_OVERRIDE_ENV)
         .ok()
         .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string())
+    {
+        return version;
+    }
+    env!("CARGO_PKG_VERSION").to_string()
 }
 
 /// Options that differ from node to node, left out of the digest.

@@ -13,9 +13,9 @@ use crate::summary::OVERALL;
 /// The smallest latency a log axis shows, in ms (1 µs).
 const FLOOR_MS: f64 = 0.001;
 /// The spectrum's x axis never goes past six nines.
-const MAX_NINES: f64 = 6.0;
+pub(super) const MAX_NINES: f64 = 6.0;
 
-fn log_bounds(series: &[Series]) -> (f64, f64) {
+pub(super) fn log_bounds(series: &[Series]) -> (f64, f64) {
     let values = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
     let (lo, hi) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if hi <= 0.0 {
@@ -91,7 +91,7 @@ pub fn nines_label(x: f64) -> String {
     format!("{percent:.decimals$}%")
 }
 
-fn spectrum_points(h: &Histogram<u64>, max_x: f64) -> Vec<(f64, f64)> {
+pub(super) fn spectrum_points(h: &Histogram<u64>, max_x: f64) -> Vec<(f64, f64)> {
     if h.is_empty() {
         return Vec::new();
     }

@@ -4,6 +4,8 @@
 //! Time charts share one x axis (seconds since the run start) and shade fault windows
 //! ([`Event::end_s`] set) in red; instant events are thin red lines.
 
+mod compare;
+mod gate;
 mod git;
 mod latency;
 mod resources;
@@ -14,6 +16,8 @@ use std::error::Error;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
+pub use compare::spectra_overlaid;
+pub use gate::{format_per_day, latency_vs_rate};
 pub use git::{BUILD_KIND, COMMIT_KIND, GitCharts, git_charts};
 pub use latency::{latency_over_time, latency_spectrum, nines, nines_label};
 pub use resources::{cpu_over_time, node_share, rss_over_time};

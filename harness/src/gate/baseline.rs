@@ -1,0 +1,314 @@
+//! The comparison with a baseline: one or more earlier gate records (a file, or every
+//! `gate.json` under a directory). Two rules, both stated on the page with their numbers:
+//!
+//! - **capacity**: the current capacity may fall at most `max_regression` below the baseline's
+//!   (the median over its records, so one noisy night does not set the bar);
+//! - **latency**: at the reference rate, a kind's p99 regresses when *every* current window is
+//!   slower than *every* baseline window by more than `max_regression` — a shift the repeated
+//!   windows show is beyond their own spread — and at least two current windows exist.
+
+use reports::charts::format_per_day;
+use reports::gate::{
+    BaselineComparison, CapacityBound, GateRecord, LatencyShift, ReferenceLatency,
+};
+use reports::summary::OVERALL;
+
+/// Windows a side needs before a latency shift can be called beyond noise.
+pub const MIN_WINDOWS: usize = 2;
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    Some(if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    })
+}
+
+/// Compares the current capacity and reference windows with `baselines` (name, record).
+pub fn compare(
+    capacity_per_day: Option<f64>,
+    bound: CapacityBound,
+    reference: &ReferenceLatency,
+    baselines: &[(String, GateRecord)],
+    max_regression: f64,
+) -> BaselineComparison {
+    let pct = |f: f64| format!("{:.1}%", f * 100.0);
+    let rule = format!(
+        "fail when the capacity is more than {mr} below the baseline's (median of {n} record(s)), \
+         or when, at {rate}, every current p99 window of a kind is more than {mr} above every \
+         baseline window (at least {MIN_WINDOWS} current windows)",
+        mr = pct(max_regression),
+        n = baselines.len(),
+        rate = format_per_day(reference.per_day),
+    );
+    let mut findings = Vec::new();
+    let mut regressed = false;
+
+    let mut capacities: Vec<f64> = baselines
+        .iter()
+        .filter_map(|(_, r)| r.capacity.per_day)
+        .collect();
+    let baseline_capacity = median(&mut capacities);
+    let capacity_change = match (capacity_per_day, baseline_capacity) {
+        (Some(current), Some(base)) if base > 0.0 => Some((current - base) / base),
+        _ => None,
+    };
+    match (capacity_per_day, baseline_capacity, capacity_change) {
+        (_, None, _) => findings.push("the baseline holds no capacity figure".into()),
+        (None, Some(base), _) => {
+            regressed = true;
+            findings.push(format!(
+                "capacity: the lower bound failed, the baseline held {}: a regression",
+                format_per_day(base)
+            ));
+        }
+        (Some(current), Some(base), Some(change)) => {
+            let beyond = change < -max_regression;
+            regressed |= beyond;
+            let mut sentence = format!(
+                "capacity {} against the baseline's {} ({:+.1}%): {}",
+                format_per_day(current),
+                format_per_day(base),
+                change * 100.0,
+                if beyond {
+                    format!("a drop beyond {}, a regression", pct(max_regression))
+                } else {
+                    format!("within {}", pct(max_regression))
+                }
+            );
+            if bound == CapacityBound::AtLeastMax {
+                sentence.push_str(
+                    " (the current figure is the upper bound: the capacity may be higher)",
+                );
+            }
+            findings.push(sentence);
+        }
+        _ => {}
+    }
+
+    // Latency windows: only baselines measured at the same reference rate.
+    let same_rate: Vec<&GateRecord> = baselines
+        .iter()
+        .map(|(_, r)| r)
+        .filter(|r| r.reference.per_day == reference.per_day)
+        .collect();
+    if same_rate.len() < baselines.len() {
+        findings.push(format!(
+            "{} baseline record(s) used another reference rate; their latency is not compared",
+            baselines.len() - same_rate.len()
+        ));
+    }
+    let mut kinds: Vec<String> = reference
+        .windows
+        .iter()
+        .flat_map(|w| w.keys().cloned())
+        .collect();
+    kinds.sort_by_key(|k| (k != OVERALL, k.clone()));
+    kinds.dedup();
+    let mut latency = Vec::new();
+    for kind in kinds {
+        let mut current = reference.p99s(&kind);
+        let mut base: Vec<f64> = same_rate
+            .iter()
+            .flat_map(|r| r.reference.p99s(&kind))
+            .collect();
+        if base.is_empty() {
+            continue;
+        }
+        let (cur_min, base_max) = (
+            current.iter().copied().fold(f64::MAX, f64::min),
+            base.iter().copied().fold(0.0, f64::max),
+        );
+        let beyond_noise =
+            current.len() >= MIN_WINDOWS && cur_min > base_max * (1.0 + max_regression);
+        let change = match (median(&mut current.clone()), median(&mut base)) {
+            (Some(c), Some(b)) if b > 0.0 => Some((c - b) / b),
+            _ => None,
+        };
+        if beyond_noise {
+            regressed = true;
+            findings.push(format!(
+                "{kind}: p99 at {} rose beyond noise: the fastest of {} current windows ({:.2} ms) \
+                 is slower than the slowest of {} baseline windows ({:.2} ms) by more than {}",
+                format_per_day(reference.per_day),
+                current.len(),
+                cur_min,
+                base.len(),
+                base_max,
+                pct(max_regression)
+            ));
+        }
+        current.sort_by(f64::total_cmp);
+        latency.push(LatencyShift {
+            kind,
+            baseline_p99_ms: base,
+            current_p99_ms: current,
+            change,
+            beyond_noise,
+        });
+    }
+    if !latency.is_empty() && !latency.iter().any(|l| l.beyond_noise) {
+        findings.push(format!(
+            "no kind's p99 at {} shifted beyond the windows' noise",
+            format_per_day(reference.per_day)
+        ));
+    }
+    let newest = baselines
+        .iter()
+        .map(|(_, r)| r)
+        .max_by_key(|r| r.started_at);
+    BaselineComparison {
+        sources: baselines.iter().map(|(name, _)| name.clone()).collect(),
+        capacity_per_day: baseline_capacity,
+        capacity_change,
+        latency,
+        regressed,
+        rule,
+        findings,
+        steps: newest.map(|r| r.steps.clone()).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use reports::gate::{Capacity, GATE_FORMAT_VERSION, GateSettings};
+    use reports::record::{InfraInfo, Verdict};
+    use reports::summary::LatencySummary;
+
+    use super::*;
+
+    fn windows(p99s: &[f64]) -> ReferenceLatency {
+        ReferenceLatency {
+            per_day: 1e6,
+            windows: p99s
+                .iter()
+                .map(|p| {
+                    BTreeMap::from([(
+                        "pypi_file".to_string(),
+                        LatencySummary {
+                            p99: Some(*p),
+                            ..LatencySummary::default()
+                        },
+                    )])
+                })
+                .collect(),
+        }
+    }
+
+    fn record(capacity: f64, p99s: &[f64]) -> GateRecord {
+        GateRecord {
+            format_version: GATE_FORMAT_VERSION,
+            scenario: "daily-installs".into(),
+            started_at: chrono::Utc::now(),
+            duration_s: 1.0,
+            infra: InfraInfo::default(),
+            settings: GateSettings {
+                slo: Vec::new(),
+                min_per_day: 1e5,
+                max_per_day: 1e7,
+                resolution: 0.1,
+                step_duration_s: 1.0,
+                confirmations: 2,
+                reference_per_day: 1e6,
+                max_regression: 0.1,
+            },
+            steps: Vec::new(),
+            capacity: Capacity {
+                per_day: Some(capacity),
+                lowest_failed_per_day: None,
+                bound: CapacityBound::Between,
+            },
+            saturation: None,
+            reference: windows(p99s),
+            checklist: Vec::new(),
+            baseline: None,
+            verdict: Verdict::Pass,
+            reasons: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_baseline_with_twice_the_capacity_is_a_regression_and_an_equal_one_is_not() {
+        let current = windows(&[10.0, 11.0]);
+        let b = vec![("b".to_string(), record(4e6, &[10.5, 10.0]))];
+        let cmp = compare(Some(2e6), CapacityBound::Between, &current, &b, 0.1);
+        assert!(cmp.regressed, "{:?}", cmp.findings);
+        assert_eq!(cmp.capacity_change, Some(-0.5));
+        assert!(
+            cmp.findings[0].contains("a regression"),
+            "{:?}",
+            cmp.findings
+        );
+
+        let b = vec![("b".to_string(), record(2.1e6, &[10.5, 10.0]))];
+        let cmp = compare(Some(2e6), CapacityBound::Between, &current, &b, 0.1);
+        assert!(!cmp.regressed, "{:?}", cmp.findings);
+        assert!(!cmp.latency[0].beyond_noise);
+    }
+
+    #[test]
+    fn a_latency_shift_counts_only_beyond_the_windows_spread() {
+        let b = vec![("b".to_string(), record(2e6, &[10.0, 12.0]))];
+        // Every current window is above 12 × 1.1 = 13.2 ms: beyond noise.
+        let cmp = compare(
+            Some(2e6),
+            CapacityBound::Between,
+            &windows(&[14.0, 15.0]),
+            &b,
+            0.1,
+        );
+        assert!(cmp.regressed && cmp.latency[0].beyond_noise, "{:?}", cmp);
+        // One window inside the baseline's spread: not beyond noise, though the median rose.
+        let cmp = compare(
+            Some(2e6),
+            CapacityBound::Between,
+            &windows(&[11.0, 20.0]),
+            &b,
+            0.1,
+        );
+        assert!(!cmp.regressed, "{:?}", cmp.findings);
+        assert!(cmp.latency[0].change.unwrap() > 0.1);
+        // A single window cannot show a shift beyond noise.
+        let cmp = compare(
+            Some(2e6),
+            CapacityBound::Between,
+            &windows(&[30.0]),
+            &b,
+            0.1,
+        );
+        assert!(!cmp.regressed);
+    }
+
+    #[test]
+    fn the_baseline_capacity_is_the_median_of_its_records() {
+        let b: Vec<(String, GateRecord)> = [1e6, 3e6, 2e6]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("r{i}"), record(*c, &[10.0, 10.0])))
+            .collect();
+        let cmp = compare(
+            Some(2e6),
+            CapacityBound::Between,
+            &windows(&[10.0, 10.0]),
+            &b,
+            0.1,
+        );
+        assert_eq!(cmp.capacity_per_day, Some(2e6));
+        assert!(!cmp.regressed);
+        let cmp = compare(
+            None,
+            CapacityBound::BelowMin,
+            &windows(&[10.0, 10.0]),
+            &b,
+            0.1,
+        );
+        assert!(cmp.regressed);
+    }
+}
