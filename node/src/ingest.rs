@@ -356,22 +356,6 @@ async fn publish_staged(
     Ok((tx, stored))
 }
 
-fn inspect(
-    kind: SourceKind,
-    filename: &str,
-    bytes: &[u8],
-    max_inflated_bytes: u64,
-) -> Result<Inspected, FormatError> {
-    match kind {
-        SourceKind::LocalPython | SourceKind::GitPython => {
-            formats::pypi::inspect(filename, bytes, max_inflated_bytes)
-        }
-        SourceKind::Local | SourceKind::Git => {
-            formats::cran::inspect(filename, bytes, max_inflated_bytes)
-        }
-    }
-}
-
 /// Reads the package's metadata from the file on disk, off the async threads (archive reading
 /// is CPU work).
 async fn inspect_received(
@@ -395,6 +379,23 @@ async fn inspect_received(
     .await
     .map_err(|e| IngestError::Invalid(format!("inspecting the upload failed: {e}")))?;
     Ok(inspected?)
+}
+
+/// Reads the metadata of a build product held in memory (bounded by `[git] max_output_bytes`).
+fn inspect(
+    kind: SourceKind,
+    filename: &str,
+    bytes: &[u8],
+    max_inflated_bytes: u64,
+) -> Result<Inspected, FormatError> {
+    match kind {
+        SourceKind::LocalPython | SourceKind::GitPython => {
+            formats::pypi::inspect(filename, bytes, max_inflated_bytes)
+        }
+        SourceKind::Local | SourceKind::Git => {
+            formats::cran::inspect(filename, bytes, max_inflated_bytes)
+        }
+    }
 }
 
 fn check_claims(
