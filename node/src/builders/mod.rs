@@ -40,7 +40,28 @@ pub mod worker;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::StoreError;
+use crate::blobs::Blobs;
+use crate::config::Config;
+use crate::store::{Store, StoreError};
+use crate::telemetry::Telemetry;
+
+/// What the builders see of the running node (which `http::NodeState` implements): the builders
+/// know nothing of `http` or `server`.
+pub trait BuilderSide: Send + Sync {
+    fn config(&self) -> &Config;
+    fn store(&self) -> &Store;
+    fn blobs(&self) -> &Blobs;
+    fn telemetry(&self) -> &Telemetry;
+    fn node_id(&self) -> String;
+    /// Whether the node may start work: Online (not Starting, Offline, draining or refused) and
+    /// serving.
+    fn may_work(&self) -> bool;
+    /// A build published transaction `tx`: `latest` moves on at once on this node.
+    fn published(&self, tx: i64);
+}
+
+/// The running node, as the builders hold it.
+pub type Node = std::sync::Arc<dyn BuilderSide>;
 
 /// What makes a builder build: a new commit on its branch, or a new tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

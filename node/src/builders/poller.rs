@@ -8,10 +8,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::watch;
 
+use super::Node;
 use super::queue;
 use super::remote;
-use super::worker::{may_work, pause};
-use crate::http::AppState;
+use super::worker::pause;
 
 /// Builders taken per look; the rest wait for the next look (a fraction of a second later).
 const POLLS_PER_LOOK: i64 = 32;
@@ -22,9 +22,9 @@ const CONCURRENT_POLLS: usize = 16;
 const POLL_LEASE: Duration = Duration::from_secs(90);
 
 /// Checks due builders until the node stops.
-pub async fn poll_loop(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn poll_loop(state: Node, mut stop: watch::Receiver<bool>) {
     let look_every = state
-        .config
+        .config()
         .git
         .poll_interval
         .min(Duration::from_millis(500));
@@ -32,11 +32,11 @@ pub async fn poll_loop(state: AppState, mut stop: watch::Receiver<bool>) {
         if pause(&mut stop, look_every).await {
             return;
         }
-        if !may_work(&state) {
+        if !state.may_work() {
             continue;
         }
         let due = match queue::claim_polls(
-            &state.store,
+            state.store(),
             &state.node_id(),
             POLL_LEASE.as_millis() as i64,
             POLLS_PER_LOOK,
@@ -50,12 +50,12 @@ pub async fn poll_loop(state: AppState, mut stop: watch::Receiver<bool>) {
             }
         };
         let node_id = state.node_id();
-        let next_ms = state.config.git.poll_interval.as_millis() as i64;
+        let next_ms = state.config().git.poll_interval.as_millis() as i64;
         futures::stream::iter(due)
             .for_each_concurrent(CONCURRENT_POLLS, |builder| {
                 let (state, node_id) = (state.clone(), node_id.clone());
                 async move {
-                    let error = match remote::check(&state.store, &builder).await {
+                    let error = match remote::check(state.store(), &builder).await {
                         Ok(_) => None,
                         Err(e) => {
                             tracing::warn!(builder = %builder.name, source = %builder.source, error = %e, "git builder poll failed");
@@ -63,7 +63,7 @@ pub async fn poll_loop(state: AppState, mut stop: watch::Receiver<bool>) {
                         }
                     };
                     if let Err(e) = queue::finish_poll(
-                        &state.store,
+                        state.store(),
                         builder.id,
                         &node_id,
                         next_ms,

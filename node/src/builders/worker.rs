@@ -11,10 +11,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::Node;
 use super::queue::{self, Claimed};
 use super::toolchain::{self, BuildLog, BuildSpec, Limits, ToolError};
-use crate::cluster::NodeStatus;
-use crate::http::AppState;
 use crate::ingest::{self, BeforeCommit, IngestError};
 use crate::store::Change;
 
@@ -31,9 +30,9 @@ pub struct Runtime {
 
 impl Runtime {
     /// Starts the workers, the poller and the reaper.
-    pub fn start(state: AppState) -> Arc<Self> {
-        let scratch_root = state.config.data_dir.join("builds");
-        let stale_after = state.config.git.build_timeout + state.config.git.lease_duration;
+    pub fn start(state: Node) -> Arc<Self> {
+        let scratch_root = state.config().data_dir.join("builds");
+        let stale_after = state.config().git.build_timeout + state.config().git.lease_duration;
         tokio::task::spawn_blocking(move || {
             let removed = toolchain::remove_stale_scratch(&scratch_root, stale_after);
             if removed > 0 {
@@ -45,7 +44,7 @@ impl Runtime {
         });
         let (stop, _) = watch::channel(false);
         let mut tasks = Vec::new();
-        for slot in 0..state.config.git.build_concurrency {
+        for slot in 0..state.config().git.build_concurrency {
             tasks.push(tokio::spawn(work(state.clone(), slot, stop.subscribe())));
         }
         tasks.push(tokio::spawn(super::poller::poll_loop(
@@ -72,14 +71,8 @@ impl Runtime {
     }
 }
 
-/// Whether this node may start work: Online (not Starting, Offline, draining or refused) and
-/// serving.
-pub fn may_work(state: &AppState) -> bool {
-    state.status.get() == NodeStatus::Online && state.serving.load(Ordering::Acquire)
-}
-
-fn lease_ms(state: &AppState) -> i64 {
-    state.config.git.lease_duration.as_millis() as i64
+fn lease_ms(state: &Node) -> i64 {
+    state.config().git.lease_duration.as_millis() as i64
 }
 
 /// Sleeps `wait`, or less when the node stops; true when it stops.
@@ -91,18 +84,18 @@ pub async fn pause(stop: &mut watch::Receiver<bool>, wait: Duration) -> bool {
     stopped || *stop.borrow()
 }
 
-async fn work(state: AppState, slot: usize, mut stop: watch::Receiver<bool>) {
+async fn work(state: Node, slot: usize, mut stop: watch::Receiver<bool>) {
     loop {
         if *stop.borrow() {
             return;
         }
-        if !may_work(&state) {
+        if !state.may_work() {
             if pause(&mut stop, IDLE).await {
                 return;
             }
             continue;
         }
-        match queue::claim(&state.store, &state.node_id(), lease_ms(&state)).await {
+        match queue::claim(state.store(), &state.node_id(), lease_ms(&state)).await {
             Ok(Some(claimed)) => run_one(&state, claimed, stop.clone()).await,
             Ok(None) => {
                 if pause(&mut stop, IDLE).await {
@@ -110,7 +103,7 @@ async fn work(state: AppState, slot: usize, mut stop: watch::Receiver<bool>) {
                 }
             }
             Err(e) => {
-                state.store.health().observe_error(&e);
+                state.store().health().observe_error(&e);
                 tracing::warn!(slot, error = %e, "cannot look at the build queue");
                 if pause(&mut stop, Duration::from_secs(1)).await {
                     return;
@@ -148,13 +141,13 @@ impl BeforeCommit for MarkSucceeded<'_> {
     }
 }
 
-async fn run_one(state: &AppState, claimed: Claimed, mut node_stop: watch::Receiver<bool>) {
+async fn run_one(state: &Node, claimed: Claimed, mut node_stop: watch::Receiver<bool>) {
     let Claimed {
         build,
         builder,
         lease_token,
     } = claimed;
-    let telemetry = &state.telemetry;
+    let telemetry = state.telemetry();
     telemetry.git_builds_running.inc();
     let (build_stop, build_stop_rx) = watch::channel(false);
     let lease_lost = Arc::new(AtomicBool::new(false));
@@ -167,7 +160,7 @@ async fn run_one(state: &AppState, claimed: Claimed, mut node_stop: watch::Recei
             lease_lost.clone(),
             shutting_down.clone(),
         );
-        let every = state.config.git.lease_duration / 3;
+        let every = state.config().git.lease_duration / 3;
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -178,7 +171,7 @@ async fn run_one(state: &AppState, claimed: Claimed, mut node_stop: watch::Recei
                         return;
                     }
                 }
-                match queue::renew(&state.store, build_id, &token, lease_ms(&state)).await {
+                match queue::renew(state.store(), build_id, &token, lease_ms(&state)).await {
                     Ok(true) => {}
                     Ok(false) => {
                         lost.store(true, Ordering::Release);
@@ -219,15 +212,15 @@ async fn run_one(state: &AppState, claimed: Claimed, mut node_stop: watch::Recei
         kind: builder.source_kind,
     };
     let limits = Limits {
-        timeout: state.config.git.build_timeout,
-        max_output_bytes: state.config.git.max_output_bytes,
+        timeout: state.config().git.build_timeout,
+        max_output_bytes: state.config().git.max_output_bytes,
     };
-    let scratch_root = state.config.data_dir.join("builds");
+    let scratch_root = state.config().data_dir.join("builds");
     let built = toolchain::build(&spec, limits, &scratch_root, build_stop_rx, &mut log).await;
 
     let outcome = match built {
         Err(ToolError::Stopped) if shutting_down.load(Ordering::Acquire) => {
-            match queue::hand_back(&state.store, build.id, &lease_token).await {
+            match queue::hand_back(state.store(), build.id, &lease_token).await {
                 Ok(true) => tracing::info!(build = build.id, "handed a build back to the queue"),
                 Ok(false) => {}
                 Err(e) => {
@@ -242,7 +235,7 @@ async fn run_one(state: &AppState, claimed: Claimed, mut node_stop: watch::Recei
         }
         Err(e) => Some((e.to_string(), None)),
         Ok(products) => {
-            let source = match state.store.source_by_name(&builder.source).await {
+            let source = match state.store().source_by_name(&builder.source).await {
                 Ok(Some(source)) => source,
                 Ok(None) => {
                     keeper.abort();
@@ -265,9 +258,9 @@ async fn run_one(state: &AppState, claimed: Claimed, mut node_stop: watch::Recei
                 &build.commit_sha[..build.commit_sha.len().min(12)]
             );
             let published = ingest::ingest_products(
-                &state.store,
-                &state.blobs,
-                &state.config.limits,
+                state.store(),
+                state.blobs(),
+                &state.config().limits,
                 &source,
                 products,
                 &description,
@@ -281,8 +274,8 @@ async fn run_one(state: &AppState, claimed: Claimed, mut node_stop: watch::Recei
             log.note(log_text.trim_end());
             match published {
                 Ok(done) => {
-                    state.store.health().mark_available();
-                    state.head.advance(done.tx);
+                    state.store().health().mark_available();
+                    state.published(done.tx);
                     tracing::info!(build = build.id, builder = %builder.name, version = %done.version, tx = done.tx, "git build published");
                     telemetry.count_git_build("succeeded");
                     None
@@ -294,7 +287,7 @@ async fn run_one(state: &AppState, claimed: Claimed, mut node_stop: watch::Recei
                 Err(IngestError::Store(e)) if e.is_unavailable() => {
                     // Whether it committed is unknown: the row says. If it did not, the lease
                     // expires and the build runs again; it can never publish twice.
-                    state.store.health().observe_error(&e);
+                    state.store().health().observe_error(&e);
                     tracing::warn!(build = build.id, error = %e, "the database went away while publishing a build");
                     None
                 }
@@ -306,7 +299,16 @@ async fn run_one(state: &AppState, claimed: Claimed, mut node_stop: watch::Recei
     if let Some((error, version)) = outcome {
         log.note(&format!("# failed: {error}"));
         let text = log.into_text();
-        match queue::fail(&state.store, build.id, &lease_token, version, &error, &text).await {
+        match queue::fail(
+            state.store(),
+            build.id,
+            &lease_token,
+            version,
+            &error,
+            &text,
+        )
+        .await
+        {
             Ok(true) => {
                 tracing::info!(build = build.id, builder = %builder.name, %error, "git build failed");
                 telemetry.count_git_build("failed");
@@ -326,16 +328,16 @@ async fn run_one(state: &AppState, claimed: Claimed, mut node_stop: watch::Recei
 }
 
 /// Re-queues builds whose lease expired, every third of the lease, on every node (idempotent).
-async fn reap_loop(state: AppState, mut stop: watch::Receiver<bool>) {
-    let every = (state.config.git.lease_duration / 3).max(Duration::from_millis(100));
+async fn reap_loop(state: Node, mut stop: watch::Receiver<bool>) {
+    let every = (state.config().git.lease_duration / 3).max(Duration::from_millis(100));
     loop {
         if pause(&mut stop, every).await {
             return;
         }
-        if !may_work(&state) {
+        if !state.may_work() {
             continue;
         }
-        match queue::reap_expired(&state.store).await {
+        match queue::reap_expired(state.store()).await {
             Ok((0, 0)) => {}
             Ok((requeued, failed)) => {
                 tracing::warn!(

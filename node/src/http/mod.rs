@@ -108,6 +108,31 @@ impl NodeState {
     }
 }
 
+impl crate::builders::BuilderSide for NodeState {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn store(&self) -> &Store {
+        &self.store
+    }
+    fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+    fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+    fn node_id(&self) -> String {
+        NodeState::node_id(self)
+    }
+    fn may_work(&self) -> bool {
+        self.status.get() == NodeStatus::Online
+            && self.serving.load(std::sync::atomic::Ordering::Acquire)
+    }
+    fn published(&self, tx: i64) {
+        self.head.advance(tx);
+    }
+}
+
 impl crate::cluster::NodeSide for NodeState {
     fn config(&self) -> &Config {
         &self.config
