@@ -5,6 +5,7 @@ pub mod checkers;
 pub mod checklist;
 pub mod cli;
 pub mod commands;
+pub mod corpus_cache;
 pub mod error;
 pub mod infra;
 pub mod nemesis;
@@ -19,6 +20,7 @@ pub async fn execute(cli: cli::Cli) -> u8 {
         cli::Command::Scenario(args) => commands::scenario::run(*args).await,
         cli::Command::Drill(args) => commands::drill::run(*args).await,
         cli::Command::Check(args) => commands::check::run(*args).await,
+        cli::Command::CorpusCache { action, dir } => commands::corpus_cache::run(action, dir),
         cli::Command::Report { dir } => commands::report::rerender(&dir).map(|record| {
             println!("report: {}", dir.join("report.html").display());
             println!("verdict: {}", record.verdict.as_str().to_uppercase());

@@ -39,6 +39,9 @@ pub struct InfraPlan {
     pub node_config_extra: String,
     /// Keep the cluster's work directory here after the run.
     pub keep_work_dir: Option<PathBuf>,
+    /// The corpus cache directory: restore the seeded corpus from it, or save it there after
+    /// seeding. `None`: upload every run.
+    pub corpus_cache: Option<PathBuf>,
 }
 
 /// One run, fully described.

@@ -148,6 +148,7 @@ pub fn plan(args: &CheckArgs) -> Result<CheckPlan, HarnessError> {
             synchronous_replication: true,
             node_config_extra: CHECK_NODE_CONFIG.into(),
             keep_work_dir: args.keep_work_dir.clone(),
+            corpus_cache: None,
         },
         options: ChecklistOptions {
             shared_storage_within: within,

@@ -2,6 +2,7 @@
 //! the typed [`crate::plan::RunPlan`] the run takes.
 
 pub mod check;
+pub mod corpus_cache;
 pub mod drill;
 pub mod plan;
 pub mod report;

@@ -43,6 +43,7 @@ fn plan(nodes: usize) -> CheckPlan {
             synchronous_replication: true,
             node_config_extra: check_command::CHECK_NODE_CONFIG.into(),
             keep_work_dir: None,
+            corpus_cache: None,
         },
         options: ChecklistOptions::default(),
     }

@@ -31,6 +31,7 @@ fn start(work_dir: Option<PathBuf>) -> LocalCluster {
         ready_timeout: Duration::from_secs(60),
         reason: "integration test".into(),
         synchronous: true,
+        corpus_cache: None,
     };
     let began = Instant::now();
     let cluster = local::start(options).expect("local cluster starts");
