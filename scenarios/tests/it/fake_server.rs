@@ -278,11 +278,11 @@ async fn python_file(
 }
 
 async fn packages_rds(State(shared): State<Arc<Shared>>, Path(_repo): Path<String>) -> Response {
-    let inner = shared.inner.lock().unwrap();
-    if inner.faults.no_packages_rds {
+    if shared.inner.lock().unwrap().faults.no_packages_rds {
         return StatusCode::NOT_FOUND.into_response();
     }
     shared.hit("packages");
+    let inner = shared.inner.lock().unwrap();
     if let Some(status) = inner.faults.packages_status {
         return StatusCode::from_u16(status).unwrap().into_response();
     }
