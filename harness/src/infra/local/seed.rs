@@ -35,7 +35,7 @@ pub fn dump_database(
     database_url: &str,
     to: &Path,
 ) -> Result<(), InfraError> {
-    let mut launch = Launch::new("pg_dump", &pg_bin.join("pg_dump"), "")
+    let mut launch = Launch::new("pg_dump", pg_bin.join("pg_dump"), "")
         .arg("--format=custom")
         .arg("--no-owner")
         .arg("--no-privileges")
@@ -62,7 +62,7 @@ pub fn restore_database(
     database_url: &str,
     entry: &Path,
 ) -> Result<(), InfraError> {
-    let launch = Launch::new("pg_restore", &pg_bin.join("pg_restore"), "")
+    let launch = Launch::new("pg_restore", pg_bin.join("pg_restore"), "")
         .arg("--no-owner")
         .arg("--no-privileges")
         .arg("--exit-on-error")
