@@ -256,7 +256,11 @@ fn corpus_line(config: &serde_json::Value) -> Option<String> {
     let n = |k: &str| s.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
     let f = |k: &str| s.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
     let mut line = format!(
-        "{} Python packages ({} versions, {} files; {} with compiled wheels) and {} R packages          ({} versions, {} files); {:.1} MB drawn; sizes log-normal, median {} B, σ {:.2}, at most {} B",
+        concat!(
+            "{} Python packages ({} versions, {} files; {} with compiled wheels) and {} R ",
+            "packages ({} versions, {} files); {:.1} MB drawn; sizes log-normal, median {} B, ",
+            "σ {:.2}, at most {} B"
+        ),
         n("python_packages"),
         n("python_versions"),
         n("python_files"),
