@@ -46,6 +46,32 @@ pub enum Command {
         #[arg(long = "thresholds")]
         thresholds_file: Option<PathBuf>,
     },
+    /// List or clear the corpus cache (seeded clusters saved for later runs).
+    CorpusCache {
+        #[arg(value_enum)]
+        action: CorpusCacheAction,
+        /// The cache directory; default $PKGCLUSTER_CORPUS_CACHE, else
+        /// $XDG_CACHE_HOME/pkgcluster/corpus, else ~/.cache/pkgcluster/corpus.
+        #[arg(long = "corpus-cache")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CorpusCacheAction {
+    /// One line per entry: key, corpus, files, bytes, seeding time.
+    List,
+    /// Remove every entry.
+    Clear,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CorpusChoice {
+    /// 200 packages, one or two versions each, pure wheels: seeds in seconds.
+    Small,
+    /// CRAN's ~21,000 R packages and the whole PyPI list, several versions, compiled wheels for
+    /// five CPython versions; seeded once and restored from the corpus cache afterwards.
+    Realistic,
 }
 
 /// A fraction given as `10%` or `0.1`.
@@ -233,18 +259,29 @@ pub struct LoadArgs {
     /// Peak-to-mean ratio of the diurnal arrival curve.
     #[arg(long, default_value_t = 2.5)]
     pub peak_to_mean: f64,
-    /// Share of installs (and packages) that are R.
-    #[arg(long, default_value_t = 0.5)]
-    pub r_share: f64,
-    /// Packages in the generated corpus (both ecosystems).
-    #[arg(long, default_value_t = 200)]
-    pub packages: usize,
-    /// Median package file size, bytes.
-    #[arg(long, default_value_t = 100_000)]
-    pub size_median_bytes: u64,
-    /// Largest package file, bytes.
-    #[arg(long, default_value_t = 20 * 1024 * 1024)]
-    pub size_max_bytes: u64,
+    /// The corpus shape; the flags below override single parts of it.
+    #[arg(long, value_enum, default_value = "realistic")]
+    pub corpus: CorpusChoice,
+    /// Share of installs (and packages) that are R (small: 0.5; realistic: packages as on
+    /// CRAN and the PyPI list, installs half and half).
+    #[arg(long)]
+    pub r_share: Option<f64>,
+    /// Packages in the generated corpus (both ecosystems) (small: 200; realistic: ~36,000).
+    #[arg(long)]
+    pub packages: Option<usize>,
+    /// Median package file size, bytes (small: 100000; realistic: 6400).
+    #[arg(long)]
+    pub size_median_bytes: Option<u64>,
+    /// Largest package file, bytes (small: 20 MiB; realistic: 5 MiB).
+    #[arg(long)]
+    pub size_max_bytes: Option<u64>,
+    /// The corpus cache directory (used for every corpus when given; by default only the
+    /// realistic corpus is cached, under ~/.cache/pkgcluster/corpus).
+    #[arg(long, conflicts_with = "no_corpus_cache")]
+    pub corpus_cache: Option<PathBuf>,
+    /// Seed the cluster by uploading, and save nothing.
+    #[arg(long)]
+    pub no_corpus_cache: bool,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// goose users; by default sized from the peak rate by Little's law.

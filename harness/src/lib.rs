@@ -5,6 +5,7 @@ pub mod checkers;
 pub mod checklist;
 pub mod cli;
 pub mod commands;
+pub mod corpus_cache;
 pub mod error;
 pub mod gate;
 pub mod infra;
@@ -28,6 +29,7 @@ pub async fn execute(cli: cli::Cli) -> u8 {
             thresholds,
             thresholds_file,
         } => commands::report::run(&dir, &thresholds, thresholds_file.as_deref()),
+        cli::Command::CorpusCache { action, dir } => commands::corpus_cache::run(action, dir),
     };
     match result {
         Ok(code) => code,

@@ -42,6 +42,9 @@ pub struct InfraPlan {
     pub keep_work_dir: Option<PathBuf>,
     /// A Git server and the Git sources (the git-builders workload; local provider only).
     pub git_server: bool,
+    /// The corpus cache directory: restore the seeded corpus from it, or save it there after
+    /// seeding. `None`: upload every run.
+    pub corpus_cache: Option<PathBuf>,
 }
 
 /// One run, fully described.

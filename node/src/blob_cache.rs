@@ -32,6 +32,17 @@ impl BlobCache {
         self.max_file_bytes > 0 && size_bytes <= self.max_file_bytes
     }
 
+    /// Bytes and files held now (after pending evictions are applied), for `/metrics`.
+    pub async fn size(&self) -> (u64, u64) {
+        self.cache.run_pending_tasks().await;
+        (self.cache.weighted_size(), self.cache.entry_count())
+    }
+
+    /// The bytes this cache may hold.
+    pub fn capacity_bytes(&self) -> u64 {
+        self.cache.policy().max_capacity().unwrap_or(0)
+    }
+
     /// The whole file, from memory or read once from storage. The flag says whether it was cached.
     pub async fn get(&self, blobs: &Blobs, sha256: &str) -> Result<(Bytes, bool), Arc<BlobError>> {
         if let Some(bytes) = self.cache.get(sha256).await {

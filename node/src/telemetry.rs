@@ -1,5 +1,7 @@
 //! Prometheus metrics served at `/metrics`: requests and latency by route, index cache hits,
-//! uploads and downloads, git builds.
+//! the blob cache (lookups by result, bytes and files held, capacity; how long a file took to
+//! reach the node, from memory or from storage — cold S3 reads apart from warm ones), uploads,
+//! downloads and git builds.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -40,6 +42,18 @@ pub struct Telemetry {
     pub git_builds_running: Gauge,
     /// Git builds finished on this node, by result.
     pub git_builds: Family<ResultLabels, Counter>,
+    /// Bytes and files the blob cache holds, and its capacity; set at each scrape.
+    pub blob_cache_bytes: Gauge,
+    pub blob_cache_files: Gauge,
+    pub blob_cache_capacity_bytes: Gauge,
+    /// Time until a served file's bytes were in hand, by where they came from: `memory` (a
+    /// cache hit), `storage` (a miss: a cold read from S3 or the shared directory).
+    pub blob_fetch: Family<FetchLabels, Histogram>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FetchLabels {
+    pub from: String,
 }
 
 impl Default for Telemetry {
@@ -71,6 +85,12 @@ impl Default for Telemetry {
             "Git builds finished on this node, by result",
             git_builds.clone(),
         );
+        let blob_cache_bytes = Gauge::default();
+        let blob_cache_files = Gauge::default();
+        let blob_cache_capacity_bytes = Gauge::default();
+        let blob_fetch = Family::<FetchLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.00001, 2.0, 22))
+        });
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -93,6 +113,26 @@ impl Default for Telemetry {
         );
         registry.register("uploads", "Uploads by result", uploads.clone());
         registry.register("downloads", "Package files served", downloads.clone());
+        registry.register(
+            "blob_cache_bytes",
+            "Bytes of package files held in memory",
+            blob_cache_bytes.clone(),
+        );
+        registry.register(
+            "blob_cache_files",
+            "Package files held in memory",
+            blob_cache_files.clone(),
+        );
+        registry.register(
+            "blob_cache_capacity_bytes",
+            "Bytes the package file cache may hold",
+            blob_cache_capacity_bytes.clone(),
+        );
+        registry.register(
+            "blob_fetch_duration_seconds",
+            "Time until a served file's bytes were in hand, from memory or from storage",
+            blob_fetch.clone(),
+        );
         Self {
             registry,
             requests,
@@ -104,6 +144,10 @@ impl Default for Telemetry {
             git_builds_queued,
             git_builds_running,
             git_builds,
+            blob_cache_bytes,
+            blob_cache_files,
+            blob_cache_capacity_bytes,
+            blob_fetch,
         }
     }
 }
@@ -125,6 +169,22 @@ impl Telemetry {
                 result: result.into(),
             })
             .inc();
+    }
+
+    /// Sets the blob cache gauges (called at each scrape).
+    pub fn set_blob_cache_size(&self, bytes: u64, files: u64, capacity_bytes: u64) {
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.blob_cache_bytes.set(gauge(bytes));
+        self.blob_cache_files.set(gauge(files));
+        self.blob_cache_capacity_bytes.set(gauge(capacity_bytes));
+    }
+
+    /// Records how long a file took to reach the node, from memory or from storage.
+    pub fn observe_blob_fetch(&self, hit: bool, seconds: f64) {
+        let from = if hit { "memory" } else { "storage" };
+        self.blob_fetch
+            .get_or_create(&FetchLabels { from: from.into() })
+            .observe(seconds);
     }
 
     pub fn count_blob_cache(&self, hit: bool) {

@@ -55,6 +55,8 @@ pub struct RepoView {
     /// R: `PACKAGES` and its gzip, newest version of each package.
     pub packages: Bytes,
     pub packages_gz: Bytes,
+    /// R: `PACKAGES.rds`, what R 4.x asks for first; empty when it could not be built.
+    pub packages_rds: Bytes,
     /// R: newest version's tarball by file name.
     pub current: HashMap<String, PackageFile>,
     /// R: older versions by (package, file name).
@@ -84,6 +86,7 @@ impl RepoView {
             files: HashMap::new(),
             packages: Bytes::new(),
             packages_gz: Bytes::new(),
+            packages_rds: Bytes::new(),
             current: HashMap::new(),
             archive: HashMap::new(),
         };
@@ -136,6 +139,11 @@ impl RepoView {
                 fields: &f.metadata.index_fields,
             })
             .collect();
+        match cran::packages_rds(&entries) {
+            Ok(rds) => self.packages_rds = Bytes::from(rds),
+            // Only past 2^31 cells; R then falls back to `PACKAGES.gz`, as with a 404.
+            Err(e) => tracing::warn!(repo = %self.repo.name, "PACKAGES.rds not built: {e}"),
+        }
         let text = cran::packages_file(&entries);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         // Writing to a Vec cannot fail.

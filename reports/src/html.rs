@@ -133,6 +133,10 @@ struct ReportPage<'a> {
     warnings: Vec<String>,
     node_requests: Vec<(String, u64, String)>,
     infra: &'a InfraInfo,
+    /// The corpus the run used, in one line (runs compare only on the same corpus).
+    corpus: Option<String>,
+    /// Each node's blob cache at the end: (node, hit ratio, held).
+    blob_caches: Vec<(String, String, String)>,
     config_json: String,
     charts: ChartSet,
     git: Option<GitSection>,
@@ -283,6 +287,8 @@ pub fn render(record: &RunRecord) -> Result<String, ReportError> {
             .collect(),
         node_requests,
         infra: &record.meta.infra,
+        corpus: corpus_line(&record.meta.config),
+        blob_caches: blob_cache_rows(&record.meta.config),
         config_json: serde_json::to_string_pretty(&record.meta.config)
             .unwrap_or_else(|_| record.meta.config.to_string()),
         charts,
@@ -290,6 +296,69 @@ pub fn render(record: &RunRecord) -> Result<String, ReportError> {
         generator: format!("reports {}", env!("CARGO_PKG_VERSION")),
     };
     Ok(page.render()?)
+}
+
+/// "36,000 packages (…)" from the run config's `corpus_stats` and `corpus_seeding`.
+fn corpus_line(config: &serde_json::Value) -> Option<String> {
+    let s = config.get("corpus_stats")?;
+    let n = |k: &str| s.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let f = |k: &str| s.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+    let mut line = format!(
+        concat!(
+            "{} Python packages ({} versions, {} files; {} with compiled wheels) and {} R ",
+            "packages ({} versions, {} files); {:.1} MB drawn; sizes log-normal, median {} B, ",
+            "σ {:.2}, at most {} B"
+        ),
+        n("python_packages"),
+        n("python_versions"),
+        n("python_files"),
+        n("python_packages_with_compiled_wheels"),
+        n("r_packages"),
+        n("r_versions"),
+        n("r_files"),
+        n("bytes") as f64 / 1e6,
+        n("size_median_bytes"),
+        f("size_sigma"),
+        n("size_max_bytes"),
+    );
+    if let Some(seeding) = config.get("corpus_seeding") {
+        let how = seeding.get("how").and_then(|v| v.as_str()).unwrap_or("?");
+        let secs = |k: &str| seeding.get(k).and_then(serde_json::Value::as_f64);
+        match (how, secs("restore_seconds"), secs("seed_seconds")) {
+            ("restored", Some(restore), Some(seed)) => line.push_str(&format!(
+                "; restored from the corpus cache in {restore:.1} s (seeding took {seed:.1} s)"
+            )),
+            (_, _, Some(seed)) => line.push_str(&format!("; uploaded in {seed:.1} s")),
+            _ => {}
+        }
+    }
+    Some(line)
+}
+
+/// (node, hit ratio, bytes and files held) from the run config's `blob_cache`.
+fn blob_cache_rows(config: &serde_json::Value) -> Vec<(String, String, String)> {
+    let Some(caches) = config.get("blob_cache").and_then(|v| v.as_array()) else {
+        return Vec::new();
+    };
+    caches
+        .iter()
+        .map(|c| {
+            let n = |k: &str| c.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+            let ratio = c
+                .get("hit_ratio")
+                .and_then(serde_json::Value::as_f64)
+                .map(|r| format!("{:.1} % of {} lookups", r * 100.0, n("hits") + n("misses")))
+                .unwrap_or_else(|| "no lookups".into());
+            let held = format!(
+                "{:.1} MB in {} files (capacity {:.0} MB)",
+                n("bytes") as f64 / 1e6,
+                n("files"),
+                n("capacity_bytes") as f64 / 1e6
+            );
+            let node = c.get("node").and_then(|v| v.as_str()).unwrap_or("?");
+            (node.to_string(), ratio, held)
+        })
+        .collect()
 }
 
 fn stat(label: &'static str, value: String, bad: bool) -> Stat {

@@ -149,6 +149,7 @@ pub fn plan(args: &CheckArgs) -> Result<CheckPlan, HarnessError> {
             node_config_extra: CHECK_NODE_CONFIG.into(),
             keep_work_dir: args.keep_work_dir.clone(),
             git_server: false,
+            corpus_cache: None,
         },
         options: ChecklistOptions {
             shared_storage_within: within,

@@ -6,6 +6,7 @@ use crate::error::HarnessError;
 /// Runs the drill end to end and returns the exit code.
 pub async fn run(args: DrillArgs) -> Result<u8, HarnessError> {
     let plan = super::plan::drill(&args)?;
-    let infra = super::scenario::start_infra(&plan.infra).await?;
+    let infra =
+        super::scenario::start_infra_with_corpus(&plan.infra, Some(&plan.reads.corpus)).await?;
     super::scenario::execute(&plan, infra, args.load.out.clone()).await
 }

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod compare;
+pub mod corpus_cache;
 pub mod drill;
 pub mod gate;
 pub mod plan;

@@ -7,15 +7,15 @@ use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 use reports::ThresholdSet;
 use scenarios::arrival::{ArrivalPlan, DiurnalCurve};
-use scenarios::corpus::CorpusConfig;
+use scenarios::corpus::{CorpusConfig, CorpusPreset};
 use scenarios::load_model::DailyInstallsConfig;
 use scenarios::writes::WriterConfig;
 
 use crate::checkers::CheckerKind;
 use crate::checkers::availability::AvailabilityLimits;
 use crate::cli::{
-    DrillArgs, DrillName, GitBuilderArgs, InfraChoice, LoadArgs, Replay, Replication, ScenarioArgs,
-    ScenarioName, Workload,
+    CorpusChoice, DrillArgs, DrillName, GitBuilderArgs, InfraChoice, LoadArgs, Replay, Replication,
+    ScenarioArgs, ScenarioName, Workload,
 };
 use crate::error::HarnessError;
 use crate::nemesis::{FailoverPolicy, Fault, NemesisPlan, ScheduledFault};
@@ -334,6 +334,18 @@ fn infra(load: &LoadArgs, synchronous: bool, node_config_extra: String) -> Infra
         node_config_extra,
         keep_work_dir: load.keep_work_dir.clone(),
         git_server: false,
+        corpus_cache: corpus_cache(load),
+    }
+}
+
+/// The corpus cache directory: `--corpus-cache DIR`, else the default one for the realistic
+/// corpus (small corpora seed in seconds), never with `--no-corpus-cache`.
+fn corpus_cache(load: &LoadArgs) -> Option<std::path::PathBuf> {
+    match (&load.corpus_cache, load.no_corpus_cache, load.corpus) {
+        (_, true, _) => None,
+        (Some(dir), false, _) => Some(dir.clone()),
+        (None, false, CorpusChoice::Realistic) => Some(crate::corpus_cache::default_dir()),
+        (None, false, CorpusChoice::Small) => None,
     }
 }
 
@@ -356,14 +368,21 @@ fn reads(args: &LoadArgs, duration: Duration) -> DailyInstallsConfig {
         ..arrival.curve
     };
     arrival.seed = args.seed;
+    let preset = match args.corpus {
+        CorpusChoice::Small => CorpusPreset::Small,
+        CorpusChoice::Realistic => CorpusPreset::Realistic,
+    };
+    let base = preset.config();
     DailyInstallsConfig {
         corpus: CorpusConfig {
-            packages: args.packages,
-            r_share: args.r_share,
-            size_median_bytes: args.size_median_bytes,
-            size_max_bytes: args.size_max_bytes,
+            packages: args.packages.unwrap_or(base.packages),
+            r_share: args.r_share.unwrap_or(base.r_share),
+            // An explicit R share sets both shares, as it always did.
+            install_r_share: args.r_share.or(base.install_r_share),
+            size_median_bytes: args.size_median_bytes.unwrap_or(base.size_median_bytes),
+            size_max_bytes: args.size_max_bytes.unwrap_or(base.size_max_bytes),
             seed: args.seed,
-            ..CorpusConfig::default()
+            ..base
         },
         arrival,
         users: args.users,

@@ -19,7 +19,7 @@ pub async fn run(args: ScenarioArgs) -> Result<u8, HarnessError> {
     let plan = super::plan::scenario(&args)?;
     let infra = match &args.target {
         Some(url) => Box::new(target(&args, url).await?) as Box<dyn Infra>,
-        None => start_infra(&plan.infra).await?,
+        None => start_infra_with_corpus(&plan.infra, Some(&plan.reads.corpus)).await?,
     };
     execute(&plan, infra, args.load.out.clone()).await
 }
@@ -175,8 +175,18 @@ fn one_screen_summary(summary: &reports::summary::Summary) -> String {
     )
 }
 
-/// Starts the infrastructure the plan asks for.
+/// Starts the infrastructure the plan asks for, with no corpus cache.
 pub async fn start_infra(plan: &InfraPlan) -> Result<Box<dyn Infra>, HarnessError> {
+    start_infra_with_corpus(plan, None).await
+}
+
+/// Starts the infrastructure the plan asks for. With `corpus` and a corpus cache in the plan,
+/// the provider restores that corpus when the cache holds an entry of its key (and the run
+/// saves one after seeding otherwise); entries are per provider.
+pub async fn start_infra_with_corpus(
+    plan: &InfraPlan,
+    corpus: Option<&scenarios::corpus::CorpusConfig>,
+) -> Result<Box<dyn Infra>, HarnessError> {
     let reason = match plan.kind {
         InfraKind::Local => "--infra local".to_string(),
         // The Git server runs as a local process only, so far.
@@ -192,7 +202,7 @@ pub async fn start_infra(plan: &InfraPlan) -> Result<Box<dyn Infra>, HarnessErro
         }
         InfraKind::Docker => {
             let pkgnode = ensure_pkgnode()?;
-            return start_docker(plan, pkgnode, "--infra docker".into()).await;
+            return start_docker(plan, corpus, pkgnode, "--infra docker".into()).await;
         }
         InfraKind::Auto => match infra::docker::available() {
             Ok(version) => {
@@ -200,7 +210,7 @@ pub async fn start_infra(plan: &InfraPlan) -> Result<Box<dyn Infra>, HarnessErro
                 let reason = format!(
                     "auto: docker {version} answers and the pkgcluster images exist or can be built"
                 );
-                match start_docker(plan, pkgnode, reason).await {
+                match start_docker(plan, corpus, pkgnode, reason).await {
                     Ok(cluster) => return Ok(cluster),
                     Err(HarnessError::Interrupted) => return Err(HarnessError::Interrupted),
                     Err(error) => {
@@ -215,9 +225,11 @@ pub async fn start_infra(plan: &InfraPlan) -> Result<Box<dyn Infra>, HarnessErro
         },
     };
     let pkgnode = ensure_pkgnode()?;
+    let corpus_cache = corpus_cache(plan, corpus, &pkgnode, "local")?;
     let options = infra::local::LocalOptions {
         nodes: plan.nodes,
-        pkgnode_bin: pkgnode,
+        pkgnode_bin: pkgnode.clone(),
+        corpus_cache,
         work_dir: plan.keep_work_dir.clone(),
         node_config_extra: plan.node_config_extra.clone(),
         synchronous: plan.synchronous_replication,
@@ -239,6 +251,7 @@ pub async fn start_infra(plan: &InfraPlan) -> Result<Box<dyn Infra>, HarnessErro
 /// The docker provider, started on a blocking thread (it builds missing images first).
 async fn start_docker(
     plan: &InfraPlan,
+    corpus: Option<&scenarios::corpus::CorpusConfig>,
     pkgnode: PathBuf,
     reason: String,
 ) -> Result<Box<dyn Infra>, HarnessError> {
@@ -247,7 +260,9 @@ async fn start_docker(
             "--replication async runs on the local provider only (--infra local)".into(),
         ]));
     }
+    let corpus_cache = corpus_cache(plan, corpus, &pkgnode, "docker")?;
     let options = infra::docker::DockerOptions {
+        corpus_cache,
         nodes: plan.nodes,
         pkgnode_bin: pkgnode,
         node_config_extra: plan.node_config_extra.clone(),
@@ -264,6 +279,57 @@ async fn start_docker(
         }
         _ = tokio::signal::ctrl_c() => Err(HarnessError::Interrupted),
     }
+}
+
+/// The corpus cache and this run's key on `provider`, when the plan keeps a cache; says whether
+/// the run restores or seeds.
+fn corpus_cache(
+    plan: &InfraPlan,
+    corpus: Option<&scenarios::corpus::CorpusConfig>,
+    pkgnode: &Path,
+    provider: &str,
+) -> Result<
+    Option<(
+        crate::corpus_cache::CorpusCache,
+        crate::corpus_cache::CacheKey,
+    )>,
+    HarnessError,
+> {
+    let (Some(dir), Some(corpus)) = (&plan.corpus_cache, corpus) else {
+        return Ok(None);
+    };
+    let key = crate::corpus_cache::CacheKey::new(corpus, schema_version(pkgnode)?, provider);
+    let cache = crate::corpus_cache::CorpusCache::at(Some(dir.clone()));
+    match cache.lookup(&key) {
+        Some((entry, _)) => eprintln!("harness: restoring the corpus from {}", entry.display()),
+        None => eprintln!(
+            "harness: no corpus cache entry {} in {}: this run seeds it",
+            key.digest(),
+            dir.display()
+        ),
+    }
+    Ok(Some((cache, key)))
+}
+
+/// `pkgnode schema-version`: the schema a cached database must have been saved from.
+fn schema_version(pkgnode: &Path) -> Result<i64, HarnessError> {
+    let out = std::process::Command::new(pkgnode)
+        .arg("schema-version")
+        .output()
+        .map_err(|e| InfraError::Missing {
+            what: "pkgnode".into(),
+            detail: format!("{}: {e}", pkgnode.display()),
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().map_err(|_| {
+        HarnessError::Infra(InfraError::Failed {
+            what: format!("{} schema-version", pkgnode.display()),
+            detail: format!(
+                "printed {text:?} ({}); a pkgnode older than the corpus cache? rebuild it",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        })
+    })
 }
 
 /// Under cargo (`cargo run -p harness`), builds the release `pkgnode` so the one README

@@ -110,8 +110,10 @@ pub struct Tokens {
 
 /// Creates the sources, repos and subscriptions once (they live in the shared database) and
 /// issues upload tokens. `admin(step, args)` runs `pkgnode --config … ARGS` on one node's
-/// config and returns its standard output; `step` names the command for logs.
+/// config and returns its standard output; `step` names the command for logs. With
+/// `layout_exists` (a database restored from the corpus cache) only the tokens are issued.
 pub fn create_layout(
+    layout_exists: bool,
     admin: impl Fn(&str, &[&str]) -> Result<String, InfraError>,
 ) -> Result<Tokens, InfraError> {
     let create = |kind: &str, name: &str, kind_name: &str| {
@@ -147,12 +149,14 @@ pub fn create_layout(
                 detail: "printed no token".into(),
             })
     };
-    create("source", PYPI_SOURCE, "local-python")?;
-    create("repo", PYPI_REPO, "python")?;
-    subscribe(PYPI_REPO, PYPI_SOURCE)?;
-    create("source", CRAN_SOURCE, "local")?;
-    create("repo", CRAN_REPO, "r")?;
-    subscribe(CRAN_REPO, CRAN_SOURCE)?;
+    if !layout_exists {
+        create("source", PYPI_SOURCE, "local-python")?;
+        create("repo", PYPI_REPO, "python")?;
+        subscribe(PYPI_REPO, PYPI_SOURCE)?;
+        create("source", CRAN_SOURCE, "local")?;
+        create("repo", CRAN_REPO, "r")?;
+        subscribe(CRAN_REPO, CRAN_SOURCE)?;
+    }
     Ok(Tokens {
         pypi: token(PYPI_SOURCE)?,
         cran: token(CRAN_SOURCE)?,

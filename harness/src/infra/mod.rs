@@ -115,6 +115,16 @@ pub enum InfraError {
     Io(#[from] std::io::Error),
 }
 
+/// A corpus the cluster came up with, restored from the corpus cache.
+#[derive(Debug, Clone)]
+pub struct RestoredCorpus {
+    /// The cache entry.
+    pub entry: std::path::PathBuf,
+    pub manifest: crate::corpus_cache::Manifest,
+    /// Wall time of the restore (database and object store).
+    pub restore_seconds: f64,
+}
+
 /// A running cluster (or a handle on an existing one).
 pub trait Infra: Send + Sync {
     /// Provider name and what it runs, for the report.
@@ -151,6 +161,22 @@ pub trait Infra: Send + Sync {
             what: format!("git repository {name}"),
             detail: format!("the {} provider runs no Git server", self.info().provider),
         })
+    }
+
+    /// The corpus this cluster was started with, when it was restored from the corpus cache
+    /// (the run then uploads nothing). `None`: the cluster is empty.
+    fn restored_corpus(&self) -> Option<&RestoredCorpus> {
+        None
+    }
+
+    /// Saves the seeded state into the corpus cache this cluster was started with (the
+    /// provider fills in the object store's key); returns the entry, or `None` when this
+    /// provider or run keeps no cache.
+    fn save_corpus(
+        &self,
+        _manifest: crate::corpus_cache::Manifest,
+    ) -> Result<Option<std::path::PathBuf>, InfraError> {
+        Ok(None)
     }
 
     /// Stops everything this provider started and removes its files. Idempotent.

@@ -6,6 +6,7 @@
 //! [`Endpoints`] and [`Monitored`] processes.
 
 pub mod git_builders;
+pub mod node_metrics;
 pub mod node_share;
 pub mod observer;
 pub mod progress;
@@ -61,20 +62,9 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
     let corpus = Arc::new(Corpus::generate(&config.corpus)?);
     let client = http_client(Duration::from_secs(120)).map_err(HarnessError::Internal)?;
 
-    eprintln!(
-        "harness: publishing the corpus ({} packages) through {}",
-        config.corpus.packages, endpoints.base_url
-    );
-    let uploaded = upload(&client, &endpoints, &corpus).await?;
-    eprintln!(
-        "harness: published {} Python and {} R files ({:.1} MB) in {:.1} s",
-        uploaded.python_files,
-        uploaded.r_files,
-        uploaded.bytes as f64 / 1e6,
-        uploaded.elapsed.as_secs_f64()
-    );
-    // Every node must see the last upload before the first install is due.
-    wait_for_publication(&client, &endpoints, &corpus).await?;
+    let corpus_stats = corpus.stats();
+    let seeding = seed(infra, &client, &endpoints, &corpus, &corpus_stats).await?;
+    let uploaded = &seeding.uploaded;
     // A run on a cluster that breaks the HA rules cannot pass: the checklist before and after.
     let mut ha_checks = Vec::new();
     if plan.ha_checklist && infra.info().provider != "target" {
@@ -222,6 +212,21 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
     }
     events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
 
+    let blob_caches = node_metrics::read_all(&client, &endpoints.nodes).await;
+    for cache in &blob_caches {
+        eprintln!(
+            "harness: {} blob cache: {} hits, {} misses (hit ratio {}), {:.1} MB in {} files",
+            cache.node,
+            cache.hits,
+            cache.misses,
+            cache
+                .hit_ratio
+                .map(|r| format!("{:.1} %", r * 100.0))
+                .unwrap_or_else(|| "-".into()),
+            cache.bytes as f64 / 1e6,
+            cache.files
+        );
+    }
     if !ha_checks.is_empty() {
         ha_checks.push(ha_checklist(infra, "ha-checklist-at-end").await);
     }
@@ -246,6 +251,9 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
                 "description": model.description(),
                 "users": users,
                 "corpus": config.corpus,
+                "corpus_stats": corpus_stats,
+                "corpus_seeding": seeding.describe(),
+                "blob_cache": blob_caches,
                 "arrival": config.arrival,
                 "late_tolerance_ms": config.late_tolerance_ms,
                 "machine_cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -448,6 +456,123 @@ async fn upload(
         corpus,
     )
     .await?)
+}
+
+/// How the corpus reached the cluster.
+struct Seeding {
+    uploaded: daily_installs::UploadStats,
+    /// `uploaded` (this run), `restored` (from the corpus cache).
+    how: &'static str,
+    /// The cache entry restored from or saved to.
+    cache_entry: Option<std::path::PathBuf>,
+    /// Upload time (this run's or, when restored, the seeding run's).
+    seed_seconds: f64,
+    restore_seconds: Option<f64>,
+    save_seconds: Option<f64>,
+    /// From the start of the run to the corpus served by every node.
+    ready_seconds: f64,
+}
+
+impl Seeding {
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "how": self.how,
+            "cache_entry": self.cache_entry,
+            "seed_seconds": self.seed_seconds,
+            "restore_seconds": self.restore_seconds,
+            "save_seconds": self.save_seconds,
+            "ready_seconds": self.ready_seconds,
+        })
+    }
+}
+
+/// Puts the corpus into the cluster: restored already (the provider did it from the corpus
+/// cache), or uploaded now and then saved into the cache; either way, served by every node
+/// before it returns.
+async fn seed(
+    infra: &dyn Infra,
+    client: &reqwest::Client,
+    endpoints: &crate::infra::Endpoints,
+    corpus: &Corpus,
+    stats: &scenarios::corpus::CorpusStats,
+) -> Result<Seeding, HarnessError> {
+    let began = Instant::now();
+    if let Some(restored) = infra.restored_corpus() {
+        let m = &restored.manifest;
+        eprintln!(
+            "harness: corpus restored from the cache in {:.1} s ({} files, {:.1} MB; seeding it took {:.1} s)",
+            restored.restore_seconds,
+            m.uploaded_python_files + m.uploaded_r_files,
+            m.uploaded_bytes as f64 / 1e6,
+            m.seed_seconds
+        );
+        wait_for_publication(client, endpoints, corpus).await?;
+        return Ok(Seeding {
+            uploaded: daily_installs::UploadStats {
+                python_files: m.uploaded_python_files,
+                r_files: m.uploaded_r_files,
+                bytes: m.uploaded_bytes,
+                elapsed: Duration::ZERO,
+            },
+            how: "restored",
+            cache_entry: Some(restored.entry.clone()),
+            seed_seconds: m.seed_seconds,
+            restore_seconds: Some(restored.restore_seconds),
+            save_seconds: None,
+            ready_seconds: began.elapsed().as_secs_f64(),
+        });
+    }
+    eprintln!(
+        "harness: publishing the corpus ({} packages, {} files, {:.1} MB drawn) through {}",
+        stats.python_packages + stats.r_packages,
+        stats.files(),
+        stats.bytes as f64 / 1e6,
+        endpoints.base_url
+    );
+    let uploaded = upload(client, endpoints, corpus).await?;
+    eprintln!(
+        "harness: published {} Python and {} R files ({:.1} MB) in {:.1} s",
+        uploaded.python_files,
+        uploaded.r_files,
+        uploaded.bytes as f64 / 1e6,
+        uploaded.elapsed.as_secs_f64()
+    );
+    // Every node must see the last upload before the first install is due.
+    wait_for_publication(client, endpoints, corpus).await?;
+    let ready_seconds = began.elapsed().as_secs_f64();
+    let manifest = crate::corpus_cache::Manifest {
+        key: crate::corpus_cache::CacheKey::new(corpus.config(), 0, ""),
+        created_at: chrono::Utc::now(),
+        seed_seconds: uploaded.elapsed.as_secs_f64(),
+        save_seconds: 0.0,
+        stats: stats.clone(),
+        uploaded_python_files: uploaded.python_files,
+        uploaded_r_files: uploaded.r_files,
+        uploaded_bytes: uploaded.bytes,
+        s3_access_key: String::new(),
+        s3_secret_key: String::new(),
+        s3_version: String::new(),
+    };
+    // Blocking (a dump, file copies): nothing else runs yet, the load starts after it.
+    let saved = infra.save_corpus(manifest)?;
+    let save_seconds = saved
+        .as_ref()
+        .map(|_| began.elapsed().as_secs_f64() - ready_seconds);
+    if let (Some(entry), Some(seconds)) = (&saved, save_seconds) {
+        eprintln!(
+            "harness: corpus saved to the cache in {seconds:.1} s: {}",
+            entry.display()
+        );
+    }
+    Ok(Seeding {
+        seed_seconds: uploaded.elapsed.as_secs_f64(),
+        uploaded,
+        how: "uploaded",
+        cache_entry: saved,
+        restore_seconds: None,
+        save_seconds,
+        ready_seconds,
+    })
 }
 
 /// Waits until every node lists the last Python package and the CRAN index holds the last R one.

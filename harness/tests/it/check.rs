@@ -44,6 +44,7 @@ fn plan(nodes: usize) -> CheckPlan {
             node_config_extra: check_command::CHECK_NODE_CONFIG.into(),
             keep_work_dir: None,
             git_server: false,
+            corpus_cache: None,
         },
         options: ChecklistOptions::default(),
     }

@@ -24,6 +24,8 @@ const LIGHT: &[&str] = &[
     "--quiet",
     "--installs-per-day",
     "300000",
+    "--corpus",
+    "small",
     "--packages",
     "24",
     "--size-max-bytes",

@@ -55,6 +55,7 @@ fn start(extra: &str) -> DockerCluster {
         ready_timeout: Duration::from_secs(90),
         reason: "integration test".into(),
         run_id: None,
+        corpus_cache: None,
     })
     .expect("docker cluster starts");
     eprintln!("docker cluster (2 nodes) started in {:?}", began.elapsed());
@@ -318,6 +319,7 @@ fn a_failed_start_removes_what_it_started() {
         ready_timeout: Duration::from_secs(90),
         reason: "integration test".into(),
         run_id: Some(run_id.clone()),
+        corpus_cache: None,
     })
     .err()
     .expect("bad extra TOML fails");

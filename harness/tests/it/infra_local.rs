@@ -35,6 +35,7 @@ fn start(work_dir: Option<PathBuf>) -> LocalCluster {
         reason: "integration test".into(),
         synchronous: true,
         git_builders: false,
+        corpus_cache: None,
     };
     let began = Instant::now();
     let cluster = local::start(options).expect("local cluster starts");

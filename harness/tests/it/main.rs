@@ -2,6 +2,7 @@
 //! Garage, HAProxy, pkgnode and the docker engine.
 
 mod check;
+mod corpus_cache;
 mod drill;
 mod gate;
 mod git_builders;

@@ -21,6 +21,8 @@ fn harness(tmp: &Path, out: &Path, extra: &[&str]) -> Command {
             "--quiet",
             "--installs-per-day",
             "300000",
+            "--corpus",
+            "small",
             "--packages",
             "24",
             "--size-max-bytes",

@@ -40,6 +40,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve HTTP until interrupted.
     Serve,
+    /// Print the schema version this build migrates a database to (its newest migration).
+    SchemaVersion,
     /// Create a source, a repo or a token.
     #[command(subcommand)]
     Create(Create),
@@ -189,8 +191,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         data_dir: cli.data_dir.clone(),
         listen: cli.listen,
     };
+    if let Command::SchemaVersion = cli.command {
+        // Needs neither a config nor a database: a saved database is only restored into a
+        // build of the same schema.
+        println!("{}", crate::store::schema_version());
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     match cli.command {
+        Command::SchemaVersion => {}
         Command::Serve => crate::server::serve(config).await?,
         Command::Cluster(command) => cluster::run(command, &config).await?,
         Command::Create(Create::Source { name, kind }) => {

@@ -182,6 +182,33 @@ pub fn packages_file(entries: &[IndexEntry<'_>]) -> String {
     out
 }
 
+/// `PACKAGES.rds`: the same entries as [`packages_file`] as the character matrix
+/// `tools::write_PACKAGES` saves (columns `Package`, `Version`, the index fields in R's order,
+/// `MD5sum`; a field a package lacks is `NA`), serialized and gzipped.
+pub fn packages_rds(entries: &[IndexEntry<'_>]) -> Result<Vec<u8>, super::rds::RdsError> {
+    let mut columns = vec!["Package", "Version"];
+    columns.extend(INDEX_FIELDS.iter().copied());
+    columns.push("MD5sum");
+    let rows = entries
+        .iter()
+        .map(|entry| {
+            let mut row = vec![Some(entry.name), Some(entry.version)];
+            for field in INDEX_FIELDS {
+                let value = entry
+                    .fields
+                    .iter()
+                    .find(|(k, _)| k == field)
+                    .map(|(_, v)| v.as_str());
+                // `PACKAGES` always says whether a package needs compiling; so does the matrix.
+                row.push(value.or((*field == "NeedsCompilation").then_some("no")));
+            }
+            row.push(Some(entry.md5));
+            row
+        })
+        .collect();
+    super::rds::packages_rds(&super::rds::CharacterMatrix { columns, rows })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod cran;
 pub mod headers;
 pub mod pypi;
+pub mod rds;
 
 /// Why an uploaded file was refused. Each message tells the user what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

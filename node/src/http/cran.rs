@@ -1,4 +1,4 @@
-//! CRAN routes: `src/contrib/PACKAGES(.gz)`, current tarballs and `Archive/{pkg}/` for older ones.
+//! CRAN routes: `src/contrib/PACKAGES(.gz|.rds)`, current tarballs and `Archive/{pkg}/` for older ones.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -37,6 +37,14 @@ async fn contrib(
             etag("packages-gz"),
             "application/x-gzip",
             view.packages_gz.clone(),
+        )),
+        // R 4.x's `available.packages` asks for this first and reads nothing else when it is
+        // served: one request per session instead of a 404 and then `PACKAGES.gz`.
+        "PACKAGES.rds" if !view.packages_rds.is_empty() => Ok(files::serve_index(
+            &headers,
+            etag("packages-rds"),
+            "application/octet-stream",
+            view.packages_rds.clone(),
         )),
         _ => {
             let found = view.current.get(&file).ok_or_else(|| {

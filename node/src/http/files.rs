@@ -89,12 +89,16 @@ pub async fn serve_package(
         }
     };
     let (body, len) = if state.blob_cache.keeps(size) {
+        let fetch_started = std::time::Instant::now();
         let (bytes, hit) = state
             .blob_cache
             .get(&state.blobs, &file.sha256)
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         state.telemetry.count_blob_cache(hit);
+        state
+            .telemetry
+            .observe_blob_fetch(hit, fetch_started.elapsed().as_secs_f64());
         let part = match &range {
             // Clamped: the stored size and the bytes agree unless storage was tampered with.
             Some(r) => {

@@ -50,6 +50,7 @@ async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({
         "members": members,
         "version": crate::cluster::definition::node_version(),
+        "schema_version": crate::store::schema_version(),
         // What every node of a cluster must share, comparable from outside: the secure key's
         // fingerprint (sha256, never the key) and the configuration digest (address options
         // excepted), as the cluster definition holds them.
@@ -121,6 +122,10 @@ async fn prometheus(State(state): State<AppState>) -> Response {
     if let Ok(Ok(queued)) = read {
         state.telemetry.git_builds_queued.set(queued);
     }
+    let (bytes, files) = state.blob_cache.size().await;
+    state
+        .telemetry
+        .set_blob_cache_size(bytes, files, state.blob_cache.capacity_bytes());
     (
         [(
             header::CONTENT_TYPE,

@@ -74,6 +74,12 @@ pub enum Backend {
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The schema's version: the newest migration this build applies. A saved database (the
+/// harness's corpus cache) is only restored into a node of the same schema version.
+pub fn schema_version() -> i64 {
+    PG_MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
 /// The metadata store: a connection pool plus the backend it talks to.
 #[derive(Clone, Debug)]
 pub struct Store {

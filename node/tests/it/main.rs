@@ -6,6 +6,7 @@
 mod support;
 
 mod bad_input;
+mod client_requests;
 mod clients;
 mod cluster;
 mod concurrent_uploads;

@@ -15,7 +15,7 @@ use crate::error::ScenarioError;
 /// Which file an [`Artifact`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ArtifactKind {
-    /// A pure-Python `py3-none-any` wheel.
+    /// A wheel: pure-Python `py3-none-any`, or tagged for one CPython and platform.
     Wheel,
     /// A Python source distribution.
     Sdist,
@@ -30,6 +30,8 @@ pub struct Artifact {
     pub kind: ArtifactKind,
     /// Its file name, as served and uploaded.
     pub file_name: String,
+    /// The package version it belongs to.
+    pub version: String,
     /// Its content.
     pub bytes: Vec<u8>,
 }

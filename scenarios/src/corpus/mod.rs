@@ -1,10 +1,14 @@
 //! The package corpus a load run installs: real PyPI names and their R look-alikes, Zipf
-//! popularity over rank, a dependency DAG pointing at more popular packages, log-normal sizes
-//! and one or two versions each. Everything is a pure function of [`CorpusConfig`].
+//! popularity over rank, a dependency DAG pointing at more popular packages, log-normal sizes,
+//! one or more versions each (older R versions land in `Archive/`), and for a share of the
+//! Python packages one wheel per CPython version so that pip's tag selection runs. Everything
+//! is a pure function of [`CorpusConfig`]; [`CorpusPreset`] names the two shapes the harness
+//! offers (`small` for quick tests, `realistic` at CRAN's and the PyPI list's scale).
 
 mod artifacts;
 mod names;
 mod popularity;
+mod preset;
 mod python_artifacts;
 mod r_artifacts;
 
@@ -20,7 +24,11 @@ use crate::error::ScenarioError;
 pub use artifacts::{Artifact, ArtifactKind, mix_seed};
 pub use names::{dist_file_name, module_name, pep503_normalize};
 pub use popularity::Popularity;
-pub use python_artifacts::{sdist_bytes, sdist_file_name, wheel_bytes, wheel_file_name};
+pub use preset::{CorpusPreset, CorpusStats};
+pub use python_artifacts::{
+    WHEEL_PLATFORM, WHEEL_PYTHONS, sdist_bytes, sdist_file_name, tagged_wheel_bytes,
+    tagged_wheel_file_name, wheel_bytes, wheel_file_name, wheel_tag,
+};
 pub use r_artifacts::{description as r_description, r_tarball_bytes, r_tarball_file_name};
 
 /// Smallest artifact size drawn: the metadata alone takes about this much.
@@ -28,6 +36,9 @@ pub const MIN_SIZE_BYTES: u64 = 2_048;
 
 /// Largest dependency fan-out a config may ask for.
 pub const MAX_DEPS_LIMIT: usize = 20;
+
+/// Most versions a config may give one package.
+pub const MAX_VERSIONS_LIMIT: usize = 50;
 
 /// How the corpus is drawn.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,6 +60,19 @@ pub struct CorpusConfig {
     pub zipf_exponent: f64,
     /// Seed for every random draw; the same seed gives the same corpus, byte for byte.
     pub seed: u64,
+    /// Most versions of one package. Each package has the newest, and each older one (down to
+    /// this many) with `older_version_probability` after the previous: a truncated geometric
+    /// count, as release histories are.
+    pub max_versions: usize,
+    /// Chance that a package has one more, older, version.
+    pub older_version_probability: f64,
+    /// Share of Python packages that ship compiled wheels: one per CPython version of
+    /// [`WHEEL_PYTHONS`] on [`WHEEL_PLATFORM`] (the others ship one `py3-none-any` wheel); every
+    /// version has an sdist as well.
+    pub platform_wheel_share: f64,
+    /// Share of installs that are R installs, when it differs from `r_share` (the share of
+    /// packages): CRAN has more packages than the PyPI list, not more installs.
+    pub install_r_share: Option<f64>,
 }
 
 impl Default for CorpusConfig {
@@ -62,6 +86,10 @@ impl Default for CorpusConfig {
             max_deps: 3,
             zipf_exponent: 1.1,
             seed: 1,
+            max_versions: 2,
+            older_version_probability: 0.5,
+            platform_wheel_share: 0.0,
+            install_r_share: None,
         }
     }
 }
@@ -130,6 +158,24 @@ impl CorpusConfig {
                 self.max_deps
             ));
         }
+        if self.max_versions == 0 || self.max_versions > MAX_VERSIONS_LIMIT {
+            problems.push(format!(
+                "max_versions must be between 1 and {MAX_VERSIONS_LIMIT}, got {}",
+                self.max_versions
+            ));
+        }
+        for (name, value) in [
+            ("older_version_probability", self.older_version_probability),
+            ("platform_wheel_share", self.platform_wheel_share),
+            (
+                "install_r_share",
+                self.install_r_share.unwrap_or(self.r_share.clamp(0.0, 1.0)),
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                problems.push(format!("{name} must be between 0 and 1, got {value}"));
+            }
+        }
         if !(self.zipf_exponent.is_finite() && self.zipf_exponent > 0.0) {
             problems.push(format!(
                 "zipf_exponent must be a positive number, got {}",
@@ -186,6 +232,10 @@ pub struct PyPackage {
     pub deps: Vec<usize>,
     /// Names of those packages, for `Requires-Dist`.
     pub requires: Vec<String>,
+    /// CPython tags (`cp311`, …) of its compiled wheels; empty for a pure-Python package,
+    /// which ships one `py3-none-any` wheel per version.
+    #[serde(default)]
+    pub wheel_pythons: Vec<String>,
 }
 
 /// An R package of the corpus.
@@ -238,6 +288,7 @@ struct Drawn {
     versions: Vec<PackageVersion>,
     deps: Vec<usize>,
     dep_names: Vec<String>,
+    compiled: bool,
 }
 
 impl Corpus {
@@ -266,6 +317,11 @@ impl Corpus {
             versions: d.versions,
             deps: d.deps,
             requires: d.dep_names,
+            wheel_pythons: if d.compiled {
+                WHEEL_PYTHONS.iter().map(|cp| cp.to_string()).collect()
+            } else {
+                Vec::new()
+            },
         })
         .collect();
         let r = draw(config, Ecosystem::R, names::r_names(r_count), &r_popularity)
@@ -389,12 +445,13 @@ impl Corpus {
         }
     }
 
-    /// Share of installs that are R installs: `r_share`, or 0 / 1 when an ecosystem is empty.
+    /// Share of installs that are R installs: `install_r_share` (else `r_share`), or 0 / 1
+    /// when an ecosystem is empty.
     pub fn r_install_share(&self) -> f64 {
         match (self.python.is_empty(), self.r.is_empty()) {
             (true, _) => 1.0,
             (_, true) => 0.0,
-            _ => self.config.r_share,
+            _ => self.config.install_r_share.unwrap_or(self.config.r_share),
         }
     }
 
@@ -411,15 +468,20 @@ impl Corpus {
         }
     }
 
-    /// Every artifact of one package, all versions, oldest first: wheel then sdist for
-    /// Python, the source tarball for R.
+    /// Every artifact of one package, all versions, oldest first: the wheel(s) then the sdist
+    /// for Python, the source tarball for R.
     pub fn artifacts(&self, id: PkgId) -> Result<Vec<Artifact>, ScenarioError> {
         match id.ecosystem {
             Ecosystem::Python => {
                 let pkg = &self.python[id.index];
-                let mut out = Vec::with_capacity(2 * pkg.versions.len());
+                let mut out = Vec::with_capacity(self.files_per_version(pkg) * pkg.versions.len());
                 for version in &pkg.versions {
-                    out.push(wheel_bytes(pkg, version)?);
+                    if pkg.wheel_pythons.is_empty() {
+                        out.push(wheel_bytes(pkg, version)?);
+                    }
+                    for cp in &pkg.wheel_pythons {
+                        out.push(tagged_wheel_bytes(pkg, version, Some(cp))?);
+                    }
                     out.push(sdist_bytes(pkg, version)?);
                 }
                 Ok(out)
@@ -434,14 +496,21 @@ impl Corpus {
         }
     }
 
-    /// Total bytes of every artifact the corpus uploads (wheel + sdist per Python version,
+    /// Files one version of a Python package has: its wheel(s) and its sdist.
+    fn files_per_version(&self, pkg: &PyPackage) -> usize {
+        pkg.wheel_pythons.len().max(1) + 1
+    }
+
+    /// Total bytes of every artifact the corpus uploads (wheel(s) + sdist per Python version,
     /// one tarball per R version), by drawn size.
     pub fn total_drawn_bytes(&self) -> u64 {
         let python: u64 = self
             .python
             .iter()
-            .flat_map(|p| &p.versions)
-            .map(|v| 2 * v.size_bytes)
+            .flat_map(|p| {
+                let files = self.files_per_version(p) as u64;
+                p.versions.iter().map(move |v| files * v.size_bytes)
+            })
             .sum();
         let r: u64 = self
             .r
@@ -475,13 +544,18 @@ fn draw(
             Ecosystem::Python => latest,
             Ecosystem::R => names::r_version(&latest),
         };
-        let older = rng
-            .gen_bool(0.5)
-            .then(|| names::older_release(&latest))
-            .flatten();
-        let versions = older
+        // Newest first, then each older release with `older_version_probability`; with the
+        // defaults (two at most, one half) this is the one draw the corpus always made.
+        let mut chain = vec![latest];
+        while chain.len() < config.max_versions && rng.gen_bool(config.older_version_probability) {
+            match chain.last().and_then(|v| names::older_release(v)) {
+                Some(older) => chain.push(older),
+                None => break,
+            }
+        }
+        let versions = chain
             .into_iter()
-            .chain(std::iter::once(latest))
+            .rev()
             .enumerate()
             .map(|(v, version)| PackageVersion {
                 version,
@@ -492,6 +566,10 @@ fn draw(
                 ),
             })
             .collect();
+        // Drawn only when asked for, so a corpus without compiled wheels draws as it always did.
+        let compiled = ecosystem == Ecosystem::Python
+            && config.platform_wheel_share > 0.0
+            && rng.gen_bool(config.platform_wheel_share);
         let dep_count = rng.gen_range(0..=config.max_deps.min(index));
         let mut deps = Vec::with_capacity(dep_count);
         while deps.len() < dep_count {
@@ -508,6 +586,7 @@ fn draw(
             versions,
             deps,
             dep_names,
+            compiled,
         });
     }
     drawn

@@ -72,19 +72,28 @@ pub(crate) fn python_names(count: usize) -> Vec<ListedName> {
         .collect()
 }
 
-/// R names derived from the same list, in rank order, unique (ignoring case, as CRAN does).
+/// Suffixes of the later passes over the list when R needs more names than it has: CRAN
+/// (about 21,000 packages) is larger than the PyPI list (about 15,000), and R packages often
+/// come in families (`foo`, `foo.data`, `foo.tools`).
+const R_FAMILY_SUFFIXES: &[&str] = &["", ".tools", ".data", ".extra"];
+
+/// R names derived from the same list, in rank order, unique (ignoring case, as CRAN does):
+/// the whole list first, then again with each family suffix in turn.
 pub(crate) fn r_names(count: usize) -> Vec<ListedName> {
     let mut seen = HashSet::new();
-    listed_names()
-        .into_iter()
-        .filter_map(|row| {
-            let name = r_name(&row.name)?;
-            seen.insert(name.to_ascii_lowercase())
-                .then_some(ListedName {
-                    name,
-                    version: row.version,
+    let listed = listed_names();
+    R_FAMILY_SUFFIXES
+        .iter()
+        .flat_map(|suffix| {
+            listed.iter().filter_map(move |row| {
+                let name = r_name(&row.name)?;
+                Some(ListedName {
+                    name: format!("{name}{suffix}"),
+                    version: row.version.clone(),
                 })
+            })
         })
+        .filter(|row| seen.insert(row.name.to_ascii_lowercase()))
         .take(count)
         .collect()
 }

@@ -1,6 +1,7 @@
-//! Real, installable Python artifacts: a pure-Python wheel (PEP 427, with a correct `RECORD`)
-//! and an sdist (PEP 625 name, `PKG-INFO` and `pyproject.toml`), each padded with
-//! incompressible bytes to the package's drawn size.
+//! Real, installable Python artifacts: a wheel (PEP 427, with a correct `RECORD`) — pure-Python
+//! `py3-none-any`, or tagged for one CPython version on manylinux so that pip's tag selection
+//! picks among several — and an sdist (PEP 625 name, `PKG-INFO` and `pyproject.toml`), each
+//! padded with incompressible bytes to the package's drawn size.
 
 use std::io::{Cursor, Write};
 
@@ -41,12 +42,38 @@ fn init_py(pkg: &PyPackage, version: &PackageVersion) -> String {
     )
 }
 
+/// The platform of every tagged wheel: glibc 2.17 on x86-64, under its PEP 600 and its
+/// PEP 599 name (a compressed tag set, as auditwheel writes it).
+pub const WHEEL_PLATFORM: &str = "manylinux_2_17_x86_64.manylinux2014_x86_64";
+
+/// The CPython versions a package with compiled wheels ships one wheel for, as the popular
+/// binary packages on PyPI do (one `cpXY-cpXY` wheel per supported interpreter).
+pub const WHEEL_PYTHONS: &[&str] = &["cp39", "cp310", "cp311", "cp312", "cp313"];
+
+/// The wheel's tag triple: `py3-none-any`, or `{cp}-{cp}-{WHEEL_PLATFORM}` for a CPython tag.
+pub fn wheel_tag(python: Option<&str>) -> String {
+    match python {
+        None => "py3-none-any".to_string(),
+        Some(cp) => format!("{cp}-{cp}-{WHEEL_PLATFORM}"),
+    }
+}
+
 /// The wheel file name pip expects: `{dist}-{version}-py3-none-any.whl`.
 pub fn wheel_file_name(pkg: &PyPackage, version: &PackageVersion) -> String {
+    tagged_wheel_file_name(pkg, version, None)
+}
+
+/// The wheel file name for one CPython tag (`None`: the pure-Python wheel).
+pub fn tagged_wheel_file_name(
+    pkg: &PyPackage,
+    version: &PackageVersion,
+    python: Option<&str>,
+) -> String {
     format!(
-        "{}-{}-py3-none-any.whl",
+        "{}-{}-{}.whl",
         dist_file_name(&pkg.name),
-        version.version
+        version.version,
+        wheel_tag(python)
     )
 }
 
@@ -57,7 +84,18 @@ pub fn sdist_file_name(pkg: &PyPackage, version: &PackageVersion) -> String {
 
 /// Builds the package's pure-Python wheel for `version`.
 pub fn wheel_bytes(pkg: &PyPackage, version: &PackageVersion) -> Result<Artifact, ScenarioError> {
-    let file_name = wheel_file_name(pkg, version);
+    tagged_wheel_bytes(pkg, version, None)
+}
+
+/// Builds the wheel for one CPython tag (`None`: the pure-Python wheel). A tagged wheel says
+/// `Root-Is-Purelib: false` and carries its own tags in `WHEEL`, as a compiled one does; its
+/// padding differs per tag, so each file has its own hash.
+pub fn tagged_wheel_bytes(
+    pkg: &PyPackage,
+    version: &PackageVersion,
+    python: Option<&str>,
+) -> Result<Artifact, ScenarioError> {
+    let file_name = tagged_wheel_file_name(pkg, version, python);
     let failed = |e: zip::result::ZipError| ScenarioError::Artifact {
         file: file_name.clone(),
         detail: e.to_string(),
@@ -68,12 +106,28 @@ pub fn wheel_bytes(pkg: &PyPackage, version: &PackageVersion) -> Result<Artifact
         dist_file_name(&pkg.name),
         version.version
     );
+    let pad_seed = match python {
+        None => version.content_seed,
+        Some(cp) => super::mix_seed(version.content_seed, cp.bytes().map(u64::from).sum()),
+    };
     let pad = padding(
-        version.content_seed,
+        pad_seed,
         version.size_bytes.saturating_sub(METADATA_ALLOWANCE_BYTES),
     );
-    let wheel = "Wheel-Version: 1.0\nGenerator: scenarios (pkgnode load harness)\n\
-                 Root-Is-Purelib: true\nTag: py3-none-any\n";
+    let wheel = match python {
+        None => "Wheel-Version: 1.0\nGenerator: scenarios (pkgnode load harness)\n\
+                 Root-Is-Purelib: true\nTag: py3-none-any\n"
+            .to_string(),
+        Some(cp) => {
+            let mut text = "Wheel-Version: 1.0\nGenerator: scenarios (pkgnode load harness)\n\
+                            Root-Is-Purelib: false\n"
+                .to_string();
+            for platform in WHEEL_PLATFORM.split('.') {
+                text.push_str(&format!("Tag: {cp}-{cp}-{platform}\n"));
+            }
+            text
+        }
+    };
     let files: Vec<(String, Vec<u8>)> = vec![
         (
             format!("{module}/__init__.py"),
@@ -113,6 +167,7 @@ pub fn wheel_bytes(pkg: &PyPackage, version: &PackageVersion) -> Result<Artifact
     Ok(Artifact {
         kind: ArtifactKind::Wheel,
         file_name,
+        version: version.version.clone(),
         bytes,
     })
 }
@@ -155,6 +210,7 @@ pub fn sdist_bytes(pkg: &PyPackage, version: &PackageVersion) -> Result<Artifact
     Ok(Artifact {
         kind: ArtifactKind::Sdist,
         file_name,
+        version: version.version.clone(),
         bytes,
     })
 }

@@ -58,6 +58,7 @@ pub fn r_tarball_bytes(
     Ok(Artifact {
         kind: ArtifactKind::RSource,
         file_name,
+        version: version.version.clone(),
         bytes,
     })
 }

@@ -170,9 +170,13 @@ fn validate_reports_every_problem() {
         max_deps: 99,
         zipf_exponent: 0.0,
         seed: 0,
+        max_versions: 0,
+        older_version_probability: 2.0,
+        platform_wheel_share: -1.0,
+        install_r_share: Some(3.0),
     };
     let problems = bad.validate().unwrap_err();
-    assert_eq!(problems.len(), 6, "{problems:#?}");
+    assert_eq!(problems.len(), 10, "{problems:#?}");
     let too_many = CorpusConfig {
         packages: 1_000_000,
         r_share: 1.5,

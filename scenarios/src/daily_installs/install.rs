@@ -1,6 +1,7 @@
 //! One install, as the real client performs it: pip walks the requested package and then its
-//! dependencies (page, then wheel, each hash-checked); a fresh R session reads `PACKAGES.gz`
-//! once, then downloads every tarball of the closure, dependencies first.
+//! dependencies (page, then wheel, each hash-checked); a fresh R session reads the index once
+//! (R 4.x asks for `PACKAGES.rds` and only on a failure for `PACKAGES.gz`), then downloads every
+//! tarball of the closure, dependencies first.
 //!
 //! Each request is recorded from when it was *due*: the install's scheduled time for the
 //! first, the previous request's end for the others. The first failure ends the install,
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::index::{newest_wheel, parse_packages_index, parse_simple_page};
+use super::packages_rds::parse_packages_rds;
 use super::{
     InstallContext, KIND_CRAN_PACKAGES, KIND_CRAN_TARBALL, KIND_INSTALL, KIND_PYPI_FILE,
     KIND_PYPI_SIMPLE,
@@ -81,24 +83,46 @@ async fn pip_install(
     Ok(())
 }
 
-/// R: one `PACKAGES.gz` per install (each install is a fresh R session), then the tarballs
-/// of the closure in install order, at the versions the index lists.
+/// R: one index per install (each install is a fresh R session), then the tarballs of the
+/// closure in install order, at the versions the index lists. The index is what R 4.x's
+/// `available.packages` reads: `PACKAGES.rds`, and `PACKAGES.gz` only when that fails (a server
+/// without it answers 404; both requests are then recorded, as R makes both).
 async fn r_install(
     ctx: &InstallContext,
     user: &mut GooseUser,
     package: PkgId,
     due: Instant,
 ) -> Result<(), ErrorKind> {
-    let (gz, mut due) = fetch(
+    let rds = fetch(
         ctx,
         user,
         KIND_CRAN_PACKAGES,
-        &ctx.target.packages_gz_url(),
+        &ctx.target.packages_rds_url(),
         due,
         None,
     )
-    .await?;
-    let index = parse_packages_index(&gz).ok_or_else(|| "parse".to_string())?;
+    .await;
+    let (index, mut due) = match rds {
+        Ok((rds, done)) => (parse_packages_rds(&rds), done),
+        Err(kind) if kind == "http_404" => (None, due),
+        Err(kind) => return Err(kind),
+    };
+    let index = match index {
+        Some(index) => index,
+        None => {
+            let (gz, done) = fetch(
+                ctx,
+                user,
+                KIND_CRAN_PACKAGES,
+                &ctx.target.packages_gz_url(),
+                due,
+                None,
+            )
+            .await?;
+            due = done;
+            parse_packages_index(&gz).ok_or_else(|| "parse".to_string())?
+        }
+    };
     for pkg in ctx.corpus.install_closure(package) {
         let name = ctx.corpus.name(pkg);
         let version = index.get(name).ok_or_else(|| "parse".to_string())?;

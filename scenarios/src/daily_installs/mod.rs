@@ -9,6 +9,7 @@
 
 mod index;
 mod install;
+mod packages_rds;
 pub(crate) mod upload;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::corpus::Corpus;
 use crate::error::ScenarioError;
 
 pub use index::{FileLink, newest_wheel, parse_packages_index, parse_simple_page};
+pub use packages_rds::parse_packages_rds;
 pub use upload::{UploadStats, UploadTokens, upload_corpus};
 
 /// Recorder kind of a whole install, scheduled to finished.
@@ -31,7 +33,7 @@ pub const KIND_INSTALL: &str = "install";
 pub const KIND_PYPI_SIMPLE: &str = "pypi_simple";
 /// Recorder kind of a wheel download.
 pub const KIND_PYPI_FILE: &str = "pypi_file";
-/// Recorder kind of `PACKAGES.gz`.
+/// Recorder kind of the R index (`PACKAGES.rds`, or `PACKAGES.gz` after a 404).
 pub const KIND_CRAN_PACKAGES: &str = "cran_packages";
 /// Recorder kind of an R source tarball download.
 pub const KIND_CRAN_TARBALL: &str = "cran_tarball";
@@ -68,6 +70,15 @@ impl InstallTarget {
     pub fn packages_gz_url(&self) -> String {
         format!(
             "{}/{}/latest/src/contrib/PACKAGES.gz",
+            self.base(),
+            self.cran_repo
+        )
+    }
+
+    /// `{base}/{cran_repo}/latest/src/contrib/PACKAGES.rds`, what R 4.x asks for first.
+    pub fn packages_rds_url(&self) -> String {
+        format!(
+            "{}/{}/latest/src/contrib/PACKAGES.rds",
             self.base(),
             self.cran_repo
         )

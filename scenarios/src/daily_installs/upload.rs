@@ -94,15 +94,14 @@ async fn upload_package(
 ) -> Result<Vec<(Ecosystem, u64)>, ScenarioError> {
     let mut sent = Vec::new();
     let artifacts = corpus.artifacts(id)?;
-    for (i, artifact) in artifacts.into_iter().enumerate() {
+    for artifact in artifacts {
         let size = artifact.bytes.len() as u64;
         let file_name = artifact.file_name.clone();
         let form = match id.ecosystem {
             Ecosystem::Python => {
                 let pkg = &corpus.python()[id.index];
-                // Wheel and sdist alternate, one pair per version.
-                let version = &pkg.versions[i / 2].version;
-                twine_form(&pkg.name, version, &pkg.requires, artifact)?
+                let version = artifact.version.clone();
+                twine_form(&pkg.name, &version, &pkg.requires, artifact)?
             }
             Ecosystem::R => content_form(artifact)?,
         };

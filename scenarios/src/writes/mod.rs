@@ -179,6 +179,7 @@ pub fn artifact(
             versions: vec![version.clone()],
             deps: Vec::new(),
             requires: Vec::new(),
+            wheel_pythons: Vec::new(),
         };
         Ok((WriteFormat::Python, name, wheel_bytes(&pkg, &version)?))
     } else {

@@ -225,6 +225,7 @@ async fn failures_are_recorded_by_kind() {
     server.shared.set_faults(Faults {
         corrupt_wheels_of: Some(most_popular),
         packages_status: Some(503),
+        ..Faults::default()
     });
     let schedule = Arc::new(plan(15.0, 2, 5).schedule(&corpus));
     let ctx = Arc::new(context(

@@ -1,6 +1,7 @@
 //! A tiny in-process package server for the tests: the upload API (twine form, CRAN
-//! multipart), PEP 503 pages with relative `#sha256=` links, files, and `PACKAGES.gz`, built
-//! from what was uploaded. It counts hits per request kind and can inject faults.
+//! multipart), PEP 503 pages with relative `#sha256=` links, files, and `PACKAGES.rds` (R's
+//! serialization of a `Package`/`Version` matrix, what R 4.x reads first) and `PACKAGES.gz`,
+//! built from what was uploaded. It counts hits per request kind and can inject faults.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -26,8 +27,10 @@ use scenarios::corpus::pep503_normalize;
 pub struct Faults {
     /// Serve this project's wheels with one byte flipped (its listed hash stays right).
     pub corrupt_wheels_of: Option<String>,
-    /// Answer `PACKAGES.gz` with this status.
+    /// Answer `PACKAGES.rds` and `PACKAGES.gz` with this status.
     pub packages_status: Option<u16>,
+    /// Answer `PACKAGES.rds` with 404, as a server without it does (R then reads `.gz`).
+    pub no_packages_rds: bool,
 }
 
 /// One stored upload, as the form described it.
@@ -92,6 +95,7 @@ pub async fn start(token: &str) -> FakeServer {
         .route("/{repo}/latest/simple/{name}/", get(simple_page))
         .route("/{repo}/latest/packages/{name}/{file}", get(python_file))
         .route("/{repo}/latest/src/contrib/PACKAGES.gz", get(packages_gz))
+        .route("/{repo}/latest/src/contrib/PACKAGES.rds", get(packages_rds))
         .route("/{repo}/latest/src/contrib/{file}", get(cran_file))
         .with_state(Arc::clone(&shared));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -271,6 +275,51 @@ async fn python_file(
         bytes[0] ^= 0xff;
     }
     bytes.into_response()
+}
+
+async fn packages_rds(State(shared): State<Arc<Shared>>, Path(_repo): Path<String>) -> Response {
+    if shared.inner.lock().unwrap().faults.no_packages_rds {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    shared.hit("packages");
+    let inner = shared.inner.lock().unwrap();
+    if let Some(status) = inner.faults.packages_status {
+        return StatusCode::from_u16(status).unwrap().into_response();
+    }
+    // R's XDR serialization (format 2) of a character matrix with column names.
+    let int = |out: &mut Vec<u8>, v: i32| out.extend_from_slice(&v.to_be_bytes());
+    let string = |out: &mut Vec<u8>, text: &str| {
+        int(out, 0x0004_0009);
+        int(out, text.len() as i32);
+        out.extend_from_slice(text.as_bytes());
+    };
+    let rows: Vec<(&String, &String)> = inner.cran.iter().map(|(n, (v, _))| (n, v)).collect();
+    let mut out = b"X\n".to_vec();
+    for word in [2, 0x0004_0202, 0x0002_0300, 0x210, 2 * rows.len() as i32] {
+        int(&mut out, word);
+    }
+    for (name, _) in &rows {
+        string(&mut out, name);
+    }
+    for (_, version) in &rows {
+        string(&mut out, version);
+    }
+    int(&mut out, 0x402);
+    int(&mut out, 1);
+    string(&mut out, "dim");
+    for word in [13, 2, rows.len() as i32, 2, 0x402, 1] {
+        int(&mut out, word);
+    }
+    string(&mut out, "dimnames");
+    for word in [19, 2, 254, 16, 2] {
+        int(&mut out, word);
+    }
+    string(&mut out, "Package");
+    string(&mut out, "Version");
+    int(&mut out, 254);
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(&out).unwrap();
+    gz.finish().unwrap().into_response()
 }
 
 async fn packages_gz(State(shared): State<Arc<Shared>>, Path(_repo): Path<String>) -> Response {

@@ -31,6 +31,8 @@ pub struct Spec {
     pub files: Vec<(String, Vec<u8>)>,
     pub entrypoint: Option<String>,
     pub cmd: Vec<String>,
+    /// (host dir, container path) bind mounts.
+    pub mounts: Vec<(String, String)>,
 }
 
 impl Spec {
@@ -45,7 +47,15 @@ impl Spec {
             files: Vec::new(),
             entrypoint: None,
             cmd: Vec::new(),
+            mounts: Vec::new(),
         }
+    }
+
+    /// Bind-mounts the host directory `host` at `inside`.
+    pub fn mount(mut self, host: &std::path::Path, inside: &str) -> Self {
+        self.mounts
+            .push((host.display().to_string(), inside.to_string()));
+        self
     }
 
     /// Runs `repository:tag` instead of the `pkgcluster` image.
@@ -136,6 +146,11 @@ pub fn start(spec: Spec) -> Result<Started, InfraError> {
             )
         })
         .collect();
+    let binds: Vec<String> = spec
+        .mounts
+        .iter()
+        .map(|(host, inside)| format!("{host}:{inside}"))
+        .collect();
     let mut request = image
         .with_container_name(&spec.name)
         .with_hostname(&spec.name)
@@ -146,6 +161,9 @@ pub fn start(spec: Spec) -> Result<Started, InfraError> {
         .with_host_config_modifier(move |host: &mut HostConfig| {
             host.publish_all_ports = Some(false);
             host.port_bindings = Some(bindings.clone());
+            if !binds.is_empty() {
+                host.binds = Some(binds.clone());
+            }
         });
     for (name, value) in &spec.env {
         request = request.with_env_var(name, value);

@@ -18,6 +18,7 @@
 mod containers;
 pub mod engine;
 mod parts;
+mod seed;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -27,7 +28,8 @@ use reports::record::{InfraInfo, NodeInfo};
 
 use self::containers::Started;
 use self::parts::Names;
-use super::{Control, Endpoints, Infra, InfraError, Member, Monitored, bootstrap};
+use super::{Control, Endpoints, Infra, InfraError, Member, Monitored, RestoredCorpus, bootstrap};
+use crate::corpus_cache::{CacheKey, CorpusCache, Manifest};
 
 const PROVIDER: &str = "docker";
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -48,6 +50,9 @@ pub struct DockerOptions {
     /// The run id (container name prefix, network name, label value); `None`: a random
     /// `pkgc-XXXXXXXX`. Must be unique among the engine's networks and containers.
     pub run_id: Option<String>,
+    /// The corpus cache and this run's key (Garage only): a complete entry is restored before
+    /// the nodes start; otherwise [`Infra::save_corpus`] saves the seeded cluster into it.
+    pub corpus_cache: Option<(CorpusCache, CacheKey)>,
 }
 
 impl Default for DockerOptions {
@@ -59,6 +64,7 @@ impl Default for DockerOptions {
             ready_timeout: Duration::from_secs(90),
             reason: "docker containers requested".into(),
             run_id: None,
+            corpus_cache: None,
         }
     }
 }
@@ -96,6 +102,12 @@ pub struct DockerCluster {
     /// The database container that holds the `db` alias.
     db_holder: Mutex<String>,
     ready_timeout: Duration,
+    /// Garage's `/var/lib/garage` on the host, when the corpus cache is used.
+    garage_dir: Option<tempfile::TempDir>,
+    /// The S3 access key and secret the nodes use.
+    s3_key: (String, String),
+    corpus_cache: Option<(CorpusCache, CacheKey)>,
+    restored: Option<RestoredCorpus>,
     torn_down: bool,
 }
 
@@ -153,6 +165,13 @@ pub fn start(options: DockerOptions) -> Result<DockerCluster, InfraError> {
         haproxy: None,
         db_holder: Mutex::new(String::new()),
         ready_timeout: options.ready_timeout,
+        garage_dir: None,
+        s3_key: (String::new(), String::new()),
+        corpus_cache: options
+            .corpus_cache
+            .clone()
+            .filter(|_| parts::object_store_is_garage()),
+        restored: None,
         torn_down: false,
     };
     // On error `cluster` drops here, which removes whatever had started.
@@ -171,10 +190,45 @@ impl DockerCluster {
     fn bring_up(&mut self, options: &DockerOptions) -> Result<(), InfraError> {
         let timeout = options.ready_timeout;
         let names = &self.names;
+        // A complete corpus cache entry of this run's key is restored into both stores.
+        let restore = self
+            .corpus_cache
+            .as_ref()
+            .and_then(|(cache, key)| cache.lookup(key));
+        // Time spent restoring (the file copies, the database restore), not starting.
+        let restore_micros = std::sync::atomic::AtomicU64::new(0);
+        let add = |began: Instant| {
+            restore_micros.fetch_add(
+                began.elapsed().as_micros() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+        };
+        if self.corpus_cache.is_some() {
+            let began = Instant::now();
+            self.garage_dir = Some(seed::garage_dir(
+                restore.as_ref().map(|(entry, _)| entry.as_path()),
+            )?);
+            add(began);
+        }
+        let garage_dir = self
+            .garage_dir
+            .as_ref()
+            .map(|dir| (dir.path(), restore.as_ref().map(|(_, m)| m)));
+        let restore_entry = restore.as_ref().map(|(entry, _)| entry.as_path());
         // The database and the object store are independent: start them side by side.
         let (postgres, garage) = std::thread::scope(|scope| {
-            let postgres = scope.spawn(|| parts::start_postgres(names, timeout));
-            let garage = scope.spawn(|| parts::start_object_store(names, timeout));
+            let postgres = scope.spawn(|| -> Result<_, InfraError> {
+                let started = parts::start_postgres(names, timeout)?;
+                if let Some(entry) = restore_entry {
+                    let began = Instant::now();
+                    let url = seed::host_database_url(started.0.host_port(5432));
+                    // Dropping `started` on error removes the containers.
+                    seed::restore_database(&url, entry)?;
+                    add(began);
+                }
+                Ok(started)
+            });
+            let garage = scope.spawn(|| parts::start_object_store(names, timeout, garage_dir));
             (join(postgres, "postgresql"), join(garage, "s3"))
         });
         // Keep whatever started, so that an error below still removes it.
@@ -194,6 +248,7 @@ impl DockerCluster {
         let (pg_version, (access_key, secret_key, (s3_kind, s3_version))) = (postgres?, garage?);
         self.info.components.insert("postgresql".into(), pg_version);
         self.info.components.insert(s3_kind.into(), s3_version);
+        self.s3_key = (access_key.clone(), secret_key.clone());
 
         let mut extra: toml::Table =
             toml::from_str("[cluster]\nenabled = true\n").expect("fixed TOML parses");
@@ -234,7 +289,16 @@ impl DockerCluster {
                 .push(parts::start_node(&self.names, index, &shared, &key_text)?);
         }
         let first = self.nodes[0].name.clone();
-        let tokens = bootstrap::create_layout(|_step, args| parts::node_admin(&first, args))?;
+        let tokens = bootstrap::create_layout(restore.is_some(), |_step, args| {
+            parts::node_admin(&first, args)
+        })?;
+        if let Some((entry, manifest)) = restore {
+            self.restored = Some(RestoredCorpus {
+                entry,
+                manifest,
+                restore_seconds: restore_micros.into_inner() as f64 / 1e6,
+            });
+        }
         for node in &self.nodes[1..] {
             ids.push(parts::wait_node(node, timeout)?);
         }
@@ -429,6 +493,49 @@ impl DockerCluster {
 impl Infra for DockerCluster {
     fn balancer_states(&self) -> Option<Result<Vec<(String, String)>, InfraError>> {
         Some(DockerCluster::balancer_states(self))
+    }
+
+    fn restored_corpus(&self) -> Option<&RestoredCorpus> {
+        self.restored.as_ref()
+    }
+
+    /// Blocking: the database dumped through the primary's published port, then Garage's
+    /// container stopped while its mounted directory is copied, and started again.
+    fn save_corpus(&self, mut manifest: Manifest) -> Result<Option<PathBuf>, InfraError> {
+        let (Some((cache, key)), Some(garage_dir)) = (&self.corpus_cache, &self.garage_dir) else {
+            return Ok(None);
+        };
+        if self.restored.is_some() {
+            return Ok(None);
+        }
+        let failed = |e: crate::corpus_cache::CacheError| InfraError::Failed {
+            what: "corpus cache".into(),
+            detail: e.to_string(),
+        };
+        let began = Instant::now();
+        manifest.key = key.clone();
+        let staging = cache.staging(key).map_err(failed)?;
+        let primary = self.started(&Member::DatabasePrimary)?;
+        seed::dump_database(
+            &seed::host_database_url(primary.host_port(5432)),
+            &staging.join(seed::DB_DUMP),
+        )?;
+        let garage = self.started(&Member::ObjectStore)?;
+        garage.stop(STOP_GRACE)?;
+        let copied = seed::save_object_store(garage_dir.path(), &staging);
+        garage.start()?;
+        self.wait_ready(&Member::ObjectStore, garage)?;
+        copied?;
+        manifest.s3_access_key = self.s3_key.0.clone();
+        manifest.s3_secret_key = self.s3_key.1.clone();
+        manifest.s3_version = self
+            .info
+            .components
+            .get("garage")
+            .cloned()
+            .unwrap_or_default();
+        manifest.save_seconds = began.elapsed().as_secs_f64();
+        cache.commit(&staging, &manifest).map_err(failed).map(Some)
     }
 
     fn info(&self) -> InfraInfo {

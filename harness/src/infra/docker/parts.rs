@@ -167,12 +167,27 @@ pub struct ObjectStore {
 
 /// MinIO from a local `minio/minio:TAG` image (see [`engine::minio_tag`]) when there is one,
 /// else Garage from the image built here.
-pub fn start_object_store(names: &Names, timeout: Duration) -> Result<ObjectStore, InfraError> {
+/// Starts the object store. `garage_dir` (Garage only): a host directory mounted as Garage's
+/// `/var/lib/garage`, so the corpus cache can save and restore its files; with a manifest, it
+/// already holds a restored Garage, whose key is the manifest's.
+pub fn start_object_store(
+    names: &Names,
+    timeout: Duration,
+    garage_dir: Option<(&std::path::Path, Option<&crate::corpus_cache::Manifest>)>,
+) -> Result<ObjectStore, InfraError> {
     match engine::minio_tag() {
         Some(tag) => start_minio(names, &tag, timeout),
-        None => start_garage(names, timeout),
+        None => start_garage(names, timeout, garage_dir),
     }
 }
+
+/// Whether the object store is Garage (the corpus cache saves only Garage's files).
+pub fn object_store_is_garage() -> bool {
+    engine::minio_tag().is_none()
+}
+
+/// Garage's directory inside its image.
+pub const GARAGE_DIR: &str = "/var/lib/garage";
 
 /// MinIO on the S3 port Garage uses, with a root user as the nodes' key, the region the nodes
 /// sign with, and the bucket made by the `mc` the image ships.
@@ -235,8 +250,16 @@ fn start_minio(names: &Names, tag: &str, timeout: Duration) -> Result<ObjectStor
     })
 }
 
-fn start_garage(names: &Names, timeout: Duration) -> Result<ObjectStore, InfraError> {
-    let started = containers::start(names.spec("s3", "garage").publish(S3_PORT)?)?;
+fn start_garage(
+    names: &Names,
+    timeout: Duration,
+    garage_dir: Option<(&std::path::Path, Option<&crate::corpus_cache::Manifest>)>,
+) -> Result<ObjectStore, InfraError> {
+    let mut spec = names.spec("s3", "garage").publish(S3_PORT)?;
+    if let Some((dir, _)) = garage_dir {
+        spec = spec.mount(dir, GARAGE_DIR);
+    }
+    let started = containers::start(spec)?;
     let name = started.name.clone();
     let cli = |_step: &str, args: &[&str]| -> Result<String, InfraError> {
         let mut all = vec!["garage", "-c", "/etc/garage.toml"];
@@ -255,7 +278,13 @@ fn start_garage(names: &Names, timeout: Duration) -> Result<ObjectStore, InfraEr
             .to_string();
         Ok(!node_id.is_empty())
     })?;
-    let (access_key, secret_key) = bootstrap::garage_single_node(&node_id, cli)?;
+    let (access_key, secret_key) = match garage_dir {
+        Some((_, Some(manifest))) => (
+            manifest.s3_access_key.clone(),
+            manifest.s3_secret_key.clone(),
+        ),
+        _ => bootstrap::garage_single_node(&node_id, cli)?,
+    };
     let version = bootstrap::garage_version(&cli("version", &["--version"])?);
     Ok(ObjectStore {
         kind: "garage",

@@ -1,5 +1,6 @@
 //! Garage, the S3-compatible object store: a one-node layout with one bucket and one key, set up
-//! with the same CLI steps as the node's own integration tests.
+//! with the same CLI steps as the node's own integration tests, or restored from the corpus
+//! cache (its directories put back before it starts, so layout, bucket, key and objects return).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +18,8 @@ pub struct Garage {
     /// e.g. `2.5.0`.
     pub version: String,
     pub process: Supervised,
+    /// Its data and metadata directories.
+    pub dir: PathBuf,
 }
 
 /// `~/.cargo/bin/garage` when `cargo install garage` put it there, else `garage` on PATH.
@@ -33,10 +36,22 @@ pub fn garage_bin() -> PathBuf {
 }
 
 impl Garage {
-    pub fn start(context: &Context) -> Result<Self, InfraError> {
+    /// Starts Garage; with `restore` (an entry of the corpus cache and its manifest) its saved
+    /// directories and key instead of a new layout.
+    /// `timed` is told when the restore's copy began, once it is done.
+    pub fn start(
+        context: &Context,
+        restore: Option<(&std::path::Path, &crate::corpus_cache::Manifest)>,
+        timed: &(dyn Fn(std::time::Instant) -> u64 + Sync),
+    ) -> Result<Self, InfraError> {
         let bin = garage_bin();
         let dir = context.work_dir.join("garage");
         std::fs::create_dir_all(&dir)?;
+        if let Some((entry, _)) = restore {
+            let began = std::time::Instant::now();
+            super::seed::restore_object_store(entry, &dir)?;
+            timed(began);
+        }
         let (s3_port, rpc_port) = (
             crate::infra::probe::free_port()?,
             crate::infra::probe::free_port()?,
@@ -92,7 +107,13 @@ impl Garage {
             node_id = id.trim().to_string();
             Ok(!node_id.is_empty())
         })?;
-        let (access_key, secret_key) = crate::infra::bootstrap::garage_single_node(&node_id, cli)?;
+        let (access_key, secret_key) = match restore {
+            Some((_, manifest)) => (
+                manifest.s3_access_key.clone(),
+                manifest.s3_secret_key.clone(),
+            ),
+            None => crate::infra::bootstrap::garage_single_node(&node_id, cli)?,
+        };
         Ok(Self {
             endpoint: format!("http://127.0.0.1:{s3_port}"),
             s3_port,
@@ -100,6 +121,7 @@ impl Garage {
             secret_key,
             version,
             process,
+            dir,
         })
     }
 

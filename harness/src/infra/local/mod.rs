@@ -24,6 +24,7 @@ mod network;
 mod nodes;
 mod postgres;
 mod process;
+mod seed;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -39,7 +40,8 @@ use self::network::Network;
 use self::nodes::Node;
 use self::postgres::Postgres;
 use self::process::{Identity, PidBoard, STOP_GRACE, Spawner, Supervised};
-use super::{Control, Endpoints, Infra, InfraError, Member, Monitored};
+use super::{Control, Endpoints, Infra, InfraError, Member, Monitored, RestoredCorpus};
+use crate::corpus_cache::{CacheKey, CorpusCache, Manifest};
 
 pub use self::process::pid_exists;
 
@@ -68,6 +70,9 @@ pub struct LocalOptions {
     /// Start a Git server (`git daemon`) and create the Git sources (`cran-git`, `pypi-git`)
     /// for the git-builders workload.
     pub git_builders: bool,
+    /// The corpus cache and this run's key: a complete entry is restored before the nodes
+    /// start; otherwise the run seeds and [`Infra::save_corpus`] saves into it.
+    pub corpus_cache: Option<(CorpusCache, CacheKey)>,
 }
 
 impl Default for LocalOptions {
@@ -81,6 +86,7 @@ impl Default for LocalOptions {
             reason: "local processes requested".into(),
             synchronous: true,
             git_builders: false,
+            corpus_cache: None,
         }
     }
 }
@@ -176,6 +182,8 @@ pub struct LocalCluster {
     database_url: String,
     /// Whether commits wait for the standby (see [`LocalOptions::synchronous`]).
     synchronous: bool,
+    corpus_cache: Option<(CorpusCache, CacheKey)>,
+    restored: Option<RestoredCorpus>,
     torn_down: bool,
 }
 
@@ -248,6 +256,8 @@ pub fn start(options: LocalOptions) -> Result<LocalCluster, InfraError> {
         ready_timeout: options.ready_timeout,
         database_url: String::new(),
         synchronous: options.synchronous,
+        corpus_cache: options.corpus_cache.clone(),
+        restored: None,
         torn_down: false,
     };
     // On error `cluster` drops here, which stops whatever had started.
@@ -277,6 +287,20 @@ impl LocalCluster {
             tracing::info!(%reason, "members cannot be cut off the network on this machine");
         }
 
+        // A complete corpus cache entry of this run's key is restored into both stores.
+        let restore = options
+            .corpus_cache
+            .as_ref()
+            .and_then(|(cache, key)| cache.lookup(key));
+        // Time spent restoring (the file copies, the database restore), not starting.
+        let restore_micros = std::sync::atomic::AtomicU64::new(0);
+        let add = |began: Instant| {
+            restore_micros.fetch_add(
+                began.elapsed().as_micros() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+        };
+        let restore_ref = restore.as_ref().map(|(entry, m)| (entry.as_path(), m));
         // The database and the object store are independent: start them side by side. Each
         // part lands in its slot as soon as it runs, so that an error stops it again.
         let (postgres, standby, endpoint) = (&self.postgres, &self.standby, &self.db_endpoint);
@@ -291,9 +315,15 @@ impl LocalCluster {
                 }
                 let servers = [(primary.name, primary.port), (replica.name, replica.port)];
                 let started = DbEndpoint::start(&context, &servers)?;
-                Ok(lock(endpoint).insert(started).url(postgres::DATABASE))
+                let url = lock(endpoint).insert(started).url(postgres::DATABASE);
+                if let Some((entry, _)) = restore_ref {
+                    let began = Instant::now();
+                    seed::restore_database(&context, Path::new(postgres::BIN_DIR), &url, entry)?;
+                    add(began);
+                }
+                Ok(url)
             });
-            let garage = scope.spawn(|| Garage::start(&context));
+            let garage = scope.spawn(|| Garage::start(&context, restore_ref, &add));
             (join(database, "postgresql"), join(garage, "s3"))
         });
         let garage = garage.map(|g| self.garage.get_mut().map(|slot| slot.insert(g)));
@@ -332,7 +362,12 @@ impl LocalCluster {
                 &shared,
             )?);
         }
-        let tokens = nodes::create_layout(&context, &options.pkgnode_bin, &prepared[0].config)?;
+        let tokens = nodes::create_layout(
+            &context,
+            &options.pkgnode_bin,
+            &prepared[0].config,
+            restore.is_some(),
+        )?;
         if options.git_builders {
             let server =
                 git_daemon::GitServer::start(Some(&context.work_dir.join("git")), context.timeout)?;
@@ -347,6 +382,13 @@ impl LocalCluster {
                 python_token,
             };
             self.git = Some((server, endpoints));
+        }
+        if let Some((entry, manifest)) = restore {
+            self.restored = Some(RestoredCorpus {
+                entry,
+                manifest,
+                restore_seconds: restore_micros.into_inner() as f64 / 1e6,
+            });
         }
         // Start them all, then wait: they come up in parallel.
         for node in prepared {
@@ -791,6 +833,44 @@ impl Infra for LocalCluster {
                     .into(),
             }),
         }
+    }
+
+    fn restored_corpus(&self) -> Option<&RestoredCorpus> {
+        self.restored.as_ref()
+    }
+
+    /// Blocking. Garage is stopped while its directories are copied (a second or two; the load
+    /// has not started), then started again.
+    fn save_corpus(&self, mut manifest: Manifest) -> Result<Option<PathBuf>, InfraError> {
+        let Some((cache, key)) = &self.corpus_cache else {
+            return Ok(None);
+        };
+        if self.restored.is_some() {
+            return Ok(None);
+        }
+        let began = Instant::now();
+        manifest.key = key.clone();
+        let context = self.context()?;
+        let staging = seed::staging(cache, &manifest)?;
+        seed::dump_database(
+            &context,
+            Path::new(postgres::BIN_DIR),
+            &self.database_url,
+            &staging.join(seed::DB_DUMP),
+        )?;
+        self.control(&Member::ObjectStore, Control::Stop)?;
+        let copied = {
+            let garage = lock(&self.garage);
+            let garage = garage.as_ref().ok_or_else(poisoned)?;
+            manifest.s3_access_key = garage.access_key.clone();
+            manifest.s3_secret_key = garage.secret_key.clone();
+            manifest.s3_version = garage.version.clone();
+            seed::save_object_store(&garage.dir, &staging)
+        };
+        // Started again whatever the copy did.
+        self.control(&Member::ObjectStore, Control::Start)?;
+        copied?;
+        seed::commit(cache, &staging, &mut manifest, began).map(Some)
     }
 
     /// Blocking: Stop waits up to 5 s, Start waits until the member is ready again.

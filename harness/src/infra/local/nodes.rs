@@ -127,8 +127,9 @@ pub fn create_layout(
     context: &Context,
     pkgnode_bin: &Path,
     config: &Path,
+    layout_exists: bool,
 ) -> Result<Tokens, InfraError> {
-    bootstrap::create_layout(|step, args| {
+    bootstrap::create_layout(layout_exists, |step, args| {
         let launch = Launch::new(&format!("pkgnode {}", args.join(" ")), pkgnode_bin, "")
             .arg("--config")
             .arg(config)
