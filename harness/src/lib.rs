@@ -19,6 +19,8 @@ pub async fn execute(cli: cli::Cli) -> u8 {
         cli::Command::Scenario(args) => commands::scenario::run(*args).await,
         cli::Command::Drill(args) => commands::drill::run(*args).await,
         cli::Command::Check(args) => commands::check::run(*args).await,
+        cli::Command::Merge(args) => commands::merge::run(&args),
+        cli::Command::Generator { spec } => commands::generator::run(&spec).await,
         cli::Command::Report { dir } => commands::report::rerender(&dir).map(|record| {
             println!("report: {}", dir.join("report.html").display());
             println!("verdict: {}", record.verdict.as_str().to_uppercase());

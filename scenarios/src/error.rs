@@ -56,6 +56,9 @@ pub enum ScenarioError {
         /// Run time asked for.
         run_time: Duration,
     },
+    /// Read-only discovery could not read what the target serves.
+    #[error("discovering the target's corpus: {0}")]
+    Discovery(String),
     #[error("{0}")]
     Internal(String),
 }

@@ -3,6 +3,8 @@
 
 pub mod check;
 pub mod drill;
+pub mod generator;
+pub mod merge;
 pub mod plan;
 pub mod report;
 pub mod scenario;

@@ -1,7 +1,9 @@
 //! CPU and memory of the processes under test, sampled from /proc during the run. A process's
-//! figures include its descendants (PostgreSQL's backends belong to the postmaster).
+//! figures include its descendants (PostgreSQL's backends belong to the postmaster), except
+//! those sampled under a name of their own: the local provider's cluster processes are children
+//! of the harness, and must not count as the load generator's CPU.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,24 +11,13 @@ use reports::record::ResourceSample;
 
 use crate::infra::Monitored;
 
-/// Total CPU ticks and RSS of a process and its descendants.
-fn tree_usage(root: u32, parents: &HashMap<u32, u32>) -> Option<(u64, u64)> {
-    let mut members = vec![root];
-    let mut index = 0;
-    while index < members.len() {
-        let parent = members[index];
-        members.extend(
-            parents
-                .iter()
-                .filter(|(_, p)| **p == parent)
-                .map(|(pid, _)| *pid),
-        );
-        index += 1;
-    }
+/// Total CPU ticks and RSS of a process and its descendants, leaving out the subtrees of
+/// `others` (processes sampled on their own).
+fn tree_usage(root: u32, parents: &HashMap<u32, u32>, others: &HashSet<u32>) -> Option<(u64, u64)> {
     let mut ticks = 0;
     let mut rss_pages = 0;
     let mut seen_root = false;
-    for pid in members {
+    for pid in tree_members(root, parents, others) {
         if let Some((t, r)) = proc_stat(pid) {
             ticks += t;
             rss_pages += r;
@@ -34,6 +25,23 @@ fn tree_usage(root: u32, parents: &HashMap<u32, u32>) -> Option<(u64, u64)> {
         }
     }
     seen_root.then(|| (ticks, rss_pages * page_size()))
+}
+
+/// `root` and its descendants, without the subtrees rooted at `others`.
+fn tree_members(root: u32, parents: &HashMap<u32, u32>, others: &HashSet<u32>) -> Vec<u32> {
+    let mut members = vec![root];
+    let mut index = 0;
+    while index < members.len() {
+        let parent = members[index];
+        members.extend(
+            parents
+                .iter()
+                .filter(|(pid, p)| **p == parent && !others.contains(pid))
+                .map(|(pid, _)| *pid),
+        );
+        index += 1;
+    }
+    members
 }
 
 fn page_size() -> u64 {
@@ -99,11 +107,12 @@ impl Sampler {
         let task = tokio::task::spawn_blocking(move || {
             let hz = ticks_per_second();
             let mut previous: HashMap<String, (u64, Instant)> = HashMap::new();
+            let roots: HashSet<u32> = monitored.iter().map(|m| m.pid).collect();
             loop {
                 let parents = parent_map();
                 let now = Instant::now();
                 for process in &monitored {
-                    let Some((ticks, rss)) = tree_usage(process.pid, &parents) else {
+                    let Some((ticks, rss)) = tree_usage(process.pid, &parents, &roots) else {
                         continue;
                     };
                     if let Some((last_ticks, last_at)) = previous.get(&process.name) {
@@ -149,9 +158,25 @@ mod tests {
     #[test]
     fn reads_own_process() {
         let parents = parent_map();
-        let (ticks, rss) = tree_usage(std::process::id(), &parents).expect("own process");
+        let none = HashSet::new();
+        let (ticks, rss) = tree_usage(std::process::id(), &parents, &none).expect("own process");
         assert!(rss > 0);
         let _ = ticks;
-        assert!(tree_usage(u32::MAX - 1, &parents).is_none());
+        assert!(tree_usage(u32::MAX - 1, &parents, &none).is_none());
+    }
+
+    #[test]
+    fn a_subtree_sampled_on_its_own_is_not_counted_in_its_parent() {
+        // harness 1 → node 2 → worker 3; harness 1 → helper 4.
+        let parents = HashMap::from([(2, 1), (3, 2), (4, 1)]);
+        let mut all = tree_members(1, &parents, &HashSet::new());
+        all.sort();
+        assert_eq!(all, [1, 2, 3, 4]);
+        let mut own = tree_members(1, &parents, &HashSet::from([1, 2]));
+        own.sort();
+        assert_eq!(own, [1, 4]);
+        let mut node = tree_members(2, &parents, &HashSet::from([1, 2]));
+        node.sort();
+        assert_eq!(node, [2, 3]);
     }
 }

@@ -3,7 +3,9 @@
 
 mod check;
 mod drill;
+mod generators;
 mod infra_docker;
 mod infra_local;
 mod scenario;
 mod support;
+mod target;
