@@ -172,7 +172,10 @@ fn generator_warnings(record: &RunRecord, installs: &InstallCounts) -> Vec<Strin
     let mut generators: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
     for s in &record.samples {
         if s.process.starts_with("load-generator") {
-            generators.entry(s.process.as_str()).or_default().push(s.cpu_pct);
+            generators
+                .entry(s.process.as_str())
+                .or_default()
+                .push(s.cpu_pct);
         }
     }
     for (name, cpu) in generators {

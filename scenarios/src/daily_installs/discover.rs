@@ -123,14 +123,16 @@ async fn discover_python(
     found.python_listed = names.len();
     // Read pages until `cap` projects with a wheel are found (in listing order).
     let mut taken = Vec::new();
-    let mut pages = std::pin::pin!(stream::iter(names.into_iter().map(|name| {
-        let url = target.simple_url(&crate::corpus::pep503_normalize(&name));
-        async move {
-            let page = get(client, &url, Some(SIMPLE_ACCEPT)).await?;
-            Ok::<_, ScenarioError>((name, url, page))
-        }
-    }))
-    .buffered(PAGE_CONCURRENCY));
+    let mut pages = std::pin::pin!(
+        stream::iter(names.into_iter().map(|name| {
+            let url = target.simple_url(&crate::corpus::pep503_normalize(&name));
+            async move {
+                let page = get(client, &url, Some(SIMPLE_ACCEPT)).await?;
+                Ok::<_, ScenarioError>((name, url, page))
+            }
+        }))
+        .buffered(PAGE_CONCURRENCY)
+    );
     while taken.len() < cap {
         let Some((name, url, page)) = pages.try_next().await? else {
             break;
