@@ -55,6 +55,15 @@ pub enum Command {
         #[arg(long = "corpus-cache")]
         dir: Option<PathBuf>,
     },
+    /// Merge the run records of several load generators of one run (e.g. the slices of a
+    /// Kubernetes Indexed Job) into one record, judged over the merge. Exit code as a scenario's.
+    Merge(MergeArgs),
+    /// One child load generator of `harness scenario --generators N` (internal).
+    #[command(hide = true)]
+    Generator {
+        /// The generator's JSON spec, written by the coordinating harness.
+        spec: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -157,6 +166,19 @@ pub struct CompareArgs {
     /// Where compare.html and compare.json go; default reports/runs/<timestamp>-compare/.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// Run directories of the generators, each written by `harness scenario --slice I/N`.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where the merged run directory goes.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Judge these thresholds instead of those the records were judged with; repeatable.
+    #[arg(long = "threshold")]
+    pub thresholds: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -328,6 +350,33 @@ pub struct ScenarioArgs {
     pub pypi_source: String,
     #[arg(long, default_value = "cran-local")]
     pub cran_source: String,
+    /// Load-generator processes: N child processes of this harness, each executing a disjoint
+    /// slice of the one schedule; their records are merged and judged as one.
+    #[arg(long, default_value_t = 1, conflicts_with = "slice")]
+    pub generators: usize,
+    /// Execute only slice I of N of the schedule (0-based), e.g. a Kubernetes Indexed Job's
+    /// `$(JOB_COMPLETION_INDEX)/N`; merge the slices' records with `harness merge`.
+    #[arg(long, value_name = "I/N")]
+    pub slice: Option<String>,
+    /// When the schedule (and time bucket 0) starts, RFC 3339 (e.g. 2026-11-28T10:00:00Z):
+    /// the same for every slice, so their time buckets align.
+    #[arg(long)]
+    pub start_at: Option<String>,
+    /// With --target: the target already serves the corpus (uploaded by an earlier run or
+    /// another slice with the same corpus flags); upload nothing.
+    #[arg(long, requires = "target")]
+    pub no_publish: bool,
+    /// With --target: upload nothing; discover the corpus from what the target serves (the R
+    /// `PACKAGES` index and the PyPI simple pages of --pypi-repo / --cran-repo).
+    #[arg(long, requires = "target", conflicts_with = "no_publish")]
+    pub read_only: bool,
+    /// With --target: allow a host outside 127.0.0.0/8 (a real deployment).
+    #[arg(long, requires = "target")]
+    pub allow_remote_target: bool,
+    /// With --target: one node's own URL (repeat for every node), for per-node shares and
+    /// statuses from the nodes' own endpoints.
+    #[arg(long = "node", requires = "target")]
+    pub node_urls: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

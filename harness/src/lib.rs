@@ -30,6 +30,8 @@ pub async fn execute(cli: cli::Cli) -> u8 {
             thresholds_file,
         } => commands::report::run(&dir, &thresholds, thresholds_file.as_deref()),
         cli::Command::CorpusCache { action, dir } => commands::corpus_cache::run(action, dir),
+        cli::Command::Merge(args) => commands::merge::run(&args),
+        cli::Command::Generator { spec } => commands::generator::run(&spec).await,
     };
     match result {
         Ok(code) => code,

@@ -68,6 +68,44 @@ pub struct RunPlan {
     pub ha_checklist: bool,
     /// No progress bar.
     pub quiet: bool,
+    /// Which load-generator processes execute the read load, and where the corpus comes from.
+    pub generators: GeneratorPlan,
+}
+
+/// Where the installed corpus comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CorpusSource {
+    /// Generate it and upload it before the load.
+    #[default]
+    Publish,
+    /// Generate it; the target already serves it (published by another generator or run).
+    Served,
+    /// Read it from what the target serves (`PACKAGES`, the PyPI simple pages): no uploads.
+    Discover,
+}
+
+/// One slice of a schedule shared by `count` generators: this process takes the arrivals
+/// `index`, `index + count`, … of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Slice {
+    pub index: usize,
+    pub count: usize,
+}
+
+/// How the read load is spread over load-generator processes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GeneratorPlan {
+    /// Child generator processes, each executing one slice; 0 or 1: this process generates.
+    pub children: usize,
+    /// This process executes only this slice of the schedule.
+    pub slice: Option<Slice>,
+    /// When bucket 0 and the schedule start, the same instant for every generator of a run
+    /// (so their time buckets align); `None`: a second after the load is ready.
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub corpus: CorpusSource,
+    /// Where the children write their run records (one directory each).
+    pub records_dir: Option<PathBuf>,
 }
 
 impl RunPlan {
@@ -98,6 +136,22 @@ impl RunPlan {
         if self.infra.nodes == 0 {
             problems.push("a cluster needs at least one node".into());
         }
+        if let Some(slice) = self.generators.slice
+            && (slice.count == 0 || slice.index >= slice.count)
+        {
+            problems.push(format!(
+                "--slice {}/{}: the index counts from 0 and must be below the count",
+                slice.index, slice.count
+            ));
+        }
+        if self.generators.children > 1
+            && (self.writes.is_some() || !self.nemesis.faults.is_empty())
+        {
+            problems.push("--generators runs plain scenarios; drills run one generator".into());
+        }
+        if self.generators.children > 1 && self.generators.slice.is_some() {
+            problems.push("--generators and --slice exclude each other".into());
+        }
         problems
     }
 
@@ -111,6 +165,7 @@ impl RunPlan {
             "nemesis": self.nemesis,
             "checkers": self.checkers,
             "availability_limits": self.availability,
+            "generators": self.generators,
         })
     }
 }

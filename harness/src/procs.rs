@@ -2,6 +2,8 @@
 //! is in, its CPU time and memory, its command line. The local provider signals process trees
 //! with it, the resource sampler measures them, and the tests look for anything left running.
 
+use std::collections::HashSet;
+
 use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
@@ -51,8 +53,19 @@ impl Table {
         &self.entries
     }
 
+    /// A table of exactly these processes (for tests of the tree walks).
+    pub fn of(entries: Vec<Entry>) -> Self {
+        Self { entries }
+    }
+
     /// `root` and every descendant of it, `root` first; empty when `root` is not in the table.
     pub fn tree(&self, root: u32) -> Vec<&Entry> {
+        self.tree_without(root, &HashSet::new())
+    }
+
+    /// [`Table::tree`] without the subtrees rooted at `others` (processes measured on their own:
+    /// the local provider's cluster processes are children of the harness).
+    pub fn tree_without(&self, root: u32, others: &HashSet<u32>) -> Vec<&Entry> {
         let Some(first) = self.entries.iter().find(|entry| entry.pid == root) else {
             return Vec::new();
         };
@@ -60,16 +73,21 @@ impl Table {
         let mut next = 0;
         while next < found.len() {
             let parent = found[next].pid;
-            found.extend(self.entries.iter().filter(|entry| entry.parent == parent));
+            found.extend(
+                self.entries
+                    .iter()
+                    .filter(|entry| entry.parent == parent && !others.contains(&entry.pid)),
+            );
             next += 1;
         }
         found
     }
 
     /// Summed CPU ticks and resident bytes of `root` and its descendants (PostgreSQL's backends
-    /// belong to the postmaster); `None` when `root` is gone.
-    pub fn tree_usage(&self, root: u32) -> Option<(u64, u64)> {
-        let tree = self.tree(root);
+    /// belong to the postmaster) but not of the subtrees rooted at `others`; `None` when `root`
+    /// is gone.
+    pub fn tree_usage(&self, root: u32, others: &HashSet<u32>) -> Option<(u64, u64)> {
+        let tree = self.tree_without(root, others);
         (!tree.is_empty()).then(|| {
             tree.iter().fold((0, 0), |(ticks, rss), entry| {
                 (ticks + entry.cpu_ticks, rss + entry.rss_bytes)
@@ -133,7 +151,9 @@ mod tests {
         let tree: Vec<u32> = table.tree(me).iter().map(|entry| entry.pid).collect();
         assert_eq!(tree.first(), Some(&me));
         assert!(tree.contains(&child.id()), "{tree:?}");
-        let (_, rss) = table.tree_usage(me).expect("this process is in the table");
+        let (_, rss) = table
+            .tree_usage(me, &HashSet::new())
+            .expect("this process is in the table");
         assert!(rss > 0);
         assert!(command_line(child.id()).starts_with("sleep 30"));
         assert!(exists(child.id()));
@@ -142,6 +162,30 @@ mod tests {
         assert!(!exists(child.id()));
         assert_eq!(state(child.id()), None);
         assert!(table.tree(u32::MAX).is_empty());
-        assert!(table.tree_usage(u32::MAX).is_none());
+        assert!(table.tree_usage(u32::MAX, &HashSet::new()).is_none());
+    }
+
+    #[test]
+    fn a_subtree_measured_on_its_own_is_not_counted_in_its_parent() {
+        // harness 1 → node 2 → worker 3; harness 1 → helper 4.
+        let entry = |pid, parent| Entry {
+            pid,
+            parent,
+            group: pid,
+            state: 'S',
+            cpu_ticks: 10 * u64::from(pid),
+            rss_bytes: 1,
+        };
+        let table = Table::of(vec![entry(1, 0), entry(2, 1), entry(3, 2), entry(4, 1)]);
+        let pids = |tree: Vec<&Entry>| {
+            let mut pids: Vec<u32> = tree.iter().map(|entry| entry.pid).collect();
+            pids.sort();
+            pids
+        };
+        assert_eq!(pids(table.tree(1)), [1, 2, 3, 4]);
+        let measured = HashSet::from([1, 2]);
+        assert_eq!(pids(table.tree_without(1, &measured)), [1, 4]);
+        assert_eq!(pids(table.tree_without(2, &measured)), [2, 3]);
+        assert_eq!(table.tree_usage(1, &measured), Some((50, 2)));
     }
 }

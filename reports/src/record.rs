@@ -282,23 +282,67 @@ impl RunRecord {
             .fold(Verdict::from_results(&self.thresholds), Verdict::and)
     }
 
-    /// Merges another process's record of the same run into this one: metrics merged, events,
-    /// samples and node request counts combined. Thresholds must be judged again afterwards
+    /// Merges another process's record of the same run into this one: metrics merged with
+    /// their time buckets aligned on the wall clock (`started_at`), events, samples and node
+    /// request counts combined on the same clock. Thresholds must be judged again afterwards
     /// ([`judge`](Self::judge)).
+    ///
+    /// Fails when the two starts are not a whole number of buckets apart (within a
+    /// millisecond): buckets would straddle each other. Generators of one run share one start
+    /// (`--start-at`), which makes the offset zero.
     pub fn merge(&mut self, other: &RunRecord) -> Result<(), crate::ReportError> {
-        self.metrics.merge(&other.metrics)?;
-        self.meta.duration_s = self.meta.duration_s.max(other.meta.duration_s);
-        self.meta.started_at = self.meta.started_at.min(other.meta.started_at);
+        let apart_s = (other.meta.started_at - self.meta.started_at)
+            .num_microseconds()
+            .map(|us| us as f64 / 1e6)
+            .ok_or_else(|| crate::ReportError::Merge("the records start years apart".into()))?;
+        let width_s = self.metrics.bucket_width_s();
+        let offset = (apart_s / width_s).round();
+        if (apart_s - offset * width_s).abs() > 0.001 {
+            return Err(crate::ReportError::Merge(format!(
+                "the records start {apart_s:.3} s apart, not a whole number of {width_s} s buckets: \
+                 give every generator the same --start-at"
+            )));
+        }
+        self.metrics.merge_offset(&other.metrics, offset as i64)?;
+        // Times in `self` count from its start; after the merge they count from the earlier one.
+        let (shift_self, shift_other) = if apart_s < 0.0 {
+            (-apart_s, 0.0)
+        } else {
+            (0.0, apart_s)
+        };
+        if shift_self > 0.0 {
+            self.meta.started_at = other.meta.started_at;
+            self.events.iter_mut().for_each(|e| {
+                e.at_s += shift_self;
+                e.end_s = e.end_s.map(|t| t + shift_self);
+            });
+            self.samples.iter_mut().for_each(|s| s.at_s += shift_self);
+            self.node_request_rates
+                .iter_mut()
+                .for_each(|r| r.at_s += shift_self);
+        }
+        self.meta.duration_s =
+            (self.meta.duration_s + shift_self).max(other.meta.duration_s + shift_other);
         for event in &other.events {
-            if !self.events.contains(event) {
-                self.events.push(event.clone());
+            let mut event = event.clone();
+            event.at_s += shift_other;
+            event.end_s = event.end_s.map(|t| t + shift_other);
+            if !self.events.contains(&event) {
+                self.events.push(event);
             }
         }
         self.events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-        self.samples.extend(other.samples.iter().cloned());
+        self.samples
+            .extend(other.samples.iter().map(|s| ResourceSample {
+                at_s: s.at_s + shift_other,
+                ..s.clone()
+            }));
         self.samples.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
         self.node_request_rates
-            .extend(other.node_request_rates.iter().cloned());
+            .extend(other.node_request_rates.iter().map(|r| NodeRequestRate {
+                at_s: r.at_s + shift_other,
+                ..r.clone()
+            }));
         self.node_request_rates
             .sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
         self.gauges.extend(other.gauges.iter().cloned());

@@ -168,17 +168,29 @@ fn generator_warnings(record: &RunRecord, installs: &InstallCounts) -> Vec<Strin
         ));
     }
     let cores = record.meta.config["machine_cores"].as_f64().unwrap_or(0.0);
-    let generator: Vec<f64> = record
-        .samples
-        .iter()
-        .filter(|s| s.process == "load-generator")
-        .map(|s| s.cpu_pct)
-        .collect();
-    if cores > 0.0 && !generator.is_empty() {
-        let mean = generator.iter().sum::<f64>() / generator.len() as f64;
+    // One generator, or each of several (`load-generator-0`, …), judged on its own samples.
+    let mut generators: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    for s in &record.samples {
+        if s.process.starts_with("load-generator") {
+            generators
+                .entry(s.process.as_str())
+                .or_default()
+                .push(s.cpu_pct);
+        }
+    }
+    for (name, cpu) in generators {
+        if cores <= 0.0 || cpu.is_empty() {
+            continue;
+        }
+        let mean = cpu.iter().sum::<f64>() / cpu.len() as f64;
         if mean >= SATURATED_CPU_SHARE * cores * 100.0 {
+            let who = if name == "load-generator" {
+                "the load generator".to_string()
+            } else {
+                format!("the load generator {name}")
+            };
             warnings.push(format!(
-                "the load generator used {mean:.0}% CPU on average of {:.0}% available: it \
+                "{who} used {mean:.0}% CPU on average of {:.0}% available: it \
                  measured itself before the cluster",
                 cores * 100.0
             ));

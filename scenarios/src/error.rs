@@ -75,6 +75,9 @@ pub enum ScenarioError {
     /// A local file operation failed.
     #[error("{0}")]
     Io(std::io::Error),
+    /// Read-only discovery could not read what the target serves.
+    #[error("discovering the target's corpus: {0}")]
+    Discovery(String),
     #[error("{0}")]
     Internal(String),
 }

@@ -6,6 +6,8 @@ pub mod compare;
 pub mod corpus_cache;
 pub mod drill;
 pub mod gate;
+pub mod generator;
+pub mod merge;
 pub mod plan;
 pub mod report;
 pub mod scenario;

@@ -19,7 +19,7 @@ use crate::cli::{
 };
 use crate::error::HarnessError;
 use crate::nemesis::{FailoverPolicy, Fault, NemesisPlan, ScheduledFault};
-use crate::plan::{InfraKind, InfraPlan, RunPlan};
+use crate::plan::{CorpusSource, GeneratorPlan, InfraKind, InfraPlan, RunPlan, Slice};
 use crate::run::DEFAULT_THRESHOLDS;
 
 /// Node settings for drills: check-ins every second, "Missed check-in" after three, so a
@@ -41,6 +41,7 @@ pub fn scenario(args: &ScenarioArgs) -> Result<RunPlan, HarnessError> {
     if args.name == ScenarioName::GitBuilders {
         return git_builders(args);
     }
+    let generators = generators(args)?;
     let plan = RunPlan {
         name: args.name.as_str().into(),
         infra: infra(&args.load, true, String::new()),
@@ -53,8 +54,57 @@ pub fn scenario(args: &ScenarioArgs) -> Result<RunPlan, HarnessError> {
         thresholds: ThresholdSet::default(),
         ha_checklist: true,
         quiet: args.load.quiet,
+        generators,
     };
     checked(plan, thresholds(&args.load, DEFAULT_THRESHOLDS))
+}
+
+/// Which generators run the load and where the corpus comes from.
+fn generators(args: &ScenarioArgs) -> Result<GeneratorPlan, HarnessError> {
+    let mut problems = Vec::new();
+    let slice = args.slice.as_deref().and_then(|text| {
+        let parsed = text
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+        if parsed.is_none() {
+            problems.push(format!(
+                "--slice {text}: write INDEX/COUNT, e.g. 0/3 (the index counts from 0)"
+            ));
+        }
+        parsed.map(|(index, count)| Slice { index, count })
+    });
+    let start_at = args.start_at.as_deref().and_then(|text| {
+        let parsed = chrono::DateTime::parse_from_rfc3339(text).ok();
+        if parsed.is_none() {
+            problems.push(format!(
+                "--start-at {text}: write an RFC 3339 time, e.g. 2026-11-28T10:00:00Z"
+            ));
+        }
+        parsed.map(|t| t.with_timezone(&chrono::Utc))
+    });
+    if args.generators == 0 {
+        problems.push("--generators must be at least 1".into());
+    }
+    if !problems.is_empty() {
+        return Err(HarnessError::Config(problems));
+    }
+    Ok(GeneratorPlan {
+        children: if args.generators > 1 {
+            args.generators
+        } else {
+            0
+        },
+        slice,
+        start_at,
+        corpus: if args.read_only {
+            CorpusSource::Discover
+        } else if args.no_publish {
+            CorpusSource::Served
+        } else {
+            CorpusSource::Publish
+        },
+        records_dir: None,
+    })
 }
 
 /// The plan of `harness drill NAME`: the read load, an upload writer, the drill's faults and
@@ -146,6 +196,7 @@ pub fn drill(args: &DrillArgs) -> Result<RunPlan, HarnessError> {
             thresholds: ThresholdSet::default(),
             ha_checklist: true,
             quiet: args.load.quiet,
+            generators: GeneratorPlan::default(),
         };
         return checked(plan, thresholds(&args.load, GIT_BUILDERS_THRESHOLDS));
     }
@@ -191,6 +242,7 @@ pub fn drill(args: &DrillArgs) -> Result<RunPlan, HarnessError> {
         thresholds: ThresholdSet::default(),
         ha_checklist: true,
         quiet: args.load.quiet,
+        generators: GeneratorPlan::default(),
     };
     checked(plan, thresholds(&args.load, &[]))
 }
@@ -222,6 +274,7 @@ fn git_builders(args: &ScenarioArgs) -> Result<RunPlan, HarnessError> {
         thresholds: ThresholdSet::default(),
         ha_checklist: true,
         quiet: args.load.quiet,
+        generators: GeneratorPlan::default(),
     };
     checked(plan, thresholds(&args.load, GIT_BUILDERS_THRESHOLDS))
 }

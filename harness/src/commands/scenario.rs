@@ -11,17 +11,25 @@ use reports::{RunRecord, Verdict};
 use crate::cli::ScenarioArgs;
 use crate::error::{HarnessError, exit};
 use crate::infra::{self, Endpoints, Infra, InfraError};
-use crate::plan::{InfraKind, InfraPlan, RunPlan};
+use crate::plan::{CorpusSource, InfraKind, InfraPlan, RunPlan};
 use crate::run;
 
 /// Runs the scenario end to end and returns the exit code.
 pub async fn run(args: ScenarioArgs) -> Result<u8, HarnessError> {
-    let plan = super::plan::scenario(&args)?;
+    let mut plan = super::plan::scenario(&args)?;
+    let out = args
+        .load
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_dir(&plan.name));
+    if plan.generators.children > 1 {
+        plan.generators.records_dir = Some(out.join("generators"));
+    }
     let infra = match &args.target {
-        Some(url) => Box::new(target(&args, url).await?) as Box<dyn Infra>,
+        Some(url) => Box::new(target(&args, url, plan.generators.corpus).await?) as Box<dyn Infra>,
         None => start_infra_with_corpus(&plan.infra, Some(&plan.reads.corpus)).await?,
     };
-    execute(&plan, infra, args.load.out.clone()).await
+    execute(&plan, infra, Some(out)).await
 }
 
 /// Runs `plan` on `infra`, tears it down, writes the run directory (default
@@ -82,7 +90,7 @@ fn default_out_dir(scenario: &str) -> PathBuf {
 }
 
 /// Writes the run directory and prints where it is and what it says.
-fn write(out: &Path, record: &RunRecord) -> Result<(), HarnessError> {
+pub(crate) fn write(out: &Path, record: &RunRecord) -> Result<(), HarnessError> {
     reports::store::write_run_dir(out, record)?;
     let summary = reports::summary::Summary::from_record(record);
     match git_builders_summary(record) {
@@ -159,11 +167,12 @@ fn one_screen_summary(summary: &reports::summary::Summary) -> String {
             .unwrap_or_else(|| "-".into())
     };
     format!(
-        "installs: {} attempted, {} succeeded, {} failed, {} late; rate target {:.2}/s achieved {:.2}/s\n\
+        "installs: {} attempted, {} succeeded, {} failed, {} never started, {} late; rate target {:.2}/s achieved {:.2}/s\n\
          request latency ms: p50 {} p90 {} p99 {} p99.9 {} max {}",
         summary.installs.attempted,
         summary.installs.succeeded,
         summary.installs.failed,
+        summary.installs.never_started,
         summary.installs.late,
         summary.rate.target_per_s,
         summary.rate.achieved_per_s,
@@ -374,48 +383,81 @@ fn ensure_pkgnode() -> Result<PathBuf, HarnessError> {
     Ok(target_dir.join("release").join("pkgnode"))
 }
 
-/// An existing deployment: nothing started; versions read from its status endpoint.
-async fn target(args: &ScenarioArgs, url: &str) -> Result<infra::target::Target, HarnessError> {
+/// An existing deployment: nothing started; versions read from the status endpoints of the
+/// balancer and of each `--node`. Loopback only unless `--allow-remote-target`; a token only
+/// when the corpus is to be published.
+async fn target(
+    args: &ScenarioArgs,
+    url: &str,
+    corpus: CorpusSource,
+) -> Result<infra::target::Target, HarnessError> {
     let url = url.trim_end_matches('/').to_string();
-    let host_ok = reqwest::Url::parse(&url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .is_some_and(|h| {
-            h == "localhost"
-                || h.parse::<std::net::Ipv4Addr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        });
-    if !host_ok {
-        return Err(HarnessError::Config(vec![format!(
-            "--target {url}: load goes only to loopback addresses (127.0.0.0/8, localhost) from this harness"
-        )]));
+    let mut problems = Vec::new();
+    for checked in std::iter::once(&url).chain(&args.node_urls) {
+        if !args.allow_remote_target && !is_loopback(checked) {
+            problems.push(format!(
+                "{checked}: load goes only to loopback addresses (127.0.0.0/8, localhost) unless \
+                 --allow-remote-target is given"
+            ));
+        }
     }
-    let token = args.token.clone().ok_or_else(|| {
-        HarnessError::Config(vec![
-            "--target needs --token (a sources:write token)".into(),
-        ])
-    })?;
+    let token = match (&args.token, corpus) {
+        (Some(token), _) => token.clone(),
+        (None, CorpusSource::Publish) => {
+            problems.push(
+                "--target needs --token (a sources:write token) to publish the corpus; \
+                 --read-only or --no-publish upload nothing"
+                    .into(),
+            );
+            String::new()
+        }
+        (None, _) => String::new(),
+    };
+    if !problems.is_empty() {
+        return Err(HarnessError::Config(problems));
+    }
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| HarnessError::Internal(e.to_string()))?;
-    let status: serde_json::Value = client
-        .get(format!("{url}/__api__/status"))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| HarnessError::Target(format!("{url}/__api__/status: {e}")))?
-        .json()
-        .await
-        .map_err(|e| HarnessError::Target(format!("{url}/__api__/status is not JSON: {e}")))?;
-    let node = NodeInfo {
-        id: status["node_id"].as_str().unwrap_or("unknown").to_string(),
-        address: url.clone(),
-        version: status["version"].as_str().unwrap_or("unknown").to_string(),
+    let status = |base: String| {
+        let client = client.clone();
+        async move {
+            let value: serde_json::Value = client
+                .get(format!("{base}/__api__/status"))
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .map_err(|e| HarnessError::Target(format!("{base}/__api__/status: {e}")))?
+                .json()
+                .await
+                .map_err(|e| {
+                    HarnessError::Target(format!("{base}/__api__/status is not JSON: {e}"))
+                })?;
+            Ok::<_, HarnessError>(NodeInfo {
+                id: value["node_id"].as_str().unwrap_or("unknown").to_string(),
+                address: base,
+                version: value["version"].as_str().unwrap_or("unknown").to_string(),
+            })
+        }
     };
+    let mut versions = Vec::new();
+    let mut nodes = Vec::new();
+    if args.node_urls.is_empty() {
+        versions.push(status(url.clone()).await?);
+    }
+    for (i, node_url) in args.node_urls.iter().enumerate() {
+        let node_url = node_url.trim_end_matches('/').to_string();
+        // A node that does not answer now is still observed (its status shows as such).
+        match status(node_url.clone()).await {
+            Ok(info) => versions.push(info),
+            Err(e) => eprintln!("harness: {e}"),
+        }
+        nodes.push((format!("node-{}", i + 1), node_url));
+    }
     let endpoints = Endpoints {
         base_url: url,
-        nodes: Vec::new(),
+        nodes,
         pypi_repo: args.pypi_repo.clone(),
         cran_repo: args.cran_repo.clone(),
         pypi_source: args.pypi_source.clone(),
@@ -423,5 +465,17 @@ async fn target(args: &ScenarioArgs, url: &str) -> Result<infra::target::Target,
         cran_token: args.cran_token.clone().unwrap_or_else(|| token.clone()),
         pypi_token: token,
     };
-    Ok(infra::target::Target::new(endpoints, vec![node]))
+    Ok(infra::target::Target::new(endpoints, versions))
+}
+
+/// Whether `url`'s host is `localhost` or in 127.0.0.0/8.
+fn is_loopback(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .is_some_and(|h| {
+            h == "localhost"
+                || h.parse::<std::net::Ipv4Addr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
 }

@@ -5,6 +5,7 @@
 //! **Architecture Invariant:** nothing here knows which provider runs the cluster; it sees only
 //! [`Endpoints`] and [`Monitored`] processes.
 
+pub mod generators;
 pub mod git_builders;
 pub mod node_metrics;
 pub mod node_share;
@@ -26,7 +27,7 @@ use crate::checkers::{self, CheckerKind};
 use crate::error::HarnessError;
 use crate::infra::Infra;
 use crate::nemesis;
-use crate::plan::RunPlan;
+use crate::plan::{CorpusSource, RunPlan};
 
 /// What the default run must hold: every install succeeds, the arrival rate is held, and
 /// each request kind answers within 50 ms at p99.
@@ -59,11 +60,14 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
     let model = LoadModel::DailyInstalls(config.clone());
     model.check()?;
     let endpoints = infra.endpoints().clone();
-    let corpus = Arc::new(Corpus::generate(&config.corpus)?);
     let client = http_client(Duration::from_secs(120)).map_err(HarnessError::Internal)?;
-
+    let target = InstallTarget {
+        base_url: endpoints.base_url.clone(),
+        pypi_repo: endpoints.pypi_repo.clone(),
+        cran_repo: endpoints.cran_repo.clone(),
+    };
+    let (corpus, seeding) = load_corpus(plan, infra, &client, &endpoints, &target).await?;
     let corpus_stats = corpus.stats();
-    let seeding = seed(infra, &client, &endpoints, &corpus, &corpus_stats).await?;
     let uploaded = &seeding.uploaded;
     // A run on a cluster that breaks the HA rules cannot pass: the checklist before and after.
     let mut ha_checks = Vec::new();
@@ -71,22 +75,30 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
         ha_checks.push(ha_checklist(infra, "ha-checklist-at-start").await);
     }
 
-    let schedule = Arc::new(config.arrival.schedule(&corpus));
+    let full_schedule = config.arrival.schedule(&corpus);
+    let schedule = Arc::new(match plan.generators.slice {
+        Some(slice) => full_schedule.slice(slice.index, slice.count),
+        None => full_schedule,
+    });
     let run_time = config.arrival.wall_duration();
     let bucket_width = bucket_width(run_time);
-    // A second's lead so every goose user is running before the first install is due.
-    let start = Instant::now() + Duration::from_secs(1);
-    let started_at = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let children = plan.generators.children > 1;
+    // Every generator of a run starts its schedule (and bucket 0) at the same wall-clock
+    // instant, so their buckets align; alone, a second's lead lets every goose user start
+    // before the first install is due (children need a few to start and build the corpus).
+    let started_at = plan.generators.start_at.unwrap_or_else(|| {
+        chrono::Utc::now() + chrono::Duration::seconds(if children { 5 } else { 1 })
+    });
+    let start = instant_of(started_at);
     let recorder = Arc::new(Recorder::new(start, bucket_width));
-    let target = InstallTarget {
-        base_url: endpoints.base_url.clone(),
-        pypi_repo: endpoints.pypi_repo.clone(),
-        cran_repo: endpoints.cran_repo.clone(),
-    };
     let mut context =
         InstallContext::new(target, corpus.clone(), schedule.clone(), recorder.clone());
     context.late_tolerance = config.late_tolerance();
-    let users = config.users();
+    let users = match plan.generators.slice {
+        // Little's law over this slice's share of the rate.
+        Some(slice) => config.users().div_ceil(slice.count).max(10),
+        None => config.users(),
+    };
     eprintln!(
         "harness: {}",
         config.description().replace('\n', "\nharness: ")
@@ -103,19 +115,44 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
         );
     }
 
-    // The load generator too: when it saturates, the report must say so.
+    let generators = match (children, &plan.generators.records_dir) {
+        (false, _) => None,
+        (true, Some(dir)) => {
+            eprintln!(
+                "harness: {} load generators, one slice of the schedule each, records in {}",
+                plan.generators.children,
+                dir.display()
+            );
+            Some(generators::spawn(plan, &endpoints, started_at, dir)?)
+        }
+        (true, None) => {
+            return Err(HarnessError::Internal(
+                "--generators needs a directory for the generators' records".into(),
+            ));
+        }
+    };
+    // The load generator too: when it saturates, the report must say so. The cluster's
+    // processes (children of this one on the local provider) are sampled on their own.
     let mut monitored = infra.monitored();
     monitored.push(crate::infra::Monitored {
-        name: "load-generator".into(),
+        name: if children {
+            "harness"
+        } else {
+            "load-generator"
+        }
+        .into(),
         pid: std::process::id(),
     });
+    if let Some(generators) = &generators {
+        monitored.extend(generators.monitored());
+    }
     let sampler = resources::Sampler::start(monitored, start, Duration::from_secs(1));
     let (stop_progress, stop_rx) = tokio::sync::oneshot::channel();
     let progress = progress::spawn(
         recorder.clone(),
         schedule.len() as u64,
         run_time,
-        plan.quiet,
+        plan.quiet || children,
         stop_rx,
     );
     let (stop_observer, observer_rx) = tokio::sync::oneshot::channel();
@@ -137,12 +174,36 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
         tokio::spawn(async move { writes::run_writer(&client, &target, &writes, start).await })
     });
     let began = Instant::now();
-    let attack = tokio::spawn(daily_installs::execute(Arc::new(context), users, run_time));
+    let attack = match generators {
+        None => Load::InProcess(tokio::spawn(async move {
+            daily_installs::execute(Arc::new(context), users, run_time)
+                .await
+                .map(|_| ())
+        })),
+        Some(generators) => {
+            // The schedule, its drain, the children's start-up and their record writing.
+            let timeout = run_time
+                + Duration::from_millis(config.drain_ms)
+                + (started_at - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+                + Duration::from_secs(120);
+            Load::Children(tokio::spawn(generators.wait(timeout)))
+        }
+    };
     // The nemesis runs here: its controls block in place while the load runs on.
     let nemesis_log = nemesis::run(&plan.nemesis, infra, start).await;
-    let attack = attack
-        .await
-        .map_err(|e| HarnessError::Internal(format!("load task: {e}")))?;
+    let slices = match attack {
+        Load::InProcess(task) => {
+            task.await
+                .map_err(|e| HarnessError::Internal(format!("load task: {e}")))??;
+            None
+        }
+        Load::Children(task) => Some(
+            task.await
+                .map_err(|e| HarnessError::Internal(format!("generators: {e}")))??,
+        ),
+    };
     let ran_for = began.elapsed();
     let ledger = match writer {
         Some(writer) => writer
@@ -157,35 +218,45 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
         .await
         .map_err(|e| HarnessError::Internal(format!("observer task: {e}")))?;
     let samples = sampler.finish().await;
-    attack?;
     // goose stops early only when interrupted (its own Ctrl-C handler).
-    if ran_for + Duration::from_millis(500) < run_time {
+    if slices.is_none() && ran_for + Duration::from_millis(500) < run_time {
         return Err(HarnessError::Interrupted);
     }
 
     // Arrivals due within the run that no user ever took: k6's dropped iterations. They count as
     // scheduled and late, so the achieved rate and `rate_ratio` show the shortfall.
-    let dropped = schedule.arrivals()[schedule.handed_out()..]
-        .iter()
-        .filter(|a| a.offset < run_time)
-        .inspect(|a| {
-            recorder.scheduled(daily_installs::KIND_INSTALL, start + a.offset);
-            recorder.late(daily_installs::KIND_INSTALL, start + a.offset);
-        })
-        .count();
-    let metrics = recorder.finish();
-    let mut events = vec![Event {
-        at_s: 0.0,
-        end_s: None,
-        kind: EventKind::Note,
-        message: format!("{users} goose users; {} installs scheduled", schedule.len()),
-    }];
+    let mut dropped = 0;
+    while slices.is_none()
+        && let Some(a) = schedule.next_before(run_time)
+    {
+        recorder.scheduled(daily_installs::KIND_INSTALL, start + a.offset);
+        recorder.late(daily_installs::KIND_INSTALL, start + a.offset);
+        dropped += 1;
+    }
+    let merged = match &slices {
+        Some(records) => generators::merge(records)?,
+        None => None,
+    };
+    let metrics = match &merged {
+        Some(merged) => merged.metrics.clone(),
+        None => recorder.finish(),
+    };
+    let mut events = match &merged {
+        // Each slice's own notes (users, late starts, dropped installs), named after it.
+        Some(merged) => merged.events.clone(),
+        None => vec![Event {
+            at_s: 0.0,
+            end_s: None,
+            kind: EventKind::Note,
+            message: format!("{users} goose users; {} installs scheduled", schedule.len()),
+        }],
+    };
     let late = metrics
         .kinds
         .get(daily_installs::KIND_INSTALL)
         .map(|k| k.late())
         .unwrap_or(0);
-    if late > 0 {
+    if late > 0 && merged.is_none() {
         events.push(Event {
             at_s: run_time.as_secs_f64(),
             end_s: None,
@@ -256,9 +327,13 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
                 "blob_cache": blob_caches,
                 "arrival": config.arrival,
                 "late_tolerance_ms": config.late_tolerance_ms,
+                "generators": plan.generators.children.max(1),
+                "slice": plan.generators.slice,
+                "corpus_source": plan.generators.corpus,
                 "machine_cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
                 "thresholds": plan.thresholds.thresholds.iter().map(|t| t.expr.clone()).collect::<Vec<_>>(),
                 "uploaded": { "python_files": uploaded.python_files, "r_files": uploaded.r_files, "bytes": uploaded.bytes },
+                "served_packages": { "python": corpus.python().len(), "r": corpus.r().len() },
                 "plan": plan.describe(),
             }),
             infra: infra.info(),
@@ -279,6 +354,74 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
         ledger,
         files: Vec::new(),
     })
+}
+
+/// The read load: goose in this process, or child generators each executing a slice.
+enum Load {
+    InProcess(tokio::task::JoinHandle<Result<(), scenarios::ScenarioError>>),
+    Children(tokio::task::JoinHandle<Result<Vec<RunRecord>, HarnessError>>),
+}
+
+/// The monotonic instant of a wall-clock time (now, if it has passed).
+fn instant_of(at: chrono::DateTime<chrono::Utc>) -> Instant {
+    let now = Instant::now();
+    match (at - chrono::Utc::now()).to_std() {
+        Ok(ahead) => now + ahead,
+        Err(_) => {
+            let behind = (chrono::Utc::now() - at).to_std().unwrap_or_default();
+            now.checked_sub(behind).unwrap_or(now)
+        }
+    }
+}
+
+/// The corpus the load installs, as the plan says: generated and published through the
+/// upload API, generated and already served, or discovered from what the target serves.
+async fn load_corpus(
+    plan: &RunPlan,
+    infra: &dyn Infra,
+    client: &reqwest::Client,
+    endpoints: &crate::infra::Endpoints,
+    target: &InstallTarget,
+) -> Result<(Arc<Corpus>, Seeding), HarnessError> {
+    let config = &plan.reads;
+    let began = Instant::now();
+    let found_by = |how, corpus| {
+        let seeding = Seeding {
+            uploaded: daily_installs::UploadStats::default(),
+            how,
+            cache_entry: None,
+            seed_seconds: 0.0,
+            restore_seconds: None,
+            save_seconds: None,
+            ready_seconds: began.elapsed().as_secs_f64(),
+        };
+        (Arc::new(corpus), seeding)
+    };
+    match plan.generators.corpus {
+        CorpusSource::Discover => {
+            let (corpus, found) =
+                daily_installs::discover_corpus(client, target, &config.corpus).await?;
+            eprintln!(
+                "harness: read-only: {} of {} Python projects (with a wheel) and {} of {} R packages served by {}",
+                found.python_taken,
+                found.python_listed,
+                found.r_taken,
+                found.r_listed,
+                endpoints.base_url
+            );
+            Ok(found_by("discovered", corpus))
+        }
+        CorpusSource::Served => {
+            let corpus = Corpus::generate(&config.corpus)?;
+            wait_for_publication(client, endpoints, &corpus).await?;
+            Ok(found_by("served", corpus))
+        }
+        CorpusSource::Publish => {
+            let corpus = Arc::new(Corpus::generate(&config.corpus)?);
+            let seeding = seed(infra, client, endpoints, &corpus, &corpus.stats()).await?;
+            Ok((corpus, seeding))
+        }
+    }
 }
 
 /// The checkers the plan asks for, over what the run recorded and the final reads.
@@ -461,7 +604,8 @@ async fn upload(
 /// How the corpus reached the cluster.
 struct Seeding {
     uploaded: daily_installs::UploadStats,
-    /// `uploaded` (this run), `restored` (from the corpus cache).
+    /// `uploaded` (this run), `restored` (from the corpus cache), `served` (already there: a
+    /// generator of several), `discovered` (read-only target mode).
     how: &'static str,
     /// The cache entry restored from or saved to.
     cache_entry: Option<std::path::PathBuf>,

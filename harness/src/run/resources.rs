@@ -1,7 +1,9 @@
-//! CPU and memory of the processes under test, sampled from the process table during the run. A process's
-//! figures include its descendants (PostgreSQL's backends belong to the postmaster).
+//! CPU and memory of the processes under test, sampled from the process table during the run.
+//! A process's figures include its descendants (PostgreSQL's backends belong to the
+//! postmaster), except those sampled under a name of their own: the local provider's cluster
+//! processes are children of the harness, and must not count as the load generator's CPU.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,11 +25,12 @@ impl Sampler {
         let task = tokio::task::spawn_blocking(move || {
             let hz = ticks_per_second() as f64;
             let mut previous: HashMap<String, (u64, Instant)> = HashMap::new();
+            let roots: HashSet<u32> = monitored.iter().map(|m| m.pid).collect();
             loop {
                 let table = Table::read();
                 let now = Instant::now();
                 for process in &monitored {
-                    let Some((ticks, rss)) = table.tree_usage(process.pid) else {
+                    let Some((ticks, rss)) = table.tree_usage(process.pid, &roots) else {
                         continue;
                     };
                     if let Some((last_ticks, last_at)) = previous.get(&process.name) {

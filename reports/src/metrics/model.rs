@@ -192,21 +192,40 @@ impl Metrics {
     ///
     /// Fails when the bucket widths differ, since buckets would then cover different times.
     pub fn merge(&mut self, other: &Metrics) -> Result<(), ReportError> {
+        self.merge_offset(other, 0)
+    }
+
+    /// Adds `other` into `self` losslessly, `other`'s bucket 0 starting `offset` buckets after
+    /// ours (before ours when negative): buckets are aligned on the wall clock, not by index.
+    /// A negative offset prepends empty buckets to `self`.
+    pub fn merge_offset(&mut self, other: &Metrics, offset: i64) -> Result<(), ReportError> {
         if self.bucket_width != other.bucket_width {
             return Err(ReportError::Merge(format!(
                 "bucket widths differ ({:?} vs {:?}); record every process with the same width",
                 self.bucket_width, other.bucket_width
             )));
         }
-        self.bucket_count = self.bucket_count.max(other.bucket_count);
+        let too_far = || ReportError::Merge(format!("bucket offset {offset} is out of range"));
+        if offset < 0 {
+            let lead = usize::try_from(offset.unsigned_abs()).map_err(|_| too_far())?;
+            for kind in self.kinds.values_mut() {
+                let mut shifted: Vec<BucketMetrics> =
+                    (0..lead).map(|_| BucketMetrics::default()).collect();
+                shifted.append(&mut kind.buckets);
+                kind.buckets = shifted;
+            }
+            self.bucket_count += lead;
+        }
+        let shift = usize::try_from(offset.max(0)).map_err(|_| too_far())?;
+        self.bucket_count = self.bucket_count.max(other.bucket_count + shift);
         for (name, theirs) in &other.kinds {
             let ours = self
                 .kinds
                 .entry(name.clone())
                 .or_insert_with(|| KindMetrics::new(0));
             add_histogram(&mut ours.latency_us, &theirs.latency_us)?;
-            ours.extend_to(theirs.buckets.len());
-            for (mine, bucket) in ours.buckets.iter_mut().zip(&theirs.buckets) {
+            ours.extend_to(theirs.buckets.len() + shift);
+            for (mine, bucket) in ours.buckets[shift..].iter_mut().zip(&theirs.buckets) {
                 mine.merge(bucket)?;
             }
         }

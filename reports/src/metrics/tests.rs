@@ -89,3 +89,30 @@ fn merge_rejects_different_bucket_widths() {
     let err = a.merge(&b).unwrap_err().to_string();
     assert!(err.contains("bucket widths differ"), "{err}");
 }
+
+#[test]
+fn merge_aligns_buckets_on_the_wall_clock() {
+    let start = Instant::now();
+    let width = Duration::from_secs(1);
+    // One recorder saw everything; the other two started 2 s apart and saw half each.
+    let one = Recorder::new(start, width);
+    let early = Recorder::new(start, width);
+    let late = Recorder::new(start + 2 * width, width);
+    for i in 0..8u64 {
+        let due = start + Duration::from_millis(500 + 1000 * i);
+        let finished = due + Duration::from_micros(1000 + 37 * i);
+        one.scheduled("install", due);
+        one.record("install", due, finished, Outcome::Ok);
+        let half = if i % 2 == 0 && i >= 2 { &late } else { &early };
+        half.scheduled("install", due);
+        half.record("install", due, finished, Outcome::Ok);
+    }
+    let single = one.finish();
+    // Later record into the earlier one, and the earlier into the later one (negative offset).
+    let mut forward = early.finish();
+    forward.merge_offset(&late.finish(), 2).unwrap();
+    assert_eq!(forward, single);
+    let mut backward = late.finish();
+    backward.merge_offset(&early.finish(), -2).unwrap();
+    assert_eq!(backward, single);
+}

@@ -17,8 +17,9 @@ use crate::corpus::Corpus;
 pub use curve::{DiurnalCurve, MAX_PEAK_TO_MEAN};
 pub use schedule::{Arrival, Schedule};
 
-/// Most arrivals one schedule may hold (about 32 bytes each in memory).
-pub const MAX_ARRIVALS: f64 = 20_000_000.0;
+/// Most arrivals one schedule may draw (they are drawn as they are due, not stored; the bound
+/// keeps one run within a day of drawing at a realistic rate).
+pub const MAX_ARRIVALS: f64 = 200_000_000.0;
 
 /// Most goose users [`ArrivalPlan::planned_users`] asks for.
 pub const MAX_PLANNED_USERS: usize = 5_000;
@@ -205,39 +206,58 @@ impl ArrivalPlan {
         )
     }
 
-    /// Draws the schedule: a non-homogeneous Poisson process by thinning, each install's
-    /// package by the corpus's ecosystem share and Zipf popularity. Deterministic for a seed.
+    /// The schedule: a non-homogeneous Poisson process by thinning, each install's package by
+    /// the corpus's ecosystem share and Zipf popularity. Deterministic for a seed. Arrivals are
+    /// drawn as users take them (the schedule keeps a copy of the corpus and the plan, not the
+    /// arrivals), so its memory does not grow with the run's length.
     pub fn schedule(&self, corpus: &Corpus) -> Schedule {
-        let duration = self.wall_duration();
+        let plan = self.clone();
+        let corpus = std::sync::Arc::new(corpus.clone());
+        Schedule::drawn(
+            std::sync::Arc::new(move || Box::new(plan.draws(std::sync::Arc::clone(&corpus)))),
+            self.wall_duration(),
+        )
+    }
+
+    /// Every arrival of the plan, in time order, drawn one at a time.
+    fn draws(
+        &self,
+        corpus: std::sync::Arc<Corpus>,
+    ) -> impl Iterator<Item = Arrival> + Send + use<> {
+        let end = self.wall_duration().as_secs_f64();
         let peak = self.expected_peak_rate_per_s();
-        let mut arrivals = Vec::with_capacity(self.expected_installs().ceil() as usize);
-        if corpus.is_empty() || !(peak.is_finite() && peak > 0.0) {
-            return Schedule::new(arrivals, duration);
-        }
+        let live = !corpus.is_empty() && peak.is_finite() && peak > 0.0;
         let shape = self.curve.shape();
         let base = self.base_rate_per_s();
-        let gaps = Exp::new(peak).expect("peak rate is positive");
+        let gaps = Exp::new(if live { peak } else { 1.0 }).expect("the rate is positive");
         let mut timing = StdRng::seed_from_u64(self.seed);
         // Packages from their own stream, so the times do not depend on the corpus.
         let mut picks = StdRng::seed_from_u64(self.seed ^ 0xA11C_E5ED);
-        let end = duration.as_secs_f64();
+        let (start_hour, compression) = (self.window_start_hour, self.compression);
         let mut t = 0.0;
-        loop {
-            t += gaps.sample(&mut timing);
-            if t >= end {
-                break;
+        let mut seq = 0;
+        std::iter::from_fn(move || {
+            if !live {
+                return None;
             }
-            let hour = self.window_start_hour + t * self.compression / 3600.0;
-            let accept = base * shape.rate_at(hour) / peak;
-            if timing.gen_bool(accept.clamp(0.0, 1.0)) {
-                arrivals.push(Arrival {
-                    seq: arrivals.len(),
-                    offset: Duration::from_secs_f64(t),
-                    package: corpus.sample_install(&mut picks),
-                });
+            loop {
+                t += gaps.sample(&mut timing);
+                if t >= end {
+                    return None;
+                }
+                let hour = start_hour + t * compression / 3600.0;
+                let accept = base * shape.rate_at(hour) / peak;
+                if timing.gen_bool(accept.clamp(0.0, 1.0)) {
+                    let arrival = Arrival {
+                        seq,
+                        offset: Duration::from_secs_f64(t),
+                        package: corpus.sample_install(&mut picks),
+                    };
+                    seq += 1;
+                    return Some(arrival);
+                }
             }
-        }
-        Schedule::new(arrivals, duration)
+        })
     }
 
     /// The mean rate (multiplier 1) in installs per wall second.

@@ -255,3 +255,27 @@ fn planned_users_follow_littles_law_with_headroom() {
     assert!(max <= day.planned_users(Duration::from_millis(500)));
     assert!(over_time[0].1 < max);
 }
+
+#[test]
+fn slices_partition_the_schedule_evenly() {
+    let plan = ArrivalPlan::peak_hour(1_000_000.0, Duration::from_secs(60));
+    let schedule = plan.schedule(&corpus());
+    let slices: Vec<Schedule> = (0..3).map(|i| schedule.slice(i, 3)).collect();
+    let mut seqs: Vec<usize> = slices
+        .iter()
+        .flat_map(|s| s.arrivals().into_iter().map(|a| a.seq))
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..schedule.len()).collect::<Vec<_>>());
+    let all = schedule.arrivals();
+    for slice in &slices {
+        assert!(slice.len().abs_diff(schedule.len() / 3) <= 1);
+        assert_eq!(slice.wall_duration(), schedule.wall_duration());
+        // Times and packages are the full schedule's, untouched.
+        for a in slice.arrivals() {
+            assert_eq!(all[a.seq], a);
+        }
+    }
+    // One slice of one is the whole schedule.
+    assert_eq!(schedule.slice(0, 1).arrivals(), all);
+}

@@ -344,6 +344,19 @@ impl Corpus {
         })
     }
 
+    /// A corpus of packages a server already serves (read-only discovery), most popular first;
+    /// popularity is Zipf over that order with `config.zipf_exponent`. Its artifacts cannot be
+    /// rebuilt ([`Corpus::artifacts`] is for generated corpora): nothing is uploaded.
+    pub fn from_served(config: &CorpusConfig, python: Vec<PyPackage>, r: Vec<RPackage>) -> Corpus {
+        Corpus {
+            config: config.clone(),
+            python_popularity: Popularity::zipf(python.len(), config.zipf_exponent),
+            r_popularity: Popularity::zipf(r.len(), config.zipf_exponent),
+            python,
+            r,
+        }
+    }
+
     /// The config this corpus was drawn from.
     pub fn config(&self) -> &CorpusConfig {
         &self.config

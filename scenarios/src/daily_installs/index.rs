@@ -1,11 +1,21 @@
-//! Reading what the server lists, as the clients do: PEP 503 project pages (links with
-//! `#sha256=` fragments, relative to the page) and CRAN's `PACKAGES.gz` (DCF paragraphs).
+//! Reading what the server lists, as the clients do: PEP 691 JSON project pages (what pip and
+//! uv ask for first), PEP 503 HTML pages (links with `#sha256=` fragments, relative to the
+//! page) for servers that answer only HTML, and CRAN's `PACKAGES.gz` (DCF paragraphs).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 
 use flate2::read::GzDecoder;
+use serde::Deserialize;
 use url::Url;
+
+/// The `Accept` header pip and uv send for project pages: PEP 691 JSON first, HTML as fallback.
+pub const SIMPLE_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, \
+                                 application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+
+/// The PEP 691 JSON content type.
+pub const SIMPLE_JSON_TYPE: &str = "application/vnd.pypi.simple.v1+json";
 
 /// A file link on a PEP 503 project page.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +73,111 @@ pub fn newest_wheel(links: &[FileLink]) -> Option<FileLink> {
         .cloned()
 }
 
+/// A PEP 691 project page, borrowing from the body: only what choosing a file needs.
+#[derive(Deserialize)]
+struct JsonProject<'a> {
+    #[serde(borrow)]
+    files: Vec<JsonFile<'a>>,
+}
+
+#[derive(Deserialize)]
+struct JsonFile<'a> {
+    #[serde(borrow)]
+    filename: Cow<'a, str>,
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+    #[serde(default, borrow)]
+    hashes: JsonHashes<'a>,
+    /// `true` or a reason string when yanked; pip skips yanked files for unpinned installs.
+    #[serde(default, deserialize_with = "yanked")]
+    yanked: bool,
+    /// Bytes, when the server lists it (PEP 700).
+    #[serde(default)]
+    size: Option<u64>,
+}
+
+#[derive(Default, Deserialize)]
+struct JsonHashes<'a> {
+    #[serde(default, borrow)]
+    sha256: Option<Cow<'a, str>>,
+}
+
+/// PEP 691 `yanked`: `false`/absent, `true`, or a reason (which means yanked).
+fn yanked<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
+    Ok(
+        match <serde_json::Value as Deserialize>::deserialize(value)? {
+            serde_json::Value::Bool(flag) => flag,
+            serde_json::Value::Null => false,
+            _ => true,
+        },
+    )
+}
+
+/// Why a project page could not be read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    /// The body is not a PEP 691 project page.
+    #[error("not a PEP 691 project page: {0}")]
+    Json(String),
+    /// A file URL does not resolve against the page.
+    #[error("file URL {0} does not resolve against the page")]
+    Url(String),
+}
+
+/// The newest non-yanked wheel of a PEP 691 JSON project page, its URL resolved against
+/// `page_url` (PEP 691 URLs may be relative). Parses in place: file names and URLs borrow from
+/// `body`, and only the chosen file is copied out. `Ok(None)`: the page lists no wheel.
+pub fn newest_wheel_json(body: &[u8], page_url: &Url) -> Result<Option<FileLink>, PageError> {
+    let project: JsonProject<'_> =
+        serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
+    let newest = project
+        .files
+        .iter()
+        .filter(|f| f.filename.ends_with(".whl") && !f.yanked)
+        .map(|f| (wheel_version(&f.filename), f))
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, f)| f);
+    let Some(file) = newest else {
+        return Ok(None);
+    };
+    let url = page_url
+        .join(&file.url)
+        .map_err(|_| PageError::Url(file.url.to_string()))?;
+    Ok(Some(FileLink {
+        url: url.to_string(),
+        file_name: file.filename.to_string(),
+        sha256: file.hashes.sha256.as_ref().map(|h| h.to_ascii_lowercase()),
+    }))
+}
+
+/// Every file of a PEP 691 JSON project page: (file name, resolved URL, size when listed),
+/// yanked files left out. What read-only discovery reads.
+pub fn json_page_files(
+    body: &[u8],
+    page_url: &Url,
+) -> Result<Vec<(FileLink, Option<u64>)>, PageError> {
+    let project: JsonProject<'_> =
+        serde_json::from_slice(body).map_err(|e| PageError::Json(e.to_string()))?;
+    project
+        .files
+        .iter()
+        .filter(|f| !f.yanked)
+        .map(|f| {
+            let url = page_url
+                .join(&f.url)
+                .map_err(|_| PageError::Url(f.url.to_string()))?;
+            Ok((
+                FileLink {
+                    url: url.to_string(),
+                    file_name: f.filename.to_string(),
+                    sha256: f.hashes.sha256.as_ref().map(|h| h.to_ascii_lowercase()),
+                },
+                f.size,
+            ))
+        })
+        .collect()
+}
+
 /// `Package` → `Version` from a gzipped `PACKAGES` file; `None` when it is not gzip or UTF-8.
 pub fn parse_packages_index(gz: &[u8]) -> Option<HashMap<String, String>> {
     let mut text = String::new();
@@ -86,7 +201,7 @@ pub fn parse_packages_index(gz: &[u8]) -> Option<HashMap<String, String>> {
 }
 
 /// The version field of a wheel file name, as comparable numbers (`1.10.0` > `1.9.2`).
-fn wheel_version(file_name: &str) -> Vec<u64> {
+pub(super) fn wheel_version(file_name: &str) -> Vec<u64> {
     file_name
         .split('-')
         .nth(1)
@@ -154,6 +269,36 @@ mod tests {
         );
         assert_eq!(newest.sha256.as_deref(), Some("beef"));
         assert_eq!(newest_wheel(&links[2..]), None);
+    }
+
+    #[test]
+    fn json_pages_give_the_newest_unyanked_wheel_resolved_against_the_page() {
+        let page = Url::parse("http://h:1/pypi/latest/simple/foo/").unwrap();
+        let body = br#"{"meta":{"api-version":"1.1"},"name":"foo","files":[
+            {"filename":"foo-1.9.2-py3-none-any.whl","url":"../../packages/foo/foo-1.9.2-py3-none-any.whl","hashes":{"sha256":"ABCD"},"size":10},
+            {"filename":"foo-1.10.0-py3-none-any.whl","url":"https://cdn.example/f/foo-1.10.0-py3-none-any.whl","hashes":{"sha256":"beef"},"requires-python":">=3.8"},
+            {"filename":"foo-2.0.0-py3-none-any.whl","url":"x/foo-2.0.0-py3-none-any.whl","hashes":{},"yanked":"broken"},
+            {"filename":"foo-3.0.0-py3-none-any.whl","url":"x/foo-3.0.0-py3-none-any.whl","hashes":{},"yanked":true},
+            {"filename":"foo-1.10.0.tar.gz","url":"../../packages/foo/foo-1.10.0.tar.gz","hashes":{"sha256":"00"},"yanked":false}
+        ]}"#;
+        let newest = newest_wheel_json(body, &page).unwrap().unwrap();
+        assert_eq!(
+            newest.url,
+            "https://cdn.example/f/foo-1.10.0-py3-none-any.whl"
+        );
+        assert_eq!(newest.sha256.as_deref(), Some("beef"));
+        let files = json_page_files(body, &page).unwrap();
+        assert_eq!(files.len(), 3);
+        assert_eq!(
+            files[0].0.url,
+            "http://h:1/pypi/latest/packages/foo/foo-1.9.2-py3-none-any.whl"
+        );
+        assert_eq!(files[0].0.sha256.as_deref(), Some("abcd"));
+        assert_eq!(files[0].1, Some(10));
+        // No wheel: nothing to pick. Not a project page: an error, not a guess.
+        let sdist_only = br#"{"files":[{"filename":"a-1.tar.gz","url":"a-1.tar.gz","hashes":{}}]}"#;
+        assert_eq!(newest_wheel_json(sdist_only, &page), Ok(None));
+        assert!(newest_wheel_json(b"<html></html>", &page).is_err());
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! [`Recorder`] is the measure that counts, because goose times only to the first byte and
 //! from when the request was sent, not from when it was due.
 
+mod discover;
 mod index;
 mod install;
+mod packages_cache;
 mod packages_rds;
 pub(crate) mod upload;
 
@@ -23,13 +25,18 @@ use crate::arrival::Schedule;
 use crate::corpus::Corpus;
 use crate::error::ScenarioError;
 
-pub use index::{FileLink, newest_wheel, parse_packages_index, parse_simple_page};
+pub use discover::{Discovered, discover_corpus};
+pub use index::{
+    FileLink, PageError, SIMPLE_ACCEPT, SIMPLE_JSON_TYPE, json_page_files, newest_wheel,
+    newest_wheel_json, parse_packages_index, parse_simple_page,
+};
+pub use packages_cache::{PackagesCache, PackagesIndex};
 pub use packages_rds::parse_packages_rds;
 pub use upload::{UploadStats, UploadTokens, upload_corpus};
 
 /// Recorder kind of a whole install, scheduled to finished.
 pub const KIND_INSTALL: &str = "install";
-/// Recorder kind of a PEP 503 project page.
+/// Recorder kind of a project page (PEP 691 JSON, or PEP 503 HTML from a server without it).
 pub const KIND_PYPI_SIMPLE: &str = "pypi_simple";
 /// Recorder kind of a wheel download.
 pub const KIND_PYPI_FILE: &str = "pypi_file";
@@ -55,6 +62,11 @@ pub struct InstallTarget {
 impl InstallTarget {
     fn base(&self) -> &str {
         self.base_url.trim_end_matches('/')
+    }
+
+    /// `{base}/{pypi_repo}/latest/simple/`: the index of every project.
+    pub fn simple_root_url(&self) -> String {
+        format!("{}/{}/latest/simple/", self.base(), self.pypi_repo)
     }
 
     /// `{base}/{pypi_repo}/latest/simple/{normalized}/`.
@@ -115,6 +127,8 @@ pub struct InstallContext {
     pub arrivals_before: Option<Duration>,
     /// Timeout of each request.
     pub request_timeout: Duration,
+    /// `PACKAGES.gz` parsed once per index version, shared by every user.
+    pub packages: Arc<PackagesCache>,
 }
 
 impl InstallContext {
@@ -135,6 +149,7 @@ impl InstallContext {
             late_tolerance: Duration::from_millis(50),
             arrivals_before: None,
             request_timeout: Duration::from_secs(30),
+            packages: Arc::new(PackagesCache::default()),
         }
     }
 }

@@ -168,6 +168,7 @@ async fn execute_installs_every_arrival_with_the_expected_requests() {
         Arc::clone(&schedule),
     ));
     let recorder = Arc::clone(&ctx.recorder);
+    let packages_cache = Arc::clone(&ctx.packages);
 
     let metrics = daily_installs::execute(ctx, 12, Duration::from_secs(5))
         .await
@@ -199,9 +200,19 @@ async fn execute_installs_every_arrival_with_the_expected_requests() {
         assert_eq!(k.scheduled, expected as u64, "{name}");
     }
     assert_eq!(server.shared.hits("simple"), simple);
+    // Every project page was asked for and answered as PEP 691 JSON, as pip and uv ask.
+    assert_eq!(server.shared.hits("simple_json"), simple);
     assert_eq!(server.shared.hits("file"), wheels);
     assert_eq!(server.shared.hits("packages"), packages);
     assert_eq!(server.shared.hits("tarball"), tarballs);
+    // Every R install downloaded PACKAGES.gz, but the unchanged index was parsed once (twice
+    // at most when the first installs raced for it).
+    assert!(packages > 1, "only {packages} R installs");
+    assert!(
+        (1..=2).contains(&packages_cache.parses()),
+        "{} parses",
+        packages_cache.parses()
+    );
     // goose saw the same requests under the same names.
     let goose = |name: &str| {
         metrics
@@ -225,6 +236,7 @@ async fn failures_are_recorded_by_kind() {
     server.shared.set_faults(Faults {
         corrupt_wheels_of: Some(most_popular),
         packages_status: Some(503),
+        html_only: false,
         ..Faults::default()
     });
     let schedule = Arc::new(plan(15.0, 2, 5).schedule(&corpus));
@@ -272,6 +284,39 @@ async fn failures_are_recorded_by_kind() {
     // goose counted the corrupted downloads as failures too.
     let files = &metrics.requests["GET pypi_file"];
     assert_eq!(files.fail_count as u64, expected["hash_mismatch"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_answers_only_html_pages_still_serves_pip_installs() {
+    let _goose = GOOSE.lock().await;
+    let server = fake_server::start(TOKEN).await;
+    let corpus = corpus();
+    upload(&server, &corpus).await;
+    server.shared.set_faults(Faults {
+        html_only: true,
+        ..Faults::default()
+    });
+    let schedule = Arc::new(plan(10.0, 2, 3).schedule(&corpus));
+    let ctx = Arc::new(context(
+        &server.base_url,
+        Arc::clone(&corpus),
+        Arc::clone(&schedule),
+    ));
+    let recorder = Arc::clone(&ctx.recorder);
+    daily_installs::execute(ctx, 8, Duration::from_secs(3))
+        .await
+        .unwrap();
+    let (simple, ..) = expected_requests(&corpus, &schedule);
+    assert!(simple > 0, "the schedule has no pip install");
+    assert_eq!(server.shared.hits("simple"), simple);
+    assert_eq!(server.shared.hits("simple_json"), 0);
+    let install = &recorder.finish().kinds["install"];
+    assert_eq!(
+        (install.ok(), install.err()),
+        (schedule.len() as u64, 0),
+        "{:?}",
+        install.errors()
+    );
 }
 
 #[tokio::test]

@@ -31,6 +31,9 @@ pub struct Faults {
     pub packages_status: Option<u16>,
     /// Answer `PACKAGES.rds` with 404, as a server without it does (R then reads `.gz`).
     pub no_packages_rds: bool,
+    /// Answer project pages in PEP 503 HTML even when PEP 691 JSON is asked for (an older
+    /// server).
+    pub html_only: bool,
 }
 
 /// One stored upload, as the form described it.
@@ -244,12 +247,41 @@ fn description_of(tarball: &[u8]) -> Option<String> {
 async fn simple_page(
     State(shared): State<Arc<Shared>>,
     Path((_repo, name)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     shared.hit("simple");
+    let wants_json = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/vnd.pypi.simple.v1+json"));
     let inner = shared.inner.lock().unwrap();
     let Some(files) = inner.python.get(&name) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    if wants_json && !inner.faults.html_only {
+        drop(inner);
+        shared.hit("simple_json");
+        let inner = shared.inner.lock().unwrap();
+        // PEP 691: URLs relative to the page, as the node writes them.
+        let files: Vec<serde_json::Value> = inner.python[&name]
+            .iter()
+            .map(|(file, sha)| {
+                serde_json::json!({
+                    "filename": file,
+                    "url": format!("../../packages/{name}/{file}"),
+                    "hashes": { "sha256": sha },
+                    "requires-python": ">=3.8",
+                })
+            })
+            .collect();
+        let body =
+            serde_json::json!({ "meta": { "api-version": "1.1" }, "name": name, "files": files });
+        return (
+            [("content-type", "application/vnd.pypi.simple.v1+json")],
+            body.to_string(),
+        )
+            .into_response();
+    }
     let mut html =
         format!("<!DOCTYPE html>\n<html><head><title>Links for {name}</title></head><body>\n");
     for (file, sha) in files {
