@@ -9,6 +9,7 @@ pub mod error;
 pub mod infra;
 pub mod nemesis;
 pub mod plan;
+pub mod procs;
 pub mod run;
 
 pub use error::{HarnessError, exit};

@@ -31,6 +31,8 @@ pub enum BlobError {
     Config(String),
     #[error("blob store lock: {0}")]
     Lock(#[from] LockError),
+    #[error("blob store: staging {0}")]
+    Staging(#[source] std::io::Error),
     #[error("{0:?} is not a content address (64 lowercase hex digits of a sha256)")]
     BadAddress(String),
 }
@@ -150,6 +152,35 @@ impl Blobs {
     pub async fn stage(&self, bytes: Bytes, sha256: &str) -> Result<Staged, BlobError> {
         let temp = ObjectPath::from(format!("tmp/{}", uuid::Uuid::new_v4()));
         self.store.put(&temp, PutPayload::from_bytes(bytes)).await?;
+        Ok(Staged {
+            temp,
+            sha256: sha256.to_string(),
+        })
+    }
+
+    /// Copies a local file under a fresh temporary key in bounded chunks (on S3 a multipart
+    /// upload), so staging a large upload never holds it in memory.
+    pub async fn stage_file(
+        &self,
+        path: &std::path::Path,
+        sha256: &str,
+    ) -> Result<Staged, BlobError> {
+        use tokio::io::AsyncWriteExt;
+        let temp = ObjectPath::from(format!("tmp/{}", uuid::Uuid::new_v4()));
+        let mut reader = tokio::fs::File::open(path)
+            .await
+            .map_err(BlobError::Staging)?;
+        let mut writer = object_store::buffered::BufWriter::new(self.store.clone(), temp.clone());
+        let written = match tokio::io::copy(&mut reader, &mut writer).await {
+            Ok(_) => writer.shutdown().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            let _ = writer.abort().await;
+            // A small file may have been put whole before the failure.
+            let _ = self.store.delete(&temp).await;
+            return Err(BlobError::Staging(e));
+        }
         Ok(Staged {
             temp,
             sha256: sha256.to_string(),

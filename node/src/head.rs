@@ -11,10 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::store::{Backend, Store};
-
-/// Channel the nodes announce new transactions on; the payload is the transaction id.
-pub const NOTIFY_CHANNEL: &str = "pkgnode_tx";
+use crate::store::{Backend, NOTIFY_CHANNEL, Store};
 
 /// The newest transaction id, shared by every request of this node.
 #[derive(Debug, Default)]

@@ -1,5 +1,9 @@
 //! The upload pipeline shared by twine uploads, the R upload endpoint and `pkgnode add`.
 //!
+//! The file arrives as a [`Received`] (on local disk, digests computed while it streamed in), is
+//! inspected from disk and copied to the blob store in chunks: no step holds the whole file in
+//! memory.
+//!
 //! **Invariant:** an upload is all-or-nothing. The bytes are staged under a temporary key, the
 //! metadata row is inserted inside an open transaction, the blob is moved to its content address,
 //! and only then is the transaction committed. A failure removes the staged copy; a blob already
@@ -17,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::blobs::{BlobError, Blobs};
 use crate::config::LimitsConfig;
 use crate::formats::{self, FormatError, Inspected};
+use crate::received::Received;
 use crate::store::{Change, NewPackageFile, PackageFile, Source, SourceKind, Store, StoreError};
 
 /// Why an upload was refused or failed.
@@ -69,20 +74,21 @@ pub async fn ingest(
     limits: &LimitsConfig,
     source: &Source,
     filename: &str,
-    bytes: Bytes,
+    received: &Received,
     claims: &Claims,
 ) -> Result<Ingested, IngestError> {
     let source_name = source.name.as_str();
-    if bytes.len() as u64 > limits.max_upload_bytes {
+    if received.size_bytes > limits.max_upload_bytes {
         return Err(IngestError::TooLarge {
-            size: bytes.len() as u64,
+            size: received.size_bytes,
             limit: limits.max_upload_bytes,
         });
     }
     formats::check_file_name(filename)?;
-    let inspected = inspect(source.kind, filename, &bytes, limits.max_inflated_bytes)?;
+    let inspected =
+        inspect_received(source.kind, filename, received, limits.max_inflated_bytes).await?;
     check_claims(&inspected, claims, source.kind)?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let sha256 = received.sha256.clone();
     if let Some(claimed) = &claims.sha256
         && !claimed.eq_ignore_ascii_case(&sha256)
     {
@@ -93,7 +99,7 @@ pub async fn ingest(
     if let Some(existing) = store.find_file(source.id, filename).await? {
         return same_or_conflict(existing, &sha256, source_name);
     }
-    let md5 = hex::encode(Md5::digest(&bytes));
+    let md5 = received.md5.clone();
     let new_file = NewPackageFile {
         source_id: source.id,
         name: inspected.name,
@@ -103,11 +109,11 @@ pub async fn ingest(
         kind: inspected.kind,
         sha256: sha256.clone(),
         md5,
-        size_bytes: bytes.len() as i64,
+        size_bytes: i64::try_from(received.size_bytes).unwrap_or(i64::MAX),
         metadata: inspected.metadata,
     };
 
-    let staged = blobs.stage(bytes, &sha256).await?;
+    let staged = blobs.stage_file(received.path(), &sha256).await?;
     // Held until the commit: in a shared directory, two nodes' promotions of the same bytes never
     // interleave.
     let _content_lock = match blobs.lock_content(&sha256).await {
@@ -364,6 +370,31 @@ fn inspect(
             formats::cran::inspect(filename, bytes, max_inflated_bytes)
         }
     }
+}
+
+/// Reads the package's metadata from the file on disk, off the async threads (archive reading
+/// is CPU work).
+async fn inspect_received(
+    kind: SourceKind,
+    filename: &str,
+    received: &Received,
+    max_inflated_bytes: u64,
+) -> Result<Inspected, IngestError> {
+    let file = received
+        .open()
+        .map_err(|e| IngestError::Invalid(format!("the received upload cannot be read: {e}")))?;
+    let filename = filename.to_string();
+    let inspected = tokio::task::spawn_blocking(move || match kind {
+        SourceKind::LocalPython | SourceKind::GitPython => {
+            formats::pypi::inspect_archive(&filename, file, max_inflated_bytes)
+        }
+        SourceKind::Local | SourceKind::Git => {
+            formats::cran::inspect_archive(&filename, file, max_inflated_bytes)
+        }
+    })
+    .await
+    .map_err(|e| IngestError::Invalid(format!("inspecting the upload failed: {e}")))?;
+    Ok(inspected?)
 }
 
 fn check_claims(

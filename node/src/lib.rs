@@ -15,6 +15,7 @@ pub mod head;
 pub mod http;
 pub mod ingest;
 pub mod locks;
+pub mod received;
 pub mod server;
 pub mod store;
 pub mod telemetry;

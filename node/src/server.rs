@@ -12,7 +12,7 @@ use crate::cluster::{self, Membership, NodeStatus};
 use crate::config::Config;
 use crate::head::{self, Head};
 use crate::http::{self, AppState, NodeState};
-use crate::store::{PoolSettings, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,17 +34,7 @@ pub enum StartError {
 
 /// Opens what every command needs: the metadata store and the blob store.
 pub async fn open(config: &Config) -> Result<(Store, Blobs), StartError> {
-    if !config.is_postgres() {
-        std::fs::create_dir_all(&config.data_dir)?;
-    }
-    let store = Store::connect(
-        &config.database_url(),
-        PoolSettings {
-            max_connections: config.database.max_connections.unwrap_or(16),
-            acquire_timeout: config.database.acquire_timeout,
-        },
-    )
-    .await?;
+    let store = Store::open(config).await?;
     let blobs = Blobs::from_config(config)?;
     Ok((store, blobs))
 }

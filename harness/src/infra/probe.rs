@@ -1,9 +1,10 @@
-//! Readiness probes and port choice, shared by the providers: a minimal blocking HTTP/1.0 GET
-//! over `std::net`, so a provider works from any thread (a blocking reqwest client panics inside an async context, and
-//! `control` may be called from one).
+//! Readiness probes and port choice, shared by the providers. A probe is a blocking GET that works
+//! from any thread: `reqwest`'s blocking client refuses to run (or be dropped) on a thread that is
+//! inside a tokio runtime, and `control` may be called from one, so each probe runs the shared
+//! client on a short-lived thread of its own.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// A port that nobody listens on right now on 127.0.0.1.
@@ -42,64 +43,44 @@ pub struct Response {
     pub body: String,
 }
 
-/// `GET path` with every step bounded by `timeout`.
+/// `GET path` with the whole exchange bounded by `timeout`.
 pub fn get(address: SocketAddr, path: &str, timeout: Duration) -> Result<Response, String> {
-    let mut stream = TcpStream::connect_timeout(&address, timeout)
-        .map_err(|e| format!("connect {address}: {e}"))?;
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
-    // HTTP/1.0 so the answer is neither chunked nor kept alive.
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {address}\r\nUser-Agent: harness-local-infra\r\n\r\n"
-    )
-    .map_err(|e| format!("send to {address}: {e}"))?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("read from {address}: {e}"))?;
-    parse(&raw).ok_or_else(|| {
-        format!(
-            "malformed HTTP answer from {address}: {:?}",
-            String::from_utf8_lossy(&raw[..raw.len().min(200)])
-        )
+    let url = format!("http://{address}{path}");
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let response = client()?
+                    .get(&url)
+                    .timeout(timeout)
+                    .send()
+                    .map_err(|e| format!("GET {url}: {e}"))?;
+                let status = response.status().as_u16();
+                let body = response
+                    .text()
+                    .map_err(|e| format!("read from {address}: {e}"))?;
+                Ok(Response { status, body })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(format!("GET {url}: the probe thread panicked")))
     })
 }
 
-fn parse(raw: &[u8]) -> Option<Response> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..split]).ok()?;
-    let body = &raw[split + 4..];
-    let mut lines = head.lines();
-    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-    let chunked = lines.any(|line| {
-        let lower = line.to_ascii_lowercase();
-        lower.starts_with("transfer-encoding:") && lower.contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_vec()
-    };
-    Some(Response {
-        status,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
-}
-
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&body[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
-    }
+/// The one blocking client: never dropped, so never dropped inside a runtime. Built on a probe
+/// thread (outside any runtime) the first time.
+fn client() -> Result<&'static reqwest::blocking::Client, String> {
+    static CLIENT: OnceLock<Result<reqwest::blocking::Client, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::blocking::Client::builder()
+                .user_agent("harness-local-infra")
+                .no_proxy()
+                // Probes ask for one answer each: no idle connection to a node that may be killed.
+                .pool_max_idle_per_host(0)
+                .build()
+                .map_err(|e| format!("HTTP client: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// Whether `GET /__ping__` answers 200.
@@ -117,16 +98,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_plain_and_chunked_answers() {
-        let plain = parse(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nOK\n").unwrap();
-        assert_eq!((plain.status, plain.body.as_str()), (200, "OK\n"));
-        let chunked = parse(
-            b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n\
-              3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    fn gets_status_and_body_and_bounds_a_silent_server() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut answered, _) = listener.accept().unwrap();
+            let mut request = [0u8; 1024];
+            let _ = answered.read(&mut request).unwrap();
+            answered
+                .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy")
+                .unwrap();
+            // The next connection is accepted and never answered.
+            let (silent, _) = listener.accept().unwrap();
+            std::thread::sleep(Duration::from_secs(2));
+            drop(silent);
+        });
+        let response = get(address, "/__ping__", Duration::from_secs(2)).unwrap();
+        assert_eq!((response.status, response.body.as_str()), (503, "busy"));
+        let started = std::time::Instant::now();
+        let error = get(address, "/", Duration::from_millis(300)).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2), "{error}");
+        server.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn works_from_inside_a_runtime() {
+        let error = get(
+            "127.0.0.1:9".parse().unwrap(),
+            "/",
+            Duration::from_millis(500),
         )
-        .unwrap();
-        assert_eq!((chunked.status, chunked.body.as_str()), (503, "abcde"));
-        assert!(parse(b"garbage").is_none());
+        .expect_err("nothing listens on port 9");
+        assert!(error.contains("127.0.0.1:9"), "{error}");
     }
 
     #[test]

@@ -351,19 +351,12 @@ fn a_drill_interrupted_mid_fault_leaves_nothing_behind() {
     assert_nothing_left(tmp.path());
 }
 
-/// Whether a `pkgnode` under `dir` is stopped (state `T` in /proc).
+/// Whether a `pkgnode` under `dir` is stopped (state `T`).
 fn paused_pkgnode_under(dir: &Path) -> bool {
     let needle = dir.display().to_string();
-    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        cmdline.contains("pkgnode")
-            && cmdline.contains(&needle)
-            && stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|rest| rest.trim_start().starts_with('T'))
+    harness::procs::Table::read().entries().iter().any(|entry| {
+        let cmdline = harness::procs::command_line(entry.pid);
+        cmdline.contains("pkgnode") && cmdline.contains(&needle) && entry.state == 'T'
     })
 }
 

@@ -24,7 +24,7 @@ const CLUSTER_EXTRA: &str = "[cluster]\nheartbeat = \"500ms\"\nmissed_check_in_a
 /// own): 2 cores run all of them.
 pub(crate) struct Serial {
     _thread: MutexGuard<'static, ()>,
-    _file: std::fs::File,
+    _file: nix::fcntl::Flock<std::fs::File>,
 }
 
 pub(crate) fn serial() -> Serial {
@@ -36,9 +36,10 @@ pub(crate) fn serial() -> Serial {
         .write(true)
         .open(std::env::temp_dir().join("pkgcluster-docker-tests.lock"))
         .expect("lock file");
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a descriptor we own; released when the file closes.
-    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+    // Released when the guard (and the file) drops.
+    let file = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| errno)
+        .expect("flock");
     Serial {
         _thread: thread,
         _file: file,

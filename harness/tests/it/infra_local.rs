@@ -12,6 +12,9 @@ use crate::support::{
 };
 use harness::infra::local::{self, LocalCluster, LocalOptions};
 use harness::infra::{Control, Infra, InfraError, Member};
+use harness::procs;
+use nix::sys::signal::kill;
+use nix::unistd::{Pid, Uid};
 
 /// A dir for a caller-kept work dir, reachable by the `postgres` user when tests run as root.
 fn kept_dir() -> tempfile::TempDir {
@@ -51,41 +54,21 @@ fn requests_served(client: &reqwest::blocking::Client, node_url: &str) -> f64 {
 
 /// Processes that are `pids` or belong to their process groups (PostgreSQL's backends).
 fn survivors(pids: &[u32]) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid pgrp …; comm may contain spaces, so split after the ')'.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let pgrp: u32 = rest
-            .split_whitespace()
-            .nth(2)
-            .and_then(|f| f.parse().ok())
-            .unwrap_or(0);
-        if pids.contains(&pid) || pids.contains(&pgrp) {
-            found.push(stat);
-        }
-    }
-    found
+    procs::Table::read()
+        .entries()
+        .iter()
+        .filter(|entry| pids.contains(&entry.pid) || pids.contains(&entry.group))
+        .map(|entry| format!("{entry:?} {}", procs::command_line(entry.pid)))
+        .collect()
 }
 
 fn assert_all_gone(pids: &[u32]) {
     for pid in pids {
-        // SAFETY: signal 0 only checks for existence.
-        let rc = unsafe { libc::kill(*pid as libc::pid_t, 0) };
-        let errno = std::io::Error::last_os_error().raw_os_error();
         assert!(
-            rc == -1 && errno == Some(libc::ESRCH),
+            matches!(
+                kill(Pid::from_raw(*pid as i32), None),
+                Err(nix::errno::Errno::ESRCH)
+            ),
             "pid {pid} still exists"
         );
         assert!(!local::pid_exists(*pid));
@@ -246,16 +229,8 @@ fn pausing_and_stopping_the_database_is_survived() {
     cluster
         .control(&Member::DatabasePrimary, Control::Pause)
         .expect("pause postgres");
-    let state = std::fs::read_to_string(format!("/proc/{}/stat", postgres.pid)).unwrap();
-    let state = state
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    assert_eq!(state, "T", "paused postgres is not stopped");
+    let state = procs::state(postgres.pid);
+    assert_eq!(state, Some('T'), "paused postgres is not stopped");
     cluster
         .control(&Member::DatabasePrimary, Control::Unpause)
         .expect("unpause postgres");
@@ -320,12 +295,8 @@ fn a_failed_start_names_the_cause_and_stops_what_it_started() {
     assert!(error.to_string().contains("node_config_extra"), "{error}");
     assert!(work_dir.join("postgresql.log").is_file());
     let needle = work_dir.display().to_string();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            assert!(!cmdline.contains(&needle), "left running: {cmdline}");
-        }
-    }
+    let left = procs::command_lines_containing(&needle);
+    assert!(left.is_empty(), "left running: {left:#?}");
 
     let error = local::start(LocalOptions {
         pkgnode_bin: kept.path().join("no-such-pkgnode"),
@@ -418,8 +389,7 @@ fn a_sigkilled_harness_leaves_no_process() {
         .collect();
     assert_eq!(pids.len(), 7);
     let work_dir = PathBuf::from(line.split_once(" DIR ").expect("DIR").1.trim());
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = Uid::effective().is_root();
     let dead = child.id();
     assert_eq!(
         !network_cuts_of(dead).is_empty(),
@@ -488,11 +458,9 @@ fn a_private_work_dir_still_runs_postgresql() {
     std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let mut cluster = start(Some(private.path().join("cluster")));
     let postgres = cluster.monitored()[2].clone();
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", postgres.pid)).unwrap();
-    let args: Vec<String> = String::from_utf8_lossy(&cmdline)
-        .split('\0')
-        .map(str::to_string)
-        .collect();
+    let args: Vec<String> = procfs::process::Process::new(postgres.pid as i32)
+        .and_then(|process| process.cmdline())
+        .expect("postgres command line");
     let data = PathBuf::from(&args[args.iter().position(|a| a == "-D").unwrap() + 1]);
     assert!(data.join("PG_VERSION").is_file(), "{}", data.display());
     let (status, _) = get(
@@ -501,8 +469,7 @@ fn a_private_work_dir_still_runs_postgresql() {
     );
     assert_eq!(status, 200);
     cluster.teardown().unwrap();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if Uid::effective().is_root() {
         assert!(!data.starts_with(private.path()), "{}", data.display());
         assert!(!data.exists(), "{} is still there", data.display());
     }

@@ -264,8 +264,11 @@ fn ctrl_c_tears_everything_down() {
             .count(),
         2
     );
-    // SAFETY: sending a signal to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT to the harness");
     let status = child.wait().unwrap();
     let lines = reader.join().unwrap();
     assert_eq!(status.code(), Some(130), "{}", lines.join("\n"));

@@ -235,22 +235,7 @@ pub fn assert_standby_holds_every_committed_row(
 
 /// Processes whose command line mentions `dir` (everything the run started lives under it).
 pub fn processes_under(dir: &Path) -> Vec<String> {
-    let needle = dir.display().to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.parse::<u32>().is_ok())
-            && let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
-        {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(&needle) {
-                found.push(cmdline);
-            }
-        }
-    }
-    found
+    harness::procs::command_lines_containing(&dir.display().to_string())
 }
 
 /// No file left in `tmp` and no process whose command line mentions it.

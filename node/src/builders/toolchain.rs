@@ -103,6 +103,29 @@ impl Drop for Scratch {
     }
 }
 
+/// Removes scratch directories under `scratch_root` not touched for `older_than`: what builds of a
+/// node that was killed left behind (a live build of this node is never that old: the time limit
+/// ends it). Returns how many were removed.
+pub fn remove_stale_scratch(scratch_root: &Path, older_than: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(scratch_root) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > older_than);
+        let ours = entry.file_name().to_string_lossy().starts_with("build-");
+        if stale && ours && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Clones and builds `spec` under `scratch_root`; returns the products. The log is written
 /// whatever the outcome.
 pub async fn build(
@@ -356,5 +379,29 @@ pub async fn run_git_quick(args: &[String], timeout: Duration) -> Result<String,
             stderr.trim().chars().take(500).collect::<String>(),
             output.status
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_old_scratch_directories_are_removed() {
+        let root = std::env::temp_dir().join(format!("pkgnode-scratch-{}", uuid::Uuid::new_v4()));
+        for name in ["build-old", "build-new", "other-old"] {
+            std::fs::create_dir_all(root.join(name).join("src")).unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for name in ["build-old", "other-old"] {
+            std::fs::File::open(root.join(name))
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        assert_eq!(remove_stale_scratch(&root, Duration::from_secs(600)), 1);
+        assert!(!root.join("build-old").exists());
+        assert!(root.join("build-new").exists() && root.join("other-old").exists());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

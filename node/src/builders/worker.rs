@@ -32,6 +32,17 @@ pub struct Runtime {
 impl Runtime {
     /// Starts the workers, the poller and the reaper.
     pub fn start(state: AppState) -> Arc<Self> {
+        let scratch_root = state.config.data_dir.join("builds");
+        let stale_after = state.config.git.build_timeout + state.config.git.lease_duration;
+        tokio::task::spawn_blocking(move || {
+            let removed = toolchain::remove_stale_scratch(&scratch_root, stale_after);
+            if removed > 0 {
+                tracing::info!(
+                    removed,
+                    "removed the scratch directories of builds that did not end"
+                );
+            }
+        });
         let (stop, _) = watch::channel(false);
         let mut tasks = Vec::new();
         for slot in 0..state.config.git.build_concurrency {

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::auth::{Scope, SecureKey};
 use crate::config::{Config, Overrides};
 use crate::ingest::{self, Claims, Ingested};
+use crate::received::Received;
 use crate::store::{RepoKind, Revoked, SourceKind, TokenRecord};
 
 #[derive(Debug, Parser)]
@@ -331,15 +332,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .and_then(|n| n.to_str())
                     .with_context(|| format!("{} has no usable file name", file.display()))?
                     .to_string();
-                let bytes = std::fs::read(&file)
-                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let received = Received::from_file(
+                    &config.data_dir.join("tmp").join("uploads"),
+                    &file,
+                    config.limits.max_upload_bytes,
+                )
+                .await
+                .with_context(|| format!("{} was not added", file.display()))?;
                 let result = ingest::ingest(
                     &store,
                     &blobs,
                     &config.limits,
                     &source_row,
                     &filename,
-                    bytes.into(),
+                    &received,
                     &Claims::default(),
                 )
                 .await

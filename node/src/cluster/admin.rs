@@ -45,9 +45,7 @@ impl Admin {
         if !config.is_postgres() {
             return Err(ClusterError::NeedsPostgres);
         }
-        let (store, _) = crate::server::open(config)
-            .await
-            .map_err(|e| ClusterError::Open(Box::new(e)))?;
+        let store = Store::open(config).await?;
         Ok(Self {
             store,
             config: config.clone(),

@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::NodeSide;
 use super::address::{self, NodeAddress};
 use super::clock;
 use super::definition::{self, node_version};
 use super::events::{self, ClusterEvent};
 use super::status::NodeStatus;
-use crate::http::AppState;
 use crate::store::StoreError;
 use crate::store::cluster::{CheckIn, JoinDecision, Joined, NewNode};
 
@@ -30,7 +30,7 @@ pub type Refusal = (NodeStatus, String);
 
 /// This node's membership.
 pub struct Membership {
-    state: AppState,
+    state: Arc<dyn NodeSide>,
     uid: String,
     address: NodeAddress,
     /// Problems found on this machine (key file, address): fixed for the process's life.
@@ -69,11 +69,11 @@ fn load_milli() -> [i64; 3] {
 impl Membership {
     /// Resolves the address and joins. `key_problem` is set when the key file was refused.
     pub async fn join(
-        state: AppState,
+        state: Arc<dyn NodeSide>,
         uid: String,
         key_problem: Option<Refusal>,
     ) -> Result<Arc<Self>, StoreError> {
-        let config = &state.config;
+        let config = state.config();
         let (address, address_problem) =
             match address::resolve(config.cluster.www_host_name.as_deref(), config.listen).await {
                 Ok(address) => (address, None),
@@ -147,8 +147,8 @@ impl Membership {
     /// holds this node's id.
     async fn register(&self) -> Result<Option<String>, StoreError> {
         let state = &self.state;
-        let config = &state.config;
-        let mine = definition::candidate(&state.key.fingerprint(), config, &self.uid);
+        let config = state.config();
+        let mine = definition::candidate(&state.key_fingerprint(), config, &self.uid);
         let local = self.local_problem.clone();
         let node = NewNode {
             uid: self.uid.clone(),
@@ -159,7 +159,7 @@ impl Membership {
         };
         let live_within = config.cluster.missed_check_in_after.as_millis() as i64;
         let joined = state
-            .store
+            .store()
             .join_cluster(&node, live_within, |existing, others_online| {
                 decide(&mine, local, existing, others_online)
             })
@@ -176,8 +176,8 @@ impl Membership {
             None
         };
         *self.mismatch.lock().unwrap_or_else(|e| e.into_inner()) = mismatch;
-        state.serving.store(false, Ordering::Release);
-        state.status.set(status);
+        state.set_serving(false);
+        state.status().set(status);
         if status.is_refusal() {
             tracing::error!(node = id, status = %status, reason = %decision.reason, "this node does not match the cluster and will not come online");
         } else if decision.define.is_some() {
@@ -191,10 +191,10 @@ impl Membership {
 
     /// Starts the check-in loop, the event listener and the member list refresher.
     pub fn spawn(self: &Arc<Self>) {
-        let heartbeat = self.state.config.cluster.heartbeat;
+        let heartbeat = self.state.config().cluster.heartbeat;
         tokio::spawn(self.clone().check_in_loop());
         let weak: Weak<Self> = Arc::downgrade(self);
-        events::spawn_listener(self.state.store.clone(), heartbeat, move |event| {
+        events::spawn_listener(self.state.store().clone(), heartbeat, move |event| {
             if let Some(me) = weak.upgrade() {
                 me.on_event(event);
             }
@@ -229,9 +229,9 @@ impl Membership {
     }
 
     async fn refresh_member_list(&self) {
-        let store = &self.state.store;
+        let store = self.state.store();
         match (store.nodes().await, store.db_now_ms().await) {
-            (Ok(nodes), Ok(now)) => self.state.members.replace(nodes, now),
+            (Ok(nodes), Ok(now)) => self.state.members().replace(nodes, now),
             (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!(error = %e, "could not read the cluster's members")
             }
@@ -239,7 +239,7 @@ impl Membership {
     }
 
     async fn check_in_loop(self: Arc<Self>) {
-        let heartbeat = self.state.config.cluster.heartbeat;
+        let heartbeat = self.state.config().cluster.heartbeat;
         let mut wait = Duration::ZERO;
         loop {
             tokio::select! {
@@ -263,13 +263,13 @@ impl Membership {
 
     async fn check_in(&self) -> Result<Next, StoreError> {
         let state = &self.state;
-        let config = &state.config.cluster;
+        let config = &state.config().cluster;
         let problem = self.problem();
         let reading = match problem {
-            None => Some(clock::measure(&state.store).await?),
+            None => Some(clock::measure(state.store()).await?),
             Some(_) => None,
         };
-        let Some(row) = state.store.node(self.row_id()).await? else {
+        let Some(row) = state.store().node(self.row_id()).await? else {
             tracing::warn!(
                 "this node's row is gone (cluster reset, or deleted while unreachable); joining again"
             );
@@ -287,12 +287,12 @@ impl Membership {
                 node = row.id,
                 "this node is being deleted from the cluster; stopping"
             );
-            state.serving.store(false, Ordering::Release);
-            state.status.set(NodeStatus::Deleting);
+            state.set_serving(false);
+            state.status().set(NodeStatus::Deleting);
             self.deleted.store(true, Ordering::Release);
             return Ok(Next::Exit);
         }
-        let in_flight = state.in_flight.load(Ordering::Acquire);
+        let in_flight = state.in_flight();
         let before = NodeStatus::parse(&row.status).unwrap_or(NodeStatus::Starting);
         // (status recorded, status this node acts on, reason, serving, next)
         let (recorded, acting, reason, serving, next) = if let Some((status, reason)) = problem {
@@ -340,10 +340,10 @@ impl Membership {
                 )
             }
         };
-        state.serving.store(serving, Ordering::Release);
-        state.status.set(acting);
+        state.set_serving(serving);
+        state.status().set(acting);
         let written = state
-            .store
+            .store()
             .check_in(
                 row.id,
                 &CheckIn {
@@ -377,18 +377,18 @@ impl Membership {
     /// `delete_node_on_exit` is set. A refused node keeps its status so the reason stays visible.
     pub async fn leave(&self) {
         let state = &self.state;
-        state.serving.store(false, Ordering::Release);
+        state.set_serving(false);
         let id = self.row_id();
         let result =
-            if self.deleted.load(Ordering::Acquire) || state.config.cluster.delete_node_on_exit {
+            if self.deleted.load(Ordering::Acquire) || state.config().cluster.delete_node_on_exit {
                 state
-                    .store
+                    .store()
                     .delete_node_row(id)
                     .await
                     .map(|_| "removed this node from the cluster")
             } else if self.problem().is_none() {
                 state
-                    .store
+                    .store()
                     .set_node_status(id, NodeStatus::Offline.word(), "stopped")
                     .await
                     .map(|_| "marked this node Offline")

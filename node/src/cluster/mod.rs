@@ -24,15 +24,30 @@ pub use membership::Membership;
 pub use status::{NodeStatus, StatusCell};
 
 use crate::config::Config;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
+
+/// What membership needs of the node it runs in. A narrow view, so that `cluster` knows nothing
+/// of the HTTP layer that implements it.
+pub trait NodeSide: Send + Sync {
+    fn config(&self) -> &Config;
+    fn store(&self) -> &Store;
+    /// The fingerprint of the secure key (never the key).
+    fn key_fingerprint(&self) -> String;
+    fn status(&self) -> &StatusCell;
+    fn members(&self) -> &Members;
+    /// Whether the node takes traffic: false makes `/__ping__` answer 503.
+    fn set_serving(&self, serving: bool);
+    /// Requests being answered now (a draining node waits for none).
+    fn in_flight(&self) -> i64;
+    /// Records the id the node joined under.
+    fn set_node_id(&self, id: String);
+}
 
 /// Errors of the cluster's operator commands.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot open the cluster's database: {0}")]
-    Open(#[source] Box<crate::server::StartError>),
     #[error(
         "load balancing needs PostgreSQL: set [database] url = \"postgres://…\" in the configuration"
     )]

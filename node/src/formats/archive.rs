@@ -3,7 +3,7 @@
 //! may inflate past `max_inflated_bytes` (a decompression bomb is refused as soon as it is seen).
 
 use std::cell::Cell;
-use std::io::{Cursor, Read};
+use std::io::{Read, Seek};
 use std::rc::Rc;
 
 use super::FormatError;
@@ -64,13 +64,13 @@ fn check_member_path(file: &str, path: &str) -> Result<(), FormatError> {
 /// stream may inflate to at most `max_inflated_bytes`.
 pub fn tar_gz_members(
     file: &str,
-    bytes: &[u8],
+    archive: impl Read,
     max_inflated_bytes: u64,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<Vec<(String, String)>, FormatError> {
     let exceeded = Rc::new(Cell::new(false));
     let decoder = Inflation {
-        inner: flate2::read::GzDecoder::new(Cursor::new(bytes)),
+        inner: flate2::read::GzDecoder::new(archive),
         inflated: 0,
         limit: max_inflated_bytes,
         exceeded: exceeded.clone(),
@@ -133,13 +133,12 @@ fn read_tar(
 /// declared: a zip's declared sizes can lie).
 pub fn zip_members(
     file: &str,
-    bytes: &[u8],
+    archive: impl Read + Seek,
     max_inflated_bytes: u64,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<Vec<(String, String)>, FormatError> {
     let mut budget = max_inflated_bytes;
-    let mut archive =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| archive_error(file, e))?;
+    let mut archive = zip::ZipArchive::new(archive).map_err(|e| archive_error(file, e))?;
     let mut found = Vec::new();
     for index in 0..archive.len() {
         let mut entry = archive
@@ -184,7 +183,7 @@ pub fn zip_members(
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
+    use std::io::{Cursor, Write};
 
     use super::*;
 
@@ -223,16 +222,16 @@ mod tests {
         for (kind, bytes) in [("tar.gz", tar_gz(&members)), ("zip", zip(&members))] {
             assert!(bytes.len() < 64 << 10, "{kind}: {} bytes", bytes.len());
             let refused = match kind {
-                "zip" => zip_members("f.whl", &bytes, limit, is_description),
-                _ => tar_gz_members("f.tar.gz", &bytes, limit, is_description),
+                "zip" => zip_members("f.whl", Cursor::new(&bytes), limit, is_description),
+                _ => tar_gz_members("f.tar.gz", Cursor::new(&bytes), limit, is_description),
             };
             assert!(
                 matches!(refused, Err(FormatError::Inflated { limit: l, .. }) if l == limit),
                 "{kind}: {refused:?}"
             );
             let accepted = match kind {
-                "zip" => zip_members("f.whl", &bytes, 8 << 20, is_description),
-                _ => tar_gz_members("f.tar.gz", &bytes, 8 << 20, is_description),
+                "zip" => zip_members("f.whl", Cursor::new(&bytes), 8 << 20, is_description),
+                _ => tar_gz_members("f.tar.gz", Cursor::new(&bytes), 8 << 20, is_description),
             };
             assert_eq!(
                 accepted.unwrap(),
@@ -252,12 +251,17 @@ mod tests {
             .iter()
             .map(|(p, d)| (p.as_str(), d.clone()))
             .collect();
-        let refused = zip_members("f.whl", &zip(&members), 1_000_000, |_| false);
+        let refused = zip_members("f.whl", Cursor::new(&zip(&members)), 1_000_000, |_| false);
         assert!(
             matches!(refused, Err(FormatError::Inflated { .. })),
             "{refused:?}"
         );
-        let refused = tar_gz_members("f.tar.gz", &tar_gz(&members), 1_000_000, |_| false);
+        let refused = tar_gz_members(
+            "f.tar.gz",
+            Cursor::new(&tar_gz(&members)),
+            1_000_000,
+            |_| false,
+        );
         assert!(
             matches!(refused, Err(FormatError::Inflated { .. })),
             "{refused:?}"

@@ -82,9 +82,18 @@ pub fn inspect(
     bytes: &[u8],
     max_inflated_bytes: u64,
 ) -> Result<Inspected, FormatError> {
+    inspect_archive(file, std::io::Cursor::new(bytes), max_inflated_bytes)
+}
+
+/// [`inspect`] over any reader of the archive (an upload on disk).
+pub fn inspect_archive(
+    file: &str,
+    archive: impl std::io::Read,
+    max_inflated_bytes: u64,
+) -> Result<Inspected, FormatError> {
     let (file_name, file_version) = parse_file_name(file)?;
     let wanted = format!("{file_name}/DESCRIPTION");
-    let found = archive::tar_gz_members(file, bytes, max_inflated_bytes, |path| {
+    let found = archive::tar_gz_members(file, archive, max_inflated_bytes, |path| {
         path.trim_start_matches("./") == wanted
     })?;
     let (_, text) = found

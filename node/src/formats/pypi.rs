@@ -94,10 +94,19 @@ pub fn inspect(
     bytes: &[u8],
     max_inflated_bytes: u64,
 ) -> Result<Inspected, FormatError> {
+    inspect_archive(file, std::io::Cursor::new(bytes), max_inflated_bytes)
+}
+
+/// [`inspect`] over any reader of the archive (an upload on disk).
+pub fn inspect_archive(
+    file: &str,
+    archive: impl std::io::Read + std::io::Seek,
+    max_inflated_bytes: u64,
+) -> Result<Inspected, FormatError> {
     let (file_name, file_version, kind) = parse_file_name(file)?;
     let (member, text) = match kind {
         FileKind::Wheel => {
-            let mut found = archive::zip_members(file, bytes, max_inflated_bytes, |path| {
+            let mut found = archive::zip_members(file, archive, max_inflated_bytes, |path| {
                 let mut parts = path.split('/');
                 matches!((parts.next(), parts.next(), parts.next()),
                     (Some(dir), Some("METADATA"), None) if dir.ends_with(".dist-info"))
@@ -113,7 +122,7 @@ pub fn inspect(
             found.swap_remove(index)
         }
         _ => {
-            let mut found = archive::tar_gz_members(file, bytes, max_inflated_bytes, |path| {
+            let mut found = archive::tar_gz_members(file, archive, max_inflated_bytes, |path| {
                 let mut parts = path.trim_start_matches("./").split('/');
                 matches!(
                     (parts.next(), parts.next(), parts.next()),
@@ -196,44 +205,17 @@ pub struct IndexFile<'a> {
     pub size_bytes: i64,
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// PEP 503 project page (`templates/pypi/project.html`; askama escapes every value).
+#[derive(askama::Template)]
+#[template(path = "pypi/project.html")]
+struct ProjectPage<'a> {
+    name: &'a str,
+    files: &'a [IndexFile<'a>],
 }
 
 /// PEP 503 project page.
-pub fn project_html(name: &str, files: &[IndexFile<'_>]) -> String {
-    let mut page = format!(
-        "<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"1.0\">\n\
-         <title>Links for {0}</title>\n</head>\n<body>\n<h1>Links for {0}</h1>\n",
-        escape_html(name)
-    );
-    for file in files {
-        let requires = file
-            .requires_python
-            .map(|r| format!(" data-requires-python=\"{}\"", escape_html(r)))
-            .unwrap_or_default();
-        page.push_str(&format!(
-            "<a href=\"{}#sha256={}\"{}>{}</a><br>\n",
-            escape_html(&file.url),
-            file.sha256,
-            requires,
-            escape_html(file.filename)
-        ));
-    }
-    page.push_str("</body>\n</html>\n");
-    page
+pub fn project_html(name: &str, files: &[IndexFile<'_>]) -> Result<String, askama::Error> {
+    askama::Template::render(&ProjectPage { name, files })
 }
 
 /// PEP 691 project page.
@@ -256,20 +238,16 @@ pub fn project_json(name: &str, files: &[IndexFile<'_>]) -> serde_json::Value {
     serde_json::json!({ "meta": { "api-version": "1.1" }, "name": name, "files": files })
 }
 
+/// PEP 503 root page (`templates/pypi/root.html`).
+#[derive(askama::Template)]
+#[template(path = "pypi/root.html")]
+struct RootPage<'a> {
+    names: &'a [&'a str],
+}
+
 /// PEP 503 root page listing every project.
-pub fn root_html(names: &[&str]) -> String {
-    let mut page = String::from(
-        "<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"1.0\">\n\
-         <title>Simple index</title>\n</head>\n<body>\n",
-    );
-    for name in names {
-        page.push_str(&format!(
-            "<a href=\"{0}/\">{0}</a><br>\n",
-            escape_html(name)
-        ));
-    }
-    page.push_str("</body>\n</html>\n");
-    page
+pub fn root_html(names: &[&str]) -> Result<String, askama::Error> {
+    askama::Template::render(&RootPage { names })
 }
 
 /// PEP 691 root page.
@@ -315,8 +293,19 @@ mod tests {
             requires_python: Some(">=3.8"),
             size_bytes: 1,
         }];
-        let page = project_html("a", &files);
-        assert!(page.contains("data-requires-python=\"&gt;=3.8\""));
+        let page = project_html("a", &files).unwrap();
+        assert!(
+            page.contains("data-requires-python=\"&#62;=3.8\""),
+            "{page}"
+        );
         assert!(page.contains("#sha256=00"));
+        let hostile = project_html("<script>", &[]).unwrap();
+        assert!(!hostile.contains("<script>"), "{hostile}");
+        let root = root_html(&["a&b", "c"]).unwrap();
+        assert!(
+            root.contains(r#"<a href="a&#38;b/">a&#38;b</a><br>"#),
+            "{root}"
+        );
+        assert!(root.contains(r#"<a href="c/">c</a><br>"#), "{root}");
     }
 }

@@ -108,6 +108,34 @@ impl NodeState {
     }
 }
 
+impl crate::cluster::NodeSide for NodeState {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn store(&self) -> &Store {
+        &self.store
+    }
+    fn key_fingerprint(&self) -> String {
+        self.key.fingerprint()
+    }
+    fn status(&self) -> &StatusCell {
+        &self.status
+    }
+    fn members(&self) -> &Members {
+        &self.members
+    }
+    fn set_serving(&self, serving: bool) {
+        self.serving
+            .store(serving, std::sync::atomic::Ordering::Release);
+    }
+    fn in_flight(&self) -> i64 {
+        self.in_flight.load(std::sync::atomic::Ordering::Acquire)
+    }
+    fn set_node_id(&self, id: String) {
+        NodeState::set_node_id(self, id);
+    }
+}
+
 /// The whole application.
 pub fn app(state: AppState) -> Router {
     Router::new()

@@ -64,7 +64,11 @@ async fn root(
             Bytes::from(pypi::root_json(&names).to_string()),
         )
     } else {
-        ("html", HTML_TYPE, Bytes::from(pypi::root_html(&names)))
+        (
+            "html",
+            HTML_TYPE,
+            Bytes::from(pypi::root_html(&names).map_err(page_error)?),
+        )
     };
     let etag = format!("{}-{}-root-{kind}", view.repo.id, view.tx);
     Ok(files::serve_index(&headers, etag, content_type, body))
@@ -101,7 +105,7 @@ async fn project(
         (
             "html",
             HTML_TYPE,
-            Bytes::from(pypi::project_html(&project.display_name, &links)),
+            Bytes::from(pypi::project_html(&project.display_name, &links).map_err(page_error)?),
         )
     };
     let etag = format!("{}-{}-{normalized}-{kind}", view.repo.id, view.tx);
@@ -133,6 +137,10 @@ async fn package_file(
         "application/gzip"
     };
     files::serve_package(&state, &headers, file, content_type).await
+}
+
+fn page_error(error: askama::Error) -> ApiError {
+    ApiError::Internal(format!("rendering a simple page: {error}"))
 }
 
 #[cfg(test)]

@@ -6,12 +6,13 @@ use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use bytes::Bytes;
+use futures::StreamExt;
 
 use super::{ApiError, AppState, require};
 use crate::auth::Scope;
 use crate::config::Config;
 use crate::ingest::{self, Claims, Ingested};
+use crate::received::{ReceiveError, Received};
 use crate::store::SourceKind;
 
 pub fn router(config: &Config) -> Router<AppState> {
@@ -32,28 +33,54 @@ pub fn router(config: &Config) -> Router<AppState> {
 #[derive(Default)]
 struct Form {
     filename: Option<String>,
-    content: Option<Bytes>,
+    content: Option<Received>,
     claims: Claims,
     action: Option<String>,
 }
 
-async fn read_form(mut multipart: Multipart, limit: u64) -> Result<Form, ApiError> {
+/// Reads the form. The file streams to a temporary file in `keep_in` (or is discarded when
+/// `None`: the answer is already known and only the client's body must be read); every other
+/// field is small and read whole, except those we do not use, which are discarded as they stream.
+async fn read_form(
+    mut multipart: Multipart,
+    limit: u64,
+    keep_in: Option<&std::path::Path>,
+) -> Result<Form, ApiError> {
     let mut form = Form::default();
+    let too_large = || format!("upload is larger than the limit of {limit} bytes");
     let field_error = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(format!("upload is larger than the limit of {limit} bytes"))
+            ApiError::TooLarge(too_large())
         } else {
             ApiError::BadRequest(format!("malformed upload form: {}", e.body_text()))
         }
     };
-    while let Some(field) = multipart.next_field().await.map_err(field_error)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(field_error)? {
         let name = field.name().unwrap_or("").to_string();
-        match name.as_str() {
-            "content" => {
+        match (name.as_str(), keep_in) {
+            ("content", Some(dir)) => {
                 form.filename = field.file_name().map(str::to_string);
-                form.content = Some(field.bytes().await.map_err(field_error)?);
+                let chunks = field.map(|chunk| {
+                    chunk.map_err(|e| {
+                        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                            ReceiveError::TooLarge { limit }
+                        } else {
+                            ReceiveError::Stream(format!(
+                                "malformed upload form: {}",
+                                e.body_text()
+                            ))
+                        }
+                    })
+                });
+                form.content = Some(Received::from_stream(dir, chunks, limit).await.map_err(
+                    |e| match e {
+                        ReceiveError::TooLarge { .. } => ApiError::TooLarge(too_large()),
+                        ReceiveError::Stream(why) => ApiError::BadRequest(why),
+                        disk @ ReceiveError::Disk { .. } => ApiError::Internal(disk.to_string()),
+                    },
+                )?);
             }
-            "name" | "version" | "sha256_digest" | ":action" => {
+            ("name" | "version" | "sha256_digest" | ":action", _) => {
                 let value = field.text().await.map_err(field_error)?;
                 match name.as_str() {
                     "name" => form.claims.name = Some(value),
@@ -64,9 +91,7 @@ async fn read_form(mut multipart: Multipart, limit: u64) -> Result<Form, ApiErro
             }
             // Other twine fields (metadata_version, summary, requires_dist…) are re-read from
             // the file itself, which is the authority.
-            _ => {
-                field.bytes().await.map_err(field_error)?;
-            }
+            _ => while field.chunk().await.map_err(field_error)?.is_some() {},
         }
     }
     Ok(form)
@@ -82,7 +107,7 @@ async fn upload(
     let limit = state.config.limits.max_upload_bytes;
     let status = state.status.get();
     if status != crate::cluster::NodeStatus::Online {
-        let _ = read_form(multipart, limit).await;
+        let _ = read_form(multipart, limit, None).await;
         return Err(ApiError::Unavailable(format!(
             "this node is not accepting uploads now ({status}); send them to another node"
         )));
@@ -97,18 +122,18 @@ async fn upload(
     .await
     {
         // Read the body first: a client still sending would see a reset instead of the answer.
-        let _ = read_form(multipart, limit).await;
+        let _ = read_form(multipart, limit, None).await;
         return Err(refused);
     }
     let found = match state.store.source_by_name(&source).await {
         Ok(Some(found)) => found,
         Ok(None) => {
-            let _ = read_form(multipart, limit).await;
+            let _ = read_form(multipart, limit, None).await;
             return Err(ApiError::NotFound(format!("no source named {source:?}")));
         }
         Err(e) => {
             state.store.health().observe_error(&e);
-            let _ = read_form(multipart, limit).await;
+            let _ = read_form(multipart, limit, None).await;
             return Err(e.into());
         }
     };
@@ -129,7 +154,8 @@ async fn upload(
             }
         )));
     }
-    let form = read_form(multipart, limit).await?;
+    let uploads_dir = state.config.data_dir.join("tmp").join("uploads");
+    let form = read_form(multipart, limit, Some(&uploads_dir)).await?;
     if let Some(action) = &form.action
         && action != "file_upload"
     {
@@ -148,7 +174,7 @@ async fn upload(
         &state.config.limits,
         &found,
         &filename,
-        content,
+        &content,
         &form.claims,
     )
     .await;

@@ -52,6 +52,10 @@ impl StoreError {
     }
 }
 
+/// Channel a committing transaction announces itself on (PostgreSQL `NOTIFY`); the payload is
+/// the transaction id. `head` listens on it.
+pub const NOTIFY_CHANNEL: &str = "pkgnode_tx";
+
 /// How the connection pool behaves when the database goes away and comes back.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSettings {
@@ -103,6 +107,22 @@ impl Store {
     /// Every connection is checked before it is handed out, so connections to a database that went
     /// away (or to a server the database endpoint no longer points at) are dropped and replaced
     /// instead of failing a request; `acquire_timeout` bounds the wait for a live one.
+    /// Connects to the database `config` names with its pool settings; a SQLite database's
+    /// directory (the data dir) is created first.
+    pub async fn open(config: &crate::config::Config) -> Result<Self, StoreError> {
+        if !config.is_postgres() {
+            std::fs::create_dir_all(&config.data_dir).map_err(sqlx::Error::Io)?;
+        }
+        Self::connect(
+            &config.database_url(),
+            PoolSettings {
+                max_connections: config.database.max_connections.unwrap_or(16),
+                acquire_timeout: config.database.acquire_timeout,
+            },
+        )
+        .await
+    }
+
     pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -513,13 +533,9 @@ impl Change {
     /// only a fresh read can tell whether the change landed.
     pub async fn commit(mut self) -> Result<(), StoreError> {
         if self.backend == Backend::Postgres {
-            sqlx::query(&format!(
-                "NOTIFY {}, '{}'",
-                crate::head::NOTIFY_CHANNEL,
-                self.id
-            ))
-            .execute(&mut *self.tx)
-            .await?;
+            sqlx::query(&format!("NOTIFY {}, '{}'", NOTIFY_CHANNEL, self.id))
+                .execute(&mut *self.tx)
+                .await?;
         }
         match self.tx.commit().await {
             Ok(()) => Ok(()),

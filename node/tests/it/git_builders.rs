@@ -865,3 +865,89 @@ fn a_stopping_node_hands_its_build_back_and_a_build_past_its_time_limit_fails() 
         .unwrap_or_default();
     assert!(left.is_empty(), "scratch left behind: {left:?}");
 }
+
+/// `git daemon --verbose` serving one directory; its log shows every request.
+struct GitDaemon {
+    child: std::process::Child,
+    log: PathBuf,
+    port: u16,
+}
+
+impl GitDaemon {
+    fn start(base: &Path) -> Self {
+        let port = support::free_port();
+        let log = base.join("daemon.log");
+        // `git daemon` runs `git-daemon` as its child: start that directly, so killing it stops
+        // the server.
+        let exec_path = git(base, &["--exec-path"]);
+        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+            .args([
+                "--verbose",
+                "--export-all",
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+                &format!("--port={port}"),
+                &format!("--base-path={}", base.display()),
+                &base.display().to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("git daemon");
+        wait_until("git daemon", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Self { child, log, port }
+    }
+
+    fn upload_packs(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .matches("Request upload-pack")
+            .count()
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn one_node_at_a_time_polls_a_builder() {
+    let fx = Fixture::new("gitpoll", crate::cluster::FAST);
+    let tables = GIT_FAST.replace("poll_interval = \"250ms\"", "poll_interval = \"1s\"");
+    let a = fx.node_with("127.0.0.75", "", &tables, Key::Shared);
+    let b = fx.node_with("127.0.0.76", "", &tables, Key::Shared);
+    r_layout(&a);
+    let served_a = a.serve();
+    let _served_b = b.serve();
+    let repo = GitRepo::new();
+    repo.r_package("polled", "1.0");
+    let sha = repo.commit("first");
+    let daemon = GitDaemon::start(repo.bare.parent().unwrap());
+    let url = format!("git://127.0.0.1:{}/remote.git", daemon.port);
+    a.admin(&[
+        "create",
+        "git-builder",
+        "--source",
+        "rgit",
+        "--url",
+        &url,
+        "--name",
+        "polled",
+    ]);
+    let log = || format!("a:\n{}\nb:\n{}", a.log(), b.log());
+    let build = wait_build(&served_a.base, "rgit", &sha, Duration::from_secs(60), &log);
+    assert_eq!(build["state"], "succeeded", "{build}");
+    // Nothing new on the remote: what the daemon sees now is polls only (`git ls-remote`). Each
+    // node looks every 500 ms for builders due (1 s after their last poll): one node at a time
+    // makes 4 to 6 polls in 6 s; two nodes polling on their own would make 8 to 12.
+    let before = daemon.upload_packs();
+    std::thread::sleep(Duration::from_secs(6));
+    let polls = daemon.upload_packs() - before;
+    eprintln!("{polls} polls in 6 s by two nodes, poll_interval 1 s");
+    assert!((3..=7).contains(&polls), "{polls} polls in 6 s");
+}

@@ -13,6 +13,7 @@ mod database_loss;
 mod failover;
 mod git_builders;
 mod hostile_requests;
+mod large_uploads;
 mod locks;
 mod properties;
 mod protocol;

@@ -117,11 +117,9 @@ pub fn ensure_images(pkgnode_bin: &Path) -> Result<Vec<String>, InfraError> {
         .truncate(false)
         .write(true)
         .open(&lock_path)?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file descriptor we own; released when `lock` closes.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
+    // Held until dropped below, after the builds.
+    let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| std::io::Error::from(errno))?;
     let mut missing: Vec<&str> = IMAGES
         .iter()
         .copied()
@@ -143,7 +141,7 @@ pub fn ensure_images(pkgnode_bin: &Path) -> Result<Vec<String>, InfraError> {
         run_build(&["pkgnode"], true, pkgnode_bin)?;
         built.push("pkgnode".into());
     }
-    drop(lock);
+    drop(held);
     Ok(built)
 }
 

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use reports::record::{InfraInfo, NodeInfo};
 
 use self::db_endpoint::DbEndpoint;
@@ -486,7 +487,7 @@ impl LocalCluster {
                 node.process.start(context.spawner)?;
                 node.wait_ready(context.timeout)
             }
-            _ => signal_action(&mut node.process, action, libc::SIGTERM)
+            _ => signal_action(&mut node.process, action, Signal::SIGTERM)
                 .unwrap_or_else(|| Err(Self::unsupported(&member, action))),
         }
     }
@@ -495,13 +496,13 @@ impl LocalCluster {
     /// signal and at most [`STOP_GRACE`] before SIGKILL.
     fn stop_everything(&mut self) -> Vec<InfraError> {
         let mut errors = Vec::new();
-        let mut front: Vec<(&mut Supervised, libc::c_int)> = Vec::new();
+        let mut front: Vec<(&mut Supervised, Signal)> = Vec::new();
         if let Some(haproxy) = inner(&mut self.haproxy) {
-            front.push((&mut haproxy.process, libc::SIGTERM));
+            front.push((&mut haproxy.process, Signal::SIGTERM));
         }
         for node in &mut self.nodes {
             let node = node.get_mut().unwrap_or_else(|p| p.into_inner());
-            front.push((&mut node.process, libc::SIGTERM));
+            front.push((&mut node.process, Signal::SIGTERM));
         }
         errors.extend(stop_all(front));
         // The nodes are gone: nothing clones any more.
@@ -510,17 +511,17 @@ impl LocalCluster {
         {
             errors.push(error);
         }
-        let mut back: Vec<(&mut Supervised, libc::c_int)> = Vec::new();
+        let mut back: Vec<(&mut Supervised, Signal)> = Vec::new();
         if let Some(garage) = inner(&mut self.garage) {
-            back.push((&mut garage.process, libc::SIGTERM));
+            back.push((&mut garage.process, Signal::SIGTERM));
         }
         if let Some(endpoint) = inner(&mut self.db_endpoint) {
-            back.push((&mut endpoint.process, libc::SIGTERM));
+            back.push((&mut endpoint.process, Signal::SIGTERM));
         }
         for slot in [&mut self.postgres, &mut self.standby] {
             if let Some(postgres) = inner(slot) {
                 // SIGINT: PostgreSQL's fast shutdown.
-                back.push((&mut postgres.process, libc::SIGINT));
+                back.push((&mut postgres.process, Signal::SIGINT));
             }
         }
         errors.extend(stop_all(back));
@@ -555,7 +556,7 @@ impl LocalCluster {
                 postgres.wait_ready(&context)
             }
             // SIGINT: PostgreSQL's fast shutdown.
-            _ => signal_action(&mut postgres.process, action, libc::SIGINT)
+            _ => signal_action(&mut postgres.process, action, Signal::SIGINT)
                 .unwrap_or_else(|| Err(Self::unsupported(member, action))),
         }
     }
@@ -637,7 +638,7 @@ impl LocalCluster {
 fn signal_action(
     process: &mut Supervised,
     action: Control,
-    stop_signal: libc::c_int,
+    stop_signal: Signal,
 ) -> Option<Result<(), InfraError>> {
     Some(match action {
         Control::Kill => process.kill(),
@@ -657,7 +658,7 @@ fn signal_action(
 }
 
 /// Signals every process, then waits for all of them against one deadline.
-fn stop_all(processes: Vec<(&mut Supervised, libc::c_int)>) -> Vec<InfraError> {
+fn stop_all(processes: Vec<(&mut Supervised, Signal)>) -> Vec<InfraError> {
     let mut errors = Vec::new();
     let mut processes: Vec<_> = processes
         .into_iter()
@@ -668,7 +669,7 @@ fn stop_all(processes: Vec<(&mut Supervised, libc::c_int)>) -> Vec<InfraError> {
             if let Err(error) = process.signal(signal) {
                 errors.push(error);
             }
-            let _ = process.signal_group(libc::SIGCONT);
+            let _ = process.signal_group(Signal::SIGCONT);
             Some(process)
         })
         .collect();
@@ -819,7 +820,7 @@ impl Infra for LocalCluster {
                         garage.process.start(context.spawner)?;
                         garage.wait_ready(&context)
                     }
-                    _ => signal_action(&mut garage.process, action, libc::SIGTERM)
+                    _ => signal_action(&mut garage.process, action, Signal::SIGTERM)
                         .unwrap_or_else(|| Err(Self::unsupported(member, action))),
                 }
             }
@@ -832,7 +833,7 @@ impl Infra for LocalCluster {
                         haproxy.process.start(context.spawner)?;
                         haproxy.wait_started(self.ready_timeout)
                     }
-                    _ => signal_action(&mut haproxy.process, action, libc::SIGTERM)
+                    _ => signal_action(&mut haproxy.process, action, Signal::SIGTERM)
                         .unwrap_or_else(|| Err(Self::unsupported(member, action))),
                 }
             }

@@ -35,8 +35,7 @@ impl Network {
     /// The run's cgroup dir, after reaping what dead harnesses left; the reason when this
     /// machine cannot cut members off.
     pub fn open() -> Result<Self, String> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if !nix::unistd::Uid::effective().is_root() {
             return Err("cutting a member off needs root (cgroups and iptables)".into());
         }
         let root = cgroup2_root().ok_or("no cgroup2 file system is mounted")?;

@@ -436,9 +436,9 @@ fn reachable_by(path: &Path, identity: Identity) -> bool {
             return false;
         };
         let mode = meta.mode();
-        if meta.uid() == identity.uid {
+        if meta.uid() == identity.uid.as_raw() {
             mode & 0o100 != 0
-        } else if meta.gid() == identity.gid {
+        } else if meta.gid() == identity.gid.as_raw() {
             mode & 0o010 != 0
         } else {
             mode & 0o001 != 0
@@ -472,11 +472,14 @@ fn outside_dir(identity: Identity) -> Result<tempfile::TempDir, InfraError> {
 }
 
 fn chown(path: &Path, identity: Identity) -> Result<(), InfraError> {
-    std::os::unix::fs::chown(path, Some(identity.uid), Some(identity.gid)).map_err(|e| {
-        InfraError::Failed {
-            what: "postgresql".into(),
-            detail: format!("cannot give {} to the postgres user: {e}", path.display()),
-        }
+    std::os::unix::fs::chown(
+        path,
+        Some(identity.uid.as_raw()),
+        Some(identity.gid.as_raw()),
+    )
+    .map_err(|e| InfraError::Failed {
+        what: "postgresql".into(),
+        detail: format!("cannot give {} to the postgres user: {e}", path.display()),
     })
 }
 

@@ -18,7 +18,15 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::sys::prctl::set_pdeathsig;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Pid, Uid, User, getppid, setgid, setgroups, setpgid, setuid, write};
+
 use super::super::InfraError;
+use crate::procs;
 
 /// How long a process gets to exit after a polite signal before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -29,55 +37,33 @@ const POLL: Duration = Duration::from_millis(25);
 /// A user to run a child as (PostgreSQL refuses to run as root).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {
-    pub uid: libc::uid_t,
-    pub gid: libc::gid_t,
+    pub uid: Uid,
+    pub gid: Gid,
 }
 
 impl Identity {
     /// Looks a user up in the password database.
     pub fn lookup(user: &str) -> Result<Self, InfraError> {
-        let name = std::ffi::CString::new(user).map_err(|_| InfraError::Failed {
-            what: "user lookup".into(),
-            detail: format!("invalid user name {user:?}"),
-        })?;
-        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        let mut buffer = vec![0 as libc::c_char; 16 * 1024];
-        // SAFETY: every pointer refers to live memory of the stated size; getpwnam_r is the
-        // reentrant form, safe while other threads run.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                name.as_ptr(),
-                &mut entry,
-                buffer.as_mut_ptr(),
-                buffer.len(),
-                &mut found,
-            )
+        let missing = |detail: String| InfraError::Missing {
+            what: format!("user {user}"),
+            detail: format!(
+                "no such user in the password database (needed to run PostgreSQL as non-root); \
+                 install the postgresql package, which creates it{detail}"
+            ),
         };
-        if rc != 0 || found.is_null() {
-            return Err(InfraError::Missing {
-                what: format!("user {user}"),
-                detail: format!(
-                    "no such user in the password database (needed to run PostgreSQL as \
-                     non-root); install the postgresql package, which creates it{}",
-                    if rc != 0 {
-                        format!(" (getpwnam_r: {})", std::io::Error::from_raw_os_error(rc))
-                    } else {
-                        String::new()
-                    }
-                ),
-            });
+        match User::from_name(user) {
+            Ok(Some(found)) => Ok(Self {
+                uid: found.uid,
+                gid: found.gid,
+            }),
+            Ok(None) => Err(missing(String::new())),
+            Err(errno) => Err(missing(format!(" (getpwnam_r: {errno})"))),
         }
-        Ok(Self {
-            uid: entry.pw_uid,
-            gid: entry.pw_gid,
-        })
     }
 
     /// Whether this process runs as root.
     pub fn running_as_root() -> bool {
-        // SAFETY: geteuid has no preconditions.
-        unsafe { libc::geteuid() == 0 }
+        Uid::effective().is_root()
     }
 }
 
@@ -161,7 +147,7 @@ impl Launch {
             command.current_dir(dir);
         }
         let run_as = self.run_as;
-        let parent = std::process::id() as libc::pid_t;
+        let parent = Pid::this();
         // Built before the fork: the child may not allocate.
         let cgroup_procs = self.cgroup.as_ref().and_then(|dir| {
             std::ffi::CString::new(
@@ -172,42 +158,34 @@ impl Launch {
             .ok()
         });
         // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-        // system calls; it allocates nothing.
+        // system calls (nix's wrappers are thin); it allocates nothing.
         unsafe {
             command.pre_exec(move || {
                 // Own group: signals reach the whole tree (PostgreSQL backends), and a Ctrl-C
                 // in the terminal reaches only the harness, which tears down in order.
-                if libc::setpgid(0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
                 // Before dropping privileges: only root may move itself into the cgroup.
                 // Writing 0 moves the writer.
                 if let Some(procs) = &cgroup_procs {
-                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                    if fd < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    let written = libc::write(fd, b"0\n".as_ptr().cast(), 2);
-                    let error = std::io::Error::last_os_error();
-                    libc::close(fd);
-                    if written != 2 {
-                        return Err(error);
+                    let fd = open(
+                        procs.as_c_str(),
+                        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )?;
+                    if write(&fd, b"0\n")? != 2 {
+                        return Err(std::io::Error::from(Errno::EIO));
                     }
                 }
-                if let Some(identity) = run_as
-                    && (libc::setgroups(0, std::ptr::null()) != 0
-                        || libc::setgid(identity.gid) != 0
-                        || libc::setuid(identity.uid) != 0)
-                {
-                    return Err(std::io::Error::last_os_error());
+                if let Some(identity) = run_as {
+                    setgroups(&[])?;
+                    setgid(identity.gid)?;
+                    setuid(identity.uid)?;
                 }
                 // After setuid: credential changes clear the death signal.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                set_pdeathsig(Signal::SIGKILL)?;
                 // The harness may have died before prctl took effect.
-                if libc::getppid() != parent {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                if getppid() != parent {
+                    return Err(std::io::Error::from(Errno::ESRCH));
                 }
                 Ok(())
             });
@@ -378,16 +356,16 @@ impl Supervised {
     }
 
     /// Sends a signal to the process alone.
-    pub fn signal(&mut self, signal: libc::c_int) -> Result<(), InfraError> {
+    pub fn signal(&mut self, signal: Signal) -> Result<(), InfraError> {
         self.send(signal, false)
     }
 
     /// Sends a signal to the process and everything in its group (e.g. PostgreSQL backends).
-    pub fn signal_group(&mut self, signal: libc::c_int) -> Result<(), InfraError> {
+    pub fn signal_group(&mut self, signal: Signal) -> Result<(), InfraError> {
         self.send(signal, true)
     }
 
-    fn send(&mut self, signal: libc::c_int, group: bool) -> Result<(), InfraError> {
+    fn send(&mut self, signal: Signal, group: bool) -> Result<(), InfraError> {
         // Only while the leader is unreaped is its pid (and so its group id) certainly ours.
         if !self.running() {
             return Err(InfraError::Failed {
@@ -395,14 +373,15 @@ impl Supervised {
                 detail: format!("not running ({})", self.describe_exit()),
             });
         }
-        let pid = self.pid().unwrap_or_default() as libc::pid_t;
-        let target = if group { -pid } else { pid };
-        // SAFETY: kill has no memory preconditions.
-        if unsafe { libc::kill(target, signal) } != 0 {
-            let error = std::io::Error::last_os_error();
-            if error.raw_os_error() != Some(libc::ESRCH) {
-                return Err(error.into());
-            }
+        let pid = Pid::from_raw(self.pid().unwrap_or_default() as i32);
+        let sent = if group {
+            killpg(pid, signal)
+        } else {
+            kill(pid, signal)
+        };
+        match sent {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(errno) => return Err(std::io::Error::from(errno).into()),
         }
         Ok(())
     }
@@ -411,25 +390,25 @@ impl Supervised {
     /// lead a session of their own, out of the group's reach), leader first so that it forks no
     /// more; returns once the leader is really stopped (delivery is async).
     pub fn pause(&mut self) -> Result<(), InfraError> {
-        self.signal_group(libc::SIGSTOP)?;
-        self.signal_descendants(libc::SIGSTOP);
+        self.signal_group(Signal::SIGSTOP)?;
+        self.signal_descendants(Signal::SIGSTOP);
         self.wait_for_state(true)
     }
 
     /// SIGCONT to every descendant and the group; returns once the leader runs again.
     pub fn unpause(&mut self) -> Result<(), InfraError> {
-        self.signal_descendants(libc::SIGCONT);
-        self.signal_group(libc::SIGCONT)?;
+        self.signal_descendants(Signal::SIGCONT);
+        self.signal_group(Signal::SIGCONT)?;
         self.wait_for_state(false)
     }
 
-    fn signal_descendants(&self, signal: libc::c_int) {
+    fn signal_descendants(&self, signal: Signal) {
         let Some(root) = self.pid() else {
             return;
         };
         for pid in descendants(root) {
-            // SAFETY: kill has no memory preconditions; a pid that just exited is ESRCH.
-            unsafe { libc::kill(pid as libc::pid_t, signal) };
+            // A pid that just exited is ESRCH: nothing to do.
+            let _ = kill(Pid::from_raw(pid as i32), signal);
         }
     }
 
@@ -439,9 +418,7 @@ impl Supervised {
         };
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
-            let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next());
+            let state = procs::state(pid);
             // `T` stopped by a signal (`t` under a tracer counts too).
             let is_stopped = matches!(state, Some('T' | 't'));
             if is_stopped == stopped {
@@ -476,12 +453,12 @@ impl Supervised {
 
     /// Sends `signal` (plus SIGCONT, so a paused process can act on it), waits up to `grace`,
     /// then kills the whole group. Returns once the process is reaped.
-    pub fn stop(&mut self, signal: libc::c_int, grace: Duration) -> Result<(), InfraError> {
+    pub fn stop(&mut self, signal: Signal, grace: Duration) -> Result<(), InfraError> {
         if !self.running() {
             return Ok(());
         }
         self.signal(signal)?;
-        let _ = self.signal_group(libc::SIGCONT);
+        let _ = self.signal_group(Signal::SIGCONT);
         if self.wait_exit(grace) {
             return Ok(());
         }
@@ -498,7 +475,7 @@ impl Supervised {
         if !self.running() {
             return Ok(());
         }
-        self.signal_group(libc::SIGKILL)?;
+        self.signal_group(Signal::SIGKILL)?;
         if self.wait_exit(REAP_TIMEOUT) {
             Ok(())
         } else {
@@ -610,8 +587,8 @@ pub fn run(
             break status;
         }
         if Instant::now() >= deadline {
-            // SAFETY: the child is unreaped, so its group id is ours.
-            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            // The child is unreaped, so its group id is ours.
+            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
             let _ = child.wait();
             return Err(InfraError::NotReady {
                 what: format!("{} ({})", launch.name, launch.display()),
@@ -672,43 +649,18 @@ pub fn wait_ready(
     }
 }
 
-/// Every descendant of `root` (not `root` itself), from the parent pids in /proc.
+/// Every descendant of `root` (not `root` itself).
 fn descendants(root: u32) -> Vec<u32> {
-    let mut parents: Vec<(u32, u32)> = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid …; comm may hold spaces and parentheses.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
-        if let Some(ppid) = ppid {
-            parents.push((pid, ppid));
-        }
-    }
-    let mut found = vec![root];
-    let mut next = 0;
-    while next < found.len() {
-        let parent = found[next];
-        found.extend(
-            parents
-                .iter()
-                .filter(|(_, ppid)| *ppid == parent)
-                .map(|(pid, _)| *pid),
-        );
-        next += 1;
-    }
-    found.remove(0);
-    found
+    let table = procs::Table::read();
+    table
+        .tree(root)
+        .iter()
+        .skip(1)
+        .map(|entry| entry.pid)
+        .collect()
 }
 
 /// Whether a pid names a live (or unreaped) process.
 pub fn pid_exists(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks for existence and permission.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    procs::exists(pid)
 }
