@@ -144,7 +144,8 @@ impl GitServer {
 
     /// Stops the daemon (SIGTERM, then SIGKILL after the grace).
     pub fn stop(&mut self) -> Result<(), InfraError> {
-        self.process.stop(nix::sys::signal::Signal::SIGTERM, STOP_GRACE)
+        self.process
+            .stop(nix::sys::signal::Signal::SIGTERM, STOP_GRACE)
     }
 }
 
