@@ -216,6 +216,20 @@ fn generated_trees_build_with_the_real_toolchains_and_broken_ones_fail() {
     }
 }
 
+/// The builds checker's evidence in a run directory (which builds failed or were lost, with the
+/// nodes' errors), for failure messages.
+fn builds_evidence(out: &Path) -> String {
+    let Ok(text) = std::fs::read_to_string(out.join("record.json")) else {
+        return "no record.json".into();
+    };
+    let record: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    record["checkers"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "builds"))
+        .map(|c| serde_json::to_string_pretty(&c["evidence"]).unwrap_or_default())
+        .unwrap_or_else(|| "no builds checker".into())
+}
+
 #[test]
 fn a_short_git_builders_scenario_passes_and_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -251,7 +265,8 @@ fn a_short_git_builders_scenario_passes_and_leaves_nothing() {
     assert_eq!(
         result.status.code(),
         Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
+        "stdout:\n{stdout}\nstderr:\n{stderr}\nbuilds evidence:\n{}",
+        builds_evidence(&out)
     );
     assert!(stdout.contains("verdict: PASS"), "{stdout}");
     let summary: serde_json::Value =
@@ -324,7 +339,8 @@ fn a_killed_node_during_git_builds_loses_and_duplicates_nothing() {
     assert_eq!(
         result.status.code(),
         Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
+        "stdout:\n{stdout}\nstderr:\n{stderr}\nbuilds evidence:\n{}",
+        builds_evidence(&out)
     );
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
