@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -95,7 +95,12 @@ async fn work(state: Node, slot: usize, mut stop: watch::Receiver<bool>) {
             }
             continue;
         }
-        match queue::claim(state.store(), &state.node_id(), lease_ms(&state)).await {
+        let began = Instant::now();
+        let claimed = queue::claim(state.store(), &state.node_id(), lease_ms(&state)).await;
+        if claimed.is_ok() {
+            state.store().health().mark_available();
+        }
+        match claimed {
             Ok(Some(claimed)) => run_one(&state, claimed, stop.clone()).await,
             Ok(None) => {
                 if pause(&mut stop, IDLE).await {
@@ -103,7 +108,8 @@ async fn work(state: Node, slot: usize, mut stop: watch::Receiver<bool>) {
                 }
             }
             Err(e) => {
-                state.store().health().observe_error(&e);
+                // A claim that waited out an outage must not undo a later success (an upload).
+                state.store().health().observe_error_begun(&e, began);
                 tracing::warn!(slot, error = %e, "cannot look at the build queue");
                 if pause(&mut stop, Duration::from_secs(1)).await {
                     return;

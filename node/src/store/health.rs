@@ -4,7 +4,9 @@
 //! Reads consult the state so that, once the database is known to be down, they serve what the
 //! node already holds instead of each waiting for a connection that will not come.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 /// What `/__api__/status` reports for the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,12 +28,16 @@ impl DatabaseState {
 #[derive(Debug)]
 pub struct Health {
     available: AtomicBool,
+    /// When the database last answered: an error from a call begun before that is stale (a
+    /// background query that waited out the outage must not undo a later success).
+    answered_at: Mutex<Option<Instant>>,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Self {
             available: AtomicBool::new(true),
+            answered_at: Mutex::new(None),
         }
     }
 }
@@ -71,7 +77,21 @@ impl Health {
         }
     }
 
+    /// [`Health::observe_error`] for a call begun at `began`: ignored when the database has
+    /// answered since then.
+    pub fn observe_error_begun(&self, error: &super::StoreError, began: Instant) {
+        let answered_since = self
+            .answered_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|answered| answered > began);
+        if !answered_since {
+            self.observe_error(error);
+        }
+    }
+
     pub fn mark_available(&self) {
+        *self.answered_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         if !self.available.swap(true, Ordering::AcqRel) {
             tracing::info!("the database answers again");
         }
@@ -149,6 +169,21 @@ mod tests {
         health.observe::<()>(&Err(sqlx::Error::RowNotFound));
         assert_eq!(health.state(), DatabaseState::Unavailable);
         health.observe(&Ok(()));
+        assert_eq!(health.state(), DatabaseState::Ok);
+    }
+
+    #[test]
+    fn an_error_from_a_call_begun_before_the_last_answer_is_stale() {
+        let health = Health::default();
+        let lost = || super::super::StoreError::Db(sqlx::Error::PoolTimedOut);
+        let began = Instant::now();
+        health.mark_available();
+        health.observe_error_begun(&lost(), began);
+        assert_eq!(health.state(), DatabaseState::Ok);
+        // A call begun after the last answer still counts.
+        health.observe_error_begun(&lost(), Instant::now());
+        assert_eq!(health.state(), DatabaseState::Unavailable);
+        health.mark_available();
         assert_eq!(health.state(), DatabaseState::Ok);
     }
 }
