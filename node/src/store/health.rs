@@ -77,15 +77,27 @@ impl Health {
         }
     }
 
+    /// [`Health::observe`] for a query begun at `began`: an error is ignored when the database
+    /// has answered since then (a query that waited out an outage is stale news).
+    pub fn observe_begun<T>(&self, result: &Result<T, sqlx::Error>, began: Instant) {
+        match result {
+            Ok(_) => self.mark_available(),
+            Err(e) if is_unreachable(e) && !self.answered_since(began) => self.mark_unavailable(e),
+            Err(_) => {}
+        }
+    }
+
+    fn answered_since(&self, began: Instant) -> bool {
+        self.answered_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|answered| answered > began)
+    }
+
     /// [`Health::observe_error`] for a call begun at `began`: ignored when the database has
     /// answered since then.
     pub fn observe_error_begun(&self, error: &super::StoreError, began: Instant) {
-        let answered_since = self
-            .answered_at
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|answered| answered > began);
-        if !answered_since {
+        if !self.answered_since(began) {
             self.observe_error(error);
         }
     }

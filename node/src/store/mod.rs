@@ -234,10 +234,11 @@ impl Store {
     /// The newest committed transaction id (0 for an empty store).
     /// Every call records whether the database answered (`health`).
     pub async fn head(&self) -> Result<i64, StoreError> {
+        let began = std::time::Instant::now();
         let row = sqlx::query("SELECT MAX(id) FROM transactions")
             .fetch_one(&self.pool)
             .await;
-        self.health.observe(&row);
+        self.health.observe_begun(&row, began);
         let head: Option<i64> = row?.try_get(0)?;
         Ok(head.unwrap_or(0))
     }

@@ -53,13 +53,14 @@ impl Store {
 
     /// The token with this id, if it was recorded: one primary-key lookup.
     pub async fn token(&self, guid: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let began = std::time::Instant::now();
         let row = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM tokens WHERE guid = $1"
         ))
         .bind(guid)
         .fetch_optional(&self.pool)
         .await;
-        self.health.observe(&row);
+        self.health.observe_begun(&row, began);
         row?.as_ref().map(token_from_row).transpose()
     }
 
