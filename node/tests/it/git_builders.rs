@@ -408,8 +408,17 @@ fn a_tag_on_a_git_python_builder_is_built_and_installed_by_pip() {
         "--build-trigger",
         "tags",
     ]);
-    // Negative control: a commit without a tag builds nothing on a tag-triggered builder.
-    std::thread::sleep(Duration::from_secs(2));
+    // Negative control: a commit without a tag builds nothing on a tag-triggered builder. `run`
+    // checks the remote now and queues what it finds, so the listing after it is the answer.
+    node.admin(&[
+        "run",
+        "git-builder",
+        "--source",
+        "pygit",
+        "--name",
+        "gitpy-demo",
+        "--no-wait",
+    ]);
     assert_eq!(builds(&base, "pygit"), Vec::<Value>::new());
 
     let tagged = repo.tag("v1.0.0");
