@@ -135,12 +135,23 @@ pub struct GateArgs {
     /// Largest capacity drop or latency rise accepted against the baseline.
     #[arg(long, default_value = "10%", value_parser = parse_fraction)]
     pub max_regression: f64,
-    /// Packages in the generated corpus (both ecosystems).
-    #[arg(long, default_value_t = 200)]
-    pub packages: usize,
-    /// Largest package file, bytes.
-    #[arg(long, default_value_t = 20 * 1024 * 1024)]
-    pub size_max_bytes: u64,
+    /// The corpus every step installs from; published (or restored from the corpus cache)
+    /// once, before the first step.
+    #[arg(long, value_enum, default_value = "realistic")]
+    pub corpus: CorpusChoice,
+    /// Packages in the generated corpus (both ecosystems); default the corpus's own.
+    #[arg(long)]
+    pub packages: Option<usize>,
+    /// Largest package file, bytes; default the corpus's own.
+    #[arg(long)]
+    pub size_max_bytes: Option<u64>,
+    /// The corpus cache directory (by default only the realistic corpus is cached, under
+    /// ~/.cache/pkgcluster/corpus).
+    #[arg(long, conflicts_with = "no_corpus_cache")]
+    pub corpus_cache: Option<PathBuf>,
+    /// Seed the cluster by uploading, and save nothing.
+    #[arg(long)]
+    pub no_corpus_cache: bool,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Gate directory; default reports/runs/<timestamp>-gate/.

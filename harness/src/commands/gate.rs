@@ -21,7 +21,7 @@ use crate::cli::{GateArgs, ScenarioArgs};
 use crate::error::{HarnessError, exit};
 use crate::gate::{Search, SearchConfig, baseline, saturation};
 use crate::infra::Infra;
-use crate::plan::{InfraPlan, RunPlan};
+use crate::plan::{CorpusSource, InfraPlan, RunPlan};
 use crate::run::{self, DEFAULT_THRESHOLDS};
 
 /// What the gate does, built once from its arguments.
@@ -45,13 +45,10 @@ pub async fn run(args: GateArgs) -> Result<u8, HarnessError> {
     });
     let started_at = chrono::Utc::now();
     let began = Instant::now();
-    let mut infra = super::scenario::start_infra(&plan.infra).await?;
-    eprintln!(
-        "harness: {} infrastructure up in {:.1} s ({})",
-        infra.info().provider,
-        began.elapsed().as_secs_f64(),
-        infra.info().reason
-    );
+    let corpus = step_plan(&plan.step, plan.search.min_per_day, false)?
+        .reads
+        .corpus;
+    let mut infra = super::scenario::start_infra_with_corpus(&plan.infra, Some(&corpus)).await?;
     let outcome = tokio::select! {
         result = steps(&plan, infra.as_ref(), &out) => result,
         _ = tokio::signal::ctrl_c() => Err(HarnessError::Interrupted),
@@ -109,7 +106,7 @@ pub fn plan(args: &GateArgs) -> Result<GatePlan, HarnessError> {
     // The step plan at both bounds: bad SLO expressions and impossible loads show here.
     let mut infra = None;
     for rate in [args.min, args.max] {
-        match step_plan(&step, rate) {
+        match step_plan(&step, rate, false) {
             Ok(p) => infra = Some(p.infra),
             Err(HarnessError::Config(errors)) => problems.extend(errors),
             Err(other) => return Err(other),
@@ -167,13 +164,23 @@ fn step_args(args: &GateArgs, slo: &[String]) -> Result<ScenarioArgs, HarnessErr
         args.step_duration.to_string(),
         "--installs-per-day".into(),
         args.min.to_string(),
-        "--packages".into(),
-        args.packages.to_string(),
-        "--size-max-bytes".into(),
-        args.size_max_bytes.to_string(),
+        "--corpus".into(),
+        name(args.corpus.to_possible_value()),
         "--seed".into(),
         args.seed.to_string(),
     ];
+    if let Some(packages) = args.packages {
+        argv.push(format!("--packages={packages}"));
+    }
+    if let Some(bytes) = args.size_max_bytes {
+        argv.push(format!("--size-max-bytes={bytes}"));
+    }
+    if let Some(dir) = &args.corpus_cache {
+        argv.push(format!("--corpus-cache={}", dir.display()));
+    }
+    if args.no_corpus_cache {
+        argv.push("--no-corpus-cache".into());
+    }
     for threshold in slo {
         argv.push(format!("--threshold={threshold}"));
     }
@@ -195,13 +202,17 @@ fn step_args(args: &GateArgs, slo: &[String]) -> Result<ScenarioArgs, HarnessErr
 }
 
 /// One step's plan: the scenario at `per_day`, without the per-run HA checklist (the gate
-/// runs it once before the first step and once after the last).
-fn step_plan(step: &ScenarioArgs, per_day: f64) -> Result<RunPlan, HarnessError> {
+/// runs it once before the first step and once after the last). The first step publishes the
+/// corpus (or finds it restored from the cache); later ones find it `published` already.
+fn step_plan(step: &ScenarioArgs, per_day: f64, published: bool) -> Result<RunPlan, HarnessError> {
     let mut args = step.clone();
     args.load.installs_per_day = per_day;
     let mut plan = super::plan::scenario(&args)?;
     plan.name = format!("gate-{}", plan.name);
     plan.ha_checklist = false;
+    if published {
+        plan.generators.corpus = CorpusSource::Served;
+    }
     Ok(plan)
 }
 
@@ -293,7 +304,7 @@ async fn one_step(
     per_day: f64,
     purpose: StepPurpose,
 ) -> Result<GateStep, HarnessError> {
-    let run_plan = step_plan(&plan.step, per_day)?;
+    let run_plan = step_plan(&plan.step, per_day, index > 1)?;
     eprintln!(
         "harness: gate step {index} ({}): {} installs/day for {:.0} s",
         purpose.as_str(),

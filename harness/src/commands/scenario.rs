@@ -40,14 +40,7 @@ pub async fn execute(
     out: Option<PathBuf>,
 ) -> Result<u8, HarnessError> {
     let out = out.unwrap_or_else(|| default_out_dir(&plan.name));
-    let started = Instant::now();
     let mut infra = infra;
-    eprintln!(
-        "harness: {} infrastructure up in {:.1} s ({})",
-        infra.info().provider,
-        started.elapsed().as_secs_f64(),
-        infra.info().reason
-    );
     let outcome = tokio::select! {
         result = run::run(plan, infra.as_ref()) => result,
         _ = tokio::signal::ctrl_c() => Err(HarnessError::Interrupted),
@@ -193,6 +186,22 @@ pub async fn start_infra(plan: &InfraPlan) -> Result<Box<dyn Infra>, HarnessErro
 /// the provider restores that corpus when the cache holds an entry of its key (and the run
 /// saves one after seeding otherwise); entries are per provider.
 pub async fn start_infra_with_corpus(
+    plan: &InfraPlan,
+    corpus: Option<&scenarios::corpus::CorpusConfig>,
+) -> Result<Box<dyn Infra>, HarnessError> {
+    let began = Instant::now();
+    let infra = start_provider(plan, corpus).await?;
+    eprintln!(
+        "harness: {} infrastructure up in {:.1} s ({})",
+        infra.info().provider,
+        began.elapsed().as_secs_f64(),
+        infra.info().reason
+    );
+    Ok(infra)
+}
+
+/// The provider the plan asks for, started (see [`start_infra_with_corpus`]).
+async fn start_provider(
     plan: &InfraPlan,
     corpus: Option<&scenarios::corpus::CorpusConfig>,
 ) -> Result<Box<dyn Infra>, HarnessError> {

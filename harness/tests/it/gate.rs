@@ -83,6 +83,8 @@ fn gate_finds_a_capacity_between_its_bounds_and_fails_on_a_baseline_with_twice_i
             "--infra",
             "local",
             "--quiet",
+            "--corpus",
+            "small",
             "--packages",
             "24",
             "--size-max-bytes",

@@ -156,7 +156,19 @@ impl InstallContext {
 
 /// The goose scenario: one transaction, `install`, that runs one scheduled install per
 /// iteration (or idles briefly when nothing is left to take).
+///
+/// goose builds a `reqwest::Client` per user: its own connection pool, resolver and TLS
+/// set-up, about half a megabyte each, so a run with thousands of users held a gigabyte in
+/// clients alone. Each user starts by taking the first user's client instead; the open
+/// connections are still as many as the requests in flight, as with separate clients.
 pub fn scenario(ctx: Arc<InstallContext>) -> Scenario {
+    // The first user to start lends its client (goose built it from the configuration:
+    // timeout, user agent, gzip) to every later one.
+    let shared = Arc::new(std::sync::OnceLock::new());
+    let take_client: TransactionFunction = Arc::new(move |user| {
+        share_first(&shared, &mut user.client);
+        Box::pin(async { Ok(()) })
+    });
     let install: TransactionFunction = Arc::new(move |user| {
         let ctx = Arc::clone(&ctx);
         Box::pin(async move {
@@ -165,7 +177,17 @@ pub fn scenario(ctx: Arc<InstallContext>) -> Scenario {
         })
     });
     Scenario::new("daily_installs")
+        .register_transaction(
+            Transaction::new(take_client)
+                .set_name("take_client")
+                .set_on_start(),
+        )
         .register_transaction(Transaction::new(install).set_name("install"))
+}
+
+/// Replaces `own` with the value in `slot`, or puts a copy of `own` there when it is empty.
+fn share_first<T: Clone>(slot: &std::sync::OnceLock<T>, own: &mut T) {
+    *own = slot.get_or_init(|| own.clone()).clone();
 }
 
 /// Takes the next arrival and installs it. goose cannot stop one user from inside, so a user
@@ -237,4 +259,20 @@ pub fn goose_configuration(
     config.no_transaction_metrics = true;
     config.no_scenario_metrics = true;
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_user_after_the_first_takes_the_first_users_client() {
+        let slot = std::sync::OnceLock::new();
+        let mut first = Arc::new(1);
+        let mut second = Arc::new(2);
+        share_first(&slot, &mut first);
+        share_first(&slot, &mut second);
+        assert_eq!(*second, 1);
+        assert!(Arc::ptr_eq(&first, &second), "one value, shared");
+    }
 }
