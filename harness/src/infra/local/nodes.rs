@@ -35,6 +35,10 @@ pub struct Node {
     pub name: String,
     pub address: SocketAddr,
     pub config: PathBuf,
+    /// Its data directory (also its working directory).
+    pub data_dir: PathBuf,
+    /// The `pkgnode` binary it runs.
+    pub bin: PathBuf,
     pub process: Supervised,
     /// `node_id` and `version` from `/__api__/status`, once it has served.
     pub id: String,
@@ -73,10 +77,26 @@ impl Node {
             name,
             address,
             config,
+            data_dir,
+            bin: pkgnode_bin.to_path_buf(),
             process: Supervised::new(serve, &context.pids),
             id: String::new(),
             version: String::new(),
         })
+    }
+
+    /// `pkgnode --config CONFIG ARGS` as this node runs it (see [`crate::infra::Infra::node_command`]).
+    pub fn command(&self, args: &[&str]) -> crate::infra::NodeCommand {
+        let mut command = std::process::Command::new(&self.bin);
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .current_dir(&self.data_dir);
+        crate::infra::NodeCommand::direct(
+            format!("{}: pkgnode {}", self.name, args.join(" ")),
+            command,
+        )
     }
 
     pub fn url(&self) -> String {
