@@ -18,6 +18,23 @@ use std::time::Duration;
 
 pub use node_command::NodeCommand;
 
+/// Where the nodes keep package files. The docker provider runs S3 only; a target deployment
+/// keeps them where it does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PackageStorage {
+    /// One bucket on the S3 server (Garage).
+    #[default]
+    S3,
+    /// One directory that every node's `storage.dir` names (local: `{work_dir}/packages`;
+    /// across machines, an NFS mount); no S3 server runs.
+    SharedDirectory,
+    /// `storage.dir` left unset: each node keeps its files in its own `{data_dir}/packages`.
+    /// Every config is identical and nothing is shared: the misconfiguration the checklist's
+    /// `shared-storage` and `lock-correctness` must catch (tests only). No S3 server runs.
+    NodeDirectories,
+}
+
 /// Where the scenario sends its traffic and what it needs to publish the corpus.
 #[derive(Debug, Clone)]
 pub struct Endpoints {

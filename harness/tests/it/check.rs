@@ -45,6 +45,7 @@ fn plan(nodes: usize) -> CheckPlan {
             keep_work_dir: None,
             git_server: false,
             corpus_cache: None,
+            package_storage: harness::infra::PackageStorage::S3,
         },
         options: ChecklistOptions::default(),
     }

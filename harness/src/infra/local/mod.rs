@@ -44,6 +44,7 @@ use super::{Control, Endpoints, Infra, InfraError, Member, Monitored, RestoredCo
 use crate::corpus_cache::{CacheKey, CorpusCache, Manifest};
 
 pub use self::process::pid_exists;
+pub use super::PackageStorage;
 
 const PROVIDER: &str = "local";
 
@@ -76,21 +77,6 @@ pub struct LocalOptions {
     pub corpus_cache: Option<(CorpusCache, CacheKey)>,
     /// Where the nodes keep package files.
     pub package_storage: PackageStorage,
-}
-
-/// Where the nodes of a local cluster keep package files.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum PackageStorage {
-    /// One bucket on Garage.
-    #[default]
-    S3,
-    /// One directory, `{work_dir}/packages`, that every node's `storage.dir` names (across
-    /// machines, an NFS mount); no Garage runs.
-    SharedDirectory,
-    /// `storage.dir` left unset: each node keeps its files in its own `{data_dir}/packages`.
-    /// Every config is identical and nothing is shared: the misconfiguration the checklist's
-    /// `shared-storage` and `lock-correctness` must catch. No Garage runs.
-    NodeDirectories,
 }
 
 impl Default for LocalOptions {
@@ -188,6 +174,8 @@ pub struct LocalCluster {
     db_endpoint: Mutex<Option<DbEndpoint>>,
     garage: Mutex<Option<Garage>>,
     nodes: Vec<Mutex<Node>>,
+    /// How to run `pkgnode` as each node does ([`Infra::node_command`]).
+    invocations: Vec<nodes::Invocation>,
     haproxy: Mutex<Option<HaProxy>>,
     /// The Git server and sources of the git-builders workload, when asked for.
     git: Option<(git_daemon::GitServer, super::GitEndpoints)>,
@@ -266,6 +254,7 @@ pub fn start(options: LocalOptions) -> Result<LocalCluster, InfraError> {
         db_endpoint: Mutex::new(None),
         garage: Mutex::new(None),
         nodes: Vec::new(),
+        invocations: Vec::new(),
         haproxy: Mutex::new(None),
         git: None,
         pids: PidBoard::default(),
@@ -435,6 +424,7 @@ impl LocalCluster {
         }
         // Start them all, then wait: they come up in parallel.
         for node in prepared {
+            self.invocations.push(node.invocation.clone());
             self.nodes.push(Mutex::new(node));
         }
         for node in &mut self.nodes {
@@ -874,10 +864,10 @@ impl Infra for LocalCluster {
     ) -> Option<Result<super::NodeCommand, InfraError>> {
         let member = Member::Node(index);
         Some(
-            self.nodes
+            self.invocations
                 .get(index)
-                .map(|node| lock(node).command(args))
-                .ok_or_else(|| no_such_member(&member, self.nodes.len())),
+                .map(|invocation| invocation.command(args))
+                .ok_or_else(|| no_such_member(&member, self.invocations.len())),
         )
     }
 
