@@ -257,6 +257,14 @@ pub enum InfraChoice {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StorageChoice {
+    /// One bucket on the S3 server (Garage).
+    S3,
+    /// One directory every node names in `storage.dir` (local provider).
+    Dir,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Replay {
     /// The peak hour's arrival rate, in real time, for --duration.
     PeakHour,
@@ -506,6 +514,10 @@ pub struct CheckArgs {
     /// Largest clock offset from the database's clock a node may have.
     #[arg(long, default_value = "1s")]
     pub max_clock_offset: humantime::Duration,
+    /// Where the nodes keep package files: an S3 bucket, or one shared directory (local
+    /// provider; `lock-correctness` then runs `pkgnode locktester` on two nodes).
+    #[arg(long, value_enum, default_value = "s3", conflicts_with = "target")]
+    pub storage: StorageChoice,
     /// Check an existing deployment through this balancer URL instead of starting one.
     #[arg(long)]
     pub target: Option<String>,

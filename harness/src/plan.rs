@@ -45,6 +45,8 @@ pub struct InfraPlan {
     /// The corpus cache directory: restore the seeded corpus from it, or save it there after
     /// seeding. `None`: upload every run.
     pub corpus_cache: Option<PathBuf>,
+    /// Where the nodes keep package files (S3 unless `harness check --storage dir`).
+    pub package_storage: crate::infra::PackageStorage,
 }
 
 /// One run, fully described.

@@ -1,6 +1,5 @@
-//! What the nodes store on: one PostgreSQL for a cluster (SQLite cannot be shared, and PPM
-//! refuses it for HA), and cross-node file locks where the package files are in a shared
-//! directory (on S3 the store needs no file locks: lock correctness does not apply).
+//! What the nodes keep their metadata in: one PostgreSQL for a cluster (SQLite cannot be
+//! shared, and PPM refuses it for HA). The file locks of directory storage are [`super::locks`].
 
 use reports::record::{CheckerResult, Validity};
 use serde_json::json;
@@ -8,7 +7,6 @@ use serde_json::json;
 use super::facts::Facts;
 
 pub const POSTGRESQL: &str = "postgresql-not-sqlite";
-pub const LOCK_CORRECTNESS: &str = "lock-correctness";
 
 /// Every node of a cluster (two or more nodes) keeps its metadata in PostgreSQL.
 pub fn postgresql(facts: &Facts) -> CheckerResult {
@@ -70,48 +68,6 @@ pub fn postgresql(facts: &Facts) -> CheckerResult {
     }
 }
 
-/// Cross-node file locks exclude where package files are in a shared directory; n/a on S3.
-///
-/// The harness does not run `locktester` yet, so directory storage is unknown, never valid.
-pub fn lock_correctness(facts: &Facts) -> CheckerResult {
-    let storages: serde_json::Map<String, serde_json::Value> = facts
-        .nodes
-        .iter()
-        .map(|n| {
-            let storage = n.answered().and_then(|s| s.storage.clone());
-            (n.node.clone(), json!(storage))
-        })
-        .collect();
-    let kinds: Vec<Option<&str>> = storages
-        .values()
-        .map(|v| v.as_str().and_then(|s| s.split(':').next()))
-        .collect();
-    let (validity, summary) = if kinds.is_empty() {
-        (Validity::Unknown, "no node".into())
-    } else if kinds.iter().all(|k| *k == Some("s3")) {
-        (
-            Validity::Valid,
-            "n/a: package files are in S3, which needs no file locks".into(),
-        )
-    } else if kinds.contains(&Some("dir")) {
-        (
-            Validity::Unknown,
-            "package files are in a directory: exclusion needs `pkgnode locktester` on two nodes, which `harness check` does not run yet".into(),
-        )
-    } else {
-        (
-            Validity::Unknown,
-            "a node did not say where it keeps package files".into(),
-        )
-    };
-    CheckerResult {
-        name: LOCK_CORRECTNESS.into(),
-        validity,
-        summary,
-        evidence: json!({ "storage": storages }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::fixture::{healthy, status_of};
@@ -136,17 +92,5 @@ mod tests {
         let mut facts = healthy();
         status_of(&mut facts, 0).database_backend = None;
         assert_eq!(postgresql(&facts).validity, Validity::Unknown);
-    }
-
-    #[test]
-    fn locks_are_n_a_on_s3_and_unknown_on_a_directory() {
-        let result = lock_correctness(&healthy());
-        assert_eq!(result.validity, Validity::Valid);
-        assert!(result.summary.starts_with("n/a"), "{}", result.summary);
-        let mut facts = healthy();
-        status_of(&mut facts, 0).storage = Some("dir:/srv/packages".into());
-        let result = lock_correctness(&facts);
-        assert_eq!(result.name, LOCK_CORRECTNESS);
-        assert_eq!(result.validity, Validity::Unknown, "{}", result.summary);
     }
 }

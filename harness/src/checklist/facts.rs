@@ -17,6 +17,65 @@ pub struct Facts {
     /// The balancer's view of its servers (server name, `UP`/`DOWN`…); `None` when the
     /// provider cannot read it, `Err` when reading it failed.
     pub balancer: Option<Result<Vec<(String, String)>, String>>,
+    /// `pkgnode locktester` from two nodes against their lock directory.
+    pub lock_test: LockTestFacts,
+    /// One node drained while the balancer was watched.
+    pub balancer_drain: DrainFacts,
+}
+
+/// `pkgnode locktester` run as Workbench prescribes: the first node's instance takes every
+/// lock type in its lock directory and holds them; meanwhile each other node's instance, in
+/// *its* lock directory, tries the same locks and reports which it could not take.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LockTestFacts {
+    /// Why it was not run (package files in S3, a provider that runs no command on a node);
+    /// `None` when it ran.
+    pub not_run: Option<String>,
+    /// The holder first, then one run per other node.
+    pub runs: Vec<LockTesterRun>,
+}
+
+/// One `pkgnode locktester --dir DIR` on one node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LockTesterRun {
+    pub node: String,
+    /// The lock directory as the node names it (`{storage dir}/.locks`).
+    pub dir: String,
+    /// What it printed, line by line.
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+    /// `None`: ended by a signal (the holder, interrupted) or never ended.
+    pub exit_code: Option<i32>,
+    /// Why it could not be run or did not finish in time.
+    pub error: Option<String>,
+}
+
+/// The balancer watched while one node's `/__ping__` fails: the node put offline (it drains,
+/// then answers `/__ping__` 503 while it keeps running), the balancer's view read until the
+/// node's server leaves rotation; the node put online again and watched until it returns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DrainFacts {
+    /// Why no node was drained (the balancer's view cannot be read, a server is not UP to
+    /// begin with, no command can be run on a node); `None` when one was.
+    pub not_run: Option<String>,
+    /// The node drained.
+    pub node: String,
+    /// How long the balancer was given each way, seconds.
+    pub within_s: f64,
+    /// What `pkgnode offline` said, or why it failed.
+    pub offline: Option<Result<String, String>>,
+    /// The node's `/__ping__` status while drained (the health check's own question).
+    pub ping_while_drained: Option<Result<u16, String>>,
+    /// Seconds after the drain when the balancer first showed the node's server not UP, with
+    /// that state; `None` if it kept it UP for `within_s`.
+    pub out_of_rotation_after_s: Option<f64>,
+    /// The server's last state seen while the node was drained.
+    pub state_while_drained: String,
+    /// What `pkgnode online` said, or why it failed.
+    pub online: Option<Result<String, String>>,
+    /// Seconds after `online` when the balancer showed the server UP again; `None` if not
+    /// within `within_s`.
+    pub back_in_rotation_after_s: Option<f64>,
 }
 
 /// One node's `/__api__/status`, read on the node's own URL.

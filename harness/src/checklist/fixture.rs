@@ -5,7 +5,8 @@ use scenarios::writes::{LedgerEntry, ReadOutcome, WriteFormat, WriteOutcome};
 use super::facts::*;
 
 /// Two nodes on S3 and PostgreSQL, each Online in both listings, the probe upload served by
-/// both, the status endpoint refused everywhere, both servers UP.
+/// both, the status endpoint refused everywhere, both servers UP, node-1 drained out of
+/// rotation and back.
 pub fn healthy() -> Facts {
     let members = vec![
         member("uid-1", "127.0.0.11:4242"),
@@ -67,7 +68,65 @@ pub fn healthy() -> Facts {
             ("node-1".into(), "UP".into()),
             ("node-2".into(), "UP".into()),
         ])),
+        lock_test: LockTestFacts {
+            not_run: Some("package files are in S3".into()),
+            runs: Vec::new(),
+        },
+        balancer_drain: DrainFacts {
+            not_run: None,
+            node: "node-1".into(),
+            within_s: 10.0,
+            offline: Some(Ok("node 1 (127.0.0.11:4242) is offline".into())),
+            ping_while_drained: Some(Ok(503)),
+            out_of_rotation_after_s: Some(1.1),
+            state_while_drained: "DOWN".into(),
+            online: Some(Ok("node 1 (127.0.0.11:4242) is online".into())),
+            back_in_rotation_after_s: Some(0.6),
+        },
     }
+}
+
+/// [`healthy`] on one shared directory: node-2's locktester could not take the locks
+/// node-1's held.
+pub fn directory_storage() -> Facts {
+    let mut facts = healthy();
+    for index in 0..2 {
+        status_of(&mut facts, index).storage = Some("dir:/w/packages".into());
+    }
+    let lines = |text: &str| text.lines().map(str::to_string).collect::<Vec<_>>();
+    facts.lock_test = LockTestFacts {
+        not_run: None,
+        runs: vec![
+            LockTesterRun {
+                node: "node-1".into(),
+                dir: "/w/packages/.locks".into(),
+                stdout: lines(
+                    "locktester in /w/packages/.locks on h (pid 7): first instance\n\
+                     \x20 linkbased (hard links): acquired\n\
+                     \x20 linkbased (symlinks): acquired\n\
+                     \x20 advisory (fcntl): acquired\n\
+                     holding 3 lock(s); run `pkgnode locktester --dir /w/packages/.locks` on another node now, then interrupt this one\n\
+                     released the locks\n",
+                ),
+                exit_code: Some(0),
+                ..LockTesterRun::default()
+            },
+            LockTesterRun {
+                node: "node-2".into(),
+                dir: "/w/packages/.locks".into(),
+                stdout: lines(
+                    "locktester in /w/packages/.locks on h (pid 8): second instance; the first is h 7\n\
+                     \x20 linkbased (hard links): could not acquire (held by h 7): it excludes\n\
+                     \x20 linkbased (symlinks): could not acquire (held by h 7): it excludes\n\
+                     \x20 advisory (fcntl): could not acquire (held by h 7): it excludes\n\
+                     conclusion: this filesystem supports linkbased (hard links), linkbased (symlinks), advisory (fcntl)\n",
+                ),
+                exit_code: Some(0),
+                ..LockTesterRun::default()
+            },
+        ],
+    };
+    facts
 }
 
 pub fn member(uid: &str, address: &str) -> MemberFact {

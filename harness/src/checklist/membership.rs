@@ -1,6 +1,7 @@
 //! The cluster as its members and its balancer see it: every node Online in every node's
 //! member list, none listed twice, none missing; `/load-balancer/status` refused to a
-//! non-member; the balancer's health checks holding every node UP.
+//! non-member; the balancer's health checks holding every node UP and, seen happen, taking a
+//! drained node out of rotation and back.
 
 use std::collections::BTreeMap;
 
@@ -168,8 +169,11 @@ pub fn status_endpoint_closed(facts: &Facts) -> CheckerResult {
     }
 }
 
-/// The balancer's `/__ping__` health checks hold one server per node, every one UP.
+/// The balancer's `/__ping__` health checks hold one server per node, every one UP; and, seen
+/// happen, a node whose `/__ping__` fails (drained: it still runs and answers) leaves
+/// rotation, then returns once it is online again.
 pub fn balancer_health_check(facts: &Facts) -> CheckerResult {
+    let drain = &facts.balancer_drain;
     let (validity, summary, states) = match &facts.balancer {
         None => (
             Validity::Unknown,
@@ -204,9 +208,10 @@ pub fn balancer_health_check(facts: &Facts) -> CheckerResult {
                     states.clone(),
                 )
             } else {
+                let (validity, seen) = judge_drain(facts);
                 (
-                    Validity::Valid,
-                    format!("all {} servers UP", states.len()),
+                    validity,
+                    format!("all {} servers UP; {seen}", states.len()),
                     states.clone(),
                 )
             }
@@ -218,7 +223,78 @@ pub fn balancer_health_check(facts: &Facts) -> CheckerResult {
         summary,
         evidence: json!({
             "servers": states.iter().map(|(s, st)| json!({"server": s, "state": st})).collect::<Vec<_>>(),
+            "drain": drain,
         }),
+    }
+}
+
+/// What the drained node showed of the balancer's health checks.
+fn judge_drain(facts: &Facts) -> (Validity, String) {
+    let drain = &facts.balancer_drain;
+    let node = &drain.node;
+    if let Some(why) = &drain.not_run {
+        return (
+            Validity::Unknown,
+            format!("no node was drained to see the balancer take it out: {why}"),
+        );
+    }
+    let failed_ping = match &drain.ping_while_drained {
+        Some(Ok(code)) if *code != 200 => *code,
+        other => {
+            let offline = match &drain.offline {
+                Some(Err(error)) => format!(" (`pkgnode offline`: {error})"),
+                _ => String::new(),
+            };
+            return (
+                Validity::Unknown,
+                format!(
+                    "{node}'s /__ping__ did not fail while it was drained ({}){offline}",
+                    match other {
+                        Some(Ok(code)) => format!("HTTP {code}"),
+                        Some(Err(error)) => error.clone(),
+                        None => "not asked".into(),
+                    }
+                ),
+            );
+        }
+    };
+    let Some(out_after) = drain.out_of_rotation_after_s else {
+        return (
+            Validity::Invalid,
+            format!(
+                "{node}'s /__ping__ answered {failed_ping}, yet the balancer kept it {} for {:.0} s: \
+                 it does not take a node with a failing /__ping__ out of rotation",
+                drain.state_while_drained, drain.within_s
+            ),
+        );
+    };
+    match (&drain.online, drain.back_in_rotation_after_s) {
+        (_, Some(back_after)) => (
+            Validity::Valid,
+            format!(
+                "{node}, drained (/__ping__ {failed_ping}), left rotation after {out_after:.1} s \
+                 ({}) and returned {back_after:.1} s after it was online again",
+                drain.state_while_drained
+            ),
+        ),
+        (Some(Ok(_)), None) => (
+            Validity::Invalid,
+            format!(
+                "{node} left rotation when drained, but the balancer did not return it within \
+                 {:.0} s of its coming online again",
+                drain.within_s
+            ),
+        ),
+        (online, None) => (
+            Validity::Unknown,
+            format!(
+                "{node} left rotation when drained, but could not be brought online again: {}",
+                match online {
+                    Some(Err(error)) => error.clone(),
+                    _ => "`pkgnode online` was not run".into(),
+                }
+            ),
+        ),
     }
 }
 
@@ -316,5 +392,51 @@ mod tests {
         assert_eq!(balancer_health_check(&facts).validity, Validity::Invalid);
         facts.balancer = None;
         assert_eq!(balancer_health_check(&facts).validity, Validity::Unknown);
+    }
+
+    #[test]
+    fn a_drained_node_the_balancer_keeps_up_is_invalid_and_named() {
+        let result = balancer_health_check(&healthy());
+        assert_eq!(result.validity, Validity::Valid, "{}", result.summary);
+        assert!(
+            result
+                .summary
+                .contains("node-1, drained (/__ping__ 503), left rotation"),
+            "{}",
+            result.summary
+        );
+        let mut facts = healthy();
+        facts.balancer_drain.out_of_rotation_after_s = None;
+        facts.balancer_drain.state_while_drained = "UP".into();
+        facts.balancer_drain.back_in_rotation_after_s = None;
+        let result = balancer_health_check(&facts);
+        assert_eq!(result.name, BALANCER_HEALTH_CHECK);
+        assert_eq!(result.validity, Validity::Invalid, "{}", result.summary);
+        assert!(
+            result
+                .summary
+                .contains("node-1's /__ping__ answered 503, yet the balancer kept it UP for 10 s"),
+            "{}",
+            result.summary
+        );
+    }
+
+    #[test]
+    fn a_node_not_returned_is_invalid_and_a_drain_that_did_not_happen_is_unknown() {
+        let mut facts = healthy();
+        facts.balancer_drain.back_in_rotation_after_s = None;
+        assert_eq!(balancer_health_check(&facts).validity, Validity::Invalid);
+        let mut facts = healthy();
+        facts.balancer_drain.ping_while_drained = Some(Ok(200));
+        assert_eq!(balancer_health_check(&facts).validity, Validity::Unknown);
+        let mut facts = healthy();
+        facts.balancer_drain.not_run = Some("the target provider runs no command".into());
+        let result = balancer_health_check(&facts);
+        assert_eq!(result.validity, Validity::Unknown);
+        assert!(
+            result.summary.contains("target provider"),
+            "{}",
+            result.summary
+        );
     }
 }

@@ -6,8 +6,10 @@
 //!
 //! [`gather`] does the I/O (each node's `/__api__/status` on its own address, an upload through
 //! the balancer read back from every node, `/load-balancer/status` from a non-member, the
-//! balancer's stats) and returns [`Facts`]; the rules in [`identity`], [`backend`],
-//! [`storage`], [`clocks`] and [`membership`] are pure functions of those facts.
+//! balancer's stats, `pkgnode locktester` from two nodes on directory storage, one node
+//! drained while the balancer is watched) and returns [`Facts`]; the rules in [`identity`],
+//! [`backend`], [`storage`], [`clocks`], [`locks`] and [`membership`] are pure functions of
+//! those facts.
 //!
 //! **Architecture Invariant:** the rules do no I/O and know no provider; each has a test with
 //! broken facts it must call invalid and that names the rule.
@@ -17,6 +19,7 @@ pub mod clocks;
 pub mod facts;
 pub mod gather;
 pub mod identity;
+pub mod locks;
 pub mod membership;
 pub mod storage;
 
@@ -37,7 +40,7 @@ pub const RULES: [&str; 10] = [
     backend::POSTGRESQL,
     storage::SHARED_STORAGE,
     clocks::SYNCHRONIZED_CLOCKS,
-    backend::LOCK_CORRECTNESS,
+    locks::LOCK_CORRECTNESS,
     membership::CLUSTER_MEMBERSHIP,
     membership::STATUS_ENDPOINT_CLOSED,
     membership::BALANCER_HEALTH_CHECK,
@@ -55,6 +58,14 @@ pub struct ChecklistOptions {
     /// Timeout of each request the checklist makes.
     #[serde(with = "seconds")]
     pub request_timeout: Duration,
+    /// How long the balancer is given to take a drained node out of rotation, and to return
+    /// it once it is online again.
+    #[serde(with = "seconds")]
+    pub balancer_reacts_within: Duration,
+    /// Upper bound of each `pkgnode locktester` run (the first instance may wait out a stale
+    /// lock of a dead holder: twice the nodes' `locks.timeout_interval`).
+    #[serde(with = "seconds")]
+    pub lock_test_timeout: Duration,
 }
 
 impl Default for ChecklistOptions {
@@ -63,6 +74,8 @@ impl Default for ChecklistOptions {
             shared_storage_within: Duration::from_secs(10),
             max_clock_offset: Duration::from_secs(1),
             request_timeout: Duration::from_secs(10),
+            balancer_reacts_within: Duration::from_secs(10),
+            lock_test_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -86,7 +99,7 @@ pub fn evaluate(facts: &Facts, options: &ChecklistOptions) -> Vec<CheckerResult>
         backend::postgresql(facts),
         storage::shared_storage(facts),
         clocks::synchronized_clocks(facts, options.max_clock_offset),
-        backend::lock_correctness(facts),
+        locks::lock_correctness(facts),
         membership::cluster_membership(facts),
         membership::status_endpoint_closed(facts),
         membership::balancer_health_check(facts),

@@ -1,6 +1,8 @@
 //! Shared storage: a package uploaded through the balancer (so through whichever node it
 //! picks) is served with the same bytes by every node, read on each node's own address, within
-//! the time allowed. Nodes on unshared directories, or on another bucket, fail it.
+//! the time allowed. Nodes on unshared directories, or on another bucket, fail it: a node
+//! that does not list the upload, serves other bytes, or cannot serve it for the whole time
+//! while another node does.
 
 use reports::record::{CheckerResult, Validity};
 use scenarios::writes::{ReadOutcome, WriteOutcome};
@@ -52,16 +54,28 @@ pub fn shared_storage(facts: &Facts) -> CheckerResult {
             );
         }
     };
+    let served_somewhere = probe
+        .reads
+        .iter()
+        .any(|r| matches!(r.outcome, ReadOutcome::Present | ReadOutcome::Duplicated));
+    // A node that could not serve the file for the whole window while another served it fails
+    // the rule as much as one that does not list it: its clients cannot install it (a node
+    // whose storage directory is its own lists the upload, from the shared database, and
+    // fails to read the bytes). Unreadable everywhere decides nothing.
     let wrong: Vec<String> = probe
         .reads
         .iter()
-        .filter(|r| matches!(r.outcome, ReadOutcome::Missing | ReadOutcome::Corrupt))
+        .filter(|r| match r.outcome {
+            ReadOutcome::Missing | ReadOutcome::Corrupt => true,
+            ReadOutcome::Unreadable => served_somewhere,
+            ReadOutcome::Present | ReadOutcome::Duplicated => false,
+        })
         .map(|r| format!("{} {:?}: {}", r.node, r.outcome, r.detail))
         .collect();
     let unreadable: Vec<String> = probe
         .reads
         .iter()
-        .filter(|r| matches!(r.outcome, ReadOutcome::Unreadable))
+        .filter(|r| r.outcome == ReadOutcome::Unreadable && !served_somewhere)
         .map(|r| format!("{}: {}", r.node, r.detail))
         .collect();
     let missing_nodes: Vec<&str> = facts
@@ -144,14 +158,32 @@ mod tests {
     }
 
     #[test]
-    fn an_unacknowledged_upload_or_an_unreadable_node_decides_nothing() {
+    fn a_node_that_cannot_read_what_another_serves_is_invalid_and_named() {
+        let mut facts = healthy();
+        facts.shared_storage.reads[1].outcome = ReadOutcome::Unreadable;
+        facts.shared_storage.reads[1].detail = "…-py3-none-any.whl: HTTP 500".into();
+        let result = shared_storage(&facts);
+        assert_eq!(result.validity, Validity::Invalid, "{}", result.summary);
+        assert!(
+            result
+                .summary
+                .contains("node-2 Unreadable: …-py3-none-any.whl: HTTP 500"),
+            "{}",
+            result.summary
+        );
+    }
+
+    #[test]
+    fn an_unacknowledged_upload_or_no_node_readable_decides_nothing() {
         let mut facts = healthy();
         if let Some(upload) = facts.shared_storage.upload.as_mut() {
             upload.outcome = WriteOutcome::Unknown;
         }
         assert_eq!(shared_storage(&facts).validity, Validity::Unknown);
         let mut facts = healthy();
-        facts.shared_storage.reads[0].outcome = ReadOutcome::Unreadable;
+        for read in &mut facts.shared_storage.reads {
+            read.outcome = ReadOutcome::Unreadable;
+        }
         assert_eq!(shared_storage(&facts).validity, Validity::Unknown);
         let mut facts = healthy();
         facts.shared_storage.reads.pop();

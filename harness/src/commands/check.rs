@@ -12,10 +12,10 @@ use reports::{Metrics, RunRecord, Verdict};
 use serde_json::json;
 
 use crate::checklist::{self, ChecklistOptions, Facts};
-use crate::cli::{CheckArgs, InfraChoice};
+use crate::cli::{CheckArgs, InfraChoice, StorageChoice};
 use crate::error::{HarnessError, exit};
 use crate::infra::target::Target;
-use crate::infra::{Endpoints, Infra};
+use crate::infra::{Endpoints, Infra, PackageStorage};
 use crate::plan::{InfraKind, InfraPlan};
 
 /// The run record's scenario name.
@@ -134,6 +134,13 @@ pub fn plan(args: &CheckArgs) -> Result<CheckPlan, HarnessError> {
     if within.is_zero() {
         problems.push("--shared-storage-within must be above 0".into());
     }
+    if args.storage == StorageChoice::Dir && args.infra == InfraChoice::Docker {
+        problems.push(
+            "--storage dir runs on the local provider (--infra local): the docker provider keeps \
+             package files in S3"
+                .into(),
+        );
+    }
     if !problems.is_empty() {
         return Err(HarnessError::Config(problems));
     }
@@ -150,6 +157,10 @@ pub fn plan(args: &CheckArgs) -> Result<CheckPlan, HarnessError> {
             keep_work_dir: args.keep_work_dir.clone(),
             git_server: false,
             corpus_cache: None,
+            package_storage: match args.storage {
+                StorageChoice::S3 => PackageStorage::S3,
+                StorageChoice::Dir => PackageStorage::SharedDirectory,
+            },
         },
         options: ChecklistOptions {
             shared_storage_within: within,
@@ -319,6 +330,16 @@ mod tests {
         assert_eq!(ok.infra.nodes, 3);
         assert!(ok.infra.node_config_extra.contains("enabled = true"));
         assert_eq!(ok.options.shared_storage_within, Duration::from_secs(10));
+        assert_eq!(ok.infra.package_storage, PackageStorage::S3);
+        let dir = parse(&["harness", "check", "--infra", "local", "--storage", "dir"]).unwrap();
+        assert_eq!(dir.infra.package_storage, PackageStorage::SharedDirectory);
+        let docker = parse(&["harness", "check", "--infra", "docker", "--storage", "dir"]);
+        assert!(
+            docker
+                .unwrap_err()
+                .to_string()
+                .contains("--storage dir runs on the local provider")
+        );
         let bad = parse(&[
             "harness",
             "check",

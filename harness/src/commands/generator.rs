@@ -36,6 +36,7 @@ pub async fn run(spec_path: &Path) -> Result<u8, HarnessError> {
             keep_work_dir: None,
             corpus_cache: None,
             git_server: false,
+            package_storage: crate::infra::PackageStorage::S3,
         },
         reads: spec.reads,
         writes: None,

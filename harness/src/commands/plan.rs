@@ -388,6 +388,7 @@ fn infra(load: &LoadArgs, synchronous: bool, node_config_extra: String) -> Infra
         keep_work_dir: load.keep_work_dir.clone(),
         git_server: false,
         corpus_cache: corpus_cache(load),
+        package_storage: crate::infra::PackageStorage::S3,
     }
 }
 

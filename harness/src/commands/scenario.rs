@@ -218,6 +218,16 @@ async fn start_provider(
         InfraKind::Auto if plan.git_server => {
             "auto: git-builders needs the Git server, which runs on the local provider".into()
         }
+        InfraKind::Docker if plan.package_storage != infra::PackageStorage::S3 => {
+            return Err(HarnessError::Config(vec![
+                "directory storage runs on the local provider (--infra local): the docker \
+                 provider keeps package files in S3"
+                    .into(),
+            ]));
+        }
+        InfraKind::Auto if plan.package_storage != infra::PackageStorage::S3 => {
+            "auto: directory storage runs on the local provider".into()
+        }
         InfraKind::Docker => {
             let pkgnode = ensure_pkgnode()?;
             return start_docker(plan, corpus, pkgnode, "--infra docker".into()).await;
@@ -252,6 +262,7 @@ async fn start_provider(
         node_config_extra: plan.node_config_extra.clone(),
         synchronous: plan.synchronous_replication,
         git_builders: plan.git_server,
+        package_storage: plan.package_storage,
         reason,
         ..infra::local::LocalOptions::default()
     };

@@ -29,12 +29,23 @@ pub const DATABASE: &str = "pkgnode";
 /// What every node's config shares.
 pub struct Shared<'a> {
     pub database_url: &'a str,
-    pub s3_endpoint: &'a str,
-    pub s3_access_key: &'a str,
-    pub s3_secret_key: &'a str,
+    pub storage: StorageWiring<'a>,
     pub key_file: &'a Path,
     /// TOML merged into every config (tables merge key by key; later values win).
     pub extra: &'a str,
+}
+
+/// Where the nodes' configs say package files are.
+pub enum StorageWiring<'a> {
+    /// The bucket [`BUCKET`] on an S3 server.
+    S3 {
+        endpoint: &'a str,
+        access_key: &'a str,
+        secret_key: &'a str,
+    },
+    /// `storage.dir`: `Some` names one directory for every node; `None` leaves it unset, so
+    /// each node keeps its files in its own `{data_dir}/packages`.
+    Directory(Option<&'a Path>),
 }
 
 /// One node's config: listen address, data dir and (in a cluster) the name other nodes reach it
@@ -51,14 +62,26 @@ pub fn node_config(
     let mut database = Table::new();
     database.insert("url".into(), string(shared.database_url));
     database.insert("max_connections".into(), Value::Integer(16));
-    let mut s3 = Table::new();
-    s3.insert("endpoint".into(), string(shared.s3_endpoint));
-    s3.insert("bucket".into(), string(BUCKET));
-    s3.insert("region".into(), string(S3_REGION));
-    s3.insert("access_key".into(), string(shared.s3_access_key));
-    s3.insert("secret_key".into(), string(shared.s3_secret_key));
     let mut storage = Table::new();
-    storage.insert("s3".into(), Value::Table(s3));
+    match shared.storage {
+        StorageWiring::S3 {
+            endpoint,
+            access_key,
+            secret_key,
+        } => {
+            let mut s3 = Table::new();
+            s3.insert("endpoint".into(), string(endpoint));
+            s3.insert("bucket".into(), string(BUCKET));
+            s3.insert("region".into(), string(S3_REGION));
+            s3.insert("access_key".into(), string(access_key));
+            s3.insert("secret_key".into(), string(secret_key));
+            storage.insert("s3".into(), Value::Table(s3));
+        }
+        StorageWiring::Directory(Some(dir)) => {
+            storage.insert("dir".into(), path(dir));
+        }
+        StorageWiring::Directory(None) => {}
+    }
     let mut cluster = Table::new();
     // Every provider runs a real cluster: the Workbench rules (shared key, check-ins,
     // statuses) apply to every node.
@@ -260,9 +283,11 @@ mod tests {
     fn shared<'a>(extra: &'a str, key_file: &'a Path) -> Shared<'a> {
         Shared {
             database_url: "postgres://postgres@127.0.0.1:5/pkgnode",
-            s3_endpoint: "http://127.0.0.1:6",
-            s3_access_key: "GK1",
-            s3_secret_key: "s3cr3t",
+            storage: StorageWiring::S3 {
+                endpoint: "http://127.0.0.1:6",
+                access_key: "GK1",
+                secret_key: "s3cr3t",
+            },
             key_file,
             extra,
         }
@@ -290,6 +315,24 @@ mod tests {
         assert_eq!(table["storage"]["s3"]["bucket"].as_str(), Some("pkgs"));
         assert_eq!(table["database"]["max_connections"].as_integer(), Some(16));
         assert_eq!(table["cache"]["head_poll_interval"].as_str(), Some("200ms"));
+    }
+
+    #[test]
+    fn directory_storage_names_one_directory_or_leaves_it_to_each_node() {
+        let key = Path::new("/k");
+        let config = |storage| {
+            let shared = Shared {
+                storage,
+                ..shared("", key)
+            };
+            let text = node_config("127.0.0.11:4242", Path::new("/w/node-1"), None, &shared);
+            text.unwrap().parse::<toml::Table>().unwrap()
+        };
+        let one = config(StorageWiring::Directory(Some(Path::new("/w/packages"))));
+        assert_eq!(one["storage"]["dir"].as_str(), Some("/w/packages"));
+        assert!(one["storage"].get("s3").is_none());
+        let own = config(StorageWiring::Directory(None));
+        assert!(own["storage"].as_table().unwrap().is_empty(), "{own}");
     }
 
     #[test]

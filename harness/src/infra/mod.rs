@@ -10,10 +10,30 @@ pub(crate) mod bootstrap;
 pub mod docker;
 pub(crate) mod haproxy_config;
 pub mod local;
+pub mod node_command;
 pub(crate) mod probe;
 pub mod target;
 
 use std::time::Duration;
+
+pub use node_command::NodeCommand;
+
+/// Where the nodes keep package files. The docker provider runs S3 only; a target deployment
+/// keeps them where it does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PackageStorage {
+    /// One bucket on the S3 server (Garage).
+    #[default]
+    S3,
+    /// One directory that every node's `storage.dir` names (local: `{work_dir}/packages`;
+    /// across machines, an NFS mount); no S3 server runs.
+    SharedDirectory,
+    /// `storage.dir` left unset: each node keeps its files in its own `{data_dir}/packages`.
+    /// Every config is identical and nothing is shared: the misconfiguration the checklist's
+    /// `shared-storage` and `lock-correctness` must catch (tests only). No S3 server runs.
+    NodeDirectories,
+}
 
 /// Where the scenario sends its traffic and what it needs to publish the corpus.
 #[derive(Debug, Clone)]
@@ -147,6 +167,19 @@ pub trait Infra: Send + Sync {
     /// The load balancer's view of the nodes: (server name, `UP`/`DOWN`/`MAINT`…), read from
     /// its stats. `None` when this provider cannot read it (an existing deployment).
     fn balancer_states(&self) -> Option<Result<Vec<(String, String)>, InfraError>> {
+        None
+    }
+
+    /// `pkgnode ARGS` as node `index` (0-based) runs it: with that node's configuration, on
+    /// that node's filesystem (local: the node's binary and config file; docker: `docker exec`
+    /// in the node's container). What the checklist runs on the nodes (`locktester`,
+    /// `offline`, `online`). `None` where the provider cannot run a command on a node (an
+    /// existing deployment).
+    fn node_command(
+        &self,
+        _index: usize,
+        _args: &[&str],
+    ) -> Option<Result<NodeCommand, InfraError>> {
         None
     }
 

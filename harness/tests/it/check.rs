@@ -45,20 +45,21 @@ fn plan(nodes: usize) -> CheckPlan {
             keep_work_dir: None,
             git_server: false,
             corpus_cache: None,
+            package_storage: harness::infra::PackageStorage::S3,
         },
         options: ChecklistOptions::default(),
     }
 }
 
 /// What `harness check` runs between start-up and teardown.
-fn check(cluster: &dyn Infra, nodes: usize) -> (RunRecord, Facts) {
+pub(crate) fn check(cluster: &dyn Infra, nodes: usize) -> (RunRecord, Facts) {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime
         .block_on(check_command::check(cluster, &plan(nodes)))
         .expect("the checklist runs")
 }
 
-fn rule<'a>(record: &'a RunRecord, name: &str) -> &'a CheckerResult {
+pub(crate) fn rule<'a>(record: &'a RunRecord, name: &str) -> &'a CheckerResult {
     record
         .checkers
         .iter()
@@ -85,7 +86,7 @@ fn a_healthy_local_cluster_passes_every_rule_and_the_key_never_shows() {
     }
     assert_eq!(record.verdict, reports::Verdict::Pass);
     assert!(
-        rule(&record, checklist::backend::LOCK_CORRECTNESS)
+        rule(&record, checklist::locks::LOCK_CORRECTNESS)
             .summary
             .starts_with("n/a"),
         "{table}"
@@ -120,14 +121,18 @@ fn a_healthy_local_cluster_passes_every_rule_and_the_key_never_shows() {
 }
 
 /// Rewrites node `index`'s config file (`node-N.toml` in the work dir) with `change`.
-fn edit_node_config(cluster: &LocalCluster, index: usize, change: impl FnOnce(&mut toml::Table)) {
+pub(crate) fn edit_node_config(
+    cluster: &LocalCluster,
+    index: usize,
+    change: impl FnOnce(&mut toml::Table),
+) {
     let path = cluster.work_dir().join(format!("node-{}.toml", index + 1));
     let mut config: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
     change(&mut config);
     std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
 }
 
-fn table<'a>(config: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
+pub(crate) fn table<'a>(config: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
     config
         .entry(name)
         .or_insert_with(|| toml::Value::Table(toml::Table::new()))

@@ -36,6 +36,7 @@ fn start(work_dir: Option<PathBuf>) -> LocalCluster {
         synchronous: true,
         git_builders: false,
         corpus_cache: None,
+        package_storage: local::PackageStorage::S3,
     };
     let began = Instant::now();
     let cluster = local::start(options).expect("local cluster starts");

@@ -2,6 +2,7 @@
 //! Garage, HAProxy, pkgnode and the docker engine.
 
 mod check;
+mod check_conformance;
 mod corpus_cache;
 mod drill;
 mod gate;

@@ -273,9 +273,11 @@ impl DockerCluster {
         let s3_endpoint = parts::s3_endpoint(&self.names);
         let shared = bootstrap::Shared {
             database_url: &database_url,
-            s3_endpoint: &s3_endpoint,
-            s3_access_key: &access_key,
-            s3_secret_key: &secret_key,
+            storage: bootstrap::StorageWiring::S3 {
+                endpoint: &s3_endpoint,
+                access_key: &access_key,
+                secret_key: &secret_key,
+            },
             key_file: parts::key_file(),
             extra: &extra,
         };
@@ -499,6 +501,17 @@ impl Infra for DockerCluster {
         self.restored.as_ref()
     }
 
+    fn node_command(
+        &self,
+        index: usize,
+        args: &[&str],
+    ) -> Option<Result<super::NodeCommand, InfraError>> {
+        Some(
+            self.started(&Member::Node(index))
+                .map(|node| parts::node_command(&node.name, index, args)),
+        )
+    }
+
     /// Blocking: the database dumped through the primary's published port, then Garage's
     /// container stopped while its mounted directory is copied, and started again.
     fn save_corpus(&self, mut manifest: Manifest) -> Result<Option<PathBuf>, InfraError> {
@@ -646,6 +659,17 @@ impl Drop for DockerCluster {
             tracing::error!(%error, "docker cluster teardown");
         }
     }
+}
+
+/// `kill -SIGNAL PID` inside `container` (a command that `docker exec` started: the CLI
+/// forwards no signal to it).
+pub(crate) fn exec_kill(container: &str, pid: u32, signal: &str) -> Result<(), InfraError> {
+    engine::exec(
+        container,
+        None,
+        &["kill", &format!("-{signal}"), &pid.to_string()],
+    )
+    .map(|_| ())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

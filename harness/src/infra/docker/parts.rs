@@ -365,6 +365,17 @@ pub fn node_admin(node: &str, args: &[&str]) -> Result<String, InfraError> {
     engine::exec(node, None, &all)
 }
 
+/// `pkgnode ARGS` in node `index`'s container, as a [`crate::infra::NodeCommand`] that can be
+/// read line by line and interrupted.
+pub fn node_command(container: &str, index: usize, args: &[&str]) -> crate::infra::NodeCommand {
+    crate::infra::NodeCommand::in_container(
+        format!("node-{}: pkgnode {}", index + 1, args.join(" ")),
+        container,
+        NODE_CONFIG,
+        args,
+    )
+}
+
 /// HAProxy in front of `nodes` (container names), with an HTTP stats page for its view of them.
 pub fn start_haproxy(names: &Names, nodes: &[String]) -> Result<(Started, String), InfraError> {
     let servers: Vec<(String, String)> = nodes

@@ -40,10 +40,11 @@ use self::network::Network;
 use self::nodes::Node;
 use self::postgres::Postgres;
 use self::process::{Identity, PidBoard, STOP_GRACE, Spawner, Supervised};
-use super::{Control, Endpoints, Infra, InfraError, Member, Monitored, RestoredCorpus};
+use super::{Control, Endpoints, Infra, InfraError, Member, Monitored, RestoredCorpus, bootstrap};
 use crate::corpus_cache::{CacheKey, CorpusCache, Manifest};
 
 pub use self::process::pid_exists;
+pub use super::PackageStorage;
 
 const PROVIDER: &str = "local";
 
@@ -71,8 +72,11 @@ pub struct LocalOptions {
     /// for the git-builders workload.
     pub git_builders: bool,
     /// The corpus cache and this run's key: a complete entry is restored before the nodes
-    /// start; otherwise the run seeds and [`Infra::save_corpus`] saves into it.
+    /// start; otherwise the run seeds and [`Infra::save_corpus`] saves into it (S3 storage
+    /// only: with directory storage the cache is not used).
     pub corpus_cache: Option<(CorpusCache, CacheKey)>,
+    /// Where the nodes keep package files.
+    pub package_storage: PackageStorage,
 }
 
 impl Default for LocalOptions {
@@ -87,6 +91,7 @@ impl Default for LocalOptions {
             synchronous: true,
             git_builders: false,
             corpus_cache: None,
+            package_storage: PackageStorage::S3,
         }
     }
 }
@@ -169,6 +174,8 @@ pub struct LocalCluster {
     db_endpoint: Mutex<Option<DbEndpoint>>,
     garage: Mutex<Option<Garage>>,
     nodes: Vec<Mutex<Node>>,
+    /// How to run `pkgnode` as each node does ([`Infra::node_command`]).
+    invocations: Vec<nodes::Invocation>,
     haproxy: Mutex<Option<HaProxy>>,
     /// The Git server and sources of the git-builders workload, when asked for.
     git: Option<(git_daemon::GitServer, super::GitEndpoints)>,
@@ -247,6 +254,7 @@ pub fn start(options: LocalOptions) -> Result<LocalCluster, InfraError> {
         db_endpoint: Mutex::new(None),
         garage: Mutex::new(None),
         nodes: Vec::new(),
+        invocations: Vec::new(),
         haproxy: Mutex::new(None),
         git: None,
         pids: PidBoard::default(),
@@ -288,7 +296,12 @@ impl LocalCluster {
         }
 
         // A complete corpus cache entry of this run's key is restored into both stores.
-        let restore = options
+        let s3 = options.package_storage == PackageStorage::S3;
+        if !s3 {
+            // The cache holds a Garage data directory: nothing to restore package files into.
+            self.corpus_cache = None;
+        }
+        let restore = self
             .corpus_cache
             .as_ref()
             .and_then(|(cache, key)| cache.lookup(key));
@@ -323,12 +336,18 @@ impl LocalCluster {
                 }
                 Ok(url)
             });
-            let garage = scope.spawn(|| Garage::start(&context, restore_ref, &add));
-            (join(database, "postgresql"), join(garage, "s3"))
+            let garage = s3.then(|| scope.spawn(|| Garage::start(&context, restore_ref, &add)));
+            (
+                join(database, "postgresql"),
+                garage.map(|garage| join(garage, "s3")),
+            )
         });
-        let garage = garage.map(|g| self.garage.get_mut().map(|slot| slot.insert(g)));
+        let garage = garage
+            .transpose()
+            .map(|g| g.map(|g| self.garage.get_mut().map(|slot| &*slot.insert(g))));
         let (database_url, garage) = match (database, garage) {
-            (Ok(url), Ok(Ok(garage))) => (url, garage),
+            (Ok(url), Ok(None)) => (url, None),
+            (Ok(url), Ok(Some(Ok(garage)))) => (url, Some(garage)),
             (Err(error), _) | (_, Err(error)) => return Err(error),
             _ => return Err(poisoned()),
         };
@@ -336,15 +355,28 @@ impl LocalCluster {
         let mut components = std::collections::BTreeMap::new();
         let pg_version = inner(&mut self.postgres).map(|p| p.version.clone());
         components.insert("postgresql".to_string(), pg_version.unwrap_or_default());
-        components.insert("garage".to_string(), garage.version.clone());
+        let shared_dir = context.work_dir.join("packages");
+        let storage = match (garage, options.package_storage) {
+            (Some(garage), _) => {
+                components.insert("garage".to_string(), garage.version.clone());
+                bootstrap::StorageWiring::S3 {
+                    endpoint: &garage.endpoint,
+                    access_key: &garage.access_key,
+                    secret_key: &garage.secret_key,
+                }
+            }
+            (None, PackageStorage::SharedDirectory) => {
+                std::fs::create_dir_all(&shared_dir)?;
+                bootstrap::StorageWiring::Directory(Some(&shared_dir))
+            }
+            (None, _) => bootstrap::StorageWiring::Directory(None),
+        };
 
         let key_file = context.work_dir.join("pkgnode.key");
         nodes::write_key_file(&key_file)?;
         let shared = nodes::Shared {
             database_url: &self.database_url,
-            s3_endpoint: &garage.endpoint,
-            s3_access_key: &garage.access_key,
-            s3_secret_key: &garage.secret_key,
+            storage,
             key_file: &key_file,
             extra: &options.node_config_extra,
         };
@@ -392,6 +424,7 @@ impl LocalCluster {
         }
         // Start them all, then wait: they come up in parallel.
         for node in prepared {
+            self.invocations.push(node.invocation.clone());
             self.nodes.push(Mutex::new(node));
         }
         for node in &mut self.nodes {
@@ -822,6 +855,20 @@ impl Infra for LocalCluster {
 
     fn git(&self) -> Option<&super::GitEndpoints> {
         self.git.as_ref().map(|(_, endpoints)| endpoints)
+    }
+
+    fn node_command(
+        &self,
+        index: usize,
+        args: &[&str],
+    ) -> Option<Result<super::NodeCommand, InfraError>> {
+        let member = Member::Node(index);
+        Some(
+            self.invocations
+                .get(index)
+                .map(|invocation| invocation.command(args))
+                .ok_or_else(|| no_such_member(&member, self.invocations.len())),
+        )
     }
 
     fn create_git_repository(&self, name: &str) -> Result<(), InfraError> {

@@ -35,10 +35,40 @@ pub struct Node {
     pub name: String,
     pub address: SocketAddr,
     pub config: PathBuf,
+    /// How to run `pkgnode` as this node does.
+    pub invocation: Invocation,
     pub process: Supervised,
     /// `node_id` and `version` from `/__api__/status`, once it has served.
     pub id: String,
     pub version: String,
+}
+
+/// A node's binary, config and data directory: what an admin command needs to run as the
+/// node does, kept apart from the process so that no start or stop in progress delays it.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    name: String,
+    bin: PathBuf,
+    config: PathBuf,
+    /// Its data directory (also its working directory).
+    data_dir: PathBuf,
+}
+
+impl Invocation {
+    /// `pkgnode --config CONFIG ARGS` as the node runs it (see
+    /// [`crate::infra::Infra::node_command`]).
+    pub fn command(&self, args: &[&str]) -> crate::infra::NodeCommand {
+        let mut command = std::process::Command::new(&self.bin);
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .current_dir(&self.data_dir);
+        crate::infra::NodeCommand::direct(
+            format!("{}: pkgnode {}", self.name, args.join(" ")),
+            command,
+        )
+    }
 }
 
 impl Node {
@@ -70,8 +100,14 @@ impl Node {
         .cwd(&data_dir)
         .cgroup(context.cgroup(&name)?);
         Ok(Self {
-            name,
+            name: name.clone(),
             address,
+            invocation: Invocation {
+                name,
+                bin: pkgnode_bin.to_path_buf(),
+                config: config.clone(),
+                data_dir,
+            },
             config,
             process: Supervised::new(serve, &context.pids),
             id: String::new(),

@@ -1,6 +1,13 @@
 //! The checklist's I/O: reads what the rules judge from outside the nodes, through
-//! [`Infra::endpoints`] and [`Infra::balancer_states`] only, so it runs the same on every
-//! provider. Bounded: every request has a timeout and the shared-storage poll a deadline.
+//! [`Infra::endpoints`], [`Infra::balancer_states`] and [`Infra::node_command`] only, so it
+//! runs the same on every provider. Bounded: every request and command has a timeout and
+//! every poll a deadline.
+//!
+//! What it does to the cluster it undoes: the locktester's locks are released
+//! ([`locktester`]), the drained node is put online again ([`drain`]).
+
+mod drain;
+mod locktester;
 
 use std::time::{Duration, Instant};
 
@@ -55,11 +62,16 @@ pub async fn gather(infra: &dyn Infra, options: &ChecklistOptions) -> Result<Fac
     let balancer = infra
         .balancer_states()
         .map(|states| states.map_err(|e| e.to_string()));
+    let lock_test = locktester::lock_test(infra, &nodes, options).await;
+    // Last: the drained node is Offline for a moment, which the other facts must not see.
+    let balancer_drain = drain::drain(infra, &client, &nodes, &balancer, options).await;
     Ok(Facts {
         nodes,
         shared_storage,
         status_endpoint,
         balancer,
+        lock_test,
+        balancer_drain,
     })
 }
 
