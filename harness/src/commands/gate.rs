@@ -367,9 +367,7 @@ fn judge(
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let saturation = steps
-        .iter()
-        .find(|s| !s.passed)
+    let saturation = saturation::step_above_knee(&steps)
         .and_then(|s| saturation::saturated(&s.cpu_mean_pct, s.index, s.per_day, cores));
     let reference = ReferenceLatency {
         per_day: plan.settings.reference_per_day,

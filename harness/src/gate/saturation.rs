@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use reports::gate::Saturation;
+use reports::gate::{GateStep, Saturation};
 use reports::record::ResourceSample;
 
 /// Mean CPU (percent of one core) per process over the samples.
@@ -18,6 +18,16 @@ pub fn cpu_means(samples: &[ResourceSample]) -> BTreeMap<String, f64> {
     sums.into_iter()
         .map(|(process, (sum, n))| (process, sum / f64::from(n.max(1))))
         .collect()
+}
+
+/// The failed step at the lowest rate: the one just above the knee, whose bottleneck is the
+/// capacity's. (The first failure in time is usually the search's upper bound, far past the
+/// knee, where everything is overloaded.)
+pub fn step_above_knee(steps: &[GateStep]) -> Option<&GateStep> {
+    steps
+        .iter()
+        .filter(|s| !s.passed)
+        .min_by(|a, b| a.per_day.total_cmp(&b.per_day))
 }
 
 /// A process (or the machine) this busy counts as CPU-bound.
@@ -75,6 +85,33 @@ mod tests {
             cpu_pct,
             rss_bytes: 0,
         }
+    }
+
+    #[test]
+    fn the_bottleneck_is_read_at_the_lowest_failed_rate_not_the_first_failure() {
+        let step = |index, per_day, passed| GateStep {
+            index,
+            per_day,
+            purpose: reports::gate::StepPurpose::Probe,
+            offered_per_s: per_day / 86_400.0,
+            achieved_per_s: per_day / 86_400.0,
+            passed,
+            failed_slo: Vec::new(),
+            installs: Default::default(),
+            latency_ms: BTreeMap::new(),
+            cpu_mean_pct: BTreeMap::new(),
+            warnings: Vec::new(),
+            run_dir: String::new(),
+        };
+        let steps = [
+            step(1, 1e6, true),
+            step(2, 48e6, false),
+            step(3, 7e6, true),
+            step(4, 9e6, false),
+            step(5, 8e6, true),
+        ];
+        assert_eq!(step_above_knee(&steps).map(|s| s.index), Some(4));
+        assert!(step_above_knee(&steps[..1]).is_none());
     }
 
     #[test]

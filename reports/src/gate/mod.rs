@@ -1,6 +1,6 @@
 //! The capacity gate's record (`gate.json`): every step the search ran (rate, SLO verdict,
 //! per-kind latency, CPU per process), the capacity found, the component saturated at the
-//! first failing step, the latency windows at the reference rate, the HA checklist, and the
+//! lowest failing rate, the latency windows at the reference rate, the HA checklist, and the
 //! comparison with a baseline gate record. The page ([`page::render`]) is drawn from this
 //! alone, so a gate record read back renders the same page.
 
@@ -38,7 +38,7 @@ pub struct GateRecord {
     pub steps: Vec<GateStep>,
     /// The highest rate that held the SLO twice in a row.
     pub capacity: Capacity,
-    /// The busiest component at the first failing step.
+    /// The busiest component at the lowest failing rate (the step just above the knee).
     pub saturation: Option<Saturation>,
     /// Per-kind latency of every step at the reference rate (the repeated windows the baseline
     /// comparison reads).
