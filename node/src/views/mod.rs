@@ -3,15 +3,18 @@
 //! **Invariant:** a view is a pure function of (repo, transaction id). Views are never invalidated;
 //! a new transaction moves `latest` to a new key, and older snapshots keep their exact content.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::sync::Arc;
+mod content;
+mod cran_index;
 
-use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chrono::NaiveDate;
 
-use crate::formats::{cran, pypi};
-use crate::store::{PackageFile, Repo, RepoKind, Store, StoreError};
+pub use content::{Content, Project};
+
+use crate::store::{Repo, Store, StoreError};
 
 /// Which state of a repository a URL asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,144 +39,87 @@ impl Snapshot {
     }
 }
 
-/// One Python project in a view.
-#[derive(Debug)]
-pub struct Project {
-    pub display_name: String,
-    pub files: Vec<PackageFile>,
-}
-
-/// A repository at one transaction.
+/// A repository at one transaction: its content, shared with the views of the transactions
+/// that did not change the repository.
 #[derive(Debug)]
 pub struct RepoView {
     pub repo: Repo,
     pub tx: i64,
-    /// Python: projects by normalized name.
-    pub projects: BTreeMap<String, Project>,
-    /// Python files by file name.
-    pub files: HashMap<String, PackageFile>,
-    /// R: `PACKAGES` and its gzip, newest version of each package.
-    pub packages: Bytes,
-    pub packages_gz: Bytes,
-    /// R: `PACKAGES.rds`, what R 4.x asks for first; empty when it could not be built.
-    pub packages_rds: Bytes,
-    /// R: newest version's tarball by file name.
-    pub current: HashMap<String, PackageFile>,
-    /// R: older versions by (package, file name).
-    pub archive: HashMap<(String, String), PackageFile>,
+    content: Arc<Content>,
+}
+
+impl std::ops::Deref for RepoView {
+    type Target = Content;
+
+    fn deref(&self) -> &Content {
+        &self.content
+    }
 }
 
 impl RepoView {
-    /// Builds the view from the files visible at `tx`. The highest-priority source that has a
-    /// name provides all of it, as Package Manager does.
+    /// Builds the view from every file visible at `tx`.
     pub async fn build(store: &Store, repo: Repo, tx: i64) -> Result<Self, StoreError> {
         let rows = store.repo_files_at(repo.id, tx).await?;
-        let mut owner: HashMap<String, i64> = HashMap::new();
-        let mut by_name: BTreeMap<String, Vec<PackageFile>> = BTreeMap::new();
-        for (file, priority) in rows {
-            let first = *owner.entry(file.normalized.clone()).or_insert(priority);
-            if first == priority {
-                by_name
-                    .entry(file.normalized.clone())
-                    .or_default()
-                    .push(file);
-            }
-        }
-        let mut view = Self {
+        let (kind, name) = (repo.kind, repo.name.clone());
+        let content = on_blocking_thread(move || Content::full(kind, rows, &name)).await?;
+        Ok(Self {
             repo,
             tx,
-            projects: BTreeMap::new(),
-            files: HashMap::new(),
-            packages: Bytes::new(),
-            packages_gz: Bytes::new(),
-            packages_rds: Bytes::new(),
-            current: HashMap::new(),
-            archive: HashMap::new(),
+            content: Arc::new(content),
+        })
+    }
+
+    /// Builds the view at `tx` from `base` (an older view of the same repo) plus the files the
+    /// transactions in between added; when one of them did anything else to the repo, from
+    /// scratch. The flag says whether `base` was used.
+    pub async fn build_after(
+        store: &Store,
+        base: &RepoView,
+        tx: i64,
+    ) -> Result<(Self, bool), StoreError> {
+        let repo = base.repo.clone();
+        let Some(rows) = store.repo_additions(repo.id, base.tx, tx).await? else {
+            return Ok((Self::build(store, repo, tx).await?, false));
         };
-        match view.repo.kind {
-            RepoKind::Python => view.fill_python(by_name),
-            RepoKind::R => view.fill_r(by_name),
-        }
-        Ok(view)
-    }
-
-    fn fill_python(&mut self, by_name: BTreeMap<String, Vec<PackageFile>>) {
-        for (normalized, files) in by_name {
-            for file in &files {
-                self.files
-                    .entry(file.filename.clone())
-                    .or_insert_with(|| file.clone());
-            }
-            let display_name = files
-                .last()
-                .map(|f| f.name.clone())
-                .unwrap_or_else(|| normalized.clone());
-            self.projects.insert(
-                normalized,
-                Project {
-                    display_name,
-                    files,
-                },
-            );
-        }
-    }
-
-    fn fill_r(&mut self, by_name: BTreeMap<String, Vec<PackageFile>>) {
-        let mut newest: Vec<PackageFile> = Vec::new();
-        for (name, mut files) in by_name {
-            files.sort_by(|a, b| cran::compare_versions(&a.version, &b.version));
-            let Some(latest) = files.pop() else { continue };
-            for older in files {
-                self.archive
-                    .insert((name.clone(), older.filename.clone()), older);
-            }
-            self.current.insert(latest.filename.clone(), latest.clone());
-            newest.push(latest);
-        }
-        let entries: Vec<cran::IndexEntry<'_>> = newest
-            .iter()
-            .map(|f| cran::IndexEntry {
-                name: &f.name,
-                version: &f.version,
-                md5: &f.md5,
-                fields: &f.metadata.index_fields,
-            })
-            .collect();
-        match cran::packages_rds(&entries) {
-            Ok(rds) => self.packages_rds = Bytes::from(rds),
-            // Only past 2^31 cells; R then falls back to `PACKAGES.gz`, as with a 404.
-            Err(e) => tracing::warn!(repo = %self.repo.name, "PACKAGES.rds not built: {e}"),
-        }
-        let text = cran::packages_file(&entries);
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        // Writing to a Vec cannot fail.
-        let _ = gz.write_all(text.as_bytes());
-        self.packages_gz = Bytes::from(gz.finish().unwrap_or_default());
-        self.packages = Bytes::from(text);
-    }
-
-    /// Index links for a project page (relative to `…/simple/{name}/`).
-    pub fn index_files<'a>(&'a self, project: &'a Project) -> Vec<pypi::IndexFile<'a>> {
-        project
-            .files
-            .iter()
-            .map(|f| pypi::IndexFile {
-                filename: &f.filename,
-                url: format!("../../packages/{}", f.filename),
-                sha256: &f.sha256,
-                requires_python: f.metadata.requires_python.as_deref(),
-                size_bytes: f.size_bytes,
-            })
-            .collect()
+        let content = if rows.is_empty() {
+            Arc::clone(&base.content)
+        } else {
+            let previous = Arc::clone(&base.content);
+            let (kind, name) = (repo.kind, repo.name.clone());
+            Arc::new(
+                on_blocking_thread(move || Content::with_additions(&previous, kind, rows, &name))
+                    .await?,
+            )
+        };
+        Ok((Self { repo, tx, content }, true))
     }
 }
 
+/// Rendering and compressing take tens of milliseconds at CRAN's scale: off the async workers,
+/// so that other requests go on being served meanwhile.
+async fn on_blocking_thread<T: Send + 'static>(
+    build: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(build)
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("building a view failed: {e}")))
+}
+
 /// The view cache, keyed by (repo id, transaction id), plus the newest view built of each repo:
-/// what `latest` falls back to while the database is unavailable.
+/// what `latest` falls back to while the database is unavailable, and what the next
+/// transaction's view is built from.
 #[derive(Clone)]
 pub struct Views {
     cache: moka::future::Cache<(i64, i64), Arc<RepoView>>,
     newest: Arc<std::sync::Mutex<HashMap<i64, Arc<RepoView>>>>,
+    builds: Arc<BuildCounts>,
+}
+
+/// How the views this node built were built.
+#[derive(Debug, Default)]
+struct BuildCounts {
+    full: AtomicU64,
+    incremental: AtomicU64,
 }
 
 impl Views {
@@ -181,6 +127,7 @@ impl Views {
         Self {
             cache: moka::future::Cache::new(capacity),
             newest: Arc::default(),
+            builds: Arc::default(),
         }
     }
 
@@ -188,6 +135,16 @@ impl Views {
     pub fn newest(&self, repo_id: i64) -> Option<Arc<RepoView>> {
         let newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
         newest.get(&repo_id).cloned()
+    }
+
+    /// Views built from every visible file.
+    pub fn full_builds(&self) -> u64 {
+        self.builds.full.load(Ordering::Relaxed)
+    }
+
+    /// Views built from an older view plus the files added since.
+    pub fn incremental_builds(&self) -> u64 {
+        self.builds.incremental.load(Ordering::Relaxed)
     }
 
     fn remember(&self, view: &Arc<RepoView>) {
@@ -198,8 +155,9 @@ impl Views {
         }
     }
 
-    /// The cached view, or one built now (concurrent callers share one build). The flag says
-    /// whether it came from the cache.
+    /// The cached view, or one built now (concurrent callers share one build) — from the newest
+    /// older view this node holds when there is one. The flag says whether it came from the
+    /// cache.
     pub async fn get(
         &self,
         store: &Store,
@@ -210,13 +168,69 @@ impl Views {
         if let Some(view) = self.cache.get(&key).await {
             return Ok((view, true));
         }
+        let base = self.newest(repo.id).filter(|view| view.tx < tx);
+        let builds = Arc::clone(&self.builds);
         let view = self
             .cache
-            .try_get_with(key, async {
-                RepoView::build(store, repo, tx).await.map(Arc::new)
+            .try_get_with(key, async move {
+                let started = std::time::Instant::now();
+                let (view, from_base) = match &base {
+                    Some(base) => RepoView::build_after(store, base, tx).await?,
+                    None => (RepoView::build(store, repo, tx).await?, false),
+                };
+                let counter = if from_base {
+                    &builds.incremental
+                } else {
+                    &builds.full
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    repo = %view.repo.name,
+                    tx,
+                    from = base.as_ref().filter(|_| from_base).map(|b| b.tx),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "built a view"
+                );
+                Ok::<_, StoreError>(Arc::new(view))
             })
             .await?;
         self.remember(&view);
         Ok((view, false))
+    }
+
+    /// Builds `tx`'s view of every repository this node has served, so that the first request
+    /// after a new transaction finds it built or under way (and joins that build).
+    pub async fn warm(&self, store: &Store, tx: i64) {
+        let repos: Vec<Repo> = {
+            let newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
+            newest
+                .values()
+                .filter(|view| view.tx < tx)
+                .map(|view| view.repo.clone())
+                .collect()
+        };
+        let builds = repos.into_iter().map(|repo| async move {
+            let name = repo.name.clone();
+            if let Err(e) = self.get(store, repo, tx).await {
+                tracing::debug!(repo = %name, tx, error = %e, "could not build a view ahead of requests");
+            }
+        });
+        futures::future::join_all(builds).await;
+    }
+
+    /// Warms the views of each new head as this node learns of it. Heads that arrive during a
+    /// build are folded into the next one: the views follow the newest head, never a queue.
+    pub fn spawn_warmer(
+        &self,
+        store: Store,
+        mut heads: tokio::sync::watch::Receiver<i64>,
+    ) -> tokio::task::JoinHandle<()> {
+        let views = self.clone();
+        tokio::spawn(async move {
+            while heads.changed().await.is_ok() {
+                let tx = *heads.borrow_and_update();
+                views.warm(&store, tx).await;
+            }
+        })
     }
 }
