@@ -6,12 +6,13 @@
 //! Entries are shared (`Arc`) between the contents of successive transactions: a step clones
 //! the maps of pointers and rebuilds only the names its files touched.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::cran_index::{CranIndex, RPackage};
+use super::file_index::{Claim, FileIndex};
 use crate::formats::pypi;
 use crate::store::{PackageFile, RepoKind};
 
@@ -44,16 +45,21 @@ impl Project {
 pub struct Content {
     /// Python: projects by normalized name.
     pub projects: BTreeMap<Arc<str>, Arc<Project>>,
-    /// Python: files by file name.
-    files: HashMap<Arc<str>, Arc<PackageFile>>,
+    /// Python: files by file name (of two with one name, the first project's, first file).
+    files: FileIndex,
     /// Python: the simple index's root page, PEP 503 HTML and PEP 691 JSON.
     root_html: Bytes,
     root_json: Bytes,
     /// R: packages by name.
     r_packages: BTreeMap<Arc<str>, Arc<RPackage>>,
-    /// R: `PACKAGES`, `PACKAGES.gz`, `PACKAGES.rds` and the current tarballs.
+    /// R: current tarballs by file name (of two with one name, the later package's).
+    current: FileIndex,
+    /// R: `PACKAGES`, `PACKAGES.gz` and `PACKAGES.rds`.
     pub(super) cran: CranIndex,
 }
+
+/// Files leaving and entering a file index in one step.
+type Replaced = (Vec<Arc<PackageFile>>, Vec<Arc<PackageFile>>);
 
 /// Rows as the store lists them (priority, name, id order) grouped by name: the files of the
 /// lowest priority number holding each name, in id order.
@@ -117,6 +123,59 @@ impl Content {
         content
     }
 
+    /// The whole-repository parts, from the entries; with `previous`, its compressed pieces
+    /// are reused and its file index patched with `replaced` (files out, files in).
+    fn assemble(
+        &mut self,
+        kind: RepoKind,
+        previous: Option<(&Content, Replaced)>,
+        repo_name: &str,
+    ) {
+        match kind {
+            RepoKind::Python => {
+                self.files = previous
+                    .as_ref()
+                    .and_then(|(p, (out, into))| p.files.patched(out, into))
+                    .unwrap_or_else(|| {
+                        FileIndex::build(
+                            self.projects.values().flat_map(|p| p.files.iter()),
+                            Claim::FirstWins,
+                        )
+                    });
+                let names: Vec<&str> = self
+                    .projects
+                    .values()
+                    .map(|p| p.display_name.as_str())
+                    .collect();
+                self.root_json = Bytes::from(pypi::root_json_text(&names));
+                self.root_html = match pypi::root_html(&names) {
+                    Ok(html) => Bytes::from(html),
+                    Err(e) => {
+                        // Askama fails only when writing fails; a String does not.
+                        tracing::error!(repo = repo_name, "rendering the simple index: {e}");
+                        Bytes::new()
+                    }
+                };
+            }
+            RepoKind::R => {
+                self.current = previous
+                    .as_ref()
+                    .and_then(|(p, (out, into))| p.current.patched(out, into))
+                    .unwrap_or_else(|| {
+                        FileIndex::build(
+                            self.r_packages.values().filter_map(|p| p.current()),
+                            Claim::LastWins,
+                        )
+                    });
+                self.cran = CranIndex::assemble(
+                    &self.r_packages,
+                    previous.map(|(p, _)| &p.cran),
+                    repo_name,
+                );
+            }
+        }
+    }
+
     /// `previous` plus the files the transactions since added (`Store::repo_additions`).
     pub fn with_additions(
         previous: &Content,
@@ -131,6 +190,7 @@ impl Content {
                 .or_default()
                 .push((Arc::new(file), priority));
         }
+        let (mut out, mut into) = (Vec::new(), Vec::new());
         let mut content = Self {
             projects: previous.projects.clone(),
             r_packages: previous.r_packages.clone(),
@@ -145,7 +205,12 @@ impl Content {
                         .map(|p| (p.priority, p.files.as_slice()));
                     if let Some((priority, files)) = with_added(old, files) {
                         let project = Project::new(&name, priority, files);
-                        content.projects.insert(Arc::from(name), Arc::new(project));
+                        into.extend(project.files.iter().cloned());
+                        if let Some(old) =
+                            content.projects.insert(Arc::from(name), Arc::new(project))
+                        {
+                            out.extend(old.files.iter().cloned());
+                        }
                     }
                 }
                 RepoKind::R => {
@@ -155,50 +220,19 @@ impl Content {
                         .map(|p| (p.priority, p.files.as_slice()));
                     if let Some((priority, files)) = with_added(old, files) {
                         let package = RPackage::new(priority, files);
-                        content
+                        into.extend(package.current().cloned());
+                        if let Some(old) = content
                             .r_packages
-                            .insert(Arc::from(name), Arc::new(package));
+                            .insert(Arc::from(name), Arc::new(package))
+                        {
+                            out.extend(old.current().cloned());
+                        }
                     }
                 }
             }
         }
-        content.assemble(kind, Some(previous), repo_name);
+        content.assemble(kind, Some((previous, (out, into))), repo_name);
         content
-    }
-
-    /// The whole-repository parts, from the entries.
-    fn assemble(&mut self, kind: RepoKind, previous: Option<&Content>, repo_name: &str) {
-        match kind {
-            RepoKind::Python => {
-                let mut files = HashMap::with_capacity(self.files.len());
-                for project in self.projects.values() {
-                    for file in &project.files {
-                        files
-                            .entry(Arc::from(file.filename.as_str()))
-                            .or_insert_with(|| Arc::clone(file));
-                    }
-                }
-                self.files = files;
-                let names: Vec<&str> = self
-                    .projects
-                    .values()
-                    .map(|p| p.display_name.as_str())
-                    .collect();
-                self.root_json = Bytes::from(pypi::root_json(&names).to_string());
-                self.root_html = match pypi::root_html(&names) {
-                    Ok(html) => Bytes::from(html),
-                    Err(e) => {
-                        // Askama fails only when writing fails; a String does not.
-                        tracing::error!(repo = repo_name, "rendering the simple index: {e}");
-                        Bytes::new()
-                    }
-                };
-            }
-            RepoKind::R => {
-                self.cran =
-                    CranIndex::assemble(&self.r_packages, previous.map(|p| &p.cran), repo_name);
-            }
-        }
     }
 
     /// R: `PACKAGES`, the newest version of each package.
@@ -218,12 +252,12 @@ impl Content {
 
     /// Python: a file by its name.
     pub fn file(&self, filename: &str) -> Option<&PackageFile> {
-        self.files.get(filename).map(|f| f.as_ref())
+        self.files.get(filename)
     }
 
     /// R: a current tarball by its file name.
     pub fn current_file(&self, filename: &str) -> Option<&PackageFile> {
-        self.cran.current.get(filename).map(|f| f.as_ref())
+        self.current.get(filename)
     }
 
     /// R: an older version of `package` by its file name (`Archive/{package}/{file}`).
@@ -239,7 +273,7 @@ impl Content {
 
     /// R: every current tarball.
     pub fn current_files(&self) -> impl Iterator<Item = &PackageFile> {
-        self.cran.current.values().map(|f| f.as_ref())
+        self.current.files()
     }
 
     /// R: every archived file with its package.

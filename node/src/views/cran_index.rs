@@ -133,8 +133,6 @@ pub struct CranIndex {
     pub packages_gz: Bytes,
     /// Empty when it could not be built (past R's 32-bit lengths).
     pub packages_rds: Bytes,
-    /// Current tarballs by file name.
-    pub(super) current: HashMap<Arc<str>, Arc<PackageFile>>,
     groups: Vec<Arc<Group>>,
 }
 
@@ -152,7 +150,6 @@ impl CranIndex {
         let mut groups = Vec::new();
         let mut first: Option<Arc<str>> = None;
         let mut members: Vec<Arc<RPackage>> = Vec::new();
-        let mut current = HashMap::with_capacity(packages.len());
         let mut text_len = 0;
         let mut close = |first: Option<Arc<str>>, members: &mut Vec<Arc<RPackage>>| {
             let Some(first) = first else { return };
@@ -164,9 +161,6 @@ impl CranIndex {
             groups.push(group);
         };
         for (name, package) in packages {
-            if let Some(latest) = package.current() {
-                current.insert(Arc::from(latest.filename.as_str()), Arc::clone(latest));
-            }
             text_len += package.stanza.len();
             first.get_or_insert_with(|| Arc::clone(name));
             members.push(Arc::clone(package));
@@ -193,7 +187,6 @@ impl CranIndex {
             packages: Bytes::from(text),
             packages_gz: Bytes::from(packages_gz),
             packages_rds,
-            current,
             groups,
         }
     }

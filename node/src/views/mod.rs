@@ -5,6 +5,7 @@
 
 mod content;
 mod cran_index;
+mod file_index;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -218,8 +219,9 @@ impl Views {
         futures::future::join_all(builds).await;
     }
 
-    /// Warms the views of each new head as this node learns of it. Heads that arrive during a
-    /// build are folded into the next one: the views follow the newest head, never a queue.
+    /// Builds every repository's view at the current head, then warms the views of each new
+    /// head as this node learns of it. Heads that arrive during a build are folded into the
+    /// next one: the views follow the newest head, never a queue.
     pub fn spawn_warmer(
         &self,
         store: Store,
@@ -227,6 +229,20 @@ impl Views {
     ) -> tokio::task::JoinHandle<()> {
         let views = self.clone();
         tokio::spawn(async move {
+            // Every repository at start, so that the first requests after a (re)start do not
+            // each wait for a full build.
+            let tx = *heads.borrow_and_update();
+            match store.repos().await {
+                Ok(repos) => {
+                    let builds = repos.into_iter().map(|repo| views.get(&store, repo, tx));
+                    for built in futures::future::join_all(builds).await {
+                        if let Err(e) = built {
+                            tracing::debug!(error = %e, "could not build a view at start");
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "could not list the repositories at start"),
+            }
             while heads.changed().await.is_ok() {
                 let tx = *heads.borrow_and_update();
                 views.warm(&store, tx).await;

@@ -374,6 +374,14 @@ fn realistic_view_build_times() {
                 views.get(store, repo.clone(), tx).await.unwrap();
                 after_upload.push(started.elapsed().as_secs_f64() * 1000.0);
             }
+            let head = store.head().await.unwrap();
+            let started = Instant::now();
+            let added = store.repo_additions(repo.id, head - 1, head).await.unwrap();
+            println!(
+                "{label}: reading one transaction's additions {:.1} ms ({} rows)",
+                started.elapsed().as_secs_f64() * 1000.0,
+                added.map_or(0, |rows| rows.len())
+            );
             after_upload.sort_by(f64::total_cmp);
             println!(
                 "{label}: first request after an upload {:.1} ms median (of {:?} ms)",
