@@ -123,7 +123,7 @@ fn ends_group(name: &str) -> bool {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    hash % GROUP_SPAN == 0
+    hash.is_multiple_of(GROUP_SPAN)
 }
 
 /// The served files of an R repository and what the next build reuses.
