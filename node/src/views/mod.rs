@@ -138,6 +138,11 @@ impl Views {
         newest.get(&repo_id).cloned()
     }
 
+    /// The view of (repo, tx) if this node holds it, without building it.
+    pub async fn cached(&self, repo_id: i64, tx: i64) -> Option<Arc<RepoView>> {
+        self.cache.get(&(repo_id, tx)).await
+    }
+
     /// Views built from every visible file.
     pub fn full_builds(&self) -> u64 {
         self.builds.full.load(Ordering::Relaxed)

@@ -311,6 +311,98 @@ fn incremental_views_equal_full_builds() {
     });
 }
 
+/// A subscription between two views is not an addition: the next view is built in full, and
+/// the new, higher-priority source takes over the names it holds.
+#[test]
+fn a_new_subscription_rebuilds_the_view_in_full() {
+    let pg = Postgres::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let layout = layout(&pg, "subscription").await;
+        let store = &layout.store;
+        let mut rng = StdRng::seed_from_u64(3);
+        insert(
+            store,
+            &[r_file(&layout.r_sources[1], "shared", "1.0", &mut rng)],
+            1,
+        )
+        .await;
+        let views = Views::new(100);
+        let before = store.head().await.unwrap();
+        views.get(store, layout.cran.clone(), before).await.unwrap();
+        let third = store
+            .create_source("r-third", SourceKind::Local)
+            .await
+            .unwrap();
+        insert(store, &[r_file(&third, "shared", "0.1", &mut rng)], 1).await;
+        let tx = store
+            .subscribe(&layout.cran, &third, Some(0))
+            .await
+            .unwrap();
+        let (view, _) = views.get(store, layout.cran.clone(), tx).await.unwrap();
+        assert_eq!((views.full_builds(), views.incremental_builds()), (2, 0));
+        let text = std::str::from_utf8(view.packages()).unwrap();
+        assert!(text.contains("Package: shared\nVersion: 0.1\n"), "{text}");
+        let full = RepoView::build(store, layout.cran.clone(), tx)
+            .await
+            .unwrap();
+        assert!(served(&view) == served(&full));
+    });
+}
+
+/// The node builds a new head's views as soon as it hears of the head: the view is there
+/// before any request asks for it, built from the previous one.
+#[test]
+fn a_new_head_is_built_before_any_request() {
+    let pg = Postgres::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let layout = layout(&pg, "warmer").await;
+        let store = &layout.store;
+        let mut rng = StdRng::seed_from_u64(5);
+        let start = store.head().await.unwrap();
+        let head = Arc::new(node::head::Head::new(start));
+        let views = Views::new(100);
+        let warmer = views.spawn_warmer(store.clone(), head.subscribe());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // At start, every repository.
+        while views.cached(layout.cran.id, start).await.is_none()
+            || views.cached(layout.pypi.id, start).await.is_none()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the start-up views were not built"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let tx = insert(
+            store,
+            &[r_file(&layout.r_sources[0], "fresh", "1.0", &mut rng)],
+            1,
+        )
+        .await;
+        head.advance(tx);
+        while views.cached(layout.cran.id, tx).await.is_none()
+            || views.cached(layout.pypi.id, tx).await.is_none()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the new head's views were not built"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(views.full_builds(), 2, "only the start-up builds are full");
+        assert_eq!(views.incremental_builds(), 2);
+        let view = views.cached(layout.cran.id, tx).await.unwrap();
+        assert!(
+            std::str::from_utf8(view.packages())
+                .unwrap()
+                .contains("Package: fresh\n")
+        );
+        warmer.abort();
+    });
+}
+
 /// Build times at CRAN's and PyPI's scale (21,000 R packages × ~2.5 versions, 15,000 Python
 /// projects × 4 files). Run with
 /// `cargo nextest run -p node --release --run-ignored only -E 'test(realistic_view_build_times)' --no-capture`.
