@@ -74,9 +74,11 @@ pub async fn build_state(config: Config) -> Result<(AppState, Option<Refusal>), 
         state.status.set(NodeStatus::Starting);
     }
     // Each new head's views are built as soon as the node hears of it, not by the first request.
-    state
-        .views
-        .spawn_warmer(state.store.clone(), state.head.subscribe());
+    if state.config.cache.warm_views {
+        state
+            .views
+            .spawn_warmer(state.store.clone(), state.head.subscribe());
+    }
     crate::downloads::spawn_flusher(
         state.store.clone(),
         state.downloads.clone(),
