@@ -131,6 +131,10 @@ pub struct CacheConfig {
     pub blob_bytes: u64,
     /// Files larger than this are always streamed from storage, never kept.
     pub blob_max_file_bytes: u64,
+    /// Build each repository's view at start and each new head's views as soon as the node
+    /// hears of the head, instead of when the first request asks (a request then waits for the
+    /// build). Off only to observe a node that holds nothing but what requests built.
+    pub warm_views: bool,
 }
 
 impl Default for CacheConfig {
@@ -140,6 +144,7 @@ impl Default for CacheConfig {
             head_poll_interval: Duration::from_secs(1),
             blob_bytes: 512 * 1024 * 1024,
             blob_max_file_bytes: 32 * 1024 * 1024,
+            warm_views: true,
         }
     }
 }

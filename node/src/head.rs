@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 use crate::store::{Backend, NOTIFY_CHANNEL, Store};
 
 /// The newest transaction id, shared by every request of this node.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Head {
     current: AtomicI64,
+    /// Each new head, for whoever prepares for it (the views warmer).
+    heads: tokio::sync::watch::Sender<i64>,
     /// When the last read of the database's head started, whatever its outcome; held while a
     /// read runs so that concurrent requests wait for one read instead of each sending their own
     /// (and, when the database is gone, instead of each waiting out its own timeout in turn).
@@ -27,6 +29,7 @@ impl Head {
     pub fn new(start: i64) -> Self {
         Self {
             current: AtomicI64::new(start),
+            heads: tokio::sync::watch::Sender::new(start),
             last_read_started: tokio::sync::Mutex::new(None),
         }
     }
@@ -68,7 +71,20 @@ impl Head {
 
     /// Moves forward only: a late or duplicated notification never moves it back.
     pub fn advance(&self, tx: i64) {
-        self.current.fetch_max(tx, Ordering::AcqRel);
+        if self.current.fetch_max(tx, Ordering::AcqRel) < tx {
+            self.heads.send_if_modified(|head| {
+                let newer = tx > *head;
+                if newer {
+                    *head = tx;
+                }
+                newer
+            });
+        }
+    }
+
+    /// Learns of each new head (intermediate ones may be skipped).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.heads.subscribe()
     }
 }
 

@@ -73,6 +73,12 @@ pub async fn build_state(config: Config) -> Result<(AppState, Option<Refusal>), 
             .store(false, std::sync::atomic::Ordering::Release);
         state.status.set(NodeStatus::Starting);
     }
+    // Each new head's views are built as soon as the node hears of it, not by the first request.
+    if state.config.cache.warm_views {
+        state
+            .views
+            .spawn_warmer(state.store.clone(), state.head.subscribe());
+    }
     crate::downloads::spawn_flusher(
         state.store.clone(),
         state.downloads.clone(),

@@ -159,53 +159,63 @@ pub struct IndexEntry<'a> {
 
 /// The `PACKAGES` file: one stanza per package, blank-line separated.
 pub fn packages_file(entries: &[IndexEntry<'_>]) -> String {
+    entries.iter().map(stanza).collect()
+}
+
+/// One package's stanza of `PACKAGES`, with its blank line.
+pub fn stanza(entry: &IndexEntry<'_>) -> String {
     let mut out = String::new();
-    for entry in entries {
-        out.push_str(&format!(
-            "Package: {}\nVersion: {}\n",
-            entry.name, entry.version
-        ));
-        for (key, value) in entry.fields {
-            if key != "NeedsCompilation" {
-                out.push_str(&format!("{key}: {value}\n"));
-            }
+    out.push_str(&format!(
+        "Package: {}\nVersion: {}\n",
+        entry.name, entry.version
+    ));
+    for (key, value) in entry.fields {
+        if key != "NeedsCompilation" {
+            out.push_str(&format!("{key}: {value}\n"));
         }
-        out.push_str(&format!("MD5sum: {}\n", entry.md5));
-        let needs = entry
-            .fields
-            .iter()
-            .find(|(k, _)| k == "NeedsCompilation")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("no");
-        out.push_str(&format!("NeedsCompilation: {needs}\n\n"));
     }
+    out.push_str(&format!("MD5sum: {}\n", entry.md5));
+    let needs = entry
+        .fields
+        .iter()
+        .find(|(k, _)| k == "NeedsCompilation")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("no");
+    out.push_str(&format!("NeedsCompilation: {needs}\n\n"));
     out
 }
 
-/// `PACKAGES.rds`: the same entries as [`packages_file`] as the character matrix
-/// `tools::write_PACKAGES` saves (columns `Package`, `Version`, the index fields in R's order,
-/// `MD5sum`; a field a package lacks is `NA`), serialized and gzipped.
-pub fn packages_rds(entries: &[IndexEntry<'_>]) -> Result<Vec<u8>, super::rds::RdsError> {
+/// The columns of `PACKAGES.rds`: `Package`, `Version`, the index fields in R's order,
+/// `MD5sum`.
+pub fn rds_columns() -> Vec<&'static str> {
     let mut columns = vec!["Package", "Version"];
     columns.extend(INDEX_FIELDS.iter().copied());
     columns.push("MD5sum");
-    let rows = entries
-        .iter()
-        .map(|entry| {
-            let mut row = vec![Some(entry.name), Some(entry.version)];
-            for field in INDEX_FIELDS {
-                let value = entry
-                    .fields
-                    .iter()
-                    .find(|(k, _)| k == field)
-                    .map(|(_, v)| v.as_str());
-                // `PACKAGES` always says whether a package needs compiling; so does the matrix.
-                row.push(value.or((*field == "NeedsCompilation").then_some("no")));
-            }
-            row.push(Some(entry.md5));
-            row
-        })
-        .collect();
+    columns
+}
+
+/// One package's row of `PACKAGES.rds`, in [`rds_columns`] order; a field the package lacks
+/// is `NA`.
+pub fn rds_row<'a>(entry: &IndexEntry<'a>) -> Vec<Option<&'a str>> {
+    let mut row = vec![Some(entry.name), Some(entry.version)];
+    for field in INDEX_FIELDS {
+        let value = entry
+            .fields
+            .iter()
+            .find(|(k, _)| k == field)
+            .map(|(_, v)| v.as_str());
+        // `PACKAGES` always says whether a package needs compiling; so does the matrix.
+        row.push(value.or((*field == "NeedsCompilation").then_some("no")));
+    }
+    row.push(Some(entry.md5));
+    row
+}
+
+/// `PACKAGES.rds`: the same entries as [`packages_file`] as the character matrix
+/// `tools::write_PACKAGES` saves (columns [`rds_columns`]), serialized and gzipped.
+pub fn packages_rds(entries: &[IndexEntry<'_>]) -> Result<Vec<u8>, super::rds::RdsError> {
+    let columns = rds_columns();
+    let rows = entries.iter().map(rds_row).collect();
     super::rds::packages_rds(&super::rds::CharacterMatrix { columns, rows })
 }
 

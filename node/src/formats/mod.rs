@@ -2,6 +2,7 @@
 //! Pure functions over bytes; no I/O beyond the archive in memory.
 
 pub mod archive;
+pub mod chunked_gzip;
 pub mod cran;
 pub mod headers;
 pub mod pypi;

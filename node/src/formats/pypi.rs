@@ -259,6 +259,31 @@ pub fn root_json(names: &[&str]) -> serde_json::Value {
     serde_json::json!({ "meta": { "api-version": "1.1" }, "projects": projects })
 }
 
+/// [`root_json`] as text, written straight from the names (no `Value` per project: the page
+/// of a PyPI-sized repository lists tens of thousands).
+pub fn root_json_text(names: &[&str]) -> String {
+    #[derive(serde::Serialize)]
+    struct Meta {
+        #[serde(rename = "api-version")]
+        api_version: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    struct Name<'a> {
+        name: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Root<'a> {
+        meta: Meta,
+        projects: Vec<Name<'a>>,
+    }
+    let root = Root {
+        meta: Meta { api_version: "1.1" },
+        projects: names.iter().map(|&name| Name { name }).collect(),
+    };
+    // Serializing strings into a String cannot fail.
+    serde_json::to_string(&root).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +326,8 @@ mod tests {
         assert!(page.contains("#sha256=00"));
         let hostile = project_html("<script>", &[]).unwrap();
         assert!(!hostile.contains("<script>"), "{hostile}");
+        let names = ["a&b", "c", "\"quoted\" \u{e9}"];
+        assert_eq!(root_json_text(&names), root_json(&names).to_string());
         let root = root_html(&["a&b", "c"]).unwrap();
         assert!(
             root.contains(r#"<a href="a&#38;b/">a&#38;b</a><br>"#),

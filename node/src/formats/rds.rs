@@ -51,23 +51,43 @@ pub fn serialize_matrix(matrix: &CharacterMatrix<'_>) -> Result<Vec<u8>, RdsErro
         });
     }
     let nrow = matrix.rows.len();
+    let mut out = matrix_header(nrow, ncol)?;
+    // R stores matrices column-major.
+    for col in 0..ncol {
+        for row in &matrix.rows {
+            cell(&mut out, row[col])?;
+        }
+    }
+    out.extend_from_slice(&matrix_trailer(nrow, &matrix.columns)?);
+    Ok(out)
+}
+
+/// The stream up to the first cell of an `nrow` × `ncol` character matrix. The cells follow
+/// column by column ([`cell`]), then [`matrix_trailer`]: a caller may write them in pieces.
+pub fn matrix_header(nrow: usize, ncol: usize) -> Result<Vec<u8>, RdsError> {
     let cells = nrow
         .checked_mul(ncol)
         .ok_or(RdsError::TooLong(usize::MAX))?;
-    let mut out = Vec::with_capacity(64 + cells * 16);
+    let mut out = Vec::with_capacity(64);
     out.extend_from_slice(b"X\n");
     for word in [2, WRITER_VERSION, MIN_READER_VERSION] {
         int(&mut out, word);
     }
     int(&mut out, STRSXP | HAS_ATTR);
     int(&mut out, length(cells)?);
-    // R stores matrices column-major.
-    for col in 0..ncol {
-        for row in &matrix.rows {
-            charsxp(&mut out, row[col])?;
-        }
-    }
-    // Attributes: a pairlist `dim = c(nrow, ncol)`, `dimnames = list(NULL, columns)`.
+    Ok(out)
+}
+
+/// One cell: a `CHARSXP`, or `NA` for `None`.
+pub fn cell(out: &mut Vec<u8>, value: Option<&str>) -> Result<(), RdsError> {
+    charsxp(out, value)
+}
+
+/// The matrix's attributes after its cells: a pairlist `dim = c(nrow, ncol)`,
+/// `dimnames = list(NULL, columns)`.
+pub fn matrix_trailer(nrow: usize, columns: &[&str]) -> Result<Vec<u8>, RdsError> {
+    let ncol = columns.len();
+    let mut out = Vec::with_capacity(128);
     int(&mut out, LISTSXP | HAS_TAG);
     symbol(&mut out, "dim")?;
     int(&mut out, INTSXP);
@@ -81,7 +101,7 @@ pub fn serialize_matrix(matrix: &CharacterMatrix<'_>) -> Result<Vec<u8>, RdsErro
     int(&mut out, NILVALUE_SXP);
     int(&mut out, STRSXP);
     int(&mut out, length(ncol)?);
-    for column in &matrix.columns {
+    for column in columns {
         charsxp(&mut out, Some(column))?;
     }
     int(&mut out, NILVALUE_SXP);

@@ -30,24 +30,24 @@ async fn contrib(
             &headers,
             etag("packages"),
             "text/plain; charset=utf-8",
-            view.packages.clone(),
+            view.packages().clone(),
         )),
         "PACKAGES.gz" => Ok(files::serve_index(
             &headers,
             etag("packages-gz"),
             "application/x-gzip",
-            view.packages_gz.clone(),
+            view.packages_gz().clone(),
         )),
         // R 4.x's `available.packages` asks for this first and reads nothing else when it is
         // served: one request per session instead of a 404 and then `PACKAGES.gz`.
-        "PACKAGES.rds" if !view.packages_rds.is_empty() => Ok(files::serve_index(
+        "PACKAGES.rds" if !view.packages_rds().is_empty() => Ok(files::serve_index(
             &headers,
             etag("packages-rds"),
             "application/octet-stream",
-            view.packages_rds.clone(),
+            view.packages_rds().clone(),
         )),
         _ => {
-            let found = view.current.get(&file).ok_or_else(|| {
+            let found = view.current_file(&file).ok_or_else(|| {
                 ApiError::NotFound(format!("no file {file:?} in {repo}/{snapshot}/src/contrib"))
             })?;
             files::serve_package(&state, &headers, found, "application/x-gzip").await
@@ -61,13 +61,10 @@ async fn archived(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let view = open_view(&state, &headers, &repo, &snapshot, RepoKind::R).await?;
-    let found = view
-        .archive
-        .get(&(package.clone(), file.clone()))
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no archived file {package}/{file} in {repo}/{snapshot}"
-            ))
-        })?;
+    let found = view.archived_file(&package, &file).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no archived file {package}/{file} in {repo}/{snapshot}"
+        ))
+    })?;
     files::serve_package(&state, &headers, found, "application/x-gzip").await
 }

@@ -52,23 +52,11 @@ async fn root(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let view = open_view(&state, &headers, &repo, &snapshot, RepoKind::Python).await?;
-    let names: Vec<&str> = view
-        .projects
-        .values()
-        .map(|p| p.display_name.as_str())
-        .collect();
+    // Rendered once per view, when it was built.
     let (kind, content_type, body) = if wants_json(&headers) {
-        (
-            "json",
-            JSON_TYPE,
-            Bytes::from(pypi::root_json(&names).to_string()),
-        )
+        ("json", JSON_TYPE, view.root_json())
     } else {
-        (
-            "html",
-            HTML_TYPE,
-            Bytes::from(pypi::root_html(&names).map_err(page_error)?),
-        )
+        ("html", HTML_TYPE, view.root_html())
     };
     let etag = format!("{}-{}-root-{kind}", view.repo.id, view.tx);
     Ok(files::serve_index(&headers, etag, content_type, body))
@@ -91,7 +79,7 @@ async fn project(
         );
     }
     let view = open_view(&state, &headers, &repo, &snapshot, RepoKind::Python).await?;
-    let project = view.projects.get(&normalized).ok_or_else(|| {
+    let project = view.projects.get(normalized.as_str()).ok_or_else(|| {
         ApiError::NotFound(format!("no project named {name:?} in {repo}/{snapshot}"))
     })?;
     let links = view.index_files(project);
@@ -128,8 +116,7 @@ async fn package_file(
 ) -> Result<Response, ApiError> {
     let view = open_view(&state, &headers, &repo, &snapshot, RepoKind::Python).await?;
     let file = view
-        .files
-        .get(&filename)
+        .file(&filename)
         .ok_or_else(|| ApiError::NotFound(format!("no file {filename:?} in {repo}/{snapshot}")))?;
     let content_type = if filename.ends_with(".whl") {
         "application/zip"

@@ -443,6 +443,54 @@ impl Store {
             .collect()
     }
 
+    /// The files that the transactions in `(after, upto]` added to `repo`'s sources, with their
+    /// subscription priority, in the order of [`Store::repo_files_at`] — or `None` when one of
+    /// those transactions did anything else to the repo (subscribed or unsubscribed a source,
+    /// removed a file): only additions can be applied to the view at `after`.
+    pub async fn repo_additions(
+        &self,
+        repo_id: i64,
+        after: i64,
+        upto: i64,
+    ) -> Result<Option<Vec<(PackageFile, i64)>>, StoreError> {
+        let others: i64 = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM subscriptions WHERE repo_id = $1 \
+                       AND ((added_tx > $2 AND added_tx <= $3) OR (removed_tx > $2 AND removed_tx <= $3))) \
+                  + (SELECT COUNT(*) FROM packages p JOIN subscriptions s ON s.source_id = p.source_id \
+                       WHERE s.repo_id = $1 AND p.removed_tx > $2 AND p.removed_tx <= $3)",
+        )
+        .bind(repo_id)
+        .bind(after)
+        .bind(upto)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        if others > 0 {
+            return Ok(None);
+        }
+        let columns = PACKAGE_COLUMNS
+            .split(", ")
+            .map(|c| format!("p.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT {columns}, s.priority FROM packages p \
+             JOIN subscriptions s ON s.source_id = p.source_id \
+             WHERE s.repo_id = $1 AND s.added_tx <= $3 AND (s.removed_tx IS NULL OR s.removed_tx > $3) \
+               AND p.added_tx > $2 AND p.added_tx <= $3 AND (p.removed_tx IS NULL OR p.removed_tx > $3) \
+             ORDER BY s.priority, p.normalized, p.id"
+        ))
+        .bind(repo_id)
+        .bind(after)
+        .bind(upto)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((package_from_row(row)?, row.try_get::<i64, _>("priority")?)))
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map(Some)
+    }
+
     /// Every live file of one source.
     pub async fn source_files(&self, source_id: i64) -> Result<Vec<PackageFile>, StoreError> {
         let rows = sqlx::query(&format!(

@@ -22,3 +22,4 @@ mod read_your_writes;
 mod shared_storage;
 mod snapshots;
 mod tokens;
+mod views;

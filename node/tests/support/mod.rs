@@ -422,22 +422,31 @@ impl NodeDir {
 
     /// As `new`, with the head re-read interval set (slow polling isolates notifications).
     pub fn with_head_poll(extra: &str, head_poll: &str) -> Self {
-        Self::build("127.0.0.1", extra, head_poll)
+        Self::build(
+            "127.0.0.1",
+            extra,
+            &format!("head_poll_interval = \"{head_poll}\""),
+        )
+    }
+
+    /// As `new`, with these lines in `[cache]` (which sets the head re-read interval itself).
+    pub fn with_cache(extra: &str, cache: &str) -> Self {
+        Self::build("127.0.0.1", extra, cache)
     }
 
     /// As `new`, listening on another loopback address (Linux routes all of 127/8 to `lo`).
     pub fn at(ip: &str, extra: &str) -> Self {
-        Self::build(ip, extra, "200ms")
+        Self::build(ip, extra, "head_poll_interval = \"200ms\"")
     }
 
-    fn build(ip: &str, extra: &str, head_poll: &str) -> Self {
+    fn build(ip: &str, extra: &str, cache: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let config = dir.path().join("node.toml");
         std::fs::write(
             &config,
             format!(
-                "listen = \"{ip}:{port}\"\ndata_dir = \"{}\"\n[cache]\nhead_poll_interval = \"{head_poll}\"\n\
+                "listen = \"{ip}:{port}\"\ndata_dir = \"{}\"\n[cache]\n{cache}\n\
                  [downloads]\nflush_interval = \"200ms\"\n{extra}",
                 dir.path().join("data").display()
             ),
