@@ -111,6 +111,12 @@ pub struct GeneratorPlan {
 }
 
 impl RunPlan {
+    /// The corpus this run installs from, if it installs any (a git-builders run publishes
+    /// its builders' packages instead, so it neither restores nor seeds a corpus).
+    pub fn installs_corpus(&self) -> Option<&scenarios::corpus::CorpusConfig> {
+        self.git_builders.is_none().then_some(&self.reads.corpus)
+    }
+
     /// Every problem with the plan, not only the first (the load model's, the writer's and
     /// the nemesis's together).
     pub fn validate(&self) -> Vec<String> {

@@ -7,6 +7,6 @@ use crate::error::HarnessError;
 pub async fn run(args: DrillArgs) -> Result<u8, HarnessError> {
     let plan = super::plan::drill(&args)?;
     let infra =
-        super::scenario::start_infra_with_corpus(&plan.infra, Some(&plan.reads.corpus)).await?;
+        super::scenario::start_infra_with_corpus(&plan.infra, plan.installs_corpus()).await?;
     super::scenario::execute(&plan, infra, args.load.out.clone()).await
 }

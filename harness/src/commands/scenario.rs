@@ -27,7 +27,7 @@ pub async fn run(args: ScenarioArgs) -> Result<u8, HarnessError> {
     }
     let infra = match &args.target {
         Some(url) => Box::new(target(&args, url, plan.generators.corpus).await?) as Box<dyn Infra>,
-        None => start_infra_with_corpus(&plan.infra, Some(&plan.reads.corpus)).await?,
+        None => start_infra_with_corpus(&plan.infra, plan.installs_corpus()).await?,
     };
     execute(&plan, infra, Some(out)).await
 }
