@@ -51,6 +51,20 @@ pub struct Endpoints {
     pub cran_token: String,
 }
 
+impl Endpoints {
+    /// Where an upload writer sends its packages: the balancer, the two sources and their
+    /// tokens.
+    pub fn write_target(&self) -> scenarios::writes::WriteTarget {
+        scenarios::writes::WriteTarget {
+            base_url: self.base_url.clone(),
+            pypi_source: self.pypi_source.clone(),
+            cran_source: self.cran_source.clone(),
+            pypi_token: self.pypi_token.clone(),
+            cran_token: self.cran_token.clone(),
+        }
+    }
+}
+
 /// What the git-builders workload needs of a cluster: the Git server's remote and the two
 /// Git sources (`git` for R, `git-python` for Python) with their `sources:write` tokens.
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@ use reports::{Recorder, Verdict};
 use scenarios::corpus::Corpus;
 use scenarios::daily_installs::{self, InstallContext, InstallTarget};
 use scenarios::load_model::LoadModel;
-use scenarios::writes::{self, WriteTarget};
+use scenarios::writes;
 
 use crate::checkers::{self, CheckerKind};
 use crate::error::HarnessError;
@@ -163,13 +163,7 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
         observer_rx,
     ));
     let writer = plan.writes.clone().map(|writes| {
-        let target = WriteTarget {
-            base_url: endpoints.base_url.clone(),
-            pypi_source: endpoints.pypi_source.clone(),
-            cran_source: endpoints.cran_source.clone(),
-            pypi_token: endpoints.pypi_token.clone(),
-            cran_token: endpoints.cran_token.clone(),
-        };
+        let target = endpoints.write_target();
         let client = client.clone();
         tokio::spawn(async move { writes::run_writer(&client, &target, &writes, start).await })
     });

@@ -100,6 +100,15 @@ pub struct Change {
 const PACKAGE_COLUMNS: &str = "id, source_id, name, normalized, version, filename, file_kind, \
                                sha256, md5, size_bytes, metadata, added_tx";
 
+/// [`PACKAGE_COLUMNS`], each qualified by a table alias (`p.id, p.source_id, …`) for joins.
+fn package_columns_of(alias: &str) -> String {
+    PACKAGE_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -422,11 +431,7 @@ impl Store {
         repo_id: i64,
         tx: i64,
     ) -> Result<Vec<(PackageFile, i64)>, StoreError> {
-        let columns = PACKAGE_COLUMNS
-            .split(", ")
-            .map(|c| format!("p.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns = package_columns_of("p");
         let rows = sqlx::query(&format!(
             "SELECT {columns}, s.priority FROM packages p \
              JOIN subscriptions s ON s.source_id = p.source_id \
@@ -468,11 +473,7 @@ impl Store {
         if others > 0 {
             return Ok(None);
         }
-        let columns = PACKAGE_COLUMNS
-            .split(", ")
-            .map(|c| format!("p.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns = package_columns_of("p");
         let rows = sqlx::query(&format!(
             "SELECT {columns}, s.priority FROM packages p \
              JOIN subscriptions s ON s.source_id = p.source_id \

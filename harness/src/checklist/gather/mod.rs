@@ -11,9 +11,7 @@ mod locktester;
 
 use std::time::{Duration, Instant};
 
-use scenarios::writes::{
-    ReadOutcome, WriteOutcome, WriteTarget, WriterConfig, read_back, run_writer,
-};
+use scenarios::writes::{ReadOutcome, WriteOutcome, WriterConfig, read_back, run_writer};
 
 use super::ChecklistOptions;
 use super::facts::{
@@ -134,13 +132,7 @@ async fn shared_storage(
         within_s: within.as_secs_f64(),
         ..SharedStorageFacts::default()
     };
-    let target = WriteTarget {
-        base_url: endpoints.base_url.clone(),
-        pypi_source: endpoints.pypi_source.clone(),
-        cran_source: endpoints.cran_source.clone(),
-        pypi_token: endpoints.pypi_token.clone(),
-        cran_token: endpoints.cran_token.clone(),
-    };
+    let target = endpoints.write_target();
     // One upload (sequence 0: a wheel), named after this moment and a random number so that
     // checks never collide, not even two in one second from one process.
     let writer = WriterConfig {
