@@ -49,6 +49,15 @@ pub struct Telemetry {
     /// Time until a served file's bytes were in hand, by where they came from: `memory` (a
     /// cache hit), `storage` (a miss: a cold read from S3 or the shared directory).
     pub blob_fetch: Family<FetchLabels, Histogram>,
+    /// Requests for `latest`, by how the snapshot was chosen: `database` (the database's head,
+    /// read for this request or shared with concurrent ones) or `held_view` (a package file
+    /// found in the newest view this node holds, no read).
+    pub latest_resolutions: Family<HowLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HowLabels {
+    pub by: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -133,6 +142,12 @@ impl Default for Telemetry {
             "Time until a served file's bytes were in hand, from memory or from storage",
             blob_fetch.clone(),
         );
+        let latest_resolutions = Family::<HowLabels, Counter>::default();
+        registry.register(
+            "latest_resolutions",
+            "Requests for latest, by how the snapshot was chosen (database head or held view)",
+            latest_resolutions.clone(),
+        );
         Self {
             registry,
             requests,
@@ -148,6 +163,7 @@ impl Default for Telemetry {
             blob_cache_files,
             blob_cache_capacity_bytes,
             blob_fetch,
+            latest_resolutions,
         }
     }
 }
@@ -160,6 +176,13 @@ impl Telemetry {
             out.clear();
         }
         out
+    }
+
+    /// Counts one `latest` request resolved `by` (`database` or `held_view`).
+    pub fn count_latest(&self, by: &str) {
+        self.latest_resolutions
+            .get_or_create(&HowLabels { by: by.into() })
+            .inc();
     }
 
     pub fn count_cache(&self, hit: bool) {

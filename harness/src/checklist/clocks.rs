@@ -1,14 +1,20 @@
 //! Synchronized clocks: each node's offset from PostgreSQL's clock, as the node measured it at
 //! its last check-in (NTP-style: the fastest of a few round trips, at the middle of the trip)
 //! and lists it under `members`, within the tolerance. A node the cluster already holds in
-//! `Clock skew` fails it too.
+//! `Clock skew` fails it too. Only a row the node still refreshes counts: a row shown as
+//! `Missed check-in`, or the row of a node that answers with clustering off, holds the offset of
+//! a check-in that may be long past (a node restarted without clustering keeps its old row), so
+//! it leaves the offset unknown rather than vouching for today's clock.
 
 use std::time::Duration;
 
 use reports::record::{CheckerResult, Validity};
 use serde_json::json;
 
-use super::facts::Facts;
+use super::facts::{Facts, MemberFact};
+
+/// How a member list shows an Online row whose node stopped checking in (the node's word).
+pub const MISSED_CHECK_IN: &str = "Missed check-in";
 
 pub const SYNCHRONIZED_CLOCKS: &str = "synchronized-clocks";
 
@@ -25,8 +31,11 @@ pub fn synchronized_clocks(facts: &Facts, max_offset: Duration) -> CheckerResult
             continue;
         };
         // Its own listing first; another node's listing of it otherwise.
+        let checks_in = status.cluster_status.is_some();
+        let fresh = |m: &&MemberFact| checks_in && m.status != MISSED_CHECK_IN;
         let offset = node
             .own_entry()
+            .filter(fresh)
             .and_then(|m| m.clock_offset_ms)
             .or_else(|| {
                 facts
@@ -35,6 +44,7 @@ pub fn synchronized_clocks(facts: &Facts, max_offset: Duration) -> CheckerResult
                     .filter_map(|n| n.answered())
                     .flat_map(|s| &s.members)
                     .filter(|m| m.uid == status.node_id)
+                    .filter(fresh)
                     .find_map(|m| m.clock_offset_ms)
             });
         offsets.insert(node.node.clone(), json!(offset));
@@ -47,7 +57,14 @@ pub fn synchronized_clocks(facts: &Facts, max_offset: Duration) -> CheckerResult
             )),
             _ if held => off.push(format!("{} is held in Clock skew", node.node)),
             Some(_) => {}
-            None => undecided.push(format!("{} does not report its clock offset", node.node)),
+            None if !checks_in => undecided.push(format!(
+                "{} has clustering off: its row's clock offset is not refreshed",
+                node.node
+            )),
+            None => undecided.push(format!(
+                "{} does not report a current clock offset",
+                node.node
+            )),
         }
     }
     let (validity, summary) = if !off.is_empty() {
@@ -129,6 +146,29 @@ mod tests {
         assert_eq!(
             synchronized_clocks(&facts, SECOND).validity,
             Validity::Valid
+        );
+    }
+
+    #[test]
+    fn a_stale_row_does_not_vouch_for_a_clock() {
+        // node-2 stopped checking in: its row, in every listing, holds an old offset.
+        let mut facts = healthy();
+        for i in 0..2 {
+            status_of(&mut facts, i).members[1].status = MISSED_CHECK_IN.into();
+        }
+        let result = synchronized_clocks(&facts, SECOND);
+        assert_eq!(result.validity, Validity::Unknown, "{}", result.summary);
+        assert!(result.summary.contains("node-2"), "{}", result.summary);
+
+        // node-1 restarted with clustering off: its row still reads Online but is not refreshed.
+        let mut facts = healthy();
+        status_of(&mut facts, 0).cluster_status = None;
+        let result = synchronized_clocks(&facts, SECOND);
+        assert_eq!(result.validity, Validity::Unknown, "{}", result.summary);
+        assert!(
+            result.summary.contains("node-1 has clustering off"),
+            "{}",
+            result.summary
         );
     }
 }

@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 
-use super::{ApiError, AppState, files, open_view};
+use super::{ApiError, AppState, files, open_file_view, open_view};
 use crate::store::RepoKind;
 
 pub fn router() -> Router<AppState> {
@@ -23,7 +23,15 @@ async fn contrib(
     Path((repo, snapshot, file)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let view = open_view(&state, &headers, &repo, &snapshot, RepoKind::R).await?;
+    let index = matches!(file.as_str(), "PACKAGES" | "PACKAGES.gz" | "PACKAGES.rds");
+    let view = if index {
+        open_view(&state, &headers, &repo, &snapshot, RepoKind::R).await?
+    } else {
+        open_file_view(&state, &headers, &repo, &snapshot, RepoKind::R, |v| {
+            v.current_file(&file).is_some()
+        })
+        .await?
+    };
     let etag = |kind: &str| format!("{}-{}-{kind}", view.repo.id, view.tx);
     match file.as_str() {
         "PACKAGES" => Ok(files::serve_index(
@@ -60,7 +68,10 @@ async fn archived(
     Path((repo, snapshot, package, file)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let view = open_view(&state, &headers, &repo, &snapshot, RepoKind::R).await?;
+    let view = open_file_view(&state, &headers, &repo, &snapshot, RepoKind::R, |v| {
+        v.archived_file(&package, &file).is_some()
+    })
+    .await?;
     let found = view.archived_file(&package, &file).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no archived file {package}/{file} in {repo}/{snapshot}"

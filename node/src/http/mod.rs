@@ -262,6 +262,43 @@ pub async fn open_view(
     snapshot: &str,
     kind: RepoKind,
 ) -> Result<Arc<RepoView>, ApiError> {
+    let repo = open_repo(state, headers, repo_name, kind).await?;
+    view_at(state, repo, snapshot).await
+}
+
+/// Like [`open_view`], for a request of one package file that `holds` finds in a view: a
+/// `latest` request is served from the newest view this node holds when that view has the file,
+/// without reading the database's head. A file name names the same bytes for good (a second
+/// upload of it with other bytes is refused), so the only thing a newer head could change is a
+/// removal, and a client that follows the index it read through `latest` asks only for files
+/// that index listed. A file the held view lacks — one uploaded a moment ago through another
+/// node — reads the head as every index request does, so read-your-writes holds for uploads.
+pub async fn open_file_view(
+    state: &NodeState,
+    headers: &HeaderMap,
+    repo_name: &str,
+    snapshot: &str,
+    kind: RepoKind,
+    holds: impl Fn(&RepoView) -> bool,
+) -> Result<Arc<RepoView>, ApiError> {
+    let repo = open_repo(state, headers, repo_name, kind).await?;
+    if snapshot == "latest"
+        && let Some(view) = state.views.newest(repo.id).filter(|v| holds(v))
+    {
+        state.telemetry.count_latest("held_view");
+        state.telemetry.count_cache(true);
+        return Ok(view);
+    }
+    view_at(state, repo, snapshot).await
+}
+
+/// The repo named `repo_name`, when it is of `kind` and the request may read it.
+async fn open_repo(
+    state: &NodeState,
+    headers: &HeaderMap,
+    repo_name: &str,
+    kind: RepoKind,
+) -> Result<Repo, ApiError> {
     let repo = lookup_repo(state, repo_name).await?;
     if repo.kind != kind {
         return Err(ApiError::NotFound(format!(
@@ -279,6 +316,12 @@ pub async fn open_view(
         )
         .await?;
     }
+    Ok(repo)
+}
+
+/// The view of `repo` at `snapshot`: built or cached, with the database-unavailable fallback.
+async fn view_at(state: &NodeState, repo: Repo, snapshot: &str) -> Result<Arc<RepoView>, ApiError> {
+    let repo_name = repo.name.clone();
     let tx = resolve_snapshot(state, snapshot).await?;
     let repo_id = repo.id;
     let (view, hit) = match state.views.get(&state.store, repo, tx).await {
@@ -295,7 +338,7 @@ pub async fn open_view(
                 return Err(e.into());
             };
             tracing::warn!(
-                repo = repo_name,
+                repo = %repo_name,
                 wanted = tx,
                 serving = view.tx,
                 "the database is unavailable; serving the newest view this node holds"
@@ -328,10 +371,13 @@ async fn resolve_snapshot(state: &NodeState, snapshot: &str) -> Result<i64, ApiE
         ))
     })?;
     match parsed {
-        Snapshot::Latest => Ok(state
-            .head
-            .fresh(&state.store, state.config.database.acquire_timeout)
-            .await),
+        Snapshot::Latest => {
+            state.telemetry.count_latest("database");
+            Ok(state
+                .head
+                .fresh(&state.store, state.config.database.acquire_timeout)
+                .await)
+        }
         Snapshot::Tx(tx) => {
             if tx > state.head.get() {
                 // Possibly committed through another node a moment ago.

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use bytes::Bytes;
 
-use super::{ApiError, AppState, files, open_view};
+use super::{ApiError, AppState, files, open_file_view, open_view};
 use crate::formats::pypi;
 use crate::store::RepoKind;
 
@@ -114,7 +114,10 @@ async fn package_file(
     Path((repo, snapshot, filename)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let view = open_view(&state, &headers, &repo, &snapshot, RepoKind::Python).await?;
+    let view = open_file_view(&state, &headers, &repo, &snapshot, RepoKind::Python, |v| {
+        v.file(&filename).is_some()
+    })
+    .await?;
     let file = view
         .file(&filename)
         .ok_or_else(|| ApiError::NotFound(format!("no file {filename:?} in {repo}/{snapshot}")))?;
