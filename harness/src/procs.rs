@@ -127,6 +127,25 @@ pub fn command_lines_containing(needle: &str) -> Vec<String> {
         .collect()
 }
 
+/// The pid of the docker-proxy that forwards host port `port` (docker's userland proxy for a
+/// published port: every byte the load sends through it is copied by that process).
+pub fn docker_proxy_for(port: u16) -> Option<u32> {
+    let wanted = port.to_string();
+    Table::read().entries().iter().map(|e| e.pid).find(|&pid| {
+        let Some(args) = i32::try_from(pid)
+            .ok()
+            .and_then(|pid| procfs::process::Process::new(pid).ok())
+            .and_then(|process| process.cmdline().ok())
+        else {
+            return false;
+        };
+        args.first().is_some_and(|a| a.ends_with("docker-proxy"))
+            && args
+                .windows(2)
+                .any(|w| w[0] == "-host-port" && w[1] == wanted)
+    })
+}
+
 /// Whether a pid names a live (or unreaped) process.
 pub fn exists(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else {

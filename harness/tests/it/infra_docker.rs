@@ -135,7 +135,35 @@ fn a_killed_node_leaves_the_balancer_and_rejoins_online_after_a_restart() {
             .iter()
             .all(|(_, url)| url.starts_with("http://127.0.0.1:"))
     );
-    assert_eq!(cluster.monitored().len(), 6);
+    let monitored: Vec<String> = cluster.monitored().into_iter().map(|m| m.name).collect();
+    for name in [
+        "node-1",
+        "node-2",
+        "postgresql",
+        "postgresql-standby",
+        "s3",
+        "haproxy",
+    ] {
+        assert!(monitored.iter().any(|m| m == name), "{monitored:?}");
+    }
+    // The engine's userland proxy (docker's default) copies the balancer's traffic: sampled too.
+    let balancer_port: u16 = endpoints
+        .base_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        monitored.iter().any(|m| m == "docker-proxy"),
+        !harness::procs::command_lines_containing(&format!("-host-port {balancer_port} "))
+            .is_empty(),
+        "{monitored:?}"
+    );
+    assert_eq!(
+        monitored.len(),
+        6 + usize::from(monitored.iter().any(|m| m == "docker-proxy"))
+    );
     let host_1 = cluster.container_name(&Member::Node(0)).unwrap();
     eventually("node-1 Online", Duration::from_secs(15), || {
         node_line(&cluster, 1, &host_1)

@@ -560,7 +560,9 @@ impl Infra for DockerCluster {
     }
 
     /// The host pid of each running container's first process, named after the container
-    /// (`postgresql` is the first primary's whatever role it holds now, as in `local`).
+    /// (`postgresql` is the first primary's whatever role it holds now, as in `local`), and
+    /// `docker-proxy`, the engine's userland proxy for the balancer's published port, which
+    /// copies every request and response of the load.
     fn monitored(&self) -> Vec<Monitored> {
         let nodes = self
             .nodes
@@ -574,12 +576,21 @@ impl Infra for DockerCluster {
             ("s3".to_string(), self.garage.as_ref()),
             ("haproxy".to_string(), self.haproxy.as_ref()),
         ];
+        let proxy = self
+            .haproxy
+            .as_ref()
+            .and_then(|lb| crate::procs::docker_proxy_for(lb.host_port(parts::LB_PORT)))
+            .map(|pid| Monitored {
+                name: "docker-proxy".into(),
+                pid,
+            });
         nodes
             .chain(others)
             .filter_map(|(name, started)| {
                 let pid = engine::container_pid(&started?.name)?;
                 Some(Monitored { name, pid })
             })
+            .chain(proxy)
             .collect()
     }
 
