@@ -691,8 +691,20 @@ async fn seed(
         s3_secret_key: String::new(),
         s3_version: String::new(),
     };
-    // Blocking (a dump, file copies): nothing else runs yet, the load starts after it.
-    let saved = infra.save_corpus(manifest)?;
+    // Blocking (a dump, file copies, a restarted object store waited for with blocking HTTP):
+    // nothing else runs yet, the load starts after it. On a thread of its own, outside the
+    // runtime, where blocking clients may run.
+    let saved = std::thread::scope(|scope| {
+        scope
+            .spawn(|| infra.save_corpus(manifest))
+            .join()
+            .unwrap_or_else(|_| {
+                Err(crate::infra::InfraError::Failed {
+                    what: "corpus cache".into(),
+                    detail: "saving the seeded corpus panicked".into(),
+                })
+            })
+    })?;
     let save_seconds = saved
         .as_ref()
         .map(|_| began.elapsed().as_secs_f64() - ready_seconds);

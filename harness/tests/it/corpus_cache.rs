@@ -1,6 +1,8 @@
-//! The corpus cache end to end on the local provider: the first run seeds the cluster and saves
+//! The corpus cache end to end: on the local provider the first run seeds the cluster and saves
 //! it, the second restores it (nothing uploaded, the corpus served and installed), a run with
-//! another corpus seed seeds anew, and `harness corpus-cache clear` empties the cache.
+//! another corpus seed seeds anew, and `harness corpus-cache clear` empties the cache; on the
+//! docker provider a seeded run saves (Garage's container stopped, copied and started again
+//! from inside the running harness) and the next restores.
 
 use std::path::Path;
 use std::process::Command;
@@ -9,6 +11,10 @@ use crate::support::harness_command;
 
 /// A short run of the small corpus at a light rate, caching into `cache`.
 fn run(tmp: &Path, out: &Path, cache: &Path, seed: &str) -> serde_json::Value {
+    run_on("local", tmp, out, cache, seed)
+}
+
+fn run_on(infra: &str, tmp: &Path, out: &Path, cache: &Path, seed: &str) -> serde_json::Value {
     let mut command = harness_command(
         tmp,
         out,
@@ -16,7 +22,7 @@ fn run(tmp: &Path, out: &Path, cache: &Path, seed: &str) -> serde_json::Value {
             "scenario",
             "daily-installs",
             "--infra",
-            "local",
+            infra,
             "--quiet",
             "--corpus",
             "small",
@@ -97,4 +103,18 @@ fn second_run_restores_and_another_corpus_seeds_anew() {
         String::from_utf8_lossy(&cleared.stdout)
     );
     assert_eq!(entries(&cache), 0);
+}
+
+#[test]
+fn docker_saves_a_seeded_corpus_and_restores_it() {
+    let _one_docker_cluster_at_a_time = crate::infra_docker::serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let first = run_on("docker", tmp.path(), &work.path().join("one"), &cache, "7");
+    assert_eq!(first["corpus_seeding"]["how"], "uploaded", "{first}");
+    assert_eq!(entries(&cache), 1, "{first}");
+    let second = run_on("docker", tmp.path(), &work.path().join("two"), &cache, "7");
+    assert_eq!(second["corpus_seeding"]["how"], "restored", "{second}");
+    assert_eq!(second["corpus_stats"], first["corpus_stats"]);
 }
