@@ -109,12 +109,15 @@ pub fn state(pid: u32) -> Option<char> {
 
 /// A process's command line, arguments joined by spaces (empty when it is gone or a kernel thread).
 pub fn command_line(pid: u32) -> String {
-    i32::try_from(pid)
-        .ok()
-        .and_then(|pid| procfs::process::Process::new(pid).ok())
-        .and_then(|process| process.cmdline().ok())
+    arguments(pid)
         .map(|args| args.join(" "))
         .unwrap_or_default()
+}
+
+/// A process's arguments, the program first; `None` when it is gone.
+fn arguments(pid: u32) -> Option<Vec<String>> {
+    let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
+    process.cmdline().ok()
 }
 
 /// Command lines of every process whose command line contains `needle`.
@@ -132,17 +135,12 @@ pub fn command_lines_containing(needle: &str) -> Vec<String> {
 pub fn docker_proxy_for(port: u16) -> Option<u32> {
     let wanted = port.to_string();
     Table::read().entries().iter().map(|e| e.pid).find(|&pid| {
-        let Some(args) = i32::try_from(pid)
-            .ok()
-            .and_then(|pid| procfs::process::Process::new(pid).ok())
-            .and_then(|process| process.cmdline().ok())
-        else {
-            return false;
-        };
-        args.first().is_some_and(|a| a.ends_with("docker-proxy"))
-            && args
-                .windows(2)
-                .any(|w| w[0] == "-host-port" && w[1] == wanted)
+        arguments(pid).is_some_and(|args| {
+            args.first().is_some_and(|a| a.ends_with("docker-proxy"))
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == "-host-port" && w[1] == wanted)
+        })
     })
 }
 
