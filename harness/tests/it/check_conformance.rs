@@ -250,9 +250,9 @@ fn without_http_health_check(cluster: &LocalCluster, restore: Option<&str>) -> S
 /// differs (`identical-config`), it is no member (`cluster-membership`), it answers 404 to
 /// `/load-balancer/status` (`status-endpoint-closed` unknown); its metadata is its own, so the
 /// probe upload is not served by both nodes (`shared-storage` fails when the upload went to
-/// node-1, is unknown when the balancer sent it to node-2, which knows no such token). Its clock
-/// offset is still read from the cluster's row of it, left from before the restart (the same
-/// node id), so `synchronized-clocks` passes.
+/// node-1, is unknown when the balancer sent it to node-2, which knows no such token). The
+/// cluster still holds its row from before the restart (the same node id), but nothing refreshes
+/// that row's clock offset any more, so `synchronized-clocks` is unknown, naming node-2.
 #[test]
 fn a_balancer_without_health_checks_and_a_node_on_sqlite_fail_those_rules_by_name() {
     let mut cluster = start(PackageStorage::SharedDirectory);
@@ -326,8 +326,8 @@ fn a_balancer_without_health_checks_and_a_node_on_sqlite_fail_those_rules_by_nam
         (identity::SAME_VERSION, Validity::Valid),
         (identity::SAME_SECURE_KEY, Validity::Valid),
         (identity::IDENTICAL_CONFIG, Validity::Invalid),
-        // Read from the cluster's row of node-2, left from before its restart (same node id).
-        (checklist::clocks::SYNCHRONIZED_CLOCKS, Validity::Valid),
+        // The cluster's row of node-2 is left from before its restart: it vouches for nothing.
+        (checklist::clocks::SYNCHRONIZED_CLOCKS, Validity::Unknown),
         (locks::LOCK_CORRECTNESS, Validity::Valid),
         (membership::CLUSTER_MEMBERSHIP, Validity::Invalid),
         (membership::STATUS_ENDPOINT_CLOSED, Validity::Unknown),
@@ -352,6 +352,12 @@ fn a_balancer_without_health_checks_and_a_node_on_sqlite_fail_those_rules_by_nam
         rule(&record, membership::STATUS_ENDPOINT_CLOSED)
             .summary
             .contains("node-2 answered 404"),
+        "{table}"
+    );
+    assert!(
+        rule(&record, checklist::clocks::SYNCHRONIZED_CLOCKS)
+            .summary
+            .contains("node-2 has clustering off"),
         "{table}"
     );
     assert_ne!(
