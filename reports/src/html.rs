@@ -108,6 +108,43 @@ fn git_section(record: &RunRecord) -> Result<Option<GitSection>, ReportError> {
     Ok(Some(GitSection { stats, charts }))
 }
 
+/// "The load generator used 12.3 CPU-s for 45,678 requests: 269 µs a request; resident
+/// memory 120 MiB at the start, 150 MiB at the end, 155 MiB at most."
+fn generator_line(cost: &crate::generator::GeneratorCost) -> String {
+    let mib = |bytes: u64| format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0));
+    let who = match cost.processes.len() {
+        1 => "The load generator".to_string(),
+        n => format!("The {n} load generators"),
+    };
+    let per_request = cost.cpu_us_per_request.map_or_else(
+        || "no request finished".to_string(),
+        |us| format!("{us:.0} µs a request"),
+    );
+    let memory: Vec<String> = cost
+        .processes
+        .iter()
+        .map(|(name, p)| {
+            let whose = if cost.processes.len() == 1 {
+                String::new()
+            } else {
+                format!("{name}: ")
+            };
+            format!(
+                "{whose}{} at the start, {} at the end, {} at most",
+                mib(p.rss_first_bytes),
+                mib(p.rss_last_bytes),
+                mib(p.rss_peak_bytes)
+            )
+        })
+        .collect();
+    format!(
+        "{who} used {:.1} CPU-s for {} requests: {per_request}; resident memory {}.",
+        cost.cpu_s,
+        cost.requests,
+        memory.join("; ")
+    )
+}
+
 /// A headline number.
 struct Stat {
     label: &'static str,
@@ -131,6 +168,8 @@ struct ReportPage<'a> {
     events: Vec<EventRow>,
     checkers: Vec<CheckerRow>,
     warnings: Vec<String>,
+    /// The load generators' CPU per request and memory, in one line.
+    generator_cost: Option<String>,
     node_requests: Vec<(String, u64, String)>,
     infra: &'a InfraInfo,
     /// The corpus the run used, in one line (runs compare only on the same corpus).
@@ -274,6 +313,7 @@ pub fn render(record: &RunRecord) -> Result<String, ReportError> {
         errors: summary.errors.into_iter().collect(),
         events,
         warnings: summary.warnings.clone(),
+        generator_cost: summary.generator.as_ref().map(generator_line),
         checkers: record
             .checkers
             .iter()

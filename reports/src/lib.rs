@@ -15,6 +15,7 @@ pub mod charts;
 pub mod compare;
 mod error;
 pub mod gate;
+pub mod generator;
 pub mod html;
 pub mod metrics;
 pub mod record;
@@ -27,5 +28,4 @@ pub mod thresholds;
 pub use error::ReportError;
 pub use metrics::{LiveSnapshot, Metrics, Outcome, Recorder};
 pub use record::{RunRecord, Verdict};
-// TMP summary
 pub use thresholds::{Threshold, ThresholdResult, ThresholdSet};

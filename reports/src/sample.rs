@@ -111,6 +111,7 @@ pub fn sample_record() -> RunRecord {
             ("node-2", if node2_down { 0.0 } else { 40.0 }, 175.0),
             ("postgresql", 25.0, 320.0),
             ("haproxy", 6.0, 24.0),
+            ("load-generator", 55.0, 140.0),
         ] {
             let rss = if process == "node-2" && node2_down {
                 0

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::generator::{GeneratorCost, generator_cost};
 use crate::metrics::{KindMetrics, quantile_ms};
 use crate::record::{CheckerResult, Event, EventKind, InfraInfo, RunRecord, Verdict};
 use crate::thresholds::ThresholdResult;
@@ -48,6 +49,10 @@ pub struct Summary {
     /// users or CPU); empty when nothing suggests so.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The load generators' CPU time per request and resident memory; `null` when they were
+    /// not sampled.
+    #[serde(default)]
+    pub generator: Option<GeneratorCost>,
     /// Fault windows and the moments of each drill (injected, detected, promoted, first write
     /// ok, node online, healed), in time order.
     pub timeline: Vec<Event>,
@@ -171,7 +176,7 @@ fn generator_warnings(record: &RunRecord, installs: &InstallCounts) -> Vec<Strin
     // One generator, or each of several (`load-generator-0`, …), judged on its own samples.
     let mut generators: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
     for s in &record.samples {
-        if s.process.starts_with("load-generator") {
+        if s.process.starts_with(crate::generator::GENERATOR_PROCESS) {
             generators
                 .entry(s.process.as_str())
                 .or_default()
@@ -184,7 +189,7 @@ fn generator_warnings(record: &RunRecord, installs: &InstallCounts) -> Vec<Strin
         }
         let mean = cpu.iter().sum::<f64>() / cpu.len() as f64;
         if mean >= SATURATED_CPU_SHARE * cores * 100.0 {
-            let who = if name == "load-generator" {
+            let who = if name == crate::generator::GENERATOR_PROCESS {
                 "the load generator".to_string()
             } else {
                 format!("the load generator {name}")
@@ -257,6 +262,7 @@ impl Summary {
             thresholds: record.thresholds.clone(),
             checkers: record.checkers.clone(),
             warnings,
+            generator: generator_cost(record),
             timeline: record
                 .events
                 .iter()

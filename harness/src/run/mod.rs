@@ -170,9 +170,7 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
     let began = Instant::now();
     let attack = match generators {
         None => Load::InProcess(tokio::spawn(async move {
-            daily_installs::execute(Arc::new(context), users, run_time)
-                .await
-                .map(|_| ())
+            daily_installs::execute(Arc::new(context), users, run_time).await
         })),
         Some(generators) => {
             // The schedule, its drain, the children's start-up and their record writing.

@@ -45,6 +45,16 @@ fn sample_report_shows_verdict_thresholds_and_charts() {
             || html.contains("&quot;installs_per_day&quot;: 1000000")
     );
     assert!(html.contains("all kinds"));
+    let cost = crate::generator::generator_cost(&record).unwrap();
+    assert!(
+        html.contains(&format!(
+            "The load generator used {:.1} CPU-s for {} requests: {:.0} µs a request",
+            cost.cpu_s,
+            cost.requests,
+            cost.cpu_us_per_request.unwrap()
+        )),
+        "generator cost line"
+    );
 }
 
 #[test]

@@ -170,7 +170,7 @@ async fn execute_installs_every_arrival_with_the_expected_requests() {
     let recorder = Arc::clone(&ctx.recorder);
     let packages_cache = Arc::clone(&ctx.packages);
 
-    let metrics = daily_installs::execute(ctx, 12, Duration::from_secs(5))
+    daily_installs::execute(ctx, 12, Duration::from_secs(5))
         .await
         .unwrap();
 
@@ -213,17 +213,6 @@ async fn execute_installs_every_arrival_with_the_expected_requests() {
         "{} parses",
         packages_cache.parses()
     );
-    // goose saw the same requests under the same names.
-    let goose = |name: &str| {
-        metrics
-            .requests
-            .get(&format!("GET {name}"))
-            .map_or((0, 0), |r| (r.success_count, r.fail_count))
-    };
-    assert_eq!(goose("pypi_simple"), (simple, 0));
-    assert_eq!(goose("pypi_file"), (wheels, 0));
-    assert_eq!(goose("cran_packages"), (packages, 0));
-    assert_eq!(goose("cran_tarball"), (tarballs, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,7 +236,7 @@ async fn failures_are_recorded_by_kind() {
     ));
     let recorder = Arc::clone(&ctx.recorder);
 
-    let metrics = daily_installs::execute(ctx, 8, Duration::from_secs(4))
+    daily_installs::execute(ctx, 8, Duration::from_secs(4))
         .await
         .unwrap();
 
@@ -281,9 +270,6 @@ async fn failures_are_recorded_by_kind() {
         finished.kinds["pypi_file"].errors().get("hash_mismatch"),
         expected.get("hash_mismatch")
     );
-    // goose counted the corrupted downloads as failures too.
-    let files = &metrics.requests["GET pypi_file"];
-    assert_eq!(files.fail_count as u64, expected["hash_mismatch"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,169 @@
+//! What the load generator cost: its CPU time per request and its resident memory over the
+//! run, from the resource samples of the processes named `load-generator` (or
+//! `load-generator-0`, … with several). A figure a person compares with `wrk`'s on the same
+//! requests, and the evidence that the generator's memory stays flat in run length.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{ResourceSample, RunRecord};
+use crate::summary::INSTALL_KIND;
+
+/// Prefix of every load generator's process name in the samples.
+pub const GENERATOR_PROCESS: &str = "load-generator";
+
+/// The load generators' cost over a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorCost {
+    /// CPU seconds every generator used while it was sampled.
+    pub cpu_s: f64,
+    /// HTTP requests finished (ok or not) of every kind but the install itself.
+    pub requests: u64,
+    /// `cpu_s` per request, in microseconds; `None` without requests.
+    pub cpu_us_per_request: Option<f64>,
+    /// Each generator's own figures, by process name.
+    pub processes: BTreeMap<String, GeneratorProcess>,
+}
+
+/// One generator process.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorProcess {
+    /// CPU seconds it used while it was sampled.
+    pub cpu_s: f64,
+    /// Resident memory at its first sample.
+    pub rss_first_bytes: u64,
+    /// The largest resident memory sampled.
+    pub rss_peak_bytes: u64,
+    /// Resident memory at its last sample.
+    pub rss_last_bytes: u64,
+}
+
+/// The generators' cost, or `None` when no generator was sampled.
+///
+/// A sample's CPU share covers the time since the sampler's previous reading, which for each
+/// sample but the first is the gap to the one before; the first counts the gap after it.
+pub fn generator_cost(record: &RunRecord) -> Option<GeneratorCost> {
+    let mut by_process: BTreeMap<&str, Vec<&ResourceSample>> = BTreeMap::new();
+    for sample in &record.samples {
+        if sample.process.starts_with(GENERATOR_PROCESS) {
+            by_process.entry(&sample.process).or_default().push(sample);
+        }
+    }
+    if by_process.is_empty() {
+        return None;
+    }
+    let processes: BTreeMap<String, GeneratorProcess> = by_process
+        .into_iter()
+        .map(|(name, mut samples)| {
+            samples.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+            (name.to_owned(), process_cost(&samples))
+        })
+        .collect();
+    let cpu_s = processes.values().map(|p| p.cpu_s).sum();
+    let requests = record
+        .metrics
+        .kinds
+        .iter()
+        .filter(|(kind, _)| kind.as_str() != INSTALL_KIND)
+        .map(|(_, k)| k.ok() + k.err())
+        .sum();
+    Some(GeneratorCost {
+        cpu_s,
+        requests,
+        cpu_us_per_request: (requests > 0).then(|| cpu_s * 1e6 / requests as f64),
+        processes,
+    })
+}
+
+/// One process's figures from its samples in time order (at least one).
+fn process_cost(samples: &[&ResourceSample]) -> GeneratorProcess {
+    let gap = |i: usize| samples[i].at_s - samples[i - 1].at_s;
+    let cpu_s = samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let covered = match i {
+                0 if samples.len() > 1 => gap(1),
+                0 => 0.0,
+                _ => gap(i),
+            };
+            s.cpu_pct / 100.0 * covered.max(0.0)
+        })
+        .sum();
+    GeneratorProcess {
+        cpu_s,
+        rss_first_bytes: samples.first().map_or(0, |s| s.rss_bytes),
+        rss_peak_bytes: samples.iter().map(|s| s.rss_bytes).max().unwrap_or(0),
+        rss_last_bytes: samples.last().map_or(0, |s| s.rss_bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::{Outcome, Recorder};
+
+    fn sample(at_s: f64, process: &str, cpu_pct: f64, rss_mb: u64) -> ResourceSample {
+        ResourceSample {
+            at_s,
+            process: process.into(),
+            cpu_pct,
+            rss_bytes: rss_mb << 20,
+        }
+    }
+
+    #[test]
+    fn cpu_per_request_counts_every_request_but_the_install_and_every_generator() {
+        let start = Instant::now();
+        let recorder = Recorder::new(start, Duration::from_secs(1));
+        for kind in ["pypi_simple", "pypi_file"] {
+            for _ in 0..1_000 {
+                recorder.record(kind, start, start, Outcome::Ok);
+            }
+        }
+        recorder.record("pypi_file", start, start, Outcome::Error("http_503".into()));
+        for _ in 0..500 {
+            recorder.record(INSTALL_KIND, start, start, Outcome::Ok);
+        }
+        let mut record = crate::sample::sample_record();
+        record.metrics = recorder.finish();
+        record.samples = vec![
+            // 50 % of a core for 2 s, then 100 % for 2 s: 3 CPU seconds.
+            sample(2.0, "load-generator-0", 50.0, 100),
+            sample(4.0, "load-generator-0", 100.0, 140),
+            // 25 % for 4 s, twice (the first sample covers the gap after it): 2 CPU seconds.
+            sample(4.0, "load-generator-1", 25.0, 90),
+            sample(8.0, "load-generator-1", 25.0, 80),
+            // Not a generator.
+            sample(4.0, "node-1", 190.0, 60),
+        ];
+        let cost = generator_cost(&record).unwrap();
+        assert_eq!(cost.requests, 2_001);
+        assert!((cost.cpu_s - 5.0).abs() < 1e-9, "{}", cost.cpu_s);
+        let per_request = cost.cpu_us_per_request.unwrap();
+        assert!((per_request - 5e6 / 2_001.0).abs() < 1e-6, "{per_request}");
+        let first = &cost.processes["load-generator-0"];
+        assert_eq!(
+            (
+                first.rss_first_bytes,
+                first.rss_peak_bytes,
+                first.rss_last_bytes
+            ),
+            (100 << 20, 140 << 20, 140 << 20)
+        );
+        assert_eq!(cost.processes["load-generator-1"].rss_peak_bytes, 90 << 20);
+        assert_eq!(cost.processes.len(), 2);
+    }
+
+    #[test]
+    fn no_generator_sample_means_no_cost() {
+        let mut record = crate::sample::sample_record();
+        record
+            .samples
+            .retain(|s| !s.process.starts_with(GENERATOR_PROCESS));
+        assert_eq!(generator_cost(&record), None);
+    }
+}
