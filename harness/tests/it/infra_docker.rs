@@ -281,6 +281,31 @@ fn a_paused_node_shows_missed_check_in_and_a_dropped_cluster_leaves_nothing() {
     assert_eq!(leftovers(&run_id), "", "left behind after drop");
 }
 
+/// A panic on an async runtime's thread while the cluster is held: the drop runs there, as the
+/// panic unwinds. The containers' handles remove them with blocking calls that panic on such
+/// a thread, which during an unwind aborts the process and leaks every container; the
+/// teardown runs on a thread of its own instead.
+#[test]
+fn a_panic_on_an_async_runtime_still_removes_every_container() {
+    let _serial = serial();
+    let cluster = start("");
+    let run_id = cluster.run_id().to_string();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let outcome = runtime.block_on(async move {
+        tokio::spawn(async move {
+            let _held = cluster;
+            panic!("a planted panic while the docker cluster is held");
+        })
+        .await
+    });
+    assert!(outcome.expect_err("the task panicked").is_panic());
+    assert_eq!(leftovers(&run_id), "", "left behind after the panic");
+}
+
 #[test]
 fn the_standby_holds_every_committed_row_and_after_promotion_the_nodes_write_again() {
     let _serial = serial();

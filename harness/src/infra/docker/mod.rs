@@ -658,7 +658,15 @@ impl Infra for DockerCluster {
         }
         self.torn_down = true;
         let began = Instant::now();
-        let result = self.remove_everything();
+        // On a thread of its own: the containers' handles remove them with blocking calls,
+        // which panic on an async runtime's thread — and abort the process, leaking every
+        // container, when the drop runs there while a panic unwinds.
+        let result = std::thread::scope(|scope| {
+            join(
+                scope.spawn(|| self.remove_everything()),
+                "docker cluster teardown",
+            )
+        });
         tracing::info!(elapsed = ?began.elapsed(), "docker cluster torn down");
         result
     }
@@ -696,7 +704,7 @@ fn join<T>(
     handle.join().unwrap_or_else(|_| {
         Err(InfraError::Failed {
             what: what.into(),
-            detail: "its startup thread panicked".into(),
+            detail: "its thread panicked".into(),
         })
     })
 }
