@@ -117,6 +117,28 @@ pub enum Control {
     Rejoin,
 }
 
+/// The result of a scoped thread's work; a panic there is `what` failing.
+pub(crate) fn joined<T>(
+    handle: std::thread::ScopedJoinHandle<'_, Result<T, InfraError>>,
+    what: &str,
+) -> Result<T, InfraError> {
+    handle.join().unwrap_or_else(|_| {
+        Err(InfraError::Failed {
+            what: what.into(),
+            detail: "its thread panicked".into(),
+        })
+    })
+}
+
+/// Runs blocking work on a thread of its own, outside any async runtime: blocking clients
+/// (testcontainers' sync handles, `reqwest::blocking`) panic on a runtime's thread.
+pub(crate) fn off_runtime<T: Send>(
+    what: &str,
+    work: impl FnOnce() -> Result<T, InfraError> + Send,
+) -> Result<T, InfraError> {
+    std::thread::scope(|scope| joined(scope.spawn(work), what))
+}
+
 /// Errors from bringing infrastructure up, acting on it, or tearing it down.
 #[derive(Debug, thiserror::Error)]
 pub enum InfraError {

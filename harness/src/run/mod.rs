@@ -692,17 +692,8 @@ async fn seed(
     // Blocking (a dump, file copies, a restarted object store waited for with blocking HTTP):
     // nothing else runs yet, the load starts after it. On a thread of its own, outside the
     // runtime, where blocking clients may run.
-    let saved = std::thread::scope(|scope| {
-        scope
-            .spawn(|| infra.save_corpus(manifest))
-            .join()
-            .unwrap_or_else(|_| {
-                Err(crate::infra::InfraError::Failed {
-                    what: "corpus cache".into(),
-                    detail: "saving the seeded corpus panicked".into(),
-                })
-            })
-    })?;
+    let saved =
+        crate::infra::off_runtime("saving the seeded corpus", || infra.save_corpus(manifest))?;
     let save_seconds = saved
         .as_ref()
         .map(|_| began.elapsed().as_secs_f64() - ready_seconds);

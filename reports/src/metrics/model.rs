@@ -21,11 +21,7 @@ pub const LATENCY_SIGFIG: u8 = 3;
 /// dense arrays, and a run has one histogram per kind and time bucket, so sizing every one for
 /// a full hour (≈190 KB each) would cost far more memory than the latencies actually seen need.
 pub fn new_latency_histogram() -> Histogram<u64> {
-    let mut h =
-        Histogram::new_with_bounds(LATENCY_LOWEST_US, 2 * LATENCY_LOWEST_US, LATENCY_SIGFIG)
-            .expect("constant histogram bounds are valid");
-    h.auto(true);
-    h
+    latency_histogram(LATENCY_SIGFIG)
 }
 
 /// Significant decimal digits of each time bucket's histogram. A bucket's quantiles are chart
@@ -38,12 +34,13 @@ pub const BUCKET_LATENCY_SIGFIG: u8 = 2;
 /// A new, empty time-bucket histogram: as [`new_latency_histogram`], at
 /// [`BUCKET_LATENCY_SIGFIG`] digits.
 pub fn new_bucket_histogram() -> Histogram<u64> {
-    let mut h = Histogram::new_with_bounds(
-        LATENCY_LOWEST_US,
-        2 * LATENCY_LOWEST_US,
-        BUCKET_LATENCY_SIGFIG,
-    )
-    .expect("constant histogram bounds are valid");
+    latency_histogram(BUCKET_LATENCY_SIGFIG)
+}
+
+/// An empty auto-resizing microsecond histogram from 1 µs, at `sigfig` digits.
+fn latency_histogram(sigfig: u8) -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(LATENCY_LOWEST_US, 2 * LATENCY_LOWEST_US, sigfig)
+        .expect("constant histogram bounds are valid");
     h.auto(true);
     h
 }

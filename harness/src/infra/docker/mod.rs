@@ -28,7 +28,9 @@ use reports::record::{InfraInfo, NodeInfo};
 
 use self::containers::Started;
 use self::parts::Names;
-use super::{Control, Endpoints, Infra, InfraError, Member, Monitored, RestoredCorpus, bootstrap};
+use super::{
+    Control, Endpoints, Infra, InfraError, Member, Monitored, RestoredCorpus, bootstrap, joined,
+};
 use crate::corpus_cache::{CacheKey, CorpusCache, Manifest};
 
 const PROVIDER: &str = "docker";
@@ -229,7 +231,7 @@ impl DockerCluster {
                 Ok(started)
             });
             let garage = scope.spawn(|| parts::start_object_store(names, timeout, garage_dir));
-            (join(postgres, "postgresql"), join(garage, "s3"))
+            (joined(postgres, "postgresql"), joined(garage, "s3"))
         });
         // Keep whatever started, so that an error below still removes it.
         let postgres = postgres.map(|(primary, standby, version)| {
@@ -661,12 +663,7 @@ impl Infra for DockerCluster {
         // On a thread of its own: the containers' handles remove them with blocking calls,
         // which panic on an async runtime's thread — and abort the process, leaking every
         // container, when the drop runs there while a panic unwinds.
-        let result = std::thread::scope(|scope| {
-            join(
-                scope.spawn(|| self.remove_everything()),
-                "docker cluster teardown",
-            )
-        });
+        let result = super::off_runtime("docker cluster teardown", || self.remove_everything());
         tracing::info!(elapsed = ?began.elapsed(), "docker cluster torn down");
         result
     }
@@ -695,16 +692,4 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn join<T>(
-    handle: std::thread::ScopedJoinHandle<'_, Result<T, InfraError>>,
-    what: &str,
-) -> Result<T, InfraError> {
-    handle.join().unwrap_or_else(|_| {
-        Err(InfraError::Failed {
-            what: what.into(),
-            detail: "its thread panicked".into(),
-        })
-    })
 }
