@@ -1,6 +1,7 @@
-//! What the load generator cost: its CPU time per request and its resident memory over the
-//! run, from the resource samples of the processes named `load-generator` (or
-//! `load-generator-0`, … with several). A figure a person compares with `wrk`'s on the same
+//! What each sampled process cost over a run (CPU seconds, resident memory at the start, the end
+//! and at most: the CPU split a capacity figure is read beside), and what the load generator
+//! cost: its CPU time per request and its memory, from the processes named `load-generator`
+//! (or `load-generator-0`, … with several). A figure a person compares with `wrk`'s on the same
 //! requests, and the evidence that the generator's memory stays flat in run length.
 
 use std::collections::BTreeMap;
@@ -23,12 +24,12 @@ pub struct GeneratorCost {
     /// `cpu_s` per request, in microseconds; `None` without requests.
     pub cpu_us_per_request: Option<f64>,
     /// Each generator's own figures, by process name.
-    pub processes: BTreeMap<String, GeneratorProcess>,
+    pub processes: BTreeMap<String, ProcessCost>,
 }
 
-/// One generator process.
+/// One sampled process over the run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct GeneratorProcess {
+pub struct ProcessCost {
     /// CPU seconds it used while it was sampled.
     pub cpu_s: f64,
     /// Resident memory at its first sample.
@@ -39,27 +40,33 @@ pub struct GeneratorProcess {
     pub rss_last_bytes: u64,
 }
 
-/// The generators' cost, or `None` when no generator was sampled.
+/// Every sampled process's cost, by process name.
 ///
 /// A sample's CPU share covers the time since the sampler's previous reading, which for each
 /// sample but the first is the gap to the one before; the first counts the gap after it.
-pub fn generator_cost(record: &RunRecord) -> Option<GeneratorCost> {
+pub fn process_costs(record: &RunRecord) -> BTreeMap<String, ProcessCost> {
     let mut by_process: BTreeMap<&str, Vec<&ResourceSample>> = BTreeMap::new();
     for sample in &record.samples {
-        if sample.process.starts_with(GENERATOR_PROCESS) {
-            by_process.entry(&sample.process).or_default().push(sample);
-        }
+        by_process.entry(&sample.process).or_default().push(sample);
     }
-    if by_process.is_empty() {
-        return None;
-    }
-    let processes: BTreeMap<String, GeneratorProcess> = by_process
+    by_process
         .into_iter()
         .map(|(name, mut samples)| {
             samples.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
             (name.to_owned(), process_cost(&samples))
         })
+        .collect()
+}
+
+/// The generators' cost, or `None` when no generator was sampled.
+pub fn generator_cost(record: &RunRecord) -> Option<GeneratorCost> {
+    let processes: BTreeMap<String, ProcessCost> = process_costs(record)
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(GENERATOR_PROCESS))
         .collect();
+    if processes.is_empty() {
+        return None;
+    }
     let cpu_s = processes.values().map(|p| p.cpu_s).sum();
     let requests = record
         .metrics
@@ -77,7 +84,7 @@ pub fn generator_cost(record: &RunRecord) -> Option<GeneratorCost> {
 }
 
 /// One process's figures from its samples in time order (at least one).
-fn process_cost(samples: &[&ResourceSample]) -> GeneratorProcess {
+fn process_cost(samples: &[&ResourceSample]) -> ProcessCost {
     let gap = |i: usize| samples[i].at_s - samples[i - 1].at_s;
     let cpu_s = samples
         .iter()
@@ -91,7 +98,7 @@ fn process_cost(samples: &[&ResourceSample]) -> GeneratorProcess {
             s.cpu_pct / 100.0 * covered.max(0.0)
         })
         .sum();
-    GeneratorProcess {
+    ProcessCost {
         cpu_s,
         rss_first_bytes: samples.first().map_or(0, |s| s.rss_bytes),
         rss_peak_bytes: samples.iter().map(|s| s.rss_bytes).max().unwrap_or(0),
@@ -156,6 +163,28 @@ mod tests {
         );
         assert_eq!(cost.processes["load-generator-1"].rss_peak_bytes, 90 << 20);
         assert_eq!(cost.processes.len(), 2);
+    }
+
+    #[test]
+    fn every_process_has_its_cpu_seconds_and_memory() {
+        let mut record = crate::sample::sample_record();
+        record.samples = vec![
+            // 190 % of a core for 4 s, then 150 % for 4 s: 13.6 CPU seconds.
+            sample(8.0, "node-1", 150.0, 70),
+            sample(4.0, "node-1", 190.0, 60),
+            sample(4.0, "haproxy", 30.0, 20),
+        ];
+        let costs = process_costs(&record);
+        assert_eq!(costs.len(), 2);
+        let node = &costs["node-1"];
+        assert!((node.cpu_s - 13.6).abs() < 1e-9, "{}", node.cpu_s);
+        assert_eq!(
+            (node.rss_first_bytes, node.rss_last_bytes),
+            (60 << 20, 70 << 20)
+        );
+        // One sample covers no time.
+        assert_eq!(costs["haproxy"].cpu_s, 0.0);
+        assert_eq!(generator_cost(&record), None);
     }
 
     #[test]

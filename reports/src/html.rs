@@ -145,6 +145,34 @@ fn generator_line(cost: &crate::generator::GeneratorCost) -> String {
     )
 }
 
+/// "CPU over the run: haproxy 24.3 s (40 % of a core), node-1 12.6 s (21 %), …", largest
+/// first; `None` without samples.
+fn cpu_split_line(
+    processes: &std::collections::BTreeMap<String, crate::generator::ProcessCost>,
+    duration_s: f64,
+) -> Option<String> {
+    if processes.is_empty() || duration_s <= 0.0 {
+        return None;
+    }
+    let mut by_cpu: Vec<_> = processes.iter().collect();
+    by_cpu.sort_by(|a, b| b.1.cpu_s.total_cmp(&a.1.cpu_s).then(a.0.cmp(b.0)));
+    let total: f64 = by_cpu.iter().map(|(_, p)| p.cpu_s).sum();
+    let parts: Vec<String> = by_cpu
+        .iter()
+        .map(|(name, p)| {
+            format!(
+                "{name} {:.1} s ({:.0} % of a core)",
+                p.cpu_s,
+                p.cpu_s / duration_s * 100.0
+            )
+        })
+        .collect();
+    Some(format!(
+        "CPU over the run, {total:.1} CPU-s in all: {}.",
+        parts.join(", ")
+    ))
+}
+
 /// A headline number.
 struct Stat {
     label: &'static str,
@@ -170,6 +198,7 @@ struct ReportPage<'a> {
     warnings: Vec<String>,
     /// The load generators' CPU per request and memory, in one line.
     generator_cost: Option<String>,
+    cpu_split: Option<String>,
     node_requests: Vec<(String, u64, String)>,
     infra: &'a InfraInfo,
     /// The corpus the run used, in one line (runs compare only on the same corpus).
@@ -314,6 +343,7 @@ pub fn render(record: &RunRecord) -> Result<String, ReportError> {
         events,
         warnings: summary.warnings.clone(),
         generator_cost: summary.generator.as_ref().map(generator_line),
+        cpu_split: cpu_split_line(&summary.processes, summary.duration_s),
         checkers: record
             .checkers
             .iter()

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::generator::{GeneratorCost, generator_cost};
+use crate::generator::{GeneratorCost, ProcessCost, generator_cost, process_costs};
 use crate::metrics::{KindMetrics, quantile_ms};
 use crate::record::{CheckerResult, Event, EventKind, InfraInfo, RunRecord, Verdict};
 use crate::thresholds::ThresholdResult;
@@ -53,6 +53,10 @@ pub struct Summary {
     /// not sampled.
     #[serde(default)]
     pub generator: Option<GeneratorCost>,
+    /// Every sampled process's CPU seconds and resident memory (the cluster's parts and the
+    /// generators): where the machine's CPU went, beside the rate it held.
+    #[serde(default)]
+    pub processes: BTreeMap<String, ProcessCost>,
     /// Fault windows and the moments of each drill (injected, detected, promoted, first write
     /// ok, node online, healed), in time order.
     pub timeline: Vec<Event>,
@@ -263,6 +267,7 @@ impl Summary {
             checkers: record.checkers.clone(),
             warnings,
             generator: generator_cost(record),
+            processes: process_costs(record),
             timeline: record
                 .events
                 .iter()

@@ -1,6 +1,10 @@
 //! HAProxy's configuration and `show stat` parsing, shared by the providers that run it: round
 //! robin with `/__ping__` health checks, and retries with redispatch so a request that finds a
 //! dead node is re-sent to a live one (HAProxy re-sends only requests that are safe to repeat).
+//! Response bodies are spliced (`option splice-response`): the kernel moves a package file from
+//! the node's socket to the client's without copying it through HAProxy. On a 2-core machine
+//! with the small corpus it took HAProxy from 158 to 94 µs a request and the gate's knee from
+//! 12.9M to 21.7M installs a day; `splice-auto` gained nothing over no splicing under wrk.
 
 /// The backend holding the nodes.
 pub const BACKEND: &str = "nodes";
@@ -32,6 +36,7 @@ pub fn config_text(layout: &Layout) -> String {
          \x20   timeout client 60s\n\
          \x20   timeout server 60s\n\
          \x20   option http-keep-alive\n\
+         \x20   option splice-response\n\
          \n\
          frontend lb\n\
          \x20   bind {bind}\n\
@@ -130,6 +135,7 @@ mod tests {
             "server node-2 127.0.0.12:4000 check inter 500ms fall 2 rise 1 resolvers docker\n"
         ));
         assert!(text.contains("retry-on conn-failure empty-response response-timeout 503"));
+        assert!(text.contains("    option splice-response\n"));
         assert!(text.ends_with("nameserver dns 127.0.0.11:53\n"));
     }
 

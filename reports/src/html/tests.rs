@@ -55,6 +55,23 @@ fn sample_report_shows_verdict_thresholds_and_charts() {
         )),
         "generator cost line"
     );
+    // The CPU split names every sampled process, the busiest first.
+    let costs = crate::generator::process_costs(&record);
+    let busiest = costs
+        .iter()
+        .max_by(|a, b| a.1.cpu_s.total_cmp(&b.1.cpu_s))
+        .unwrap();
+    assert!(
+        html.contains(&format!(": {} {:.1} s (", busiest.0, busiest.1.cpu_s)),
+        "CPU split line leads with {}",
+        busiest.0
+    );
+    for name in costs.keys() {
+        assert!(
+            html.contains(&format!("{name} ")),
+            "{name} in the CPU split"
+        );
+    }
 }
 
 #[test]

@@ -145,8 +145,6 @@ struct Page {
     json: bool,
 }
 
-/// GETs a project page (Accept: PEP 691 JSON first) and records it from `due` to its last
-/// byte. The body is goose's buffer, not a copy.
 /// Downloads one serialization of the R index and parses it (once per distinct bytes); returns
 /// the index and when its last byte arrived.
 async fn read_index(
@@ -170,6 +168,8 @@ async fn read_index(
     (result, finished)
 }
 
+/// GETs a project page (Accept: PEP 691 JSON first) and records it from `due` to its last
+/// byte. The body is goose's buffer, not a copy.
 async fn fetch_page(
     ctx: &InstallContext,
     user: &mut GooseUser,
