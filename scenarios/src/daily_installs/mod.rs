@@ -223,9 +223,14 @@ pub async fn execute(
     }
     let mut bounded = (*ctx).clone();
     bounded.arrivals_before = Some(ctx.arrivals_before.map_or(run_time, |b| b.min(run_time)));
-    let attack = GooseAttack::initialize_with_config(goose_configuration(&ctx, users, run_time))
-        .map_err(|e| ScenarioError::Goose(e.to_string()))?
-        .register_scenario(scenario(Arc::new(bounded)));
+    // The schedule starts at `ctx.start`, which may lie ahead (children of `--generators N`
+    // start seconds before the shared instant): goose's clock starts now, so its run covers
+    // that lead too, or the schedule's last seconds would never start.
+    let lead = ctx.start.saturating_duration_since(Instant::now());
+    let attack =
+        GooseAttack::initialize_with_config(goose_configuration(&ctx, users, run_time + lead))
+            .map_err(|e| ScenarioError::Goose(e.to_string()))?
+            .register_scenario(scenario(Arc::new(bounded)));
     attack
         .execute()
         .await
