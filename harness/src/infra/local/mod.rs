@@ -338,8 +338,8 @@ impl LocalCluster {
             });
             let garage = s3.then(|| scope.spawn(|| Garage::start(&context, restore_ref, &add)));
             (
-                join(database, "postgresql"),
-                garage.map(|garage| join(garage, "s3")),
+                crate::infra::joined(database, "postgresql"),
+                garage.map(|garage| crate::infra::joined(garage, "s3")),
             )
         });
         let garage = garage
@@ -803,18 +803,6 @@ fn poisoned() -> InfraError {
         what: "local cluster".into(),
         detail: "a startup thread panicked".into(),
     }
-}
-
-fn join<T>(
-    handle: std::thread::ScopedJoinHandle<'_, Result<T, InfraError>>,
-    what: &str,
-) -> Result<T, InfraError> {
-    handle.join().unwrap_or_else(|_| {
-        Err(InfraError::Failed {
-            what: what.into(),
-            detail: "its startup thread panicked".into(),
-        })
-    })
 }
 
 impl Infra for LocalCluster {
