@@ -62,7 +62,7 @@ fn load_key(config: &Config) -> Result<(SecureKey, Option<Refusal>), StartError>
 pub async fn build_state(config: Config) -> Result<(AppState, Option<Refusal>), StartError> {
     let (store, blobs) = open(&config).await?;
     let (key, key_problem) = load_key(&config)?;
-    let head = Arc::new(Head::new(store.head().await?));
+    let head = Arc::new(Head::read(&store).await?);
     head::spawn_tracker(store.clone(), head.clone(), config.cache.head_poll_interval);
     let id = cluster::node_uid(&config);
     let state = Arc::new(NodeState::new(config, store, blobs, key, head, id));

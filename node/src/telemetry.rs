@@ -53,6 +53,9 @@ pub struct Telemetry {
     /// read for this request or shared with concurrent ones) or `held_view` (a package file
     /// found in the newest view this node holds, no read).
     pub latest_resolutions: Family<HowLabels, Counter>,
+    /// Times this node found the database no longer held its head (a failover lost commits) and
+    /// dropped every view built on the lost history.
+    pub history_rollbacks: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -148,6 +151,12 @@ impl Default for Telemetry {
             "Requests for latest, by how the snapshot was chosen (database head or held view)",
             latest_resolutions.clone(),
         );
+        let history_rollbacks = Counter::default();
+        registry.register(
+            "history_rollbacks",
+            "Times the database no longer held this node's head and every view was dropped",
+            history_rollbacks.clone(),
+        );
         Self {
             registry,
             requests,
@@ -164,6 +173,7 @@ impl Default for Telemetry {
             blob_cache_capacity_bytes,
             blob_fetch,
             latest_resolutions,
+            history_rollbacks,
         }
     }
 }

@@ -56,7 +56,8 @@ pub trait BuilderSide: Send + Sync {
     /// Whether the node may start work: Online (not Starting, Offline, draining or refused) and
     /// serving.
     fn may_work(&self) -> bool;
-    /// A build published transaction `tx`: `latest` moves on at once on this node.
+    /// A build published transaction `tx`: `latest` moves on at once on this node (after a read
+    /// of the head that checks the history the node holds).
     fn published(&self, tx: i64);
 }
 

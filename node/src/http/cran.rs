@@ -32,7 +32,7 @@ async fn contrib(
         })
         .await?
     };
-    let etag = |kind: &str| format!("{}-{}-{kind}", view.repo.id, view.tx);
+    let etag = |kind: &str| view.etag(kind);
     match file.as_str() {
         "PACKAGES" => Ok(files::serve_index(
             &headers,

@@ -87,6 +87,21 @@ impl NodeState {
             config.cache.blob_bytes,
             config.cache.blob_max_file_bytes,
         );
+        let telemetry = Telemetry::default();
+        let repos = moka::future::Cache::new(1024);
+        let dates = moka::future::Cache::new(1024);
+        // What was built on a history the database lost goes before the head moves back: views,
+        // and the repos and days looked up (their ids may now name other rows).
+        head.on_rollback({
+            let (views, repos, dates) = (views.clone(), repos.clone(), dates.clone());
+            let counter = telemetry.history_rollbacks.clone();
+            move |_| {
+                views.reset();
+                repos.invalidate_all();
+                dates.invalidate_all();
+                counter.inc();
+            }
+        });
         Self {
             blob_cache,
             config,
@@ -96,14 +111,14 @@ impl NodeState {
             head,
             views,
             downloads: Arc::default(),
-            telemetry: Telemetry::default(),
+            telemetry,
             node_id: std::sync::RwLock::new(node_id),
             serving: AtomicBool::new(true),
             in_flight: AtomicI64::new(0),
             status: StatusCell::new(NodeStatus::Online),
             members: Arc::default(),
-            repos: moka::future::Cache::new(1024),
-            dates: moka::future::Cache::new(1024),
+            repos,
+            dates,
         }
     }
 }
@@ -129,7 +144,16 @@ impl crate::builders::BuilderSide for NodeState {
             && self.serving.load(std::sync::atomic::Ordering::Acquire)
     }
     fn published(&self, tx: i64) {
-        self.head.advance(tx);
+        if tx > self.head.get() {
+            // Through a verified read of the head: the id alone cannot say which history the
+            // node's views belong to.
+            let (head, store) = (Arc::clone(&self.head), self.store.clone());
+            tokio::spawn(async move {
+                if let Err(e) = head.sync(&store).await {
+                    tracing::debug!(error = %e, "could not read the head after a build was published");
+                }
+            });
+        }
     }
 }
 
@@ -381,7 +405,7 @@ async fn resolve_snapshot(state: &NodeState, snapshot: &str) -> Result<i64, ApiE
         Snapshot::Tx(tx) => {
             if tx > state.head.get() {
                 // Possibly committed through another node a moment ago.
-                state.head.advance(state.store.head().await?);
+                state.head.sync(&state.store).await?;
             }
             if tx > state.head.get() || tx < 1 {
                 return Err(ApiError::NotFound(format!(

@@ -62,6 +62,9 @@ async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
         "serving": state.serving.load(Ordering::Acquire),
         "cluster_status": state.config.cluster.enabled.then(|| state.status.get().word()),
         "transaction": state.head.get(),
+        // The head's identity: differs between histories that reuse an id (after a failover).
+        "transaction_uid": state.head.held().uid,
+        "history_rollbacks": state.head.rollbacks(),
         // "ok" or "unavailable" as this node last found it (reads keep working either way;
         // uploads need "ok").
         "database": state.store.health().state().word(),

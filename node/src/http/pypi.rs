@@ -58,7 +58,7 @@ async fn root(
     } else {
         ("html", HTML_TYPE, view.root_html())
     };
-    let etag = format!("{}-{}-root-{kind}", view.repo.id, view.tx);
+    let etag = view.etag(&format!("root-{kind}"));
     Ok(files::serve_index(&headers, etag, content_type, body))
 }
 
@@ -96,7 +96,7 @@ async fn project(
             Bytes::from(pypi::project_html(&project.display_name, &links).map_err(page_error)?),
         )
     };
-    let etag = format!("{}-{}-{normalized}-{kind}", view.repo.id, view.tx);
+    let etag = view.etag(&format!("{normalized}-{kind}"));
     Ok(files::serve_index(&headers, etag, content_type, body))
 }
 

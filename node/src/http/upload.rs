@@ -182,7 +182,11 @@ async fn upload(
         Ok(Ingested::Stored { tx, .. }) => {
             // A commit proves the database reachable, whatever the last check-in found.
             state.store.health().mark_available();
-            state.head.advance(tx);
+            // Through a verified read of the head (the id alone cannot say which history this
+            // node's views belong to); `latest` reads it again anyway.
+            if let Err(e) = state.head.sync(&state.store).await {
+                tracing::debug!(error = %e, tx, "could not read the head after an upload");
+            }
             state.telemetry.count_upload("stored");
             Ok((
                 StatusCode::OK,

@@ -97,6 +97,30 @@ pub struct Change {
     backend: Backend,
 }
 
+/// A transaction's place and identity: its id, and a random uid that no server hands out twice.
+/// Ids come from a sequence that a promoted standby lacking the old primary's newest commits
+/// draws again; (id, uid) names one transaction of one history for good.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TxMark {
+    pub id: i64,
+    pub uid: String,
+}
+
+/// One read of the database's head, with whether the transaction a node holds as its head is
+/// still part of the database's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadRead {
+    pub head: TxMark,
+    /// False when the held transaction is gone, or its id now names another transaction: the
+    /// history the node built on was rolled back (a failover lost its newest commits).
+    pub holds_held: bool,
+}
+
+/// A fresh transaction uid: 128 random bits, hex.
+fn new_tx_uid() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
 const PACKAGE_COLUMNS: &str = "id, source_id, name, normalized, version, filename, file_kind, \
                                sha256, md5, size_bytes, metadata, added_tx";
 
@@ -225,11 +249,13 @@ impl Store {
             .try_get(0)?;
         let created = now_ms().max(last.unwrap_or(0));
         let id: i64 = sqlx::query(
-            "INSERT INTO transactions (created_at_ms, kind, description) VALUES ($1, $2, $3) RETURNING id",
+            "INSERT INTO transactions (created_at_ms, kind, description, uid) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(created)
         .bind(kind)
         .bind(description)
+        .bind(new_tx_uid())
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
@@ -250,6 +276,51 @@ impl Store {
         self.health.observe_begun(&row, began);
         let head: Option<i64> = row?.try_get(0)?;
         Ok(head.unwrap_or(0))
+    }
+
+    /// The database's newest transaction with its identity, and whether `held` (the head a node
+    /// built its views on) is still in the database's history: one round trip. An empty store's
+    /// head is id 0 with an empty uid, which holds only an id-0 `held`.
+    /// Every call records whether the database answered (`health`).
+    pub async fn head_holding(&self, held: &TxMark) -> Result<HeadRead, StoreError> {
+        let began = std::time::Instant::now();
+        let row = sqlx::query(
+            "SELECT t.id, t.uid, \
+             (SELECT COUNT(*) FROM transactions h WHERE h.id = $1 AND h.uid = $2) \
+             FROM transactions t ORDER BY t.id DESC LIMIT 1",
+        )
+        .bind(held.id)
+        .bind(&held.uid)
+        .fetch_optional(&self.pool)
+        .await;
+        self.health.observe_begun(&row, began);
+        let Some(row) = row? else {
+            return Ok(HeadRead {
+                head: TxMark::default(),
+                holds_held: held.id == 0,
+            });
+        };
+        let uid: Option<String> = row.try_get(1)?;
+        let held_count: i64 = row.try_get(2)?;
+        Ok(HeadRead {
+            head: TxMark {
+                id: row.try_get(0)?,
+                uid: uid.unwrap_or_default(),
+            },
+            holds_held: held.id == 0 || held_count > 0,
+        })
+    }
+
+    /// The identity of transaction `tx`, if the database holds it.
+    pub async fn tx_uid(&self, tx: i64) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT uid FROM transactions WHERE id = $1")
+            .bind(tx)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get::<Option<String>, _>(0)?.unwrap_or_default()),
+            None => None,
+        })
     }
 
     /// The last transaction that committed before `end_ms` (exclusive), if any.

@@ -1,7 +1,10 @@
 //! Snapshot views: everything a repository served at one transaction, built once and cached.
 //!
-//! **Invariant:** a view is a pure function of (repo, transaction id). Views are never invalidated;
-//! a new transaction moves `latest` to a new key, and older snapshots keep their exact content.
+//! **Invariant:** a view is a pure function of (repo, transaction id) within one history. Views
+//! are never invalidated while the history holds; a new transaction moves `latest` to a new key,
+//! and older snapshots keep their exact content. When the database's history is rolled back
+//! (`head::Rollback`), [`Views::reset`] drops every view at once: the ids may now name other
+//! transactions. Each view carries its transaction's uid, so its ETags differ across histories.
 
 mod content;
 mod cran_index;
@@ -46,7 +49,18 @@ impl Snapshot {
 pub struct RepoView {
     pub repo: Repo,
     pub tx: i64,
+    /// The identity of transaction `tx` (`store::TxMark`): names this history in ETags.
+    pub tx_uid: String,
     content: Arc<Content>,
+}
+
+impl RepoView {
+    /// The ETag of what this view renders as `what`: the same bytes on every node, and never the
+    /// same tag for two histories that reuse a transaction id.
+    pub fn etag(&self, what: &str) -> String {
+        let uid = self.tx_uid.get(..8).unwrap_or(&self.tx_uid);
+        format!("{}-{}-{uid}-{what}", self.repo.id, self.tx)
+    }
 }
 
 impl std::ops::Deref for RepoView {
@@ -60,12 +74,14 @@ impl std::ops::Deref for RepoView {
 impl RepoView {
     /// Builds the view from every file visible at `tx`.
     pub async fn build(store: &Store, repo: Repo, tx: i64) -> Result<Self, StoreError> {
+        let tx_uid = tx_uid(store, tx).await?;
         let rows = store.repo_files_at(repo.id, tx).await?;
         let (kind, name) = (repo.kind, repo.name.clone());
         let content = on_blocking_thread(move || Content::full(kind, rows, &name)).await?;
         Ok(Self {
             repo,
             tx,
+            tx_uid,
             content: Arc::new(content),
         })
     }
@@ -79,6 +95,7 @@ impl RepoView {
         tx: i64,
     ) -> Result<(Self, bool), StoreError> {
         let repo = base.repo.clone();
+        let tx_uid = tx_uid(store, tx).await?;
         let Some(rows) = store.repo_additions(repo.id, base.tx, tx).await? else {
             return Ok((Self::build(store, repo, tx).await?, false));
         };
@@ -92,8 +109,22 @@ impl RepoView {
                     .await?,
             )
         };
-        Ok((Self { repo, tx, content }, true))
+        Ok((
+            Self {
+                repo,
+                tx,
+                tx_uid,
+                content,
+            },
+            true,
+        ))
     }
+}
+
+/// The uid of transaction `tx`, read first: a view is only ever labelled with the identity of
+/// the history its rows were read from (a rollback between the two reads is caught by the head).
+async fn tx_uid(store: &Store, tx: i64) -> Result<String, StoreError> {
+    Ok(store.tx_uid(tx).await?.unwrap_or_default())
 }
 
 /// Rendering and compressing take tens of milliseconds at CRAN's scale: off the async workers,
@@ -111,8 +142,12 @@ async fn on_blocking_thread<T: Send + 'static>(
 /// transaction's view is built from.
 #[derive(Clone)]
 pub struct Views {
-    cache: moka::future::Cache<(i64, i64), Arc<RepoView>>,
-    newest: Arc<std::sync::Mutex<HashMap<i64, Arc<RepoView>>>>,
+    /// Keyed by (history epoch, repo id, tx): a build under way when the history was rolled back
+    /// lands under the old epoch, where nothing looks for it.
+    cache: moka::future::Cache<(u64, i64, i64), Arc<RepoView>>,
+    newest: Arc<std::sync::Mutex<HashMap<i64, (u64, Arc<RepoView>)>>>,
+    /// Moves on at each rollback of the database's history.
+    epoch: Arc<AtomicU64>,
     builds: Arc<BuildCounts>,
 }
 
@@ -128,19 +163,38 @@ impl Views {
         Self {
             cache: moka::future::Cache::new(capacity),
             newest: Arc::default(),
+            epoch: Arc::default(),
             builds: Arc::default(),
         }
+    }
+
+    /// Forgets every view: the database's history was rolled back, so a transaction id this node
+    /// built a view of may now name another transaction (or none). Views built from then on read
+    /// only what the database holds.
+    pub fn reset(&self) {
+        let mut newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        newest.clear();
+        self.cache.invalidate_all();
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// The newest view of `repo_id` this node has built, whatever its transaction.
     pub fn newest(&self, repo_id: i64) -> Option<Arc<RepoView>> {
         let newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
-        newest.get(&repo_id).cloned()
+        let epoch = self.epoch();
+        newest
+            .get(&repo_id)
+            .filter(|(built_in, _)| *built_in == epoch)
+            .map(|(_, view)| view.clone())
     }
 
     /// The view of (repo, tx) if this node holds it, without building it.
     pub async fn cached(&self, repo_id: i64, tx: i64) -> Option<Arc<RepoView>> {
-        self.cache.get(&(repo_id, tx)).await
+        self.cache.get(&(self.epoch(), repo_id, tx)).await
     }
 
     /// Views built from every visible file.
@@ -153,11 +207,17 @@ impl Views {
         self.builds.incremental.load(Ordering::Relaxed)
     }
 
-    fn remember(&self, view: &Arc<RepoView>) {
+    /// Keeps `view` as its repo's newest, when it was built in the current history.
+    fn remember(&self, epoch: u64, view: &Arc<RepoView>) {
         let mut newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = newest.entry(view.repo.id).or_insert_with(|| view.clone());
-        if entry.tx < view.tx {
-            *entry = view.clone();
+        if epoch != self.epoch() {
+            return;
+        }
+        let entry = newest
+            .entry(view.repo.id)
+            .or_insert_with(|| (epoch, view.clone()));
+        if entry.0 != epoch || entry.1.tx < view.tx {
+            *entry = (epoch, view.clone());
         }
     }
 
@@ -170,11 +230,15 @@ impl Views {
         repo: Repo,
         tx: i64,
     ) -> Result<(Arc<RepoView>, bool), Arc<StoreError>> {
-        let key = (repo.id, tx);
+        // The epoch is read before the base: a base from an older history is never used.
+        let epoch = self.epoch();
+        let key = (epoch, repo.id, tx);
         if let Some(view) = self.cache.get(&key).await {
             return Ok((view, true));
         }
-        let base = self.newest(repo.id).filter(|view| view.tx < tx);
+        let base = self
+            .newest(repo.id)
+            .filter(|view| view.tx < tx && epoch == self.epoch());
         let builds = Arc::clone(&self.builds);
         let view = self
             .cache
@@ -200,7 +264,7 @@ impl Views {
                 Ok::<_, StoreError>(Arc::new(view))
             })
             .await?;
-        self.remember(&view);
+        self.remember(epoch, &view);
         Ok((view, false))
     }
 
@@ -209,11 +273,18 @@ impl Views {
     pub async fn warm(&self, store: &Store, tx: i64) {
         let repos: Vec<Repo> = {
             let newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
+            let epoch = self.epoch();
             newest
                 .values()
-                .filter(|view| view.tx < tx)
-                .map(|view| view.repo.clone())
+                .filter(|(built_in, view)| *built_in == epoch && view.tx < tx)
+                .map(|(_, view)| view.repo.clone())
                 .collect()
+        };
+        // After a rollback (or before any request) no view is held: every repository then.
+        let repos = if repos.is_empty() {
+            store.repos().await.unwrap_or_default()
+        } else {
+            repos
         };
         let builds = repos.into_iter().map(|repo| async move {
             let name = repo.name.clone();

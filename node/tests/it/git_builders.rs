@@ -764,6 +764,71 @@ fn a_killed_nodes_leased_build_completes_on_the_other_node() {
     assert!(ok, "{out}");
 }
 
+/// Issue 23: a worker frozen (SIGSTOP) past its lease while its build runs comes back to find
+/// the build published by the other node; whether it notices at its next renewal or at its
+/// publish, the lease token refuses it, and the commit is published exactly once.
+#[test]
+fn issue_23_a_paused_worker_past_its_lease_cannot_publish() {
+    let (fx, a, b) = two_nodes("gitpause", ["127.0.0.75", "127.0.0.76"]);
+    a.admin(&[
+        "create",
+        "source",
+        "--name",
+        "pygit",
+        "--type",
+        "git-python",
+    ]);
+    a.admin(&["create", "repo", "--name", "pypi", "--type", "python"]);
+    a.admin(&["subscribe", "--repo", "pypi", "--source", "pygit"]);
+    let served_a = a.serve();
+    let a_id = served_a_node_id(&served_a.base);
+    let repo = GitRepo::new();
+    // Each build step sleeps 3 s: the build is under way when a is frozen.
+    repo.python_package("paused-pkg", "1.0", 3);
+    let sha = repo.commit("slow");
+    a.admin(&[
+        "create",
+        "git-builder",
+        "--source",
+        "pygit",
+        "--url",
+        &repo.url(),
+        "--name",
+        "paused",
+    ]);
+    wait_until("the build running on a", Duration::from_secs(30), || {
+        builds(&served_a.base, "pygit")
+            .iter()
+            .any(|b| b["state"] == "running" && b["node_id"] == a_id.as_str())
+    });
+    support::signal(served_a.pid(), "STOP");
+    let served_b = b.serve();
+    let log = || format!("a:\n{}\nb:\n{}", a.log(), b.log());
+    let build = wait_build(&served_b.base, "pygit", &sha, Duration::from_secs(90), &log);
+    assert_eq!(build["state"], "succeeded", "{build}\n{}", log());
+    assert_ne!(build["node_id"], a_id.as_str(), "{build}");
+
+    support::signal(served_a.pid(), "CONT");
+    wait_until("a to find its lease gone", Duration::from_secs(30), || {
+        let a_log = a.log();
+        a_log.contains("lost the lease of a build") || a_log.contains("is no longer this worker's")
+    });
+    assert_eq!(
+        fx.psql("SELECT COUNT(*) FROM transactions WHERE kind = 'git-build'"),
+        "1",
+        "{}",
+        log()
+    );
+    assert_eq!(fx.psql("SELECT COUNT(*) FROM packages"), "2");
+    assert_eq!(
+        fx.psql("SELECT state || ' ' || node_id FROM git_builds"),
+        format!(
+            "succeeded {}",
+            build["node_id"].as_str().unwrap_or_default()
+        )
+    );
+}
+
 #[test]
 fn a_stopping_node_hands_its_build_back_and_a_build_past_its_time_limit_fails() {
     let node = NodeDir::new(GIT_FAST);

@@ -13,6 +13,7 @@ mod concurrent_uploads;
 mod database_loss;
 mod failover;
 mod git_builders;
+mod history_rollback;
 mod hostile_requests;
 mod large_uploads;
 mod locks;

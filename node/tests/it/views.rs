@@ -360,8 +360,8 @@ fn a_new_head_is_built_before_any_request() {
         let layout = layout(&pg, "warmer").await;
         let store = &layout.store;
         let mut rng = StdRng::seed_from_u64(5);
-        let start = store.head().await.unwrap();
-        let head = Arc::new(node::head::Head::new(start));
+        let head = Arc::new(node::head::Head::read(store).await.unwrap());
+        let start = head.get();
         let views = Views::new(100);
         let warmer = views.spawn_warmer(store.clone(), head.subscribe());
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -381,7 +381,7 @@ fn a_new_head_is_built_before_any_request() {
             1,
         )
         .await;
-        head.advance(tx);
+        assert_eq!(head.sync(store).await.unwrap(), tx);
         while views.cached(layout.cran.id, tx).await.is_none()
             || views.cached(layout.pypi.id, tx).await.is_none()
         {
@@ -482,7 +482,7 @@ fn realistic_view_build_times() {
             );
             // With the warmer: the head moves (as on this node's own write or a notification)
             // and the request comes at once, or 50 ms later.
-            let head = Arc::new(node::head::Head::new(store.head().await.unwrap()));
+            let head = Arc::new(node::head::Head::read(store).await.unwrap());
             let warmer = views.spawn_warmer(store.clone(), head.subscribe());
             // The warmer first builds every repository's view (a full build of the other one).
             tokio::time::sleep(Duration::from_secs(3)).await;
@@ -495,7 +495,7 @@ fn realistic_view_build_times() {
                         RepoKind::Python => py_file(&layout.py_sources[0], &format!("project-{n}"), &version, 0),
                     };
                     let tx = insert(store, &[file], 1).await;
-                    head.advance(tx);
+                    head.sync(store).await.unwrap();
                     tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                     let started = Instant::now();
                     views.get(store, repo.clone(), tx).await.unwrap();
