@@ -145,11 +145,14 @@ pub struct Views {
     /// Keyed by (history epoch, repo id, tx): a build under way when the history was rolled back
     /// lands under the old epoch, where nothing looks for it.
     cache: moka::future::Cache<(u64, i64, i64), Arc<RepoView>>,
-    newest: Arc<std::sync::Mutex<HashMap<i64, (u64, Arc<RepoView>)>>>,
+    newest: Arc<std::sync::Mutex<HashMap<i64, EpochView>>>,
     /// Moves on at each rollback of the database's history.
     epoch: Arc<AtomicU64>,
     builds: Arc<BuildCounts>,
 }
+
+/// A view with the history epoch it was built in.
+type EpochView = (u64, Arc<RepoView>);
 
 /// How the views this node built were built.
 #[derive(Debug, Default)]
