@@ -137,6 +137,7 @@ pub async fn status(client: &reqwest::Client, name: &str, url: &str) -> NodeStat
                     .to_string(),
             ),
             serving: json["serving"].as_bool().unwrap_or(true),
+            database: json["database"].as_str().map(str::to_string),
             detail: String::new(),
             id: json["node_id"].as_str().unwrap_or_default().to_string(),
             members: json["members"]
@@ -158,6 +159,7 @@ pub async fn status(client: &reqwest::Client, name: &str, url: &str) -> NodeStat
             node: name.to_string(),
             status: None,
             serving: false,
+            database: None,
             detail,
             id: String::new(),
             members: Vec::new(),
