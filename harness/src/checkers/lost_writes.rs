@@ -362,13 +362,13 @@ pub fn check(input: &Input<'_>) -> CheckerResult {
         Some("no upload was invoked, so nothing could be lost or kept".to_string())
     } else if count("acknowledged") == 0 {
         Some("no upload was acknowledged, so nothing could be lost".to_string())
-    } else if let Some(w) = thin.first() {
-        Some(format!(
-            "too little evidence around the fault at {:.1}–{:.1} s: {} acknowledged uploads invoked before it, {} during, {} after (each must be at least 1)",
-            w.start_s, w.end_s, w.acknowledged_before, w.acknowledged_during, w.acknowledged_after
-        ))
     } else {
-        None
+        thin.first().map(|w| {
+            format!(
+                "too little evidence around the fault at {:.1}–{:.1} s: {} acknowledged uploads invoked before it, {} during, {} after (each must be at least 1)",
+                w.start_s, w.end_s, w.acknowledged_before, w.acknowledged_during, w.acknowledged_after
+            )
+        })
     };
     let validity = if anomalies > 0 {
         Validity::Invalid
