@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use harness::infra::local::{self, LocalOptions};
-use harness::infra::{Infra, Member};
+use harness::infra::{Infra, Member, PackageStorage};
 use reports::record::Validity;
 use scenarios::writes::{self, WriteFormat, WriteOutcome, WriterConfig};
 
@@ -18,6 +18,8 @@ fn a_row_deleted_behind_the_nodes_back_is_lost_and_a_planted_row_is_phantom() {
         nodes: 2,
         pkgnode_bin: pkgnode(),
         synchronous: true,
+        // Which store holds the bytes does not matter here: no S3 server needed.
+        package_storage: PackageStorage::SharedDirectory,
         reason: "ground truth test".into(),
         ..LocalOptions::default()
     })
