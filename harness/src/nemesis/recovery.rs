@@ -36,22 +36,8 @@ impl Session<'_> {
         let mut attempts = 0;
         let mut probe = None;
         loop {
-            let mut waiting = Vec::new();
-            for (name, url) in &endpoints.nodes {
-                let read = crate::run::observer::status(&client, name, url).await;
-                match read.database.as_deref() {
-                    _ if read.status.is_none() => waiting.push(format!(
-                        "{name} does not answer its status: {}",
-                        read.detail
-                    )),
-                    _ if !read.serving => waiting.push(format!("{name} is not serving")),
-                    Some("ok") => {}
-                    other => waiting.push(format!(
-                        "{name} reports the database {}",
-                        other.unwrap_or("(not said)")
-                    )),
-                }
-            }
+            let mut waiting =
+                crate::run::observer::database_unreachable(&client, &endpoints.nodes).await;
             match self.probe(&Member::DatabasePrimary) {
                 Ok(true) | Err(InfraError::Unsupported { .. }) => {}
                 Ok(false) => waiting.push("the primary database does not answer".into()),

@@ -96,23 +96,15 @@ async fn read(
     .await
 }
 
-/// Waits until every node's `/__api__/status` says the database is `ok`, at most until
-/// `deadline`; what was still waited for when it passed.
+/// Waits until every node's `/__api__/status` says it serves with its database `ok`, at most
+/// until `deadline`; what was still waited for when it passed.
 async fn wait_database_reachable(
     client: &reqwest::Client,
     endpoints: &Endpoints,
     deadline: Instant,
 ) -> Result<(), Vec<String>> {
     loop {
-        let mut waiting = Vec::new();
-        for (name, url) in &endpoints.nodes {
-            let read = super::observer::status(client, name, url).await;
-            match read.database.as_deref() {
-                Some("ok") => {}
-                Some(other) => waiting.push(format!("{name} reports the database {other}")),
-                None => waiting.push(format!("{name}: no status ({})", read.detail)),
-            }
-        }
+        let waiting = super::observer::database_unreachable(client, &endpoints.nodes).await;
         if waiting.is_empty() || Instant::now() >= deadline {
             return if waiting.is_empty() {
                 Ok(())
