@@ -452,7 +452,7 @@ fn jsonl<'a, T: serde::Serialize + 'a>(
 /// The transactions that added package files, per build they describe
 /// (`{source}/{builder}@{sha12}`), read from the current primary database: what was
 /// published, whatever the build rows say.
-fn read_publications(infra: &dyn Infra) -> Result<checkers::builds::Publications, String> {
+pub fn read_publications(infra: &dyn Infra) -> Result<checkers::builds::Publications, String> {
     const SQL: &str = "SELECT t.description, count(DISTINCT t.id) FROM transactions t \
                        JOIN packages p ON p.added_tx = t.id \
                        WHERE t.kind = 'git-build' GROUP BY t.description";

@@ -1,6 +1,7 @@
 //! The lost-writes checker against a real cluster's database: an acknowledged upload whose row
-//! is deleted behind the nodes' back is *lost* although the nodes may still list it, and a row
-//! planted with no upload is *phantom*. The final reads are the library's own
+//! is deleted behind the nodes' back is *lost* although the nodes may still list it, a row
+//! planted with no upload is *phantom*, and a stored upload the ledger records as a definite
+//! failure is *failed-but-applied*. The final reads are the library's own
 //! (`run::ground_truth`), the database is read through `Infra::query_primary`.
 
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use scenarios::writes::{self, WriteFormat, WriteOutcome, WriterConfig};
 use crate::support::pkgnode;
 
 #[test]
-fn a_row_deleted_behind_the_nodes_back_is_lost_and_a_planted_row_is_phantom() {
+fn a_deleted_row_is_lost_a_planted_row_phantom_and_a_stored_refusal_failed_but_applied() {
     let cluster = local::start(LocalOptions {
         nodes: 2,
         pkgnode_bin: pkgnode(),
@@ -40,7 +41,7 @@ fn a_row_deleted_behind_the_nodes_back_is_lost_and_a_planted_row_is_phantom() {
         ..WriterConfig::default()
     };
     let target = cluster.endpoints().write_target();
-    let ledger = runtime
+    let mut ledger = runtime
         .block_on(writes::run_writer(
             &client,
             &target,
@@ -52,20 +53,25 @@ fn a_row_deleted_behind_the_nodes_back_is_lost_and_a_planted_row_is_phantom() {
         .iter()
         .filter(|e| e.outcome == WriteOutcome::Ok && e.format == WriteFormat::Python)
         .collect();
-    assert!(acknowledged.len() >= 2, "{ledger:#?}");
+    assert!(acknowledged.len() >= 3, "{ledger:#?}");
+    let (victim, model, refused) = (
+        acknowledged[0].clone(),
+        acknowledged[1].clone(),
+        acknowledged[2].seq,
+    );
 
     // Untouched, every upload is stable.
-    let check = |settle_s: u64| {
+    let check = |ledger: &[scenarios::writes::LedgerEntry], settle_s: u64| {
         runtime.block_on(harness::run::ground_truth::check_lost_writes(
             &cluster,
             &client,
-            &ledger,
+            ledger,
             &tag,
             Duration::from_secs(settle_s),
             &[],
         ))
     };
-    let clean = check(5);
+    let clean = check(&ledger, 5);
     assert_eq!(
         clean.validity,
         Validity::Valid,
@@ -75,7 +81,10 @@ fn a_row_deleted_behind_the_nodes_back_is_lost_and_a_planted_row_is_phantom() {
     );
     assert_eq!(clean.evidence["database"]["read"], "rows");
 
-    let (victim, model) = (acknowledged[0], acknowledged[1]);
+    // The history says the server refused this one with a 500; the database holds it.
+    let entry = ledger.iter_mut().find(|e| e.seq == refused).unwrap();
+    entry.outcome = WriteOutcome::Failed;
+    entry.status = Some(500);
     cluster
         .psql(
             &Member::DatabasePrimary,
@@ -102,7 +111,7 @@ fn a_row_deleted_behind_the_nodes_back_is_lost_and_a_planted_row_is_phantom() {
         )
         .expect("the row is planted");
 
-    let result = check(2);
+    let result = check(&ledger, 2);
     assert_eq!(
         result.validity,
         Validity::Invalid,
@@ -113,6 +122,7 @@ fn a_row_deleted_behind_the_nodes_back_is_lost_and_a_planted_row_is_phantom() {
     let counts = &result.evidence["counts"];
     assert_eq!(counts["lost"], 1, "{:#}", result.evidence);
     assert_eq!(counts["phantom"], 1, "{:#}", result.evidence);
+    assert_eq!(counts["failed-but-applied"], 1, "{:#}", result.evidence);
     let bad = result.evidence["bad_entries"]
         .as_array()
         .expect("bad entries");
@@ -128,4 +138,15 @@ fn a_row_deleted_behind_the_nodes_back_is_lost_and_a_planted_row_is_phantom() {
         .find(|e| e["state"] == "phantom")
         .expect("the phantom row is named");
     assert_eq!(phantom["file"], planted.as_str());
+    let applied = bad
+        .iter()
+        .find(|e| e["state"] == "failed-but-applied")
+        .expect("the failed-but-applied entry is named");
+    assert_eq!(applied["seq"], refused);
+    assert_eq!(applied["database"]["stored"], true);
+
+    // The builds checker's publications come from the same database: no Git build ran here.
+    let publications =
+        harness::run::git_builders::read_publications(&cluster).expect("transactions are read");
+    assert!(publications.is_empty(), "{publications:?}");
 }
