@@ -493,6 +493,10 @@ pub struct DrillArgs {
     /// How long the cluster may take to recover after each heal.
     #[arg(long, default_value = "60s")]
     pub recovery_timeout: humantime::Duration,
+    /// How long the final reads wait for every node to serve what the database holds (and
+    /// nothing else) before such an upload counts as stale (or phantom).
+    #[arg(long, default_value = "10s")]
+    pub settle: humantime::Duration,
 }
 
 #[derive(Debug, Clone, Args)]

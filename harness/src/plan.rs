@@ -19,6 +19,9 @@ use crate::checkers::CheckerKind;
 use crate::checkers::availability::AvailabilityLimits;
 use crate::nemesis::NemesisPlan;
 
+/// How long the final reads wait for the nodes to agree with the database by default.
+pub const DEFAULT_SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Which provider runs the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,6 +67,9 @@ pub struct RunPlan {
     pub nemesis: NemesisPlan,
     pub checkers: Vec<CheckerKind>,
     pub availability: AvailabilityLimits,
+    /// How long the final reads wait for every node to agree with the database before an
+    /// entry a node still does not serve counts as stale (`--settle`).
+    pub settle: std::time::Duration,
     pub thresholds: ThresholdSet,
     /// Run the HA checklist before and after (not against a `--target`, whose balancer the
     /// harness cannot read; `harness check --target` covers it).
@@ -173,6 +179,7 @@ impl RunPlan {
             "nemesis": self.nemesis,
             "checkers": self.checkers,
             "availability_limits": self.availability,
+            "settle_s": self.settle.as_secs_f64(),
             "generators": self.generators,
         })
     }

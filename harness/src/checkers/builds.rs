@@ -1,7 +1,9 @@
 //! The git builders' exactly-once check, over the commit ledger, the final builds listing and
 //! what the watchers saw: every broken commit's build failed and nothing else failed
 //! (failed builds = broken commits, exactly); no (builder, commit) was published more than
-//! once (**duplicates**); every good commit pushed during the run was built, published and seen
+//! once (**duplicates**, counted from the database: the transactions that added files
+//! described as that build, `{source}/{builder}@{sha12}`, not the build rows, which a unique
+//! constraint already limits to one per commit); every good commit pushed during the run was built, published and seen
 //! by a client by the end of the run plus the grace period (else **lost**); no build exists
 //! for a commit nobody pushed (**unexpected**). Any of those makes the history invalid.
 //!
@@ -36,6 +38,18 @@ pub struct BuildsHistory<'a> {
     pub builds: &'a [BuildRow],
     /// (builder index, version) of every commit a watcher saw published.
     pub seen: &'a BTreeSet<(usize, String)>,
+    /// What the database says was published, or why it could not be read (duplicates are
+    /// then undecided).
+    pub publications: &'a Result<Publications, String>,
+}
+
+/// (builder name, the commit's first 12 hex digits) → the database transactions that added
+/// package files described as that build.
+pub type Publications = BTreeMap<(String, String), usize>;
+
+/// The key of a commit in [`Publications`].
+pub fn publication_key(builder: &str, sha: &str) -> (String, String) {
+    (builder.to_string(), sha[..sha.len().min(12)].to_string())
 }
 
 /// The counts the report shows.
@@ -166,9 +180,18 @@ pub fn check(history: &BuildsHistory) -> (CheckerResult, BuildCounts) {
                 "builds": builds.iter().map(|b| json!({"id": b.id, "state": b.state, "node": b.node_id, "attempts": b.attempts, "error": b.error})).collect::<Vec<_>>(),
             })
         };
-        if succeeded > 1 {
+        let published_times = history
+            .publications
+            .as_ref()
+            .ok()
+            .and_then(|p| p.get(&publication_key(&commit.builder_name, sha)))
+            .copied()
+            .unwrap_or(0);
+        if published_times > 1 {
             counts.duplicates += 1;
-            duplicates.push(example());
+            let mut example = example();
+            example["transactions"] = json!(published_times);
+            duplicates.push(example);
         }
         if commit.broken {
             if succeeded > 0 {
@@ -212,13 +235,15 @@ pub fn check(history: &BuildsHistory) -> (CheckerResult, BuildCounts) {
         .collect();
     let validity = if !found.is_empty() {
         Validity::Invalid
-    } else if counts.commits == 0 {
+    } else if counts.commits == 0 || history.publications.is_err() {
         Validity::Unknown
     } else {
         Validity::Valid
     };
     let summary = if counts.commits == 0 {
         "no commit was pushed during the run: nothing to judge".to_string()
+    } else if let (true, Err(why)) = (found.is_empty(), history.publications) {
+        format!("duplicates undecided: the database's transactions could not be read ({why})")
     } else if found.is_empty() {
         format!(
             "{} commits: {} good published once each, {} broken failed as expected, {} superseded before a poll; {} builds, {} retried",
@@ -239,6 +264,10 @@ pub fn check(history: &BuildsHistory) -> (CheckerResult, BuildCounts) {
         summary,
         evidence: json!({
             "counts": counts,
+            "publications": match history.publications {
+                Ok(p) => json!({"read": "database", "builds_published": p.len()}),
+                Err(why) => json!({"read": "failed", "detail": why}),
+            },
             "duplicates": take(duplicates),
             "lost": take(lost),
             "unexpected_failures": take(unexpected_failures),
@@ -328,12 +357,34 @@ mod tests {
         builds: &[BuildRow],
         seen: &BTreeSet<(usize, String)>,
     ) -> (CheckerResult, BuildCounts) {
+        let publications = Ok(published(builds));
+        judge_with(commits, builds, seen, &publications)
+    }
+
+    /// What the database holds for `builds`: one transaction per succeeded build.
+    fn published(builds: &[BuildRow]) -> Publications {
+        let mut publications = Publications::new();
+        for b in builds.iter().filter(|b| b.state == "succeeded") {
+            *publications
+                .entry(publication_key(&b.builder, &b.commit_sha))
+                .or_default() += 1;
+        }
+        publications
+    }
+
+    fn judge_with(
+        commits: &[PushedCommit],
+        builds: &[BuildRow],
+        seen: &BTreeSet<(usize, String)>,
+        publications: &Result<Publications, String>,
+    ) -> (CheckerResult, BuildCounts) {
         let builders = builders();
         check(&BuildsHistory {
             builders: &builders,
             commits,
             builds,
             seen,
+            publications,
         })
     }
 
@@ -351,13 +402,34 @@ mod tests {
     }
 
     #[test]
-    fn a_second_publication_is_a_duplicate() {
-        let (commits, mut builds, seen) = good_history();
-        builds.push(build(9, &commits[2], "succeeded", "n2"));
-        let (result, counts) = judge(&commits, &builds, &seen);
+    fn a_second_transaction_publishing_one_build_is_a_duplicate() {
+        let (commits, builds, seen) = good_history();
+        // One build row (the unique constraint allows no more), two transactions in the
+        // database that added files described as it.
+        let mut publications = published(&builds);
+        *publications
+            .get_mut(&publication_key(
+                &commits[2].builder_name,
+                commits[2].sha.as_deref().unwrap(),
+            ))
+            .unwrap() += 1;
+        let (result, counts) = judge_with(&commits, &builds, &seen, &Ok(publications));
         assert_eq!(result.validity, Validity::Invalid);
         assert_eq!(counts.duplicates, 1);
         assert!(result.summary.contains("published more than once"));
+        assert_eq!(result.evidence["duplicates"][0]["transactions"], 2);
+    }
+
+    #[test]
+    fn without_the_database_duplicates_are_undecided() {
+        let (commits, builds, seen) = good_history();
+        let (result, _) = judge_with(&commits, &builds, &seen, &Err("psql: refused".into()));
+        assert_eq!(result.validity, Validity::Unknown, "{}", result.summary);
+        assert!(
+            result.summary.contains("duplicates undecided"),
+            "{}",
+            result.summary
+        );
     }
 
     #[test]
@@ -459,6 +531,7 @@ mod tests {
             commits: &commits,
             builds: &builds,
             seen: &seen,
+            publications: &Ok(published(&builds)),
         });
         assert_eq!(result.validity, Validity::Invalid);
         assert_eq!((counts.superseded, counts.lost), (0, 1));

@@ -16,6 +16,8 @@ pub struct NodeStatusRead {
     /// answer (`detail` says why).
     pub status: Option<String>,
     pub serving: bool,
+    /// The database as the node last found it (`ok`, `unavailable`), when it answered.
+    pub database: Option<String>,
     pub detail: String,
     /// The node's own id (`node_id`).
     pub id: String,
@@ -125,6 +127,7 @@ mod tests {
             node: node.into(),
             status: status.map(str::to_string),
             serving: true,
+            database: Some("ok".into()),
             detail: "connection refused".into(),
             id: format!("id-{node}"),
             members: Vec::new(),

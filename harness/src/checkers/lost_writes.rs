@@ -1,42 +1,293 @@
-//! Jepsen's `set-full` over the upload ledger: every acknowledged upload must be read back
-//! from every node with its bytes. Acknowledged and present everywhere is *stable*;
-//! acknowledged but missing (or corrupt) anywhere is *lost*, and one lost upload makes the
-//! history invalid. Failed or unknown uploads that are present are *recovered* (allowed).
+//! Jepsen's `set-full` over the upload ledger, with the database as the ground truth: whether
+//! an upload happened is decided by the current primary's `packages` rows, and every node's
+//! index and bytes are then judged *against* them. Each ledger entry is one of
+//!
+//! - **stable**: in the database, served with the right sha256 by every node;
+//! - **lost**: acknowledged, not in the database (whatever the nodes still serve);
+//! - **stale**: in the database, a node still does not serve it (or serves other bytes) after
+//!   the run's settle time;
+//! - **phantom**: not in the database, served by a node; a row of the writer's packages that no
+//!   upload invoked is a phantom too;
+//! - **failed-but-applied**: a definite failure (4xx, 500, a refused connection) that is stored;
+//! - **recovered**: an *unknown* outcome that is stored and served everywhere (allowed: only
+//!   unknown outcomes may resolve either way); **not-present**: failed or unknown, stored nowhere.
+//!
+//! Lost, stale, phantom and failed-but-applied make the history invalid. Without the database
+//! (a target with no database URL) the nodes are the only witnesses and the evidence says so.
+//! Minimum evidence: acknowledged uploads invoked before, during and after each fault window,
+//! else *unknown*.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use reports::record::{CheckerResult, Validity};
 use scenarios::writes::{LedgerEntry, ReadBack, ReadOutcome, WriteOutcome};
-use serde_json::json;
+use serde::Serialize;
+use serde_json::{Value, json};
 
 /// The checker's name in the run record.
 pub const NAME: &str = "lost-writes";
 
-/// Judges `ledger` against the final `reads` of `nodes` nodes.
-pub fn check(ledger: &[LedgerEntry], reads: &[ReadBack], nodes: usize) -> CheckerResult {
+/// One row of the primary's `packages` table among the writer's packages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DatabaseRow {
+    /// The source's name (`pypi-local`, `cran-local`).
+    pub source: String,
+    pub name: String,
+    pub filename: String,
+    pub sha256: String,
+    /// The transaction that added it.
+    pub added_tx: i64,
+}
+
+/// What the database said about the writer's packages.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "read", content = "detail", rename_all = "kebab-case")]
+pub enum GroundTruth {
+    /// The current primary's rows of the writer's packages (removed rows left out).
+    Rows(Vec<DatabaseRow>),
+    /// The provider cannot read the database (a target without a database URL): the nodes are
+    /// the only witnesses.
+    NotRead(String),
+    /// The provider could read it but the read failed: the verdict is at best unknown.
+    Failed(String),
+}
+
+/// How long the final reads waited for the nodes to agree with the database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Settling {
+    /// The most the reads may wait (`--settle`).
+    pub settle_s: f64,
+    /// How long they waited.
+    pub waited_s: f64,
+    /// Reads of the entries that disagreed, after the first full read.
+    pub rereads: usize,
+}
+
+/// A fault window, seconds since the run start.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct FaultWindow {
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+/// Everything the checker judges.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    pub ledger: &'a [LedgerEntry],
+    pub database: &'a GroundTruth,
+    /// The final reads of every entry from every node.
+    pub reads: &'a [ReadBack],
+    /// Nodes that should have been read.
+    pub nodes: usize,
+    pub faults: &'a [FaultWindow],
+    pub settling: Settling,
+}
+
+/// The state of one ledger entry (or of an unledgered row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryState {
+    Stable,
+    Lost,
+    Stale,
+    Phantom,
+    FailedButApplied,
+    Recovered,
+    NotPresent,
+    /// A node did not answer clearly: this entry decides nothing.
+    Unreadable,
+}
+
+impl EntryState {
+    /// The states that make a history invalid.
+    pub fn is_anomaly(self) -> bool {
+        matches!(
+            self,
+            Self::Lost | Self::Stale | Self::Phantom | Self::FailedButApplied
+        )
+    }
+
+    /// The name in the evidence's counts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stable => "stable",
+            Self::Lost => "lost",
+            Self::Stale => "stale",
+            Self::Phantom => "phantom",
+            Self::FailedButApplied => "failed-but-applied",
+            Self::Recovered => "recovered",
+            Self::NotPresent => "not-present",
+            Self::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// The database's row for each file name (rows with other bytes than the ledger's included:
+/// the entry's bytes are then not stored).
+fn rows_by_file(database: &GroundTruth) -> Option<HashMap<&str, &DatabaseRow>> {
+    match database {
+        GroundTruth::Rows(rows) => Some(rows.iter().map(|r| (r.filename.as_str(), r)).collect()),
+        GroundTruth::NotRead(_) | GroundTruth::Failed(_) => None,
+    }
+}
+
+fn reads_by_seq(reads: &[ReadBack]) -> BTreeMap<usize, Vec<&ReadBack>> {
     let mut by_seq: BTreeMap<usize, Vec<&ReadBack>> = BTreeMap::new();
     for read in reads {
         by_seq.entry(read.seq).or_default().push(read);
     }
+    by_seq
+}
+
+/// One entry's state from its outcome, whether the database holds its bytes (`None`: the
+/// database was not read) and every node's read.
+pub fn classify(
+    entry: &LedgerEntry,
+    stored: Option<bool>,
+    reads: &[&ReadBack],
+    nodes: usize,
+) -> EntryState {
+    let right =
+        |r: &&&ReadBack| matches!(r.outcome, ReadOutcome::Present | ReadOutcome::Duplicated);
+    let all_right = reads.len() >= nodes && reads.iter().all(|r| right(&r));
+    let some_bad = reads
+        .iter()
+        .any(|r| matches!(r.outcome, ReadOutcome::Missing | ReadOutcome::Corrupt));
+    let served_anywhere = reads.iter().any(|r| {
+        matches!(
+            r.outcome,
+            ReadOutcome::Present | ReadOutcome::Duplicated | ReadOutcome::Corrupt
+        )
+    });
+    use EntryState::*;
+    match (entry.outcome, stored) {
+        (WriteOutcome::Ok, Some(false)) => Lost,
+        (WriteOutcome::Ok | WriteOutcome::Unknown, Some(true)) if all_right => {
+            if entry.outcome == WriteOutcome::Ok {
+                Stable
+            } else {
+                Recovered
+            }
+        }
+        (WriteOutcome::Ok | WriteOutcome::Unknown, Some(true)) if some_bad => Stale,
+        (WriteOutcome::Ok | WriteOutcome::Unknown, Some(true)) => Unreadable,
+        (WriteOutcome::Failed, Some(true)) => FailedButApplied,
+        (_, Some(false)) if served_anywhere => Phantom,
+        (_, Some(false)) => NotPresent,
+        // The nodes as the only witnesses.
+        (WriteOutcome::Ok, None) if all_right => Stable,
+        (WriteOutcome::Ok, None) if some_bad => Lost,
+        (WriteOutcome::Ok, None) => Unreadable,
+        (WriteOutcome::Failed, None) if served_anywhere => FailedButApplied,
+        (WriteOutcome::Unknown, None) if reads.iter().any(|r| right(&r)) => Recovered,
+        (_, None) => NotPresent,
+    }
+}
+
+/// Whether the database holds `entry`'s bytes, when it was read.
+fn stored(entry: &LedgerEntry, rows: Option<&HashMap<&str, &DatabaseRow>>) -> Option<bool> {
+    rows.map(|rows| {
+        rows.get(entry.file_name.as_str())
+            .is_some_and(|row| row.sha256 == entry.sha256)
+    })
+}
+
+/// The entries whose node reads do not (yet) agree with the database, or could not be read:
+/// what the run reads again until they settle or the settle time passes. Without the
+/// database, the entries some node does not serve.
+pub fn unsettled(
+    ledger: &[LedgerEntry],
+    database: &GroundTruth,
+    reads: &[ReadBack],
+    nodes: usize,
+) -> Vec<usize> {
+    let rows = rows_by_file(database);
+    let by_seq = reads_by_seq(reads);
+    ledger
+        .iter()
+        .filter(|entry| {
+            let reads = by_seq.get(&entry.seq).map(Vec::as_slice).unwrap_or(&[]);
+            let state = classify(entry, stored(entry, rows.as_ref()), reads, nodes);
+            match state {
+                EntryState::Stale | EntryState::Phantom | EntryState::Unreadable => true,
+                EntryState::Lost | EntryState::FailedButApplied => rows.is_none(),
+                _ => false,
+            }
+        })
+        .map(|entry| entry.seq)
+        .collect()
+}
+
+/// Acknowledged uploads invoked before, during and after one fault window.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+struct WindowEvidence {
+    start_s: f64,
+    end_s: f64,
+    acknowledged_before: usize,
+    acknowledged_during: usize,
+    acknowledged_after: usize,
+}
+
+/// Per fault: the acknowledged uploads invoked since the previous fault's end and before its
+/// start, inside it, and after its end until the next fault starts.
+fn window_evidence(ledger: &[LedgerEntry], faults: &[FaultWindow]) -> Vec<WindowEvidence> {
+    let acknowledged: Vec<f64> = ledger
+        .iter()
+        .filter(|e| e.outcome == WriteOutcome::Ok)
+        .map(|e| e.invoked_s)
+        .collect();
+    let count = |from: f64, to: f64| {
+        acknowledged
+            .iter()
+            .filter(|&&t| t >= from && t < to)
+            .count()
+    };
+    faults
+        .iter()
+        .enumerate()
+        .map(|(i, fault)| {
+            let previous_end = if i == 0 {
+                f64::NEG_INFINITY
+            } else {
+                faults[i - 1].end_s
+            };
+            let next_start = faults.get(i + 1).map_or(f64::INFINITY, |f| f.start_s);
+            WindowEvidence {
+                start_s: fault.start_s,
+                end_s: fault.end_s,
+                acknowledged_before: count(previous_end, fault.start_s),
+                acknowledged_during: count(fault.start_s, fault.end_s),
+                acknowledged_after: count(fault.end_s, next_start),
+            }
+        })
+        .collect()
+}
+
+fn reads_json(reads: &[&ReadBack]) -> Vec<Value> {
+    reads
+        .iter()
+        .map(|r| json!({"node": r.node, "outcome": r.outcome, "detail": r.detail}))
+        .collect()
+}
+
+/// Judges the ledger against the database and the nodes' final reads.
+pub fn check(input: &Input<'_>) -> CheckerResult {
+    let Input {
+        ledger,
+        database,
+        reads,
+        nodes,
+        faults,
+        settling,
+    } = *input;
+    let rows = rows_by_file(database);
+    let by_seq = reads_by_seq(reads);
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut lost = Vec::new();
+    let mut bad = Vec::new();
     let mut undecided = Vec::new();
     let mut stable_latencies_ms = Vec::new();
     for entry in ledger {
         let reads = by_seq.get(&entry.seq).map(Vec::as_slice).unwrap_or(&[]);
-        let everywhere = |ok: fn(ReadOutcome) -> bool| {
-            reads.len() == nodes && reads.iter().all(|r| ok(r.outcome))
-        };
-        let present = |o: ReadOutcome| matches!(o, ReadOutcome::Present | ReadOutcome::Duplicated);
-        let bad = reads
-            .iter()
-            .filter(|r| matches!(r.outcome, ReadOutcome::Missing | ReadOutcome::Corrupt))
-            .count();
-        let unreadable =
-            reads.len() < nodes || reads.iter().any(|r| r.outcome == ReadOutcome::Unreadable);
-        if reads.iter().any(|r| r.outcome == ReadOutcome::Duplicated) {
-            *counts.entry("duplicated").or_default() += 1;
-        }
         *counts
             .entry(match entry.outcome {
                 WriteOutcome::Ok => "acknowledged",
@@ -44,58 +295,124 @@ pub fn check(ledger: &[LedgerEntry], reads: &[ReadBack], nodes: usize) -> Checke
                 WriteOutcome::Unknown => "unknown",
             })
             .or_default() += 1;
-        match entry.outcome {
-            WriteOutcome::Ok if everywhere(present) => {
-                *counts.entry("stable").or_default() += 1;
-                stable_latencies_ms.push((entry.completed_s - entry.invoked_s) * 1000.0);
+        if reads.iter().any(|r| r.outcome == ReadOutcome::Duplicated) {
+            *counts.entry("duplicated").or_default() += 1;
+        }
+        let stored = stored(entry, rows.as_ref());
+        let state = classify(entry, stored, reads, nodes);
+        *counts.entry(state.as_str()).or_default() += 1;
+        if state == EntryState::Stable {
+            stable_latencies_ms.push((entry.completed_s - entry.invoked_s) * 1000.0);
+        }
+        if state.is_anomaly() || state == EntryState::Unreadable {
+            let database_said = match (&rows, stored) {
+                (Some(rows), _) => match rows.get(entry.file_name.as_str()) {
+                    Some(row) if row.sha256 == entry.sha256 => {
+                        json!({"stored": true, "added_tx": row.added_tx})
+                    }
+                    Some(row) => json!({"stored": false, "other_sha256": row.sha256}),
+                    None => json!({"stored": false}),
+                },
+                (None, _) => Value::Null,
+            };
+            let named = json!({
+                "state": state, "seq": entry.seq, "name": entry.name, "file": entry.file_name,
+                "sha256": entry.sha256, "outcome": entry.outcome, "status": entry.status,
+                "invoked_at_s": entry.invoked_s, "completed_at_s": entry.completed_s,
+                "database": database_said, "reads": reads_json(reads),
+            });
+            if state.is_anomaly() {
+                bad.push(named);
+            } else {
+                undecided.push(named);
             }
-            WriteOutcome::Ok if bad > 0 => {
-                *counts.entry("lost").or_default() += 1;
-                lost.push(json!({
-                    "seq": entry.seq, "name": entry.name, "file": entry.file_name,
-                    "sha256": entry.sha256, "acknowledged_at_s": entry.completed_s,
-                    "reads": reads.iter().map(|r| json!({"node": r.node, "outcome": r.outcome, "detail": r.detail})).collect::<Vec<_>>(),
-                }));
-            }
-            WriteOutcome::Ok => {
-                debug_assert!(unreadable);
-                *counts.entry("acknowledged-unreadable").or_default() += 1;
-                undecided.push(json!({"seq": entry.seq, "name": entry.name,
-                    "reads": reads.iter().map(|r| json!({"node": r.node, "outcome": r.outcome, "detail": r.detail})).collect::<Vec<_>>()}));
-            }
-            _ if reads.iter().any(|r| present(r.outcome)) => {
-                *counts.entry("recovered").or_default() += 1;
-            }
-            _ => *counts.entry("not-present").or_default() += 1,
+        }
+    }
+    // Rows of the writer's packages that no upload invoked: the database holds a write nobody
+    // made.
+    if let GroundTruth::Rows(rows) = database {
+        let invoked: std::collections::HashSet<&str> =
+            ledger.iter().map(|e| e.file_name.as_str()).collect();
+        for row in rows
+            .iter()
+            .filter(|r| !invoked.contains(r.filename.as_str()))
+        {
+            *counts.entry(EntryState::Phantom.as_str()).or_default() += 1;
+            bad.push(json!({
+                "state": EntryState::Phantom, "name": row.name, "file": row.filename,
+                "sha256": row.sha256, "outcome": Value::Null,
+                "database": {"stored": true, "source": row.source, "added_tx": row.added_tx},
+                "reads": [], "why": "the database holds an upload no client invoked",
+            }));
         }
     }
     let count = |k: &str| counts.get(k).copied().unwrap_or(0);
-    let validity = if count("lost") > 0 {
+    let windows = window_evidence(ledger, faults);
+    let thin: Vec<&WindowEvidence> = windows
+        .iter()
+        .filter(|w| {
+            w.acknowledged_before == 0 || w.acknowledged_during == 0 || w.acknowledged_after == 0
+        })
+        .collect();
+    let anomalies = ["lost", "stale", "phantom", "failed-but-applied"]
+        .iter()
+        .map(|k| count(k))
+        .sum::<usize>();
+    let insufficient = if ledger.is_empty() {
+        Some("no upload was invoked, so nothing could be lost or kept".to_string())
+    } else if count("acknowledged") == 0 {
+        Some("no upload was acknowledged, so nothing could be lost".to_string())
+    } else {
+        thin.first().map(|w| {
+            format!(
+                "too little evidence around the fault at {:.1}–{:.1} s: {} acknowledged uploads invoked before it, {} during, {} after (each must be at least 1)",
+                w.start_s, w.end_s, w.acknowledged_before, w.acknowledged_during, w.acknowledged_after
+            )
+        })
+    };
+    let validity = if anomalies > 0 {
         Validity::Invalid
-    } else if count("acknowledged-unreadable") > 0 || ledger.is_empty() {
+    } else if count("unreadable") > 0
+        || insufficient.is_some()
+        || matches!(database, GroundTruth::Failed(_))
+    {
         Validity::Unknown
     } else {
         Validity::Valid
     };
-    let summary = if ledger.is_empty() {
-        "no upload was invoked, so nothing could be lost or kept".to_string()
-    } else {
-        format!(
-            "{} uploads: {} acknowledged ({} stable, {} lost{}), {} failed, {} unknown; {} recovered, {} duplicated",
-            ledger.len(),
-            count("acknowledged"),
-            count("stable"),
-            count("lost"),
-            match count("acknowledged-unreadable") {
-                0 => String::new(),
-                n => format!(", {n} unreadable"),
-            },
-            count("failed"),
-            count("unknown"),
-            count("recovered"),
-            count("duplicated"),
-        )
+    let witnesses = match database {
+        GroundTruth::Rows(rows) => format!(
+            "judged against the primary database ({} rows of the writer's packages)",
+            rows.len()
+        ),
+        GroundTruth::NotRead(why) => {
+            format!("the database was not read ({why}): judged from the nodes only")
+        }
+        GroundTruth::Failed(why) => {
+            format!("the database read failed ({why}): judged from the nodes only")
+        }
     };
+    let mut summary = format!(
+        "{} uploads: {} acknowledged ({} stable, {} lost, {} stale), {} failed ({} failed-but-applied), {} unknown ({} recovered); {} phantom{}; {}",
+        ledger.len(),
+        count("acknowledged"),
+        count("stable"),
+        count("lost"),
+        count("stale"),
+        count("failed"),
+        count("failed-but-applied"),
+        count("unknown"),
+        count("recovered"),
+        count("phantom"),
+        match count("unreadable") {
+            0 => String::new(),
+            n => format!(", {n} unreadable"),
+        },
+        witnesses,
+    );
+    if let Some(why) = &insufficient {
+        summary = format!("{why}; {summary}");
+    }
     stable_latencies_ms.sort_by(f64::total_cmp);
     let quantile = |q: f64| {
         (!stable_latencies_ms.is_empty()).then(|| {
@@ -110,108 +427,23 @@ pub fn check(ledger: &[LedgerEntry], reads: &[ReadBack], nodes: usize) -> Checke
         evidence: json!({
             "uploads": ledger.len(),
             "nodes_read": nodes,
+            "database": match database {
+                GroundTruth::Rows(rows) => json!({"read": "rows", "rows": rows.len()}),
+                other => serde_json::to_value(other).unwrap_or_default(),
+            },
+            "settling": settling,
             "counts": counts,
+            "minimum_evidence": {
+                "rule": "an acknowledged upload invoked before, during and after each fault window",
+                "windows": windows,
+                "insufficient": insufficient,
+            },
             "stable_latency_ms": {"p50": quantile(0.5), "p90": quantile(0.9), "p99": quantile(0.99), "max": quantile(1.0)},
-            "lost_entries": lost,
+            "bad_entries": bad,
             "unreadable_entries": undecided,
         }),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use scenarios::writes::WriteFormat;
-
-    fn entry(seq: usize, outcome: WriteOutcome) -> LedgerEntry {
-        LedgerEntry {
-            seq,
-            format: WriteFormat::Python,
-            name: format!("p{seq}"),
-            version: "1.0".into(),
-            file_name: format!("p{seq}-1.0-py3-none-any.whl"),
-            sha256: "00".into(),
-            scheduled_s: seq as f64,
-            invoked_s: seq as f64,
-            completed_s: seq as f64 + 0.05,
-            outcome,
-            status: None,
-            detail: String::new(),
-        }
-    }
-
-    fn read(seq: usize, node: &str, outcome: ReadOutcome) -> ReadBack {
-        ReadBack {
-            seq,
-            node: node.into(),
-            outcome,
-            detail: String::new(),
-        }
-    }
-
-    #[test]
-    fn acknowledged_and_present_everywhere_is_valid() {
-        let ledger = [entry(0, WriteOutcome::Ok), entry(1, WriteOutcome::Failed)];
-        let reads = [
-            read(0, "a", ReadOutcome::Present),
-            read(0, "b", ReadOutcome::Present),
-            read(1, "a", ReadOutcome::Missing),
-            read(1, "b", ReadOutcome::Missing),
-        ];
-        let result = check(&ledger, &reads, 2);
-        assert_eq!(result.validity, Validity::Valid, "{}", result.summary);
-        assert_eq!(result.evidence["counts"]["stable"], 1);
-    }
-
-    #[test]
-    fn an_acknowledged_upload_missing_on_one_node_is_lost() {
-        let ledger = [entry(0, WriteOutcome::Ok), entry(1, WriteOutcome::Ok)];
-        let reads = [
-            read(0, "a", ReadOutcome::Present),
-            read(0, "b", ReadOutcome::Present),
-            read(1, "a", ReadOutcome::Present),
-            read(1, "b", ReadOutcome::Missing),
-        ];
-        let result = check(&ledger, &reads, 2);
-        assert_eq!(result.validity, Validity::Invalid);
-        assert_eq!(result.evidence["counts"]["lost"], 1);
-        assert_eq!(result.evidence["lost_entries"][0]["seq"], 1);
-    }
-
-    #[test]
-    fn corrupt_bytes_are_lost_too() {
-        let ledger = [entry(0, WriteOutcome::Ok)];
-        let reads = [read(0, "a", ReadOutcome::Corrupt)];
-        assert_eq!(check(&ledger, &reads, 1).validity, Validity::Invalid);
-    }
-
-    #[test]
-    fn an_unreadable_node_leaves_the_verdict_unknown() {
-        let ledger = [entry(0, WriteOutcome::Ok)];
-        let reads = [
-            read(0, "a", ReadOutcome::Present),
-            read(0, "b", ReadOutcome::Unreadable),
-        ];
-        assert_eq!(check(&ledger, &reads, 2).validity, Validity::Unknown);
-        // A node never read at all decides nothing either.
-        assert_eq!(check(&ledger, &reads[..1], 2).validity, Validity::Unknown);
-    }
-
-    #[test]
-    fn unknown_but_present_is_recovered_and_duplicates_are_counted() {
-        let ledger = [entry(0, WriteOutcome::Unknown), entry(1, WriteOutcome::Ok)];
-        let reads = [
-            read(0, "a", ReadOutcome::Present),
-            read(1, "a", ReadOutcome::Duplicated),
-        ];
-        let result = check(&ledger, &reads, 1);
-        assert_eq!(result.validity, Validity::Valid);
-        assert_eq!(result.evidence["counts"]["recovered"], 1);
-        assert_eq!(result.evidence["counts"]["duplicated"], 1);
-    }
-
-    #[test]
-    fn an_empty_ledger_decides_nothing() {
-        assert_eq!(check(&[], &[], 2).validity, Validity::Unknown);
-    }
-}
+mod tests;

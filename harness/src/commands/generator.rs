@@ -44,6 +44,7 @@ pub async fn run(spec_path: &Path) -> Result<u8, HarnessError> {
         nemesis: NemesisPlan::none(),
         checkers: Vec::new(),
         availability: AvailabilityLimits::default(),
+        settle: crate::plan::DEFAULT_SETTLE,
         thresholds,
         ha_checklist: false,
         quiet: true,

@@ -200,6 +200,14 @@ pub trait Infra: Send + Sync {
         })
     }
 
+    /// The ground truth of what was written: `sql` (one `SELECT`) on the `pkgnode` database of
+    /// the current primary, read directly (not through the nodes), as `psql -tA` prints it:
+    /// one line per row, columns joined by `|`. `None` where this provider cannot read the
+    /// database (an existing deployment given no database URL).
+    fn query_primary(&self, _sql: &str) -> Option<Result<String, InfraError>> {
+        None
+    }
+
     /// The load balancer's view of the nodes: (server name, `UP`/`DOWN`/`MAINT`…), read from
     /// its stats. `None` when this provider cannot read it (an existing deployment).
     fn balancer_states(&self) -> Option<Result<Vec<(String, String)>, InfraError>> {

@@ -7,8 +7,13 @@
 //! Multi-AZ's role): it checks the primary every `check_interval`, and after `misses` misses in
 //! a row promotes the synchronous standby (the provider repoints the nodes' database endpoint).
 //! Healing rejoins the former primary as the new standby, so the drill can repeat.
+//!
+//! After each heal the cluster must **recover** before the next fault (and before the final
+//! reads): every node reports its database reachable and serves an upload made after the heal
+//! ([`recovery`]); the timeline's `recovered` event marks that moment.
 
 mod fault;
+mod recovery;
 #[cfg(test)]
 mod tests;
 
@@ -176,17 +181,17 @@ pub async fn run(plan: &NemesisPlan, infra: &dyn Infra, start: Instant) -> Nemes
             start,
             log: &mut log,
         };
-        match session.wait_recovered(plan.recovery_timeout).await {
-            Ok(()) => {
+        match session
+            .wait_recovered(plan.recovery_timeout, healed_at)
+            .await
+        {
+            Ok(how) => {
                 log.completed += 1;
                 log.events.push(event(
                     since(Instant::now()),
                     None,
                     EventKind::Recovered,
-                    format!(
-                        "every node answers and the database takes queries after {}",
-                        fault.name()
-                    ),
+                    format!("after {}: {how}", fault.name()),
                 ));
             }
             Err(e) => {
@@ -238,39 +243,6 @@ impl Session<'_> {
             .nodes
             .get(node)
             .map(|(_, url)| url.clone())
-    }
-
-    /// Until every node answers `/__ping__` 200 on its own address and the primary database
-    /// answers.
-    async fn wait_recovered(&mut self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        let client = crate::run::http_client(Duration::from_secs(2))?;
-        let nodes = self.infra.endpoints().nodes.clone();
-        loop {
-            let mut waiting = Vec::new();
-            for (name, url) in &nodes {
-                match client.get(format!("{url}/__ping__")).send().await {
-                    Ok(r) if r.status().is_success() => {}
-                    Ok(r) => waiting.push(format!("{name} answers {}", r.status())),
-                    Err(e) => waiting.push(format!("{name}: {e}")),
-                }
-            }
-            match self.probe(&Member::DatabasePrimary) {
-                Ok(true) | Err(InfraError::Unsupported { .. }) => {}
-                Ok(false) => waiting.push("the primary database does not answer".into()),
-                Err(e) => waiting.push(format!("the primary database: {e}")),
-            }
-            if waiting.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "not recovered within {timeout:?}: {}",
-                    waiting.join("; ")
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
     }
 }
 

@@ -192,11 +192,13 @@ pub async fn run(
     let mut metrics = recorder.finish();
     let mut all_commits = first_commits.clone();
     all_commits.extend(pushed.iter().cloned());
+    let publications = read_publications(infra);
     let (builds_result, counts) = checkers::builds::check(&checkers::builds::BuildsHistory {
         builders: &builders,
         commits: &all_commits,
         builds: &builds,
         seen: &seen,
+        publications: &publications,
     });
     for (name, value) in [
         ("commits", counts.commits as f64),
@@ -445,4 +447,58 @@ fn jsonl<'a, T: serde::Serialize + 'a>(
         text.push('\n');
     }
     Ok(text)
+}
+
+/// The transactions that added package files, per build they describe
+/// (`{source}/{builder}@{sha12}`), read from the current primary database: what was
+/// published, whatever the build rows say.
+pub fn read_publications(infra: &dyn Infra) -> Result<checkers::builds::Publications, String> {
+    const SQL: &str = "SELECT t.description, count(DISTINCT t.id) FROM transactions t \
+                       JOIN packages p ON p.added_tx = t.id \
+                       WHERE t.kind = 'git-build' GROUP BY t.description";
+    let text = crate::infra::off_runtime("reading the builds' transactions", || {
+        infra.query_primary(SQL).transpose()
+    })
+    .map_err(|e| e.to_string())?
+    .ok_or_else(|| {
+        format!(
+            "the {} provider cannot read the database",
+            infra.info().provider
+        )
+    })?;
+    parse_publications(&text)
+}
+
+fn parse_publications(text: &str) -> Result<checkers::builds::Publications, String> {
+    let mut publications = checkers::builds::Publications::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed = line.rsplit_once('|').and_then(|(description, count)| {
+            let (_source, build) = description.split_once('/')?;
+            let (builder, sha) = build.rsplit_once('@')?;
+            Some((builder, sha, count.trim().parse::<usize>().ok()?))
+        });
+        let Some((builder, sha, count)) = parsed else {
+            return Err(format!("unexpected transaction row {line:?}"));
+        };
+        *publications
+            .entry(checkers::builds::publication_key(builder, sha))
+            .or_default() += count;
+    }
+    Ok(publications)
+}
+
+#[cfg(test)]
+mod publication_tests {
+    #[test]
+    fn transactions_are_counted_per_build() {
+        let publications = super::parse_publications(
+            "pypi-git/gb-a-1@0123456789ab|2\ncran-git/gb-b-0@ffffffffffff|1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            publications[&("gb-a-1".to_string(), "0123456789ab".to_string())],
+            2
+        );
+        assert!(super::parse_publications("no bar here").is_err());
+    }
 }

@@ -7,6 +7,7 @@
 
 pub mod generators;
 pub mod git_builders;
+pub mod ground_truth;
 pub mod node_metrics;
 pub mod node_share;
 pub mod observer;
@@ -436,15 +437,9 @@ pub(crate) async fn check(
             // Judged by the git-builders run, which holds the commit ledger and the builds.
             CheckerKind::Builds => continue,
             CheckerKind::LostWrites => {
-                let reads = writes::read_back(
-                    &client,
-                    &endpoints.nodes,
-                    &endpoints.pypi_repo,
-                    &endpoints.cran_repo,
-                    ledger,
-                )
-                .await;
-                checkers::lost_writes::check(ledger, &reads, endpoints.nodes.len())
+                let tag = plan.writes.as_ref().map_or("", |w| w.tag.as_str());
+                ground_truth::check_lost_writes(infra, &client, ledger, tag, plan.settle, events)
+                    .await
             }
             CheckerKind::Availability => {
                 checkers::availability::check(metrics, events, ledger, plan.availability)

@@ -8,6 +8,7 @@ mod drill;
 mod gate;
 mod generators;
 mod git_builders;
+mod ground_truth;
 mod infra_docker;
 mod infra_local;
 mod scenario;

@@ -196,6 +196,38 @@ pub fn artifact(
     }
 }
 
+/// The name patterns (SQL `LIKE`) of every package the writer with `tag` uploads, Python then
+/// R: what the database holds of this writer is found by them.
+pub fn name_patterns(tag: &str) -> [String; 2] {
+    [format!("ledger-{tag}-%"), format!("ledger.{tag}.%")]
+}
+
+/// Uploads artifact `seq` of `config` once, now, and returns its ledger entry (times from
+/// `start`): the single upload a recovery check makes after a heal.
+pub async fn upload_one(
+    client: &reqwest::Client,
+    target: &WriteTarget,
+    config: &WriterConfig,
+    seq: usize,
+    start: Instant,
+) -> Result<LedgerEntry, ScenarioError> {
+    config.validate()?;
+    let (format, name, artifact) = artifact(config, seq)?;
+    let due = start.elapsed();
+    Ok(upload(
+        client,
+        target,
+        config.timeout,
+        start,
+        seq,
+        due,
+        format,
+        name,
+        artifact,
+    )
+    .await)
+}
+
 /// Invokes `config.planned_writes()` uploads at their scheduled times from `start` and returns
 /// the ledger, in sequence order. Bounded in count and in time: it returns at most
 /// `duration + timeout` after `start`.

@@ -495,6 +495,10 @@ impl DockerCluster {
 }
 
 impl Infra for DockerCluster {
+    fn query_primary(&self, sql: &str) -> Option<Result<String, InfraError>> {
+        Some(self.psql(&Member::DatabasePrimary, sql))
+    }
+
     fn balancer_states(&self) -> Option<Result<Vec<(String, String)>, InfraError>> {
         Some(DockerCluster::balancer_states(self))
     }

@@ -806,6 +806,10 @@ fn poisoned() -> InfraError {
 }
 
 impl Infra for LocalCluster {
+    fn query_primary(&self, sql: &str) -> Option<Result<String, InfraError>> {
+        Some(self.psql(&Member::DatabasePrimary, sql))
+    }
+
     fn balancer_states(&self) -> Option<Result<Vec<(String, String)>, InfraError>> {
         Some(LocalCluster::balancer_states(self))
     }
