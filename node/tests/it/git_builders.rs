@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::cluster::{Fixture, Key, list_nodes};
-use crate::support::{self, NodeDir, wait_until};
+use crate::support::{self, NodeDir, Served, wait_until};
 
 /// Fast polling and short leases, so a test takes seconds.
 const GIT_FAST: &str =
@@ -707,9 +707,9 @@ fn served_a_node_id(base: &str) -> String {
     status["node_id"].as_str().unwrap().to_string()
 }
 
-#[test]
-fn a_killed_nodes_leased_build_completes_on_the_other_node() {
-    let (fx, a, b) = two_nodes("gitkill", ["127.0.0.73", "127.0.0.74"]);
+/// A slow Python build (each step sleeps 3 s) of package `package` running on node `a`, the
+/// only node serving: returns a's server, its node id, the repository and the commit.
+fn slow_build_running_on(a: &NodeDir, package: &str) -> (Served, String, GitRepo, String) {
     a.admin(&[
         "create",
         "source",
@@ -720,11 +720,10 @@ fn a_killed_nodes_leased_build_completes_on_the_other_node() {
     ]);
     a.admin(&["create", "repo", "--name", "pypi", "--type", "python"]);
     a.admin(&["subscribe", "--repo", "pypi", "--source", "pygit"]);
-    let mut served_a = a.serve();
+    let served_a = a.serve();
     let a_id = served_a_node_id(&served_a.base);
     let repo = GitRepo::new();
-    // Each build step sleeps 3 s: the build is still running when a dies.
-    repo.python_package("slow-pkg", "1.0", 3);
+    repo.python_package(package, "1.0", 3);
     let sha = repo.commit("slow");
     a.admin(&[
         "create",
@@ -734,13 +733,21 @@ fn a_killed_nodes_leased_build_completes_on_the_other_node() {
         "--url",
         &repo.url(),
         "--name",
-        "slow",
+        package,
     ]);
     wait_until("the build running on a", Duration::from_secs(30), || {
         builds(&served_a.base, "pygit")
             .iter()
             .any(|b| b["state"] == "running" && b["node_id"] == a_id.as_str())
     });
+    (served_a, a_id, repo, sha)
+}
+
+#[test]
+fn a_killed_nodes_leased_build_completes_on_the_other_node() {
+    let (fx, a, b) = two_nodes("gitkill", ["127.0.0.73", "127.0.0.74"]);
+    // The build is still running when a dies.
+    let (mut served_a, a_id, _repo, sha) = slow_build_running_on(&a, "slow-pkg");
     let served_b = b.serve();
     served_a.kill();
     let killed = Instant::now();
@@ -770,37 +777,8 @@ fn a_killed_nodes_leased_build_completes_on_the_other_node() {
 #[test]
 fn issue_23_a_paused_worker_past_its_lease_cannot_publish() {
     let (fx, a, b) = two_nodes("gitpause", ["127.0.0.75", "127.0.0.76"]);
-    a.admin(&[
-        "create",
-        "source",
-        "--name",
-        "pygit",
-        "--type",
-        "git-python",
-    ]);
-    a.admin(&["create", "repo", "--name", "pypi", "--type", "python"]);
-    a.admin(&["subscribe", "--repo", "pypi", "--source", "pygit"]);
-    let served_a = a.serve();
-    let a_id = served_a_node_id(&served_a.base);
-    let repo = GitRepo::new();
-    // Each build step sleeps 3 s: the build is under way when a is frozen.
-    repo.python_package("paused-pkg", "1.0", 3);
-    let sha = repo.commit("slow");
-    a.admin(&[
-        "create",
-        "git-builder",
-        "--source",
-        "pygit",
-        "--url",
-        &repo.url(),
-        "--name",
-        "paused",
-    ]);
-    wait_until("the build running on a", Duration::from_secs(30), || {
-        builds(&served_a.base, "pygit")
-            .iter()
-            .any(|b| b["state"] == "running" && b["node_id"] == a_id.as_str())
-    });
+    // The build is under way when a is frozen.
+    let (served_a, a_id, _repo, sha) = slow_build_running_on(&a, "paused-pkg");
     support::signal(served_a.pid(), "STOP");
     let served_b = b.serve();
     let log = || format!("a:\n{}\nb:\n{}", a.log(), b.log());
