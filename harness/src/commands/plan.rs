@@ -237,14 +237,21 @@ pub fn drill(args: &DrillArgs) -> Result<RunPlan, HarnessError> {
         availability: AvailabilityLimits {
             max_failed_installs: args.max_failed_installs,
             max_write_gap_s: Some(Duration::from(args.max_write_gap).as_secs_f64()),
+            min_installs_per_window: args.min_installs_per_window,
         },
-        // Latency during a fault is the drill's subject, not a threshold's: none by default.
         thresholds: ThresholdSet::default(),
         ha_checklist: true,
         quiet: args.load.quiet,
         generators: GeneratorPlan::default(),
     };
-    checked(plan, thresholds(&args.load, &[]))
+    // Latency and failures during a fault are the drill's subject (the `availability`
+    // checker's); outside the faults plus a grace the cluster must hold the scenario's own
+    // thresholds: no failed install, the rate held, every kind's p99.
+    let thresholds = thresholds(&args.load, DEFAULT_THRESHOLDS).map(|mut set| {
+        set.outside_faults_grace_s = Some(crate::checkers::availability::GRACE_S);
+        set
+    });
+    checked(plan, thresholds)
 }
 
 /// The plan of `harness scenario git-builders`: the builders' commits, watchers and the builds

@@ -427,8 +427,18 @@ pub(crate) async fn check(
     observed: &observer::Observed,
 ) -> Vec<reports::record::CheckerResult> {
     let endpoints = infra.endpoints();
-    let Ok(client) = http_client(Duration::from_secs(20)) else {
-        return Vec::new();
+    let client = match http_client(Duration::from_secs(20)) {
+        Ok(client) => client,
+        Err(why) => {
+            // The builds checker is the git-builders run's own (see below).
+            let kinds: Vec<CheckerKind> = (plan.checkers.iter().copied())
+                .filter(|k| *k != CheckerKind::Builds)
+                .collect();
+            return checkers::not_checked(
+                &kinds,
+                &format!("the HTTP client for the final reads could not be built: {why}"),
+            );
+        }
     };
     let mut results = Vec::new();
     for kind in &plan.checkers {
@@ -509,10 +519,17 @@ pub async fn ha_checklist(infra: &dyn Infra, name: &str) -> reports::record::Che
             format!("rules undecided: {}", unknown.join(", ")),
         )
     } else {
-        (
-            Validity::Valid,
-            format!("all {} HA rules hold", rules.len()),
-        )
+        let not_applicable = named(Validity::NotApplicable);
+        let held = rules.len() - not_applicable.len();
+        let summary = if not_applicable.is_empty() {
+            format!("all {held} HA rules hold")
+        } else {
+            format!(
+                "all {held} applicable HA rules hold; not applicable: {}",
+                not_applicable.join(", ")
+            )
+        };
+        (Validity::Valid, summary)
     };
     let result = CheckerResult {
         name: name.into(),
