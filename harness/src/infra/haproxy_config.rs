@@ -204,6 +204,177 @@ mod tests {
         );
     }
 
+    /// A stand-in node for the balancer test: answers `/__ping__` 200; every other request is
+    /// recorded (method) and then either answered 200 or, as a node killed while an upload is
+    /// in flight, read in full and its connection closed without an answer.
+    struct FakeNode {
+        addr: String,
+        seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl FakeNode {
+        fn start(dies_mid_request: bool) -> FakeNode {
+            use std::io::{BufRead, BufReader, Read, Write};
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("address").to_string();
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let record = seen.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let record = record.clone();
+                    std::thread::spawn(move || {
+                        let mut reader = BufReader::new(stream);
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let (method, path) = {
+                                let mut words = line.split_whitespace();
+                                let method = words.next().unwrap_or_default().to_string();
+                                (method, words.next().unwrap_or_default().to_string())
+                            };
+                            let mut length = 0usize;
+                            loop {
+                                let mut header = String::new();
+                                if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                                    return;
+                                }
+                                if header.trim().is_empty() {
+                                    break;
+                                }
+                                if let Some((name, value)) = header.split_once(':')
+                                    && name.eq_ignore_ascii_case("content-length")
+                                {
+                                    length = value.trim().parse().unwrap_or(0);
+                                }
+                            }
+                            let mut body = vec![0; length];
+                            if reader.read_exact(&mut body).is_err() {
+                                return;
+                            }
+                            if path != "/__ping__" {
+                                record.lock().expect("lock").push(method);
+                                if dies_mid_request {
+                                    return; // the connection closes with no answer
+                                }
+                            }
+                            let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                            if reader.get_mut().write_all(answer.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+            FakeNode { addr, seen }
+        }
+
+        fn seen(&self, method: &str) -> usize {
+            let seen = self.seen.lock().expect("lock");
+            seen.iter().filter(|m| *m == method).count()
+        }
+    }
+
+    /// Real HAProxy with `config` in front of a node that dies with each request in flight and a
+    /// healthy one; sends 6 POSTs and 6 GETs through it. Returns (POSTs the nodes received,
+    /// POSTs answered 2xx, GETs answered 2xx).
+    fn through_haproxy(config: impl Fn(&str) -> String) -> (usize, usize, usize) {
+        let dying = FakeNode::start(true);
+        let healthy = FakeNode::start(false);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let bind = format!("127.0.0.1:{port}");
+        let servers = vec![
+            ("node-1".to_string(), dying.addr.clone()),
+            ("node-2".to_string(), healthy.addr.clone()),
+        ];
+        let text = config(&config_text(&Layout {
+            bind: &bind,
+            global: &[],
+            servers: &servers,
+            server_options: "",
+            tail: "",
+        }));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, text).expect("write the config");
+        let mut haproxy = std::process::Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy on PATH (installed by .ci/install.sh)");
+        let client = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .expect("client");
+        let url = format!("http://{bind}/upload/pypi/local");
+        // Wait for the frontend itself (not a fixed sleep): the first answer of any kind.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while client
+            .head(format!("http://{bind}/__ping__"))
+            .send()
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "haproxy never listened on {bind}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let before = (dying.seen("POST"), healthy.seen("POST"));
+        assert_eq!(before, (0, 0), "no POST before the test's own");
+        let mut posts_ok = 0;
+        let mut gets_ok = 0;
+        // Uploads back to back: round robin alternates them between the two nodes (a
+        // retry's redispatch moves on too), so the dying node takes some whatever the start.
+        for i in 0..6 {
+            let post = client.post(&url).body(format!("upload {i}")).send();
+            posts_ok += usize::from(post.is_ok_and(|r| r.status().is_success()));
+        }
+        for i in 0..6 {
+            let get = client
+                .get(format!("http://{bind}/pypi/latest/simple/p{i}/"))
+                .send();
+            gets_ok += usize::from(get.is_ok_and(|r| r.status().is_success()));
+        }
+        let _ = haproxy.kill();
+        let _ = haproxy.wait();
+        (dying.seen("POST") + healthy.seen("POST"), posts_ok, gets_ok)
+    }
+
+    /// Item 8 of issue 22 on real HAProxy: a node that dies with each upload in flight. Every
+    /// upload reaches at most one node (the ones sent to the dying node fail to the client:
+    /// whether it stored them is the writer's *unknown*), while reads are still re-sent to the
+    /// healthy node. Without the guard the same balancer sends those uploads to a second node.
+    #[test]
+    fn an_upload_reaches_one_node_even_when_that_node_dies_mid_request() {
+        let (received, posts_ok, gets_ok) = through_haproxy(|text| text.to_string());
+        assert_eq!(received, 6, "each of 6 uploads reached exactly one node");
+        assert!(
+            posts_ok < 6,
+            "the uploads the dying node took were not re-sent ({posts_ok} ok)"
+        );
+        assert_eq!(
+            gets_ok, 6,
+            "reads that met the dying node were re-sent to the other"
+        );
+
+        // Negative control: the same config without the guard replays uploads.
+        let (received, posts_ok, _) =
+            through_haproxy(|text| text.replace(&format!("    {NO_REPLAYED_WRITES}\n"), ""));
+        assert!(
+            received > 6,
+            "without disable-l7-retry HAProxy re-sends uploads: {received} received for 6 sent"
+        );
+        assert_eq!(posts_ok, 6, "every upload 'succeeded' on its second node");
+    }
+
     #[test]
     fn stat_csv_gives_the_node_servers() {
         let csv = "# pxname,svname,qcur,status\nlb,FRONTEND,,OPEN\nnodes,node-1,0,UP\n\

@@ -171,10 +171,16 @@ fn a_not_applicable_checker_is_shown_as_such_never_as_valid() {
     )];
     record.judge(&crate::ThresholdSet::parse_all(["p99<10s"]).unwrap());
     let html = render(&record).unwrap();
-    assert!(html.contains("– not applicable"), "the checkers table says n/a");
+    assert!(
+        html.contains("– not applicable"),
+        "the checkers table says n/a"
+    );
     assert!(html.contains("<code>lock-correctness</code> — not applicable"));
     assert!(!html.contains("✓ valid"), "never drawn as valid");
-    assert!(html.contains("package files are in S3"), "the reason is on the page");
+    assert!(
+        html.contains("package files are in S3"),
+        "the reason is on the page"
+    );
     let summary = serde_json::to_value(crate::summary::Summary::from_record(&record)).unwrap();
     assert_eq!(summary["checkers"][0]["validity"], "not-applicable");
     assert_eq!(
