@@ -740,26 +740,23 @@ mod tests {
 
     #[test]
     fn a_baseline_from_other_settings_is_refused_unless_asked_for() {
-        let ours = plan(&args(&["--infra", "local", "--corpus", "small"]).unwrap()).unwrap();
+        // `gate --infra local --corpus small` with `extra`.
+        let local_small = |extra: &[&str]| {
+            let mut argv = vec!["--infra", "local", "--corpus", "small"];
+            argv.extend_from_slice(extra);
+            plan(&args(&argv).unwrap())
+        };
+        let ours = local_small(&[]).unwrap();
         // The same settings: accepted.
         let (_same_dir, same) = baseline_with(ours.settings.clone());
-        let accepted = args(&["--infra", "local", "--corpus", "small", "--baseline", &same]);
-        assert!(plan(&accepted.unwrap()).is_ok());
+        assert!(local_small(&["--baseline", &same]).is_ok());
         // Another corpus and core count: refused with exit 2, naming both.
         let (_other_dir, other) = baseline_with(GateSettings {
             corpus: "realistic, seed 1".into(),
             cores: ours.settings.cores + 6,
             ..ours.settings.clone()
         });
-        let refused = args(&[
-            "--infra",
-            "local",
-            "--corpus",
-            "small",
-            "--baseline",
-            &other,
-        ]);
-        let Err(error) = plan(&refused.unwrap()) else {
+        let Err(error) = local_small(&["--baseline", &other]) else {
             panic!("a baseline from another corpus was accepted");
         };
         assert_eq!(error.exit_code(), crate::error::exit::USAGE);
@@ -770,16 +767,7 @@ mod tests {
         );
         assert!(text.contains("cores: this gate"), "{text}");
         // --baseline-any-settings compares anyway, and the gate record says how they differ.
-        let anyway = args(&[
-            "--infra",
-            "local",
-            "--corpus",
-            "small",
-            "--baseline",
-            &other,
-            "--baseline-any-settings",
-        ]);
-        let anyway = plan(&anyway.unwrap()).unwrap();
+        let anyway = local_small(&["--baseline", &other, "--baseline-any-settings"]).unwrap();
         let record = judge(
             &anyway,
             chrono::Utc::now(),
