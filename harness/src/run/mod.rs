@@ -60,7 +60,7 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
     let model = LoadModel::DailyInstalls(config.clone());
     model.check()?;
     let endpoints = infra.endpoints().clone();
-    let client = http_client(Duration::from_secs(120)).map_err(HarnessError::Internal)?;
+    let client = run_client(Duration::from_secs(120))?;
     let target = InstallTarget {
         base_url: endpoints.base_url.clone(),
         pypi_repo: endpoints.pypi_repo.clone(),
@@ -157,7 +157,7 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
     );
     let (stop_observer, observer_rx) = tokio::sync::oneshot::channel();
     let observer = tokio::spawn(observer::observe(
-        http_client(Duration::from_secs(2)).map_err(HarnessError::Internal)?,
+        run_client(Duration::from_secs(2))?,
         endpoints.nodes.clone(),
         start,
         observer_rx,
@@ -574,6 +574,14 @@ fn first_writes_after_faults(
             })
             .collect(),
     )
+}
+
+/// The HTTP client the load, the observer and the reads go through; when it cannot be built
+/// nothing can be measured, so the run is undecided (exit 5), not an error nor a pass.
+fn run_client(timeout: Duration) -> Result<reqwest::Client, HarnessError> {
+    http_client(timeout).map_err(|why| {
+        HarnessError::Undecided(format!("the HTTP client could not be built: {why}"))
+    })
 }
 
 /// An HTTP client with `timeout` per request.
