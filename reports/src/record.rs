@@ -146,9 +146,11 @@ impl EventKind {
     }
 }
 
-/// A checker's conclusion, in Jepsen's three values.
+/// A checker's conclusion: Jepsen's three values, plus *not applicable* for a property this
+/// run's setup does not have (file locks where package files are in S3). A not-applicable
+/// result says why in its summary and is never counted or drawn as valid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Validity {
     /// The history satisfies the property.
     Valid,
@@ -156,15 +158,38 @@ pub enum Validity {
     Invalid,
     /// The run could not decide (the checker failed, or the evidence was missing).
     Unknown,
+    /// The property does not apply to this setup; the result's summary gives the reason.
+    NotApplicable,
 }
 
 impl Validity {
-    /// `"valid"`, `"invalid"` or `"unknown"`.
+    /// `"valid"`, `"invalid"`, `"unknown"` or `"not-applicable"` (as serialized).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Valid => "valid",
             Self::Invalid => "invalid",
             Self::Unknown => "unknown",
+            Self::NotApplicable => "not-applicable",
+        }
+    }
+
+    /// How a terminal table or a page states it in one word: `pass`, `FAIL`, `unknown`, `n/a`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Valid => "pass",
+            Self::Invalid => "FAIL",
+            Self::Unknown => "unknown",
+            Self::NotApplicable => "n/a",
+        }
+    }
+
+    /// The one-character mark of a terminal line: ✓ ✗ ? –.
+    pub fn mark(self) -> &'static str {
+        match self {
+            Self::Valid => "✓",
+            Self::Invalid => "✗",
+            Self::Unknown => "?",
+            Self::NotApplicable => "–",
         }
     }
 }
@@ -180,6 +205,32 @@ pub struct CheckerResult {
     pub summary: String,
     /// Counts and the offending entries, shown in the report and kept in `summary.json`.
     pub evidence: serde_json::Value,
+}
+
+impl CheckerResult {
+    /// A result for a property this setup does not have: `reason` is the summary (and the
+    /// evidence's `reason`), so the page and `summary.json` say why.
+    pub fn not_applicable(
+        name: impl Into<String>,
+        reason: impl Into<String>,
+        evidence: serde_json::Value,
+    ) -> CheckerResult {
+        let reason = reason.into();
+        let evidence = match evidence {
+            serde_json::Value::Object(mut map) => {
+                map.insert("reason".into(), reason.clone().into());
+                serde_json::Value::Object(map)
+            }
+            serde_json::Value::Null => serde_json::json!({ "reason": reason }),
+            other => serde_json::json!({ "reason": reason, "detail": other }),
+        };
+        CheckerResult {
+            name: name.into(),
+            validity: Validity::NotApplicable,
+            summary: reason,
+            evidence,
+        }
+    }
 }
 
 /// Requests per second one node served, measured at one moment.
@@ -218,21 +269,27 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// Pass iff every result passed (so an empty list passes).
+    /// Pass iff every result passed (so an empty list passes); fail when one failed with
+    /// data; unknown when the only ones that did not pass had no data to be judged on
+    /// ([`ThresholdResult::undecided`]).
     pub fn from_results(results: &[ThresholdResult]) -> Verdict {
-        if results.iter().all(|r| r.passed) {
-            Verdict::Pass
-        } else {
+        if results.iter().any(|r| !r.passed && !r.undecided) {
             Verdict::Fail
+        } else if results.iter().any(|r| r.undecided) {
+            Verdict::Unknown
+        } else {
+            Verdict::Pass
         }
     }
 
-    /// The verdict a checker's validity stands for.
-    pub fn from_validity(validity: Validity) -> Verdict {
+    /// The verdict a checker's validity stands for; `None` for not applicable, which takes
+    /// no part in a combined verdict (it neither passes nor fails anything).
+    pub fn from_validity(validity: Validity) -> Option<Verdict> {
         match validity {
-            Validity::Valid => Verdict::Pass,
-            Validity::Invalid => Verdict::Fail,
-            Validity::Unknown => Verdict::Unknown,
+            Validity::Valid => Some(Verdict::Pass),
+            Validity::Invalid => Some(Verdict::Fail),
+            Validity::Unknown => Some(Verdict::Unknown),
+            Validity::NotApplicable => None,
         }
     }
 
@@ -267,18 +324,27 @@ impl std::fmt::Display for Verdict {
 }
 
 impl RunRecord {
-    /// Judges `thresholds` over this record's metrics and sets `thresholds` and `verdict`
-    /// accordingly (used after merging records of several processes).
+    /// Judges `thresholds` over this record's metrics (outside its fault windows when the set
+    /// says so) and sets `thresholds` and `verdict` accordingly (also used after merging
+    /// records of several processes).
     pub fn judge(&mut self, thresholds: &crate::thresholds::ThresholdSet) {
-        self.thresholds = thresholds.evaluate(&self.metrics, self.meta.duration_s);
+        let faults: Vec<(f64, f64)> = self
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::Fault)
+            .map(|e| (e.at_s, e.end_s.unwrap_or(self.meta.duration_s)))
+            .collect();
+        self.thresholds =
+            thresholds.evaluate_with_faults(&self.metrics, self.meta.duration_s, &faults);
         self.verdict = self.combined_verdict();
     }
 
-    /// The thresholds' verdict combined with every checker's: fail > unknown > pass.
+    /// The thresholds' verdict combined with every checker's: fail > unknown > pass; a
+    /// not-applicable checker is left out.
     pub fn combined_verdict(&self) -> Verdict {
         self.checkers
             .iter()
-            .map(|c| Verdict::from_validity(c.validity))
+            .filter_map(|c| Verdict::from_validity(c.validity))
             .fold(Verdict::from_results(&self.thresholds), Verdict::and)
     }
 
@@ -372,6 +438,81 @@ mod tests {
         assert_eq!(Unknown.and(Fail), Fail);
         assert_eq!(Fail.and(Unknown), Fail);
         assert_eq!(Fail.and(Pass), Fail);
+    }
+
+    fn checker(name: &str, validity: Validity) -> CheckerResult {
+        CheckerResult {
+            name: name.into(),
+            validity,
+            summary: String::new(),
+            evidence: serde_json::Value::Null,
+        }
+    }
+
+    fn record_with(checkers: Vec<CheckerResult>) -> RunRecord {
+        RunRecord {
+            meta: RunMeta {
+                scenario: "t".into(),
+                started_at: Utc::now(),
+                duration_s: 1.0,
+                config: serde_json::Value::Null,
+                infra: InfraInfo::default(),
+            },
+            metrics: crate::Recorder::new(
+                std::time::Instant::now(),
+                std::time::Duration::from_secs(1),
+            )
+            .finish(),
+            events: vec![],
+            samples: vec![],
+            node_requests: BTreeMap::new(),
+            node_request_rates: vec![],
+            gauges: vec![],
+            thresholds: vec![],
+            checkers,
+            verdict: Verdict::Unknown,
+        }
+    }
+
+    #[test]
+    fn not_applicable_takes_no_part_in_the_verdict() {
+        use Validity::*;
+        let na = CheckerResult::not_applicable(
+            "lock-correctness",
+            "package files are in S3",
+            serde_json::Value::Null,
+        );
+        assert_eq!(na.evidence["reason"], "package files are in S3");
+        let verdict = |others: &[Validity]| {
+            let mut checkers = vec![na.clone()];
+            checkers.extend(others.iter().map(|v| checker("other", *v)));
+            record_with(checkers).combined_verdict()
+        };
+        // n/a beside valid is a pass, but only because the other checker passed …
+        assert_eq!(verdict(&[Valid]), Verdict::Pass);
+        // … it never hides an unknown or an invalid one (invalid > unknown > valid).
+        assert_eq!(verdict(&[Valid, Unknown]), Verdict::Unknown);
+        assert_eq!(verdict(&[Unknown, Invalid]), Verdict::Fail);
+        assert_eq!(Verdict::from_validity(NotApplicable), None);
+    }
+
+    #[test]
+    fn not_applicable_is_never_serialized_or_worded_as_valid() {
+        let json = serde_json::to_string(&Validity::NotApplicable).unwrap();
+        assert_eq!(json, "\"not-applicable\"");
+        assert_eq!(
+            serde_json::from_str::<Validity>(&json).unwrap(),
+            Validity::NotApplicable
+        );
+        assert_eq!(Validity::NotApplicable.word(), "n/a");
+        assert_ne!(Validity::NotApplicable.mark(), Validity::Valid.mark());
+        // The three older values keep their serialized names.
+        for v in [Validity::Valid, Validity::Invalid, Validity::Unknown] {
+            assert_eq!(
+                serde_json::to_string(&v).unwrap(),
+                format!("\"{}\"", v.as_str())
+            );
+        }
     }
 
     #[test]

@@ -159,8 +159,15 @@ impl KindSummary {
 /// A load generator busier than this share of the machine's cores is saturated.
 const SATURATED_CPU_SHARE: f64 = 0.85;
 
+/// Late starts are the cluster's when the users were kept busy by its answers: at the run's
+/// rate and mean install latency, Little's law puts at least this share of the user pool in
+/// flight on average, so bursts found every user waiting on a response.
+const POOL_BUSY_SHARE: f64 = 0.5;
+
 /// What says the generator, not the cluster, set the pace: installs never started, many late
-/// starts, or its CPU near the machine's capacity (`meta.config.machine_cores`).
+/// starts, or its CPU near the machine's capacity (`meta.config.machine_cores`). Late starts
+/// are put on the cluster instead when the generator's CPU was sampled and not saturated and
+/// its users were busy waiting on the cluster's answers (see [`POOL_BUSY_SHARE`]).
 fn generator_warnings(record: &RunRecord, installs: &InstallCounts) -> Vec<String> {
     let mut warnings = Vec::new();
     if installs.never_started > 0 {
@@ -168,12 +175,6 @@ fn generator_warnings(record: &RunRecord, installs: &InstallCounts) -> Vec<Strin
             "{} of {} scheduled installs never started: the load generator ran out of users, so \
              the cluster was offered less than the target rate",
             installs.never_started, installs.attempted
-        ));
-    }
-    if installs.attempted > 0 && installs.late as f64 > 0.01 * installs.attempted as f64 {
-        warnings.push(format!(
-            "{} of {} installs started late: the generator could not keep the schedule",
-            installs.late, installs.attempted
         ));
     }
     let cores = record.meta.config["machine_cores"].as_f64().unwrap_or(0.0);
@@ -187,25 +188,75 @@ fn generator_warnings(record: &RunRecord, installs: &InstallCounts) -> Vec<Strin
                 .push(s.cpu_pct);
         }
     }
-    for (name, cpu) in generators {
+    let mut cpu_warnings = Vec::new();
+    for (name, cpu) in &generators {
         if cores <= 0.0 || cpu.is_empty() {
             continue;
         }
         let mean = cpu.iter().sum::<f64>() / cpu.len() as f64;
         if mean >= SATURATED_CPU_SHARE * cores * 100.0 {
-            let who = if name == crate::generator::GENERATOR_PROCESS {
+            let who = if *name == crate::generator::GENERATOR_PROCESS {
                 "the load generator".to_string()
             } else {
                 format!("the load generator {name}")
             };
-            warnings.push(format!(
+            cpu_warnings.push(format!(
                 "{who} used {mean:.0}% CPU on average of {:.0}% available: it \
                  measured itself before the cluster",
                 cores * 100.0
             ));
         }
     }
+    if installs.attempted > 0 && installs.late as f64 > 0.01 * installs.attempted as f64 {
+        let cpu_known_fine = cores > 0.0 && !generators.is_empty() && cpu_warnings.is_empty();
+        let text = match pool_kept_busy(record) {
+            Some(busy) if cpu_known_fine => format!(
+                "{} of {} installs started late because the cluster answered slowly, not \
+                 because of the generator: its CPU was not saturated, and at a mean install \
+                 time of {:.0} ms its {} users averaged {:.0} installs in flight ({:.0}% of the \
+                 pool), so bursts found every user waiting on the cluster",
+                installs.late,
+                installs.attempted,
+                busy.mean_latency_ms,
+                busy.users,
+                busy.in_flight,
+                busy.in_flight / busy.users as f64 * 100.0
+            ),
+            _ => format!(
+                "{} of {} installs started late: the generator could not keep the schedule",
+                installs.late, installs.attempted
+            ),
+        };
+        warnings.push(text);
+    }
+    warnings.extend(cpu_warnings);
     warnings
+}
+
+/// How busy the user pool was kept by the cluster's answers.
+struct PoolBusy {
+    users: u64,
+    mean_latency_ms: f64,
+    in_flight: f64,
+}
+
+/// The pool's average occupancy by Little's law (rate × mean install latency) when it is at
+/// least [`POOL_BUSY_SHARE`] of the users (`meta.config.users`); `None` otherwise or when
+/// the record does not say how many users ran.
+fn pool_kept_busy(record: &RunRecord) -> Option<PoolBusy> {
+    let users = record.meta.config["users"].as_u64().filter(|u| *u > 0)?;
+    let install = record.metrics.kinds.get(INSTALL_KIND)?;
+    if install.latency_us.is_empty() || record.meta.duration_s <= 0.0 {
+        return None;
+    }
+    let mean_latency_ms = install.latency_us.mean() / 1000.0;
+    let rate_per_s = install.scheduled() as f64 / record.meta.duration_s;
+    let in_flight = rate_per_s * mean_latency_ms / 1000.0;
+    (in_flight >= POOL_BUSY_SHARE * users as f64).then_some(PoolBusy {
+        users,
+        mean_latency_ms,
+        in_flight,
+    })
 }
 
 fn per_second(n: u64, duration_s: f64) -> f64 {
@@ -334,5 +385,77 @@ mod tests {
         };
         healthy.samples[0].cpu_pct = 40.0;
         assert!(Summary::from_record(&healthy).warnings.is_empty());
+    }
+
+    /// 100 installs over 10 s, 20 of them late, each taking `took_ms`; `users` goose users,
+    /// the generator at `cpu_pct`.
+    fn late_run(took_ms: u64, users: u64, cpu_pct: Option<f64>) -> RunRecord {
+        let start = std::time::Instant::now();
+        let recorder = crate::Recorder::new(start, std::time::Duration::from_secs(1));
+        for i in 0..100u64 {
+            let due = start + std::time::Duration::from_millis(i * 100);
+            recorder.scheduled(INSTALL_KIND, due);
+            if i % 5 == 0 {
+                recorder.late(INSTALL_KIND, due);
+            }
+            let done = due + std::time::Duration::from_millis(took_ms);
+            recorder.record(INSTALL_KIND, due, done, crate::Outcome::Ok);
+        }
+        let mut record = crate::sample::sample_record();
+        record.metrics = recorder.finish();
+        record.meta.duration_s = 10.0;
+        record.meta.config = serde_json::json!({ "machine_cores": 2, "users": users });
+        record.samples = cpu_pct
+            .map(|cpu| crate::record::ResourceSample {
+                at_s: 1.0,
+                process: "load-generator".into(),
+                cpu_pct: cpu,
+                rss_bytes: 0,
+            })
+            .into_iter()
+            .collect();
+        record
+    }
+
+    fn late_warning(record: &RunRecord) -> String {
+        Summary::from_record(record)
+            .warnings
+            .into_iter()
+            .find(|w| w.contains("started late"))
+            .expect("a late-start warning")
+    }
+
+    #[test]
+    fn late_starts_are_put_on_a_slow_cluster_when_the_generator_was_not_the_limit() {
+        // 10 installs/s at 2 s each: 20 in flight of 30 users, generator CPU at 8 %.
+        let text = late_warning(&late_run(2_000, 30, Some(8.0)));
+        assert!(
+            text.contains("because the cluster answered slowly"),
+            "{text}"
+        );
+        assert!(!text.contains("generator could not keep"), "{text}");
+    }
+
+    #[test]
+    fn late_starts_stay_the_generators_when_it_was_the_limit_or_unmeasured() {
+        // Fast answers (5 ms: 0.05 in flight of 30 users): the users were idle, so the
+        // generator itself fell behind.
+        let fast = late_warning(&late_run(5, 30, Some(8.0)));
+        assert!(
+            fast.contains("the generator could not keep the schedule"),
+            "{fast}"
+        );
+        // Slow answers, but the generator's CPU was saturated: the generator.
+        let saturated = late_warning(&late_run(2_000, 30, Some(190.0)));
+        assert!(
+            saturated.contains("the generator could not keep the schedule"),
+            "{saturated}"
+        );
+        // Slow answers, the generator's CPU never sampled: nothing says it was not the limit.
+        let unsampled = late_warning(&late_run(2_000, 30, None));
+        assert!(
+            unsampled.contains("the generator could not keep the schedule"),
+            "{unsampled}"
+        );
     }
 }

@@ -1,6 +1,10 @@
 //! Availability through faults: installs that failed inside each fault window (and a short
 //! grace after its heal), the time until the success rate is back at 99 % of the schedule,
 //! and the time from the fault to the first acknowledged upload.
+//!
+//! Minimum evidence: a window in which fewer than `min_installs_per_window` installs were
+//! scheduled proves nothing about availability through it, so the checker answers *unknown*
+//! (unless another window already shows a violation: invalid outranks unknown).
 
 use reports::metrics::Metrics;
 use reports::record::{CheckerResult, Event, EventKind, Validity};
@@ -22,13 +26,20 @@ pub struct AvailabilityLimits {
     pub max_failed_installs: u64,
     /// Longest time from a fault to the first acknowledged upload; `None`: not judged.
     pub max_write_gap_s: Option<f64>,
+    /// Installs that must be scheduled inside each fault window for it to count as evidence;
+    /// below it the checker says unknown (`--min-installs-per-window`).
+    pub min_installs_per_window: u64,
 }
+
+/// The default of `--min-installs-per-window`.
+pub const DEFAULT_MIN_INSTALLS_PER_WINDOW: u64 = 20;
 
 impl Default for AvailabilityLimits {
     fn default() -> Self {
         AvailabilityLimits {
             max_failed_installs: 0,
             max_write_gap_s: Some(10.0),
+            min_installs_per_window: DEFAULT_MIN_INSTALLS_PER_WINDOW,
         }
     }
 }
@@ -68,21 +79,27 @@ pub fn check(
     let mut failed_total = 0;
     let mut worst_gap: Option<f64> = None;
     let mut unwritten = Vec::new();
+    let mut thin = Vec::new();
     for window in &windows {
         let (from, to) = (window.at_s, window.end_s.unwrap_or(window.at_s) + GRACE_S);
+        let healed = window.end_s.unwrap_or(window.at_s);
         let mut failed = 0;
+        let mut scheduled = 0;
         let mut errors = std::collections::BTreeMap::<String, u64>::new();
         let mut recovered_after_s = None;
         if let Some(kind) = installs {
             for (i, bucket) in kind.buckets.iter().enumerate() {
                 let start = metrics.bucket_start_s(i);
+                // Evidence: installs due while the fault held (the grace is not the fault).
+                if start + width > from && start < healed {
+                    scheduled += bucket.scheduled;
+                }
                 if start + width > from && start < to {
                     failed += bucket.err;
                     for (error, n) in &bucket.errors {
                         *errors.entry(error.clone()).or_default() += n;
                     }
                 }
-                let healed = window.end_s.unwrap_or(window.at_s);
                 if recovered_after_s.is_none()
                     && start >= healed
                     && bucket.scheduled > 0
@@ -93,6 +110,12 @@ pub fn check(
             }
         }
         failed_total += failed;
+        if scheduled < limits.min_installs_per_window {
+            thin.push(format!(
+                "{} ({scheduled} installs scheduled)",
+                window.message
+            ));
+        }
         let first_write = first_write_after(ledger, from).map(|e| e.completed_s);
         let writes_after = ledger.iter().any(|e| e.invoked_s >= from);
         let gap = first_write.map(|t| t - from);
@@ -105,6 +128,7 @@ pub fn check(
             "fault": window.message,
             "from_s": window.at_s,
             "healed_s": window.end_s,
+            "scheduled_installs": scheduled,
             "failed_installs": failed,
             "errors": errors,
             "recovered_after_heal_s": recovered_after_s,
@@ -132,21 +156,30 @@ pub fn check(
     let gap_text = worst_gap.map_or("no write measured".into(), |g| {
         format!("first write ok {g:.1} s after the fault")
     });
-    CheckerResult {
-        name: NAME.into(),
-        validity: if problems.is_empty() {
-            Validity::Valid
-        } else {
-            Validity::Invalid
-        },
-        summary: if problems.is_empty() {
+    let (validity, summary) = if !problems.is_empty() {
+        (Validity::Invalid, problems.join("; "))
+    } else if !thin.is_empty() {
+        (
+            Validity::Unknown,
+            format!(
+                "too little load to judge: fewer than {} installs were scheduled in {}",
+                limits.min_installs_per_window,
+                thin.join(", ")
+            ),
+        )
+    } else {
+        (
+            Validity::Valid,
             format!(
                 "{} fault(s): {failed_total} failed installs; {gap_text}",
                 windows.len()
-            )
-        } else {
-            problems.join("; ")
-        },
+            ),
+        )
+    };
+    CheckerResult {
+        name: NAME.into(),
+        validity,
+        summary,
         evidence: json!({
             "limits": limits,
             "failed_installs": failed_total,
@@ -161,20 +194,29 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
-    fn metrics_with_failures(fail_at_s: &[u64]) -> Metrics {
+    /// 60 s of `per_s` installs a second; the first install of each second in `fail_at_s`
+    /// fails.
+    fn metrics_at(per_s: u64, fail_at_s: &[u64]) -> Metrics {
         let start = Instant::now();
         let recorder = reports::Recorder::new(start, Duration::from_secs(1));
         for s in 0..60u64 {
-            let due = start + Duration::from_secs(s);
-            recorder.scheduled(INSTALL_KIND, due);
-            let outcome = if fail_at_s.contains(&s) {
-                reports::Outcome::Error("connect".into())
-            } else {
-                reports::Outcome::Ok
-            };
-            recorder.record(INSTALL_KIND, due, due + Duration::from_millis(5), outcome);
+            for i in 0..per_s {
+                let due = start + Duration::from_secs(s) + Duration::from_millis(i * 1000 / per_s);
+                recorder.scheduled(INSTALL_KIND, due);
+                let outcome = if i == 0 && fail_at_s.contains(&s) {
+                    reports::Outcome::Error("connect".into())
+                } else {
+                    reports::Outcome::Ok
+                };
+                recorder.record(INSTALL_KIND, due, due + Duration::from_millis(5), outcome);
+            }
         }
         recorder.finish()
+    }
+
+    /// Three installs a second: 30 in a 10 s window, above the default minimum of 20.
+    fn metrics_with_failures(fail_at_s: &[u64]) -> Metrics {
+        metrics_at(3, fail_at_s)
     }
 
     fn fault(from: f64, to: f64) -> Event {
@@ -244,6 +286,55 @@ mod tests {
             AvailabilityLimits::default(),
         );
         assert_eq!(result.validity, Validity::Valid, "{}", result.summary);
+    }
+
+    #[test]
+    fn a_window_with_too_few_installs_is_unknown_not_valid() {
+        // One install a second: 10 scheduled in the 10 s window, fewer than 20.
+        let result = check(
+            &metrics_at(1, &[]),
+            &[fault(20.0, 30.0)],
+            &[],
+            AvailabilityLimits::default(),
+        );
+        assert_eq!(result.validity, Validity::Unknown, "{}", result.summary);
+        assert!(
+            result.summary.contains("10 installs scheduled"),
+            "{}",
+            result.summary
+        );
+        assert_eq!(result.evidence["faults"][0]["scheduled_installs"], 10);
+        // No load at all (a drill with --installs-per-day 0): unknown, never valid.
+        let empty = reports::Recorder::new(Instant::now(), Duration::from_secs(1)).finish();
+        let result = check(
+            &empty,
+            &[fault(20.0, 30.0)],
+            &[],
+            AvailabilityLimits::default(),
+        );
+        assert_eq!(result.validity, Validity::Unknown, "{}", result.summary);
+        // At the minimum it decides again.
+        let limits = AvailabilityLimits {
+            min_installs_per_window: 10,
+            ..AvailabilityLimits::default()
+        };
+        let result = check(&metrics_at(1, &[]), &[fault(20.0, 30.0)], &[], limits);
+        assert_eq!(result.validity, Validity::Valid, "{}", result.summary);
+    }
+
+    #[test]
+    fn a_failure_outranks_a_thin_window() {
+        // One window thin (5 s at one install a second), the other with a failed install.
+        let result = check(
+            &metrics_at(1, &[45]),
+            &[fault(10.0, 15.0), fault(40.0, 50.0)],
+            &[],
+            AvailabilityLimits {
+                min_installs_per_window: 8,
+                ..AvailabilityLimits::default()
+            },
+        );
+        assert_eq!(result.validity, Validity::Invalid, "{}", result.summary);
     }
 
     #[test]

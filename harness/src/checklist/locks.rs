@@ -66,7 +66,11 @@ pub fn parse(stdout: &[String]) -> TesterReport {
     report
 }
 
-/// Cross-node file locks exclude where package files are in a directory; n/a on S3.
+/// Why lock correctness does not apply where every node keeps package files in S3.
+pub const NOT_APPLICABLE_ON_S3: &str =
+    "package files are in S3, which needs no cross-node file locks: nothing to test";
+
+/// Cross-node file locks exclude where package files are in a directory; not applicable on S3.
 pub fn lock_correctness(facts: &Facts) -> CheckerResult {
     let storages: serde_json::Map<String, serde_json::Value> = facts
         .nodes
@@ -85,10 +89,7 @@ pub fn lock_correctness(facts: &Facts) -> CheckerResult {
     let (validity, summary) = if kinds.is_empty() {
         (Validity::Unknown, "no node".into())
     } else if kinds.iter().all(|k| *k == Some("s3")) {
-        (
-            Validity::Valid,
-            "n/a: package files are in S3, which needs no file locks".into(),
-        )
+        (Validity::NotApplicable, NOT_APPLICABLE_ON_S3.into())
     } else if !kinds.contains(&Some("dir")) {
         (
             Validity::Unknown,
@@ -237,10 +238,10 @@ mod tests {
     }
 
     #[test]
-    fn locks_are_n_a_on_s3_and_valid_when_the_second_node_is_held_off() {
+    fn locks_are_not_applicable_on_s3_and_valid_when_the_second_node_is_held_off() {
         let result = lock_correctness(&super::super::fixture::healthy());
-        assert_eq!(result.validity, Validity::Valid);
-        assert!(result.summary.starts_with("n/a"), "{}", result.summary);
+        assert_eq!(result.validity, Validity::NotApplicable);
+        assert_eq!(result.summary, NOT_APPLICABLE_ON_S3);
         let result = lock_correctness(&directory_storage());
         assert_eq!(result.validity, Validity::Valid, "{}", result.summary);
         assert!(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use reports::record::{CheckerResult, NodeInfo, RunMeta, Validity};
+use reports::record::{CheckerResult, NodeInfo, RunMeta};
 use reports::{Metrics, RunRecord, Verdict};
 use serde_json::json;
 
@@ -268,11 +268,7 @@ pub fn table(results: &[CheckerResult]) -> String {
         .max(4);
     let mut text = format!("{:<width$}  {:<7}  evidence\n", "rule", "result");
     for result in results {
-        let word = match result.validity {
-            Validity::Valid => "pass",
-            Validity::Invalid => "FAIL",
-            Validity::Unknown => "unknown",
-        };
+        let word = result.validity.word();
         text.push_str(&format!(
             "{:<width$}  {word:<7}  {}\n",
             result.name, result.summary
@@ -285,6 +281,7 @@ pub fn table(results: &[CheckerResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reports::record::Validity;
 
     #[test]
     fn the_table_has_one_line_per_rule_with_its_word() {

@@ -2,8 +2,10 @@
 //! the rates the search asks for — each step a [`RunPlan`] through [`run::run`], its run
 //! directory kept under `steps/` — until the capacity is bracketed; adds windows at the
 //! reference rate, runs the HA checklist before and after, compares with the baseline, and
-//! writes `gate.json` and `gate.html`. Exit code 0 pass, 1 below `--min` / a regression /
-//! an invalid cluster, 3 infrastructure, 5 unknown.
+//! writes `gate.json` and `gate.html`. Before the first step a warm-up (`--warm-up`) runs
+//! the scenario unjudged. Exit code 0 pass, 1 below `--min` / a regression / an invalid
+//! cluster, 2 a baseline measured with other settings (unless `--baseline-any-settings`),
+//! 3 infrastructure, 5 unknown.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -24,6 +26,10 @@ use crate::infra::Infra;
 use crate::plan::{CorpusSource, InfraPlan, RunPlan};
 use crate::run::{self, DEFAULT_THRESHOLDS};
 
+/// What every step must hold whatever `--slo` adds: no failed install, and the rate offered
+/// achieved (a step cannot "hold" a rate the generator never reached).
+pub const ALWAYS_SLO: &[&str] = &["install:error_rate<=0", "install:rate_ratio>=0.99"];
+
 /// What the gate does, built once from its arguments.
 #[derive(Clone, Debug)]
 pub struct GatePlan {
@@ -34,6 +40,8 @@ pub struct GatePlan {
     step: ScenarioArgs,
     /// The baseline records (path, record), read before anything starts.
     pub baseline: Vec<(String, GateRecord)>,
+    /// Compare with a baseline whose settings differ (`--baseline-any-settings`).
+    pub baseline_any_settings: bool,
 }
 
 /// Runs the gate end to end and returns the exit code.
@@ -49,9 +57,16 @@ pub async fn run(args: GateArgs) -> Result<u8, HarnessError> {
         .reads
         .corpus;
     let mut infra = super::scenario::start_infra_with_corpus(&plan.infra, Some(&corpus)).await?;
-    let outcome = tokio::select! {
-        result = steps(&plan, infra.as_ref(), &out) => result,
-        _ = tokio::signal::ctrl_c() => Err(HarnessError::Interrupted),
+    let mut plan = plan;
+    // `--infra auto` names its provider only once started: its baseline check is here.
+    plan.settings.provider = infra.info().provider;
+    let refused = baseline_refusal(&plan);
+    let outcome = match refused {
+        Some(problems) => Err(HarnessError::Config(problems)),
+        None => tokio::select! {
+            result = steps(&plan, infra.as_ref(), &out) => result,
+            _ = tokio::signal::ctrl_c() => Err(HarnessError::Interrupted),
+        },
     };
     let info = infra.info();
     let torn_down = tokio::task::spawn_blocking(move || infra.teardown())
@@ -97,11 +112,7 @@ pub fn plan(args: &GateArgs) -> Result<GatePlan, HarnessError> {
     if step_duration.as_secs_f64() < 1.0 {
         problems.push("--step-duration must be at least 1s".into());
     }
-    let slo: Vec<String> = if args.slo.is_empty() {
-        DEFAULT_THRESHOLDS.iter().map(|s| s.to_string()).collect()
-    } else {
-        args.slo.clone()
-    };
+    let slo = slo(&args.slo);
     let step = step_args(args, &slo)?;
     // The step plan at both bounds: bad SLO expressions and impossible loads show here.
     let mut infra = None;
@@ -127,8 +138,7 @@ pub fn plan(args: &GateArgs) -> Result<GatePlan, HarnessError> {
     let Some(infra) = infra.filter(|_| problems.is_empty()) else {
         return Err(HarnessError::Config(problems));
     };
-    Ok(GatePlan {
-        infra,
+    let plan = GatePlan {
         settings: GateSettings {
             slo,
             min_per_day: args.min,
@@ -138,11 +148,111 @@ pub fn plan(args: &GateArgs) -> Result<GatePlan, HarnessError> {
             confirmations: search.confirmations,
             reference_per_day: args.reference_rate,
             max_regression: args.max_regression,
+            corpus: corpus_setting(args),
+            nodes: args.nodes,
+            // Known before the start only when named; `auto` is settled once started.
+            provider: match infra.kind {
+                crate::plan::InfraKind::Local => "local".into(),
+                crate::plan::InfraKind::Docker => "docker".into(),
+                crate::plan::InfraKind::Auto => String::new(),
+            },
+            cpu_model: cpu_model(),
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            warm_up_s: std::time::Duration::from(args.warm_up).as_secs_f64(),
         },
+        infra,
         search,
         step,
         baseline,
-    })
+        baseline_any_settings: args.baseline_any_settings,
+    };
+    // Refused before a cluster starts: every setting but an `auto` provider is known now.
+    match baseline_refusal(&plan) {
+        Some(problems) => Err(HarnessError::Config(problems)),
+        None => Ok(plan),
+    }
+}
+
+/// The SLO every step holds: [`ALWAYS_SLO`], then `--slo`'s expressions (or, without any, the
+/// scenario's per-kind p99s), each once.
+pub fn slo(extra: &[String]) -> Vec<String> {
+    let added: Vec<String> = if extra.is_empty() {
+        DEFAULT_THRESHOLDS.iter().map(|s| s.to_string()).collect()
+    } else {
+        extra.to_vec()
+    };
+    let mut slo: Vec<String> = ALWAYS_SLO.iter().map(|s| s.to_string()).collect();
+    for expr in added {
+        if !slo
+            .iter()
+            .any(|s| s.replace(' ', "") == expr.replace(' ', ""))
+        {
+            slo.push(expr);
+        }
+    }
+    slo
+}
+
+/// The corpus as the gate record names it: the preset with whatever the flags changed.
+fn corpus_setting(args: &GateArgs) -> String {
+    use clap::ValueEnum;
+    let mut text = args
+        .corpus
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default();
+    if let Some(packages) = args.packages {
+        text.push_str(&format!(", {packages} packages"));
+    }
+    if let Some(bytes) = args.size_max_bytes {
+        text.push_str(&format!(", files up to {bytes} B"));
+    }
+    text.push_str(&format!(", seed {}", args.seed));
+    text
+}
+
+/// The machine's CPU model, from `/proc/cpuinfo` (`unknown` where it says none).
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .and_then(|rest| rest.split_once(':'))
+                .map(|(_, model)| model.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Why the baseline cannot be compared with this gate: every record whose settings differ,
+/// with the differences; `None` when they match or `--baseline-any-settings` was given. A
+/// provider still unknown (`--infra auto` before its start) is not compared yet.
+fn baseline_refusal(plan: &GatePlan) -> Option<Vec<String>> {
+    if plan.baseline_any_settings {
+        return None;
+    }
+    let problems: Vec<String> = plan
+        .baseline
+        .iter()
+        .filter_map(|(path, record)| {
+            let mut theirs = record.settings.clone();
+            if plan.settings.provider.is_empty() {
+                theirs.provider.clear();
+            }
+            let differences = plan.settings.differences(&theirs);
+            (!differences.is_empty()).then(|| {
+                format!(
+                    "--baseline {path} was measured with other settings ({}): its figures \
+                     say nothing about this gate's; give a baseline from the same settings, \
+                     or --baseline-any-settings to compare anyway",
+                    differences.join("; ")
+                )
+            })
+        })
+        .collect();
+    (!problems.is_empty()).then_some(problems)
 }
 
 /// The scenario arguments of every step (the rate is set per step), parsed as `harness
@@ -261,6 +371,10 @@ async fn steps(
     out: &Path,
 ) -> Result<(Search, Vec<GateStep>, Vec<CheckerResult>), HarnessError> {
     let mut checklist = vec![run::ha_checklist(infra, "ha-checklist-at-start").await];
+    let warmed = plan.settings.warm_up_s > 0.0;
+    if warmed {
+        warm_up(plan, infra, out).await?;
+    }
     let mut search = Search::new(plan.search);
     let mut steps = Vec::new();
     while let Some(probe) = search.next() {
@@ -271,6 +385,7 @@ async fn steps(
             steps.len() + 1,
             probe.per_day,
             probe.purpose,
+            warmed,
         )
         .await?;
         search.record(step.passed);
@@ -286,6 +401,7 @@ async fn steps(
             steps.len() + 1,
             reference,
             StepPurpose::Reference,
+            warmed,
         )
         .await?;
         steps.push(step);
@@ -294,8 +410,26 @@ async fn steps(
     Ok((search, steps, checklist))
 }
 
+/// The warm-up: the scenario at the reference rate for `--warm-up`, publishing the corpus (or
+/// finding it restored), its run directory kept as `warm-up/` and its verdict not judged:
+/// the first load after publishing meets cold views, caches and buffers, and one cold step
+/// must not decide a gate.
+async fn warm_up(plan: &GatePlan, infra: &dyn Infra, out: &Path) -> Result<(), HarnessError> {
+    let mut args = plan.step.clone();
+    args.load.duration = std::time::Duration::from_secs_f64(plan.settings.warm_up_s).into();
+    let run_plan = step_plan(&args, plan.settings.reference_per_day, false)?;
+    eprintln!(
+        "harness: gate warm-up: {} installs/day for {:.0} s, not judged",
+        format_per_day(plan.settings.reference_per_day),
+        plan.settings.warm_up_s
+    );
+    let record = run::run(&run_plan, infra).await?.record;
+    reports::store::write_run_dir(out.join("warm-up"), &record)?;
+    Ok(())
+}
+
 /// Runs the scenario once at `per_day`, keeps its run directory under `steps/`, and
-/// summarizes it.
+/// summarizes it. The corpus is published by the warm-up, else by the first step.
 async fn one_step(
     plan: &GatePlan,
     infra: &dyn Infra,
@@ -303,8 +437,9 @@ async fn one_step(
     index: usize,
     per_day: f64,
     purpose: StepPurpose,
+    warmed: bool,
 ) -> Result<GateStep, HarnessError> {
-    let run_plan = step_plan(&plan.step, per_day, index > 1)?;
+    let run_plan = step_plan(&plan.step, per_day, warmed || index > 1)?;
     eprintln!(
         "harness: gate step {index} ({}): {} installs/day for {:.0} s",
         purpose.as_str(),
@@ -386,6 +521,14 @@ fn judge(
             plan.settings.max_regression,
         )
     });
+    let baseline = baseline.map(|mut b| {
+        b.settings_differences = b
+            .settings
+            .as_ref()
+            .map(|theirs| plan.settings.differences(theirs))
+            .unwrap_or_default();
+        b
+    });
 
     let mut verdict = Verdict::Pass;
     let mut reasons = Vec::new();
@@ -419,7 +562,7 @@ fn judge(
     }
     for c in &checklist {
         match c.validity {
-            Validity::Valid => {}
+            Validity::Valid | Validity::NotApplicable => {}
             Validity::Invalid => {
                 verdict = verdict.and(Verdict::Fail);
                 reasons.push(format!(
@@ -513,6 +656,7 @@ mod tests {
     fn the_default_slo_is_the_issues_and_bad_settings_are_refused_together() {
         let defaults = plan(&args(&[]).unwrap()).unwrap();
         assert_eq!(defaults.settings.slo, DEFAULT_THRESHOLDS);
+        assert_eq!(defaults.settings.warm_up_s, 20.0);
         assert_eq!(defaults.settings.max_regression, 0.1);
         assert_eq!(defaults.search.confirmations, 2);
 
@@ -535,5 +679,127 @@ mod tests {
             "{problems:?}"
         );
         assert!(args(&["--max-regression", "ten"]).is_err());
+    }
+
+    #[test]
+    fn the_error_rate_and_rate_ratio_always_apply_and_slo_adds_to_them() {
+        let given = plan(&args(&["--slo", "p99<100ms"]).unwrap()).unwrap();
+        assert_eq!(
+            given.settings.slo,
+            [
+                "install:error_rate<=0",
+                "install:rate_ratio>=0.99",
+                "p99<100ms"
+            ]
+        );
+        // The step's thresholds are the same list: a step at a rate the generator did not
+        // achieve fails, whatever --slo says.
+        let step = step_plan(&given.step, 1e6, false).unwrap();
+        let exprs: Vec<&str> = step
+            .thresholds
+            .thresholds
+            .iter()
+            .map(|t| t.expr.as_str())
+            .collect();
+        assert_eq!(exprs, given.settings.slo);
+        // Written again, they are not doubled.
+        assert_eq!(slo(&["install:rate_ratio >= 0.99".into()]).len(), 2);
+    }
+
+    /// A baseline gate.json in a temp dir with these settings.
+    fn baseline_with(settings: GateSettings) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let record = GateRecord {
+            format_version: GATE_FORMAT_VERSION,
+            scenario: "daily-installs".into(),
+            started_at: chrono::Utc::now(),
+            duration_s: 1.0,
+            infra: reports::record::InfraInfo::default(),
+            settings,
+            steps: Vec::new(),
+            capacity: reports::gate::Capacity {
+                per_day: Some(1e6),
+                lowest_failed_per_day: None,
+                bound: CapacityBound::Between,
+            },
+            saturation: None,
+            reference: ReferenceLatency::default(),
+            checklist: Vec::new(),
+            baseline: None,
+            verdict: Verdict::Pass,
+            reasons: Vec::new(),
+        };
+        std::fs::write(
+            dir.path().join("gate.json"),
+            serde_json::to_vec(&record).unwrap(),
+        )
+        .unwrap();
+        let path = dir.path().join("gate.json").display().to_string();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_baseline_from_other_settings_is_refused_unless_asked_for() {
+        // `gate --infra local --corpus small` with `extra`.
+        let local_small = |extra: &[&str]| {
+            let mut argv = vec!["--infra", "local", "--corpus", "small"];
+            argv.extend_from_slice(extra);
+            plan(&args(&argv).unwrap())
+        };
+        let ours = local_small(&[]).unwrap();
+        // The same settings: accepted.
+        let (_same_dir, same) = baseline_with(ours.settings.clone());
+        assert!(local_small(&["--baseline", &same]).is_ok());
+        // Another corpus and core count: refused with exit 2, naming both.
+        let (_other_dir, other) = baseline_with(GateSettings {
+            corpus: "realistic, seed 1".into(),
+            cores: ours.settings.cores + 6,
+            ..ours.settings.clone()
+        });
+        let Err(error) = local_small(&["--baseline", &other]) else {
+            panic!("a baseline from another corpus was accepted");
+        };
+        assert_eq!(error.exit_code(), crate::error::exit::USAGE);
+        let text = error.to_string();
+        assert!(
+            text.contains("corpus: this gate small, seed 1, the baseline realistic"),
+            "{text}"
+        );
+        assert!(text.contains("cores: this gate"), "{text}");
+        // --baseline-any-settings compares anyway, and the gate record says how they differ.
+        let anyway = local_small(&["--baseline", &other, "--baseline-any-settings"]).unwrap();
+        let record = judge(
+            &anyway,
+            chrono::Utc::now(),
+            1.0,
+            reports::record::InfraInfo::default(),
+            &Search::new(anyway.search),
+            Vec::new(),
+            Vec::new(),
+        );
+        let b = record.baseline.expect("compared with the baseline");
+        assert_eq!(
+            b.settings_differences.len(),
+            2,
+            "{:?}",
+            b.settings_differences
+        );
+        assert_eq!(record.settings.corpus, "small, seed 1");
+        // An `auto` provider is compared once the cluster has started, not before.
+        let (_auto_dir, docker) = baseline_with(GateSettings {
+            provider: "docker".into(),
+            ..plan(&args(&["--corpus", "small"]).unwrap())
+                .unwrap()
+                .settings
+        });
+        assert!(plan(&args(&["--corpus", "small", "--baseline", &docker]).unwrap()).is_ok());
+        let mut started =
+            plan(&args(&["--corpus", "small", "--baseline", &docker]).unwrap()).unwrap();
+        started.settings.provider = "local".into();
+        let problems = baseline_refusal(&started).expect("docker baseline, local gate");
+        assert!(
+            problems[0].contains("provider: this gate local, the baseline docker"),
+            "{problems:?}"
+        );
     }
 }

@@ -239,15 +239,22 @@ pub fn drill(args: &DrillArgs) -> Result<RunPlan, HarnessError> {
         availability: AvailabilityLimits {
             max_failed_installs: args.max_failed_installs,
             max_write_gap_s: Some(Duration::from(args.max_write_gap).as_secs_f64()),
+            min_installs_per_window: args.min_installs_per_window,
         },
         settle: args.settle.into(),
-        // Latency during a fault is the drill's subject, not a threshold's: none by default.
         thresholds: ThresholdSet::default(),
         ha_checklist: true,
         quiet: args.load.quiet,
         generators: GeneratorPlan::default(),
     };
-    checked(plan, thresholds(&args.load, &[]))
+    // Latency and failures during a fault are the drill's subject (the `availability`
+    // checker's); outside the faults plus a grace the cluster must hold the scenario's own
+    // thresholds: no failed install, the rate held, every kind's p99.
+    let thresholds = thresholds(&args.load, DEFAULT_THRESHOLDS).map(|mut set| {
+        set.outside_faults_grace_s = Some(crate::checkers::availability::GRACE_S);
+        set
+    });
+    checked(plan, thresholds)
 }
 
 /// The plan of `harness scenario git-builders`: the builders' commits, watchers and the builds
@@ -463,4 +470,61 @@ fn thresholds(args: &LoadArgs, defaults: &[&str]) -> Result<ThresholdSet, Harnes
             .map_err(|errors| HarnessError::Internal(format!("default thresholds: {errors:?}")))?;
     }
     Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parsed(argv: &[&str]) -> crate::cli::Command {
+        let argv = ["harness"].iter().chain(argv).copied();
+        crate::cli::Cli::try_parse_from(argv)
+            .expect("arguments parse")
+            .command
+    }
+
+    #[test]
+    fn a_drill_holds_the_scenarios_thresholds_outside_its_faults_and_needs_installs_in_them() {
+        let crate::cli::Command::Drill(args) = parsed(&["drill", "kill-node"]) else {
+            panic!("not a drill");
+        };
+        let plan = drill(&args).unwrap();
+        let exprs: Vec<&str> = plan
+            .thresholds
+            .thresholds
+            .iter()
+            .map(|t| t.expr.as_str())
+            .collect();
+        assert_eq!(exprs, DEFAULT_THRESHOLDS);
+        assert_eq!(
+            plan.thresholds.outside_faults_grace_s,
+            Some(crate::checkers::availability::GRACE_S)
+        );
+        assert_eq!(plan.availability.min_installs_per_window, 20);
+
+        let crate::cli::Command::Drill(args) = parsed(&[
+            "drill",
+            "kill-node",
+            "--min-installs-per-window",
+            "50",
+            "--threshold",
+            "p99<1s",
+        ]) else {
+            panic!("not a drill");
+        };
+        let plan = drill(&args).unwrap();
+        assert_eq!(plan.availability.min_installs_per_window, 50);
+        assert_eq!(plan.thresholds.thresholds.len(), 1);
+        assert!(plan.thresholds.outside_faults_grace_s.is_some());
+
+        // A plain scenario is judged over the whole run.
+        let crate::cli::Command::Scenario(args) = parsed(&["scenario", "daily-installs"]) else {
+            panic!("not a scenario");
+        };
+        assert_eq!(
+            scenario(&args).unwrap().thresholds.outside_faults_grace_s,
+            None
+        );
+    }
 }

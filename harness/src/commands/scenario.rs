@@ -101,11 +101,7 @@ pub(crate) fn write(out: &Path, record: &RunRecord) -> Result<(), HarnessError> 
     for checker in &record.checkers {
         println!(
             "  {} {:<28} {}",
-            match checker.validity {
-                reports::record::Validity::Valid => "✓",
-                reports::record::Validity::Invalid => "✗",
-                reports::record::Validity::Unknown => "?",
-            },
+            checker.validity.mark(),
             checker.name,
             checker.summary
         );

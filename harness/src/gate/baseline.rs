@@ -171,6 +171,8 @@ pub fn compare(
         rule,
         findings,
         steps: newest.map(|r| r.steps.clone()).unwrap_or_default(),
+        settings: newest.map(|r| r.settings.clone()),
+        settings_differences: Vec::new(),
     }
 }
 
@@ -218,6 +220,7 @@ mod tests {
                 confirmations: 2,
                 reference_per_day: 1e6,
                 max_regression: 0.1,
+                ..GateSettings::default()
             },
             steps: Vec::new(),
             capacity: Capacity {

@@ -21,7 +21,7 @@ use scenarios::git_builders::{
     PushedCommit, WatchContext, WatchItem, WatchQueue, WatchTarget,
 };
 
-use super::{RunOutcome, http_client, observer, resources};
+use super::{RunOutcome, observer, resources, run_client};
 use crate::checkers;
 use crate::error::HarnessError;
 use crate::infra::{GitEndpoints, Infra};
@@ -41,7 +41,7 @@ pub async fn run(
             "this cluster has no Git server: git-builders needs one (local provider)".into(),
         ])
     })?;
-    let client = http_client(Duration::from_secs(30)).map_err(HarnessError::Internal)?;
+    let client = run_client(Duration::from_secs(30))?;
     let builders = config.builders();
     let apis = Apis::new(&client, &endpoints.base_url, &git);
 
@@ -135,7 +135,7 @@ pub async fn run(
     let sampler = resources::Sampler::start(monitored, start, Duration::from_secs(1));
     let (stop_observer, observer_rx) = tokio::sync::oneshot::channel();
     let observer = tokio::spawn(observer::observe(
-        http_client(Duration::from_secs(2)).map_err(HarnessError::Internal)?,
+        run_client(Duration::from_secs(2))?,
         endpoints.nodes.clone(),
         start,
         observer_rx,

@@ -61,7 +61,7 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
     let model = LoadModel::DailyInstalls(config.clone());
     model.check()?;
     let endpoints = infra.endpoints().clone();
-    let client = http_client(Duration::from_secs(120)).map_err(HarnessError::Internal)?;
+    let client = run_client(Duration::from_secs(120))?;
     let target = InstallTarget {
         base_url: endpoints.base_url.clone(),
         pypi_repo: endpoints.pypi_repo.clone(),
@@ -158,7 +158,7 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
     );
     let (stop_observer, observer_rx) = tokio::sync::oneshot::channel();
     let observer = tokio::spawn(observer::observe(
-        http_client(Duration::from_secs(2)).map_err(HarnessError::Internal)?,
+        run_client(Duration::from_secs(2))?,
         endpoints.nodes.clone(),
         start,
         observer_rx,
@@ -428,8 +428,18 @@ pub(crate) async fn check(
     observed: &observer::Observed,
 ) -> Vec<reports::record::CheckerResult> {
     let endpoints = infra.endpoints();
-    let Ok(client) = http_client(Duration::from_secs(20)) else {
-        return Vec::new();
+    let client = match http_client(Duration::from_secs(20)) {
+        Ok(client) => client,
+        Err(why) => {
+            // The builds checker is the git-builders run's own (see below).
+            let kinds: Vec<CheckerKind> = (plan.checkers.iter().copied())
+                .filter(|k| *k != CheckerKind::Builds)
+                .collect();
+            return checkers::not_checked(
+                &kinds,
+                &format!("the HTTP client for the final reads could not be built: {why}"),
+            );
+        }
     };
     let mut results = Vec::new();
     for kind in &plan.checkers {
@@ -504,10 +514,17 @@ pub async fn ha_checklist(infra: &dyn Infra, name: &str) -> reports::record::Che
             format!("rules undecided: {}", unknown.join(", ")),
         )
     } else {
-        (
-            Validity::Valid,
-            format!("all {} HA rules hold", rules.len()),
-        )
+        let not_applicable = named(Validity::NotApplicable);
+        let held = rules.len() - not_applicable.len();
+        let summary = if not_applicable.is_empty() {
+            format!("all {held} HA rules hold")
+        } else {
+            format!(
+                "all {held} applicable HA rules hold; not applicable: {}",
+                not_applicable.join(", ")
+            )
+        };
+        (Validity::Valid, summary)
     };
     let result = CheckerResult {
         name: name.into(),
@@ -552,6 +569,14 @@ fn first_writes_after_faults(
             })
             .collect(),
     )
+}
+
+/// The HTTP client the load, the observer and the reads go through; when it cannot be built
+/// nothing can be measured, so the run is undecided (exit 5), not an error nor a pass.
+fn run_client(timeout: Duration) -> Result<reqwest::Client, HarnessError> {
+    http_client(timeout).map_err(|why| {
+        HarnessError::Undecided(format!("the HTTP client could not be built: {why}"))
+    })
 }
 
 /// An HTTP client with `timeout` per request.

@@ -17,7 +17,7 @@ use reports::record::{CheckerResult, EventKind, Validity};
 
 use crate::support::{assert_nothing_left, harness_command, pkgnode};
 
-/// A light read load over a small corpus, and four uploads a second.
+/// A light read load over a small corpus, and four uploads a second; the drill's thresholds.
 const LIGHT: &[&str] = &[
     "--infra",
     "local",
@@ -32,6 +32,14 @@ const LIGHT: &[&str] = &[
     "2000000",
     "--writes-per-s",
     "4",
+    // Judged outside the fault windows: strict on failures and the rate, lenient on latency
+    // (a debug build on a shared machine).
+    "--threshold",
+    "install:error_rate<=0",
+    "--threshold",
+    "install:rate_ratio>=0.99",
+    "--threshold",
+    "p99<2s",
 ];
 
 /// The plan `harness drill NAME ARGS…` would run.

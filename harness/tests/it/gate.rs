@@ -35,6 +35,7 @@ fn planted_baseline(path: &Path) {
             confirmations: 2,
             reference_per_day: MIN,
             max_regression: 0.1,
+            ..GateSettings::default()
         },
         steps: Vec::new(),
         capacity: Capacity {
@@ -54,6 +55,33 @@ fn planted_baseline(path: &Path) {
     };
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+}
+
+fn reports_always_slo() -> [&'static str; 2] {
+    ["install:error_rate<=0", "install:rate_ratio>=0.99"]
+}
+
+/// A baseline measured with other settings is refused with exit 2 before anything starts,
+/// naming each difference.
+#[test]
+fn a_baseline_from_other_settings_is_refused_with_exit_2() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let baseline = out_dir.path().join("night-1/gate.json");
+    planted_baseline(&baseline);
+    let (code, text) = run(Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["gate", "--infra", "local", "--corpus", "small", "--quiet"])
+        .arg("--baseline")
+        .arg(&baseline)
+        .arg("--out")
+        .arg(out_dir.path().join("gate")));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("was measured with other settings"), "{text}");
+    assert!(
+        text.contains("corpus: this gate small, seed 1, the baseline not recorded"),
+        "{text}"
+    );
+    assert!(text.contains("--baseline-any-settings"), "{text}");
+    assert!(!out_dir.path().join("gate").exists(), "nothing ran");
 }
 
 fn run(command: &mut Command) -> (Option<i32>, String) {
@@ -111,7 +139,9 @@ fn gate_finds_a_capacity_between_its_bounds_and_fails_on_a_baseline_with_twice_i
         ],
     )
     .arg("--baseline")
-    .arg(&baselines));
+    .arg(&baselines)
+    // The planted baseline records none of the settings this gate runs with.
+    .arg("--baseline-any-settings"));
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("verdict: FAIL"), "{text}");
 
@@ -128,8 +158,24 @@ fn gate_finds_a_capacity_between_its_bounds_and_fails_on_a_baseline_with_twice_i
     assert!(gate.steps.len() <= 9 + 2, "{} steps", gate.steps.len());
     // The reference windows (at --min) are there for the next gate.
     assert!(gate.reference.windows.len() >= 2);
+    // The gate record carries the settings its figures depend on, and the baseline's.
+    assert_eq!(
+        gate.settings.corpus,
+        "small, 24 packages, files up to 2000000 B, seed 1"
+    );
+    assert_eq!(
+        (gate.settings.nodes, gate.settings.provider.as_str()),
+        (2, "local")
+    );
+    assert!(gate.settings.cores > 0 && !gate.settings.cpu_model.is_empty());
+    assert_eq!(&gate.settings.slo[..2], reports_always_slo());
+    assert!(
+        out.join("warm-up/report.html").exists(),
+        "the warm-up ran, unjudged"
+    );
     // The regression was the baseline's doing, and the decision says so with its numbers.
     let baseline = gate.baseline.as_ref().expect("baseline compared");
+    assert!(!baseline.settings_differences.is_empty(), "{baseline:?}");
     assert!(baseline.regressed);
     assert!(baseline.capacity_change.unwrap() <= -0.5, "{baseline:?}");
     assert!(

@@ -53,8 +53,8 @@ pub struct GateRecord {
     pub reasons: Vec<String>,
 }
 
-/// The gate's settings as given (or defaulted).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The gate's settings as given (or defaulted), and the machine and cluster it ran on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GateSettings {
     /// The thresholds a step must hold (goose-style expressions).
     pub slo: Vec<String>,
@@ -72,6 +72,71 @@ pub struct GateSettings {
     pub reference_per_day: f64,
     /// Largest capacity drop or latency rise accepted against the baseline (0.1 = 10 %).
     pub max_regression: f64,
+    /// The corpus every step installs from (preset, packages, sizes, seed).
+    #[serde(default)]
+    pub corpus: String,
+    /// Package server nodes behind the balancer.
+    #[serde(default)]
+    pub nodes: usize,
+    /// The infrastructure provider the steps ran on (`local`, `docker`, `target`).
+    #[serde(default)]
+    pub provider: String,
+    /// The machine's CPU model (`/proc/cpuinfo`'s `model name`).
+    #[serde(default)]
+    pub cpu_model: String,
+    /// The machine's cores as the harness saw them.
+    #[serde(default)]
+    pub cores: usize,
+    /// Seconds of load run before the first step and not judged (warms the nodes' views and
+    /// caches, PostgreSQL's buffers and the page cache).
+    #[serde(default)]
+    pub warm_up_s: f64,
+}
+
+impl GateSettings {
+    /// The settings a gate's figures depend on, as (name, value) rows: what must match
+    /// between a gate and its baseline. An SLO is compared as a set of expressions.
+    pub fn comparable(&self) -> Vec<(&'static str, String)> {
+        let mut slo = self.slo.clone();
+        slo.sort();
+        let missing = |v: &str| {
+            if v.is_empty() {
+                "not recorded".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        let count = |n: usize| {
+            if n == 0 {
+                "not recorded".to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        vec![
+            ("corpus", missing(&self.corpus)),
+            ("SLO", slo.join(", ")),
+            ("step duration", format!("{} s", self.step_duration_s)),
+            ("nodes", count(self.nodes)),
+            ("provider", missing(&self.provider)),
+            ("CPU model", missing(&self.cpu_model)),
+            ("cores", count(self.cores)),
+        ]
+    }
+
+    /// Every comparable setting in which `baseline` differs from these, one sentence each;
+    /// empty when the two gates measured the same thing. A setting the baseline did not
+    /// record (an older `gate.json`) differs: nothing shows it was the same.
+    pub fn differences(&self, baseline: &GateSettings) -> Vec<String> {
+        self.comparable()
+            .into_iter()
+            .zip(baseline.comparable())
+            .filter(|((_, mine), (_, theirs))| mine != theirs)
+            .map(|((name, mine), (_, theirs))| {
+                format!("{name}: this gate {mine}, the baseline {theirs}")
+            })
+            .collect()
+    }
 }
 
 /// Why a step ran.
@@ -216,6 +281,13 @@ pub struct BaselineComparison {
     pub findings: Vec<String>,
     /// The baseline's steps, for its curve beside the current one.
     pub steps: Vec<GateStep>,
+    /// The settings of the (first) baseline record, shown beside this gate's.
+    #[serde(default)]
+    pub settings: Option<GateSettings>,
+    /// How the baseline's settings differ from this gate's; non-empty only when
+    /// `--baseline-any-settings` accepted such a baseline.
+    #[serde(default)]
+    pub settings_differences: Vec<String>,
 }
 
 /// One kind's p99 at the reference rate, baseline against current.

@@ -43,6 +43,14 @@ struct ChecklistRow {
     summary: String,
 }
 
+/// One comparable setting: this gate's value and the baseline's.
+struct SettingRow {
+    name: &'static str,
+    current: String,
+    baseline: Option<String>,
+    differs: bool,
+}
+
 struct BaselineView {
     rule: String,
     findings: Vec<String>,
@@ -68,6 +76,9 @@ struct GatePage<'a> {
     resolution: String,
     step_duration: String,
     slo: &'a [String],
+    warm_up: String,
+    setting_rows: Vec<SettingRow>,
+    settings_differences: &'a [String],
     saturation: Option<String>,
     steps: &'a [super::GateStep],
     step_rows: Vec<StepRow>,
@@ -201,6 +212,28 @@ pub fn render(record: &GateRecord) -> Result<String, ReportError> {
             .collect(),
         sources: b.sources.clone(),
     });
+    let baseline_settings = record
+        .baseline
+        .as_ref()
+        .and_then(|b| b.settings.as_ref())
+        .map(|s| s.comparable());
+    let setting_rows = settings
+        .comparable()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, current))| {
+            let baseline = baseline_settings
+                .as_ref()
+                .and_then(|rows| rows.get(i))
+                .map(|(_, v)| v.clone());
+            SettingRow {
+                name,
+                differs: baseline.as_ref().is_some_and(|b| *b != current),
+                current,
+                baseline,
+            }
+        })
+        .collect();
     let page = GatePage {
         scenario: &record.scenario,
         verdict: record.verdict,
@@ -220,6 +253,13 @@ pub fn render(record: &GateRecord) -> Result<String, ReportError> {
         resolution: format!("{:.0}%", settings.resolution * 100.0),
         step_duration: format!("{:.0} s", settings.step_duration_s),
         slo: &settings.slo,
+        warm_up: format!("{:.0} s", settings.warm_up_s),
+        setting_rows,
+        settings_differences: record
+            .baseline
+            .as_ref()
+            .map(|b| b.settings_differences.as_slice())
+            .unwrap_or(&[]),
         saturation: record.saturation.as_ref().map(|s| {
             format!(
                 "{} at {:.0}% CPU (mean over step {} at {}); {}",

@@ -66,6 +66,7 @@ pub(crate) fn sample_gate() -> GateRecord {
             confirmations: 2,
             reference_per_day: 1_000_000.0,
             max_regression: 0.1,
+            ..GateSettings::default()
         },
         reference: ReferenceLatency {
             per_day: 1_000_000.0,
@@ -106,6 +107,11 @@ fn a_gate_record_round_trips_and_renders_its_capacity_and_baseline_curve() {
             step(1, 2_828_000.0, true, 9.0),
             step(2, 5_000_000.0, false, 99.0),
         ],
+        settings: Some(GateSettings {
+            corpus: "realistic".into(),
+            ..record.settings.clone()
+        }),
+        settings_differences: vec!["corpus: this gate small, the baseline realistic".into()],
     });
     let dir = tempfile::tempdir().unwrap();
     record.write(dir.path()).unwrap();
@@ -113,6 +119,17 @@ fn a_gate_record_round_trips_and_renders_its_capacity_and_baseline_curve() {
     assert_eq!(back, record);
     let page = std::fs::read_to_string(dir.path().join("gate.html")).unwrap();
     assert!(page.contains("1.41M/d (3.36M/d failed)"), "capacity phrase");
+    // Both gates' settings, the differing one marked, and why the baseline was accepted.
+    assert!(
+        page.contains(
+            r#"<td>corpus</td><td>not recorded</td><td><span class="no">realistic</span></td>"#
+        ),
+        "settings table"
+    );
+    assert!(
+        page.contains("--baseline-any-settings"),
+        "the accepted difference is stated"
+    );
     assert!(page.contains("fail when the capacity drops by more than 10%"));
     assert!(
         page.contains("baseline p99"),
@@ -137,4 +154,53 @@ fn a_gate_record_of_another_format_is_refused() {
     std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
     let error = GateRecord::read(&path).unwrap_err().to_string();
     assert!(error.contains("format 99"), "{error}");
+}
+
+#[test]
+fn settings_that_differ_from_the_baseline_are_named_and_slo_order_is_not_a_difference() {
+    let settings = GateSettings {
+        slo: vec!["install:error_rate<=0".into(), "p99<50ms".into()],
+        step_duration_s: 20.0,
+        corpus: "small (200 packages, seed 1)".into(),
+        nodes: 2,
+        provider: "local".into(),
+        cpu_model: "AMD EPYC 7B13".into(),
+        cores: 2,
+        ..GateSettings::default()
+    };
+    let mut same = settings.clone();
+    same.slo.reverse();
+    same.warm_up_s = 40.0; // not a setting the figures are compared on
+    assert!(settings.differences(&same).is_empty());
+    let other = GateSettings {
+        corpus: "realistic".into(),
+        provider: "docker".into(),
+        cores: 8,
+        step_duration_s: 60.0,
+        slo: vec!["p99<100ms".into()],
+        ..settings.clone()
+    };
+    let differences = settings.differences(&other);
+    assert_eq!(differences.len(), 5, "{differences:?}");
+    assert!(
+        differences[0].starts_with("corpus: this gate small"),
+        "{differences:?}"
+    );
+    assert!(
+        differences
+            .iter()
+            .any(|d| d == "cores: this gate 2, the baseline 8")
+    );
+    // An older record that kept none of them differs in every one.
+    let old = GateSettings {
+        slo: settings.slo.clone(),
+        step_duration_s: 20.0,
+        ..GateSettings::default()
+    };
+    assert_eq!(
+        settings.differences(&old).len(),
+        5,
+        "{:?}",
+        settings.differences(&old)
+    );
 }

@@ -160,3 +160,31 @@ fn a_git_builders_run_gets_its_section_and_other_runs_do_not() {
     assert!(html.contains(r#"<div class="stat bad"><div class="label">duplicates</div>"#));
     assert!(external_refs(&html).is_empty());
 }
+
+#[test]
+fn a_not_applicable_checker_is_shown_as_such_never_as_valid() {
+    let mut record = sample_record();
+    record.checkers = vec![crate::record::CheckerResult::not_applicable(
+        "lock-correctness",
+        "package files are in S3, which needs no cross-node file locks",
+        serde_json::Value::Null,
+    )];
+    record.judge(&crate::ThresholdSet::parse_all(["p99<10s"]).unwrap());
+    let html = render(&record).unwrap();
+    assert!(
+        html.contains("– not applicable"),
+        "the checkers table says n/a"
+    );
+    assert!(html.contains("<code>lock-correctness</code> — not applicable"));
+    assert!(!html.contains("✓ valid"), "never drawn as valid");
+    assert!(
+        html.contains("package files are in S3"),
+        "the reason is on the page"
+    );
+    let summary = serde_json::to_value(crate::summary::Summary::from_record(&record)).unwrap();
+    assert_eq!(summary["checkers"][0]["validity"], "not-applicable");
+    assert_eq!(
+        summary["checkers"][0]["evidence"]["reason"],
+        "package files are in S3, which needs no cross-node file locks"
+    );
+}

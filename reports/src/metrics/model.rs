@@ -267,6 +267,56 @@ impl Metrics {
         self.bucket_width.as_secs_f64()
     }
 
+    /// These metrics without the operations scheduled in `windows` (start, end in seconds
+    /// since the run start): a bucket that overlaps a window is left out whole, counts and
+    /// latencies. Each kind's whole-run histogram becomes the sum of the buckets kept, so its
+    /// quantiles have the buckets' [`BUCKET_LATENCY_SIGFIG`] digits. Counters are kept.
+    ///
+    /// A drill judges its thresholds on this: what the cluster did outside its faults.
+    pub fn outside_windows(&self, windows: &[(f64, f64)]) -> Metrics {
+        let width = self.bucket_width_s();
+        let excluded = |index: usize| {
+            let start = self.bucket_start_s(index);
+            windows
+                .iter()
+                .any(|&(from, to)| start + width > from && start < to)
+        };
+        let kinds = self
+            .kinds
+            .iter()
+            .map(|(name, kind)| {
+                let mut latency_us = new_latency_histogram();
+                let buckets: Vec<BucketMetrics> = kind
+                    .buckets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, bucket)| {
+                        if excluded(i) {
+                            BucketMetrics::default()
+                        } else {
+                            // Both auto-resize from 1 µs: the addition cannot fail.
+                            let _ = latency_us.add(&bucket.latency_us);
+                            bucket.clone()
+                        }
+                    })
+                    .collect();
+                (
+                    name.clone(),
+                    KindMetrics {
+                        latency_us,
+                        buckets,
+                    },
+                )
+            })
+            .collect();
+        Metrics {
+            bucket_width: self.bucket_width,
+            bucket_count: self.bucket_count,
+            kinds,
+            counters: self.counters.clone(),
+        }
+    }
+
     /// One histogram of every kind's latencies together.
     pub fn overall_latency(&self) -> Histogram<u64> {
         let mut all = new_latency_histogram();

@@ -85,8 +85,13 @@ pub struct ThresholdResult {
     pub observed: Option<f64>,
     /// The observed value for people, e.g. `42.1 ms`, `0.050%`, `no data`.
     pub observed_text: String,
-    /// Whether the threshold held. A threshold without data fails.
+    /// Whether the threshold held. A threshold without data fails …
     pub passed: bool,
+    /// … except where the set judges outside fault windows (a drill): there a threshold with
+    /// no data is undecided, and makes the verdict unknown, not failed: no verdict without
+    /// evidence, either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undecided: bool,
 }
 
 impl Threshold {
@@ -108,6 +113,7 @@ impl Threshold {
                     None => format!("no `{}` counted", self.kind),
                 },
                 passed: observed.is_some_and(|v| self.op.holds(v, self.limit)),
+                undecided: false,
             };
         }
         let kind = metrics.kinds.get(&self.kind);
@@ -140,6 +146,7 @@ impl Threshold {
             observed,
             observed_text,
             passed: observed.is_some_and(|v| self.op.holds(v, self.limit)),
+            undecided: false,
         }
     }
 }
@@ -149,6 +156,10 @@ impl Threshold {
 pub struct ThresholdSet {
     /// The thresholds, in the order written.
     pub thresholds: Vec<Threshold>,
+    /// Judge on the operations scheduled outside every fault window, each widened by this
+    /// many seconds after its heal (a drill: latency inside a fault is the drill's subject,
+    /// failures there are the `availability` checker's); `None` judges the whole run.
+    pub outside_faults_grace_s: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -170,7 +181,10 @@ impl ThresholdSet {
             }
         }
         if errors.is_empty() {
-            Ok(ThresholdSet { thresholds })
+            Ok(ThresholdSet {
+                thresholds,
+                outside_faults_grace_s: None,
+            })
         } else {
             Err(errors)
         }
@@ -201,11 +215,54 @@ impl ThresholdSet {
         Self::from_toml_str(&text, path)
     }
 
-    /// Judges every threshold, in order.
+    /// Judges every threshold, in order, over the whole run.
     pub fn evaluate(&self, metrics: &Metrics, duration_s: f64) -> Vec<ThresholdResult> {
         self.thresholds
             .iter()
             .map(|t| t.evaluate(metrics, duration_s))
+            .collect()
+    }
+
+    /// Judges every threshold, in order, over the run or, with
+    /// [`outside_faults_grace_s`](Self::outside_faults_grace_s), over what was scheduled
+    /// outside the fault windows `faults` (start, heal) plus the grace; each observed text
+    /// then says so, and a threshold with no data there is undecided. Counters (`lost==0`)
+    /// are whole-run numbers and stay whole-run.
+    pub fn evaluate_with_faults(
+        &self,
+        metrics: &Metrics,
+        duration_s: f64,
+        faults: &[(f64, f64)],
+    ) -> Vec<ThresholdResult> {
+        let Some(grace_s) = self.outside_faults_grace_s else {
+            return self.evaluate(metrics, duration_s);
+        };
+        let windows: Vec<(f64, f64)> = faults
+            .iter()
+            .map(|&(from, healed)| (from, healed + grace_s))
+            .collect();
+        let outside = metrics.outside_windows(&windows);
+        let excluded_s: f64 = windows.iter().map(|(from, to)| to - from).sum();
+        let judged_s = (duration_s - excluded_s).max(0.0);
+        let note = if windows.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (outside {} fault window(s) + {grace_s} s grace)",
+                windows.len()
+            )
+        };
+        self.thresholds
+            .iter()
+            .map(|t| {
+                if t.metric == ThresholdMetric::Counter {
+                    return t.evaluate(metrics, duration_s);
+                }
+                let mut result = t.evaluate(&outside, judged_s);
+                result.observed_text.push_str(&note);
+                result.undecided = result.observed.is_none();
+                result
+            })
             .collect()
     }
 }

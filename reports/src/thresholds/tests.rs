@@ -203,3 +203,86 @@ fn counters_are_judged_with_double_equals() {
     // `==` on a request metric still works as a comparison.
     assert!(!eval(&m, "install:error_rate==0").passed);
 }
+
+/// 60 s of one install a second at 5 ms; `slow` seconds take 900 ms, `failed` seconds fail.
+fn drill_metrics(slow: &[u64], failed: &[u64]) -> Metrics {
+    let start = Instant::now();
+    let recorder = Recorder::new(start, Duration::from_secs(1));
+    for s in 0..60u64 {
+        let due = start + Duration::from_secs(s);
+        recorder.scheduled("install", due);
+        let took = if slow.contains(&s) { 900 } else { 5 };
+        let outcome = if failed.contains(&s) {
+            Outcome::Error("http_503".into())
+        } else {
+            Outcome::Ok
+        };
+        recorder.record("install", due, due + Duration::from_millis(took), outcome);
+    }
+    recorder.finish()
+}
+
+fn drill_set() -> ThresholdSet {
+    let mut set =
+        ThresholdSet::parse_all(["error_rate<=0", "rate_ratio>=0.99", "p99<50ms"]).unwrap();
+    set.outside_faults_grace_s = Some(5.0);
+    set
+}
+
+#[test]
+fn a_drill_judges_its_thresholds_outside_the_fault_windows_plus_grace() {
+    // Failures and slow installs inside the fault (20–30 s) and its grace (to 35 s) are the
+    // drill's subject: the thresholds hold, and say over what they were judged.
+    let metrics = drill_metrics(&[21, 25, 33], &[22, 34]);
+    let results = drill_set().evaluate_with_faults(&metrics, 60.0, &[(20.0, 30.0)]);
+    for r in &results {
+        assert!(r.passed, "{r:?}");
+        assert!(
+            r.observed_text
+                .contains("outside 1 fault window(s) + 5 s grace"),
+            "{r:?}"
+        );
+    }
+    // Judged over the whole run, the same history fails all three.
+    let whole = ThresholdSet::parse_all(["error_rate<=0", "rate_ratio>=0.99", "p99<50ms"])
+        .unwrap()
+        .evaluate_with_faults(&metrics, 60.0, &[(20.0, 30.0)]);
+    assert!(whole.iter().all(|r| !r.passed), "{whole:?}");
+}
+
+#[test]
+fn a_failure_or_a_slow_second_outside_the_faults_fails_a_drill() {
+    // One failed install at 40 s, after the grace: error rate and rate ratio fail.
+    let results =
+        drill_set().evaluate_with_faults(&drill_metrics(&[], &[40]), 60.0, &[(20.0, 30.0)]);
+    assert!(!results[0].passed, "{results:?}");
+    assert!(!results[1].passed, "{results:?}");
+    assert!(results[2].passed, "{results:?}");
+    // Slow installs long before the fault: p99 fails (as the drill should have).
+    let slow: Vec<u64> = (0..5).collect();
+    let results =
+        drill_set().evaluate_with_faults(&drill_metrics(&slow, &[]), 60.0, &[(20.0, 30.0)]);
+    assert!(results[0].passed && results[1].passed, "{results:?}");
+    assert!(!results[2].passed, "{results:?}");
+}
+
+#[test]
+fn a_drill_without_load_is_undecided_not_passed_nor_failed() {
+    let empty = Recorder::new(Instant::now(), Duration::from_secs(1)).finish();
+    let results = drill_set().evaluate_with_faults(&empty, 60.0, &[(20.0, 30.0)]);
+    assert!(
+        results.iter().all(|r| !r.passed && r.undecided),
+        "{results:?}"
+    );
+    assert_eq!(Verdict::from_results(&results), Verdict::Unknown);
+    // A failure with data still fails beside an undecided one.
+    let mut mixed = results.clone();
+    mixed.extend(drill_set().evaluate_with_faults(&drill_metrics(&[], &[40]), 60.0, &[]));
+    assert_eq!(Verdict::from_results(&mixed), Verdict::Fail);
+    // Outside a drill, no data fails as it always did.
+    let whole = ThresholdSet::parse_all(["p99<50ms"])
+        .unwrap()
+        .evaluate(&empty, 60.0);
+    assert!(!whole[0].passed && !whole[0].undecided);
+    assert_eq!(Verdict::from_results(&whole), Verdict::Fail);
+}
