@@ -22,12 +22,7 @@ pub fn run(
         // The page and the summary show the new judgement; record.json keeps the run's own.
         write_derived(dir, &record)?;
         for t in &record.thresholds {
-            println!(
-                "  {} {:<28} observed {}",
-                if t.passed { "✓" } else { "✗" },
-                t.expr,
-                t.observed_text
-            );
+            println!("  {} {:<28} observed {}", t.mark(), t.expr, t.observed_text);
         }
     } else {
         rerender(dir)?;

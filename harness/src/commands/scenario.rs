@@ -93,7 +93,7 @@ pub(crate) fn write(out: &Path, record: &RunRecord) -> Result<(), HarnessError> 
     for threshold in &record.thresholds {
         println!(
             "  {} {:<28} observed {}",
-            if threshold.passed { "✓" } else { "✗" },
+            threshold.mark(),
             threshold.expr,
             threshold.observed_text
         );

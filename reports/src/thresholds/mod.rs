@@ -94,6 +94,17 @@ pub struct ThresholdResult {
     pub undecided: bool,
 }
 
+impl ThresholdResult {
+    /// The one-character mark of a terminal line: ✓ held, ✗ failed, ? undecided (no data).
+    pub fn mark(&self) -> &'static str {
+        match (self.undecided, self.passed) {
+            (true, _) => "?",
+            (false, true) => "✓",
+            (false, false) => "✗",
+        }
+    }
+}
+
 impl Threshold {
     /// Parses `[kind:]metric op value[unit]`, e.g. `p99<50ms`, `install:p99.9<=2s`,
     /// `error_rate<0.1%`, `rate_ratio>0.95`, `git_build:rps>=1.5`.

@@ -86,9 +86,10 @@ impl ArrivalPlan {
     /// Checks every field; returns all problems found.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
-        if !(self.installs_per_day.is_finite() && self.installs_per_day > 0.0) {
+        // Zero is allowed: a run with no installs, whose checkers can only answer unknown.
+        if !(self.installs_per_day.is_finite() && self.installs_per_day >= 0.0) {
             problems.push(format!(
-                "installs_per_day must be a positive number, got {}",
+                "installs_per_day must be a number ≥ 0, got {}",
                 self.installs_per_day
             ));
         }

@@ -64,9 +64,10 @@ impl WriterConfig {
     /// Every problem with the configuration, not only the first.
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let mut problems = Vec::new();
-        if !(self.writes_per_s > 0.0 && self.writes_per_s <= 1000.0) {
+        // Zero is allowed: no uploads, so the writes checker can only answer unknown.
+        if !(self.writes_per_s >= 0.0 && self.writes_per_s <= 1000.0) {
             problems.push(format!(
-                "writes_per_s must be in (0, 1000], not {}",
+                "writes_per_s must be in [0, 1000], not {}",
                 self.writes_per_s
             ));
         }

@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn invalid_config_names_every_problem() {
     let config = WriterConfig {
-        writes_per_s: 0.0,
+        writes_per_s: -1.0,
         tag: "Bad-Tag".into(),
         max_in_flight: 0,
         ..WriterConfig::default()
