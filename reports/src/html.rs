@@ -60,6 +60,8 @@ struct CheckerRow {
     validity: &'static str,
     summary: String,
     evidence: String,
+    /// The tests whose planted fault shows this checker able to fail (`proofs`).
+    proven_by: &'static [&'static str],
 }
 
 /// The git-builders section: headline numbers and charts.
@@ -353,6 +355,7 @@ pub fn render(record: &RunRecord) -> Result<String, ReportError> {
                 summary: c.summary.clone(),
                 evidence: serde_json::to_string_pretty(&c.evidence)
                     .unwrap_or_else(|_| c.evidence.to_string()),
+                proven_by: crate::proofs::proven_by(&c.name),
             })
             .collect(),
         node_requests,

@@ -18,6 +18,7 @@ pub mod gate;
 pub mod generator;
 pub mod html;
 pub mod metrics;
+pub mod proofs;
 pub mod record;
 #[cfg(any(test, feature = "sample"))]
 pub mod sample;

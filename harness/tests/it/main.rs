@@ -11,6 +11,7 @@ mod git_builders;
 mod ground_truth;
 mod infra_docker;
 mod infra_local;
+mod proofs;
 mod scenario;
 mod support;
 mod target;
