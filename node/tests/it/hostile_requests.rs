@@ -10,23 +10,8 @@ use crate::support::{self, NodeDir};
 
 #[test]
 fn issue_10_a_range_ending_at_u64_max_is_served_not_a_panic() {
-    let node = NodeDir::new("");
-    node.standard_layout();
-    let work = tempfile::tempdir().unwrap();
-    let wheel = support::mkpkg(work.path(), &["wheel", "ranged", "1.0"]);
-    let size = std::fs::metadata(&wheel).unwrap().len();
-    node.admin(&[
-        "add",
-        "--source",
-        "py",
-        "--path",
-        &wheel.display().to_string(),
-    ]);
-    let served = node.serve();
-    let url = format!(
-        "{}/pypi/latest/packages/ranged-1.0-py3-none-any.whl",
-        served.base
-    );
+    let (node, served, url, file) = serving_one_wheel();
+    let size = file.len();
     let response = Client::new()
         .get(&url)
         .header(RANGE, format!("bytes=0-{}", u64::MAX))
@@ -37,9 +22,24 @@ fn issue_10_a_range_ending_at_u64_max_is_served_not_a_panic() {
         response.headers()[CONTENT_RANGE].to_str().unwrap(),
         format!("bytes 0-{}/{size}", size - 1)
     );
-    assert_eq!(response.bytes().unwrap().len() as u64, size);
+    assert_eq!(response.bytes().unwrap().len(), size);
     assert_eq!(served.ping(), Some(200));
     assert!(!node.log().contains("panicked"), "{}", node.log());
+}
+
+/// A node serving one wheel, `ranged-1.0`: the node, its process, the wheel's URL and bytes.
+fn serving_one_wheel() -> (NodeDir, support::Served, String, Vec<u8>) {
+    let node = NodeDir::new("");
+    node.standard_layout();
+    let work = tempfile::tempdir().unwrap();
+    let wheel = support::mkpkg(work.path(), &["wheel", "ranged", "1.0"]);
+    let bytes = std::fs::read(&wheel).unwrap();
+    let path = wheel.display().to_string();
+    node.admin(&["add", "--source", "py", "--path", &path]);
+    let served = node.serve();
+    let base = &served.base;
+    let url = format!("{base}/pypi/latest/packages/ranged-1.0-py3-none-any.whl");
+    (node, served, url, bytes)
 }
 
 #[test]
@@ -111,23 +111,7 @@ fn random_range_and_if_none_match_headers_are_answered_not_a_panic() {
     use proptest::test_runner::{Config, TestRunner};
     use reqwest::header::{ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH};
 
-    let node = NodeDir::new("");
-    node.standard_layout();
-    let work = tempfile::tempdir().unwrap();
-    let wheel = support::mkpkg(work.path(), &["wheel", "ranged", "1.0"]);
-    let file = std::fs::read(&wheel).unwrap();
-    node.admin(&[
-        "add",
-        "--source",
-        "py",
-        "--path",
-        &wheel.display().to_string(),
-    ]);
-    let served = node.serve();
-    let url = format!(
-        "{}/pypi/latest/packages/ranged-1.0-py3-none-any.whl",
-        served.base
-    );
+    let (node, served, url, file) = serving_one_wheel();
     let client = Client::new();
     let etag = client.head(&url).send().unwrap().headers()[ETAG].clone();
     let etag = etag.to_str().unwrap().to_string();
