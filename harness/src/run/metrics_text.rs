@@ -33,11 +33,24 @@ pub enum MetricsTextError {
 /// Every sample of `text`: OpenMetrics (ending `# EOF`, what a node answers) or, failing that,
 /// the older Prometheus text format.
 pub fn samples(text: &str) -> Result<Vec<Sample>, MetricsTextError> {
-    let families = match parser::openmetrics(text) {
+    // Only the samples are read: HELP, TYPE and UNIT lines are left out before parsing, since
+    // nom-openmetrics 0.3 wants a sample in every family and prometheus-client writes HELP and
+    // TYPE for a labelled family before its first sample.
+    let kept: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.starts_with('#') || line.trim_end() == "# EOF")
+        .collect();
+    let sample_text: String = kept.iter().flat_map(|(_, line)| [*line, "\n"]).collect();
+    let families = match parser::openmetrics(&sample_text) {
         Ok((_, families)) => families,
-        Err(openmetrics_error) => match parser::prometheus(text) {
+        Err(openmetrics_error) => match parser::prometheus(&sample_text) {
             Ok((_, families)) => families,
-            Err(_) => return Err(syntax_error(text, &openmetrics_error)),
+            Err(_) => {
+                let line = failed_line(&sample_text, &openmetrics_error);
+                let line = kept.get(line - 1).map_or(line, |(number, _)| number + 1);
+                return Err(MetricsTextError::Syntax { line });
+            }
         },
     };
     Ok(families
@@ -55,18 +68,14 @@ pub fn samples(text: &str) -> Result<Vec<Sample>, MetricsTextError> {
         .collect())
 }
 
-/// The line the parser stopped at, counted from 1.
-fn syntax_error(
-    text: &str,
-    error: &nom::Err<nom_language::error::VerboseError<&str>>,
-) -> MetricsTextError {
+/// The line of `text` the parser stopped at, counted from 1.
+fn failed_line(text: &str, error: &nom::Err<nom_language::error::VerboseError<&str>>) -> usize {
     let rest = match error {
         nom::Err::Error(e) | nom::Err::Failure(e) => e.errors.first().map(|(rest, _)| *rest),
         nom::Err::Incomplete(_) => None,
     };
     let offset = rest.map_or(text.len(), |rest| text.len().saturating_sub(rest.len()));
-    let line = text.get(..offset).unwrap_or(text).matches('\n').count() + 1;
-    MetricsTextError::Syntax { line }
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
 }
 
 #[cfg(test)]
@@ -93,6 +102,23 @@ mod tests {
         assert_eq!(samples[0].value, 7.0);
         assert_eq!(samples[1].labels, Vec::new());
         assert_eq!(samples[1].value, 2.0);
+    }
+
+    /// prometheus-client writes HELP and TYPE for a labelled family before its first sample;
+    /// nom-openmetrics 0.3 wants a sample in every family, so the descriptors are not parsed.
+    #[test]
+    fn families_without_samples_yet_are_read() {
+        let text = "# HELP pkgnode_uploads Uploads by result.\n\
+                    # TYPE pkgnode_uploads counter\n\
+                    # HELP pkgnode_downloads Package files served.\n\
+                    # TYPE pkgnode_downloads counter\n\
+                    pkgnode_downloads_total 3\n\
+                    # HELP pkgnode_latest_resolutions Requests for latest.\n\
+                    # TYPE pkgnode_latest_resolutions counter\n\
+                    # EOF\n";
+        let samples = samples(text).unwrap();
+        assert_eq!(samples.len(), 1);
+        assert_eq!(samples[0].name, "pkgnode_downloads_total");
     }
 
     #[test]
