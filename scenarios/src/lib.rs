@@ -7,6 +7,7 @@
 
 pub mod arrival;
 pub mod corpus;
+pub mod cran_packages;
 pub mod daily_installs;
 pub mod error;
 pub mod git_builders;

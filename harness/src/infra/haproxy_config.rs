@@ -75,33 +75,46 @@ pub fn config_text(layout: &Layout) -> String {
 }
 
 /// `show stat` CSV (or the stats page's `;csv`): (server name, status) for each node server.
-pub fn server_states(csv: &str) -> Result<Vec<(String, String)>, String> {
-    let mut lines = csv.lines();
-    let header = lines.next().ok_or("empty `show stat` answer")?;
-    let columns: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
+pub fn server_states(csv_text: &str) -> Result<Vec<(String, String)>, String> {
+    // The header row is `# pxname,svname,…`: without its marker it is an ordinary CSV header.
+    let text = csv_text.trim_start();
+    if text.is_empty() {
+        return Err("empty `show stat` answer".into());
+    }
+    let text = text.strip_prefix("# ").unwrap_or(text);
+    // Rows may differ in length between HAProxy versions (fields added at the end).
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let columns = reader
+        .headers()
+        .map_err(|e| format!("`show stat` header: {e}"))?
+        .clone();
     let column = |name: &str| {
         columns
             .iter()
-            .position(|c| *c == name)
+            .position(|c| c == name)
             .ok_or(format!("`show stat` has no {name} column"))
     };
     let (proxy, server, status) = (column("pxname")?, column("svname")?, column("status")?);
-    Ok(lines
-        .map(|line| line.split(',').collect::<Vec<_>>())
-        .filter(|fields| {
-            fields.get(proxy) == Some(&BACKEND)
-                && !matches!(
-                    fields.get(server),
-                    Some(&"BACKEND") | Some(&"FRONTEND") | None
-                )
-        })
-        .map(|fields| {
-            let state = fields.get(status).copied().unwrap_or_default();
-            // "UP 1/2" while a check is in transition.
-            let state = state.split_whitespace().next().unwrap_or_default();
-            (fields[server].to_string(), state.to_string())
-        })
-        .collect())
+    let mut states = Vec::new();
+    for row in reader.records() {
+        let row = row.map_err(|e| format!("`show stat` row: {e}"))?;
+        if row.get(proxy) != Some(BACKEND) {
+            continue;
+        }
+        let Some(name) = row
+            .get(server)
+            .filter(|name| !matches!(*name, "BACKEND" | "FRONTEND"))
+        else {
+            continue;
+        };
+        // "UP 1/2" while a check is in transition.
+        let state = row.get(status).unwrap_or_default();
+        let state = state.split_whitespace().next().unwrap_or_default();
+        states.push((name.to_string(), state.to_string()));
+    }
+    Ok(states)
 }
 
 /// `HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/` → `2.6.12-1+deb12u4`.
@@ -385,6 +398,23 @@ mod tests {
                 ("node-1".to_string(), "UP".to_string()),
                 ("node-2".to_string(), "DOWN".to_string())
             ]
+        );
+    }
+
+    /// A quoted field holding a comma does not shift the columns after it, and a trailing
+    /// empty line (as `show stat` ends) is no row.
+    #[test]
+    fn stat_csv_fields_are_read_as_csv() {
+        let csv = "# pxname,svname,check_desc,status,\n\
+                   nodes,node-1,\"Layer7 check passed, code 200\",UP,\n\n";
+        assert_eq!(
+            server_states(csv).unwrap(),
+            [("node-1".to_string(), "UP".to_string())]
+        );
+        assert_eq!(server_states("\n").unwrap_err(), "empty `show stat` answer");
+        assert_eq!(
+            server_states("# pxname,svname\nnodes,node-1\n").unwrap_err(),
+            "`show stat` has no status column"
         );
     }
 }

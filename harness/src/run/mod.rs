@@ -8,6 +8,7 @@
 pub mod generators;
 pub mod git_builders;
 pub mod ground_truth;
+pub mod metrics_text;
 pub mod node_metrics;
 pub mod node_share;
 pub mod observer;

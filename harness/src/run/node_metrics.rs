@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use super::metrics_text::{MetricsTextError, samples};
+
 /// One node's blob cache, read from its Prometheus text.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct BlobCacheFigures {
@@ -20,35 +22,25 @@ pub struct BlobCacheFigures {
     pub mean_storage_fetch_ms: Option<f64>,
 }
 
-/// Parses the blob cache figures out of `/metrics` text (OpenMetrics, prefix `pkgnode_`).
-pub fn parse(node: &str, text: &str) -> BlobCacheFigures {
+/// The blob cache figures of one node's `/metrics` text.
+pub fn parse(node: &str, text: &str) -> Result<BlobCacheFigures, MetricsTextError> {
     let mut figures = BlobCacheFigures {
         node: node.to_string(),
         ..BlobCacheFigures::default()
     };
+    // Fetch times: index 0 from memory, 1 from storage.
     let (mut sums, mut counts) = ([0.0f64; 2], [0.0f64; 2]);
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((name, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let from = |label: &str| usize::from(label.contains("from=\"storage\""));
-        match name {
-            n if n.starts_with("pkgnode_blob_cache_total") && n.contains("result=\"hit\"") => {
-                figures.hits = value as u64
-            }
-            n if n.starts_with("pkgnode_blob_cache_total") && n.contains("result=\"miss\"") => {
-                figures.misses = value as u64
-            }
-            "pkgnode_blob_cache_bytes" => figures.bytes = value as u64,
-            "pkgnode_blob_cache_files" => figures.files = value as u64,
-            "pkgnode_blob_cache_capacity_bytes" => figures.capacity_bytes = value as u64,
-            n if n.starts_with("pkgnode_blob_fetch_duration_seconds_sum") => sums[from(n)] = value,
-            n if n.starts_with("pkgnode_blob_fetch_duration_seconds_count") => {
-                counts[from(n)] = value
-            }
+    for sample in samples(text)? {
+        let value = sample.value;
+        let from = usize::from(sample.label("from") == Some("storage"));
+        match (sample.name.as_str(), sample.label("result")) {
+            ("pkgnode_blob_cache_total", Some("hit")) => figures.hits = value as u64,
+            ("pkgnode_blob_cache_total", Some("miss")) => figures.misses = value as u64,
+            ("pkgnode_blob_cache_bytes", _) => figures.bytes = value as u64,
+            ("pkgnode_blob_cache_files", _) => figures.files = value as u64,
+            ("pkgnode_blob_cache_capacity_bytes", _) => figures.capacity_bytes = value as u64,
+            ("pkgnode_blob_fetch_duration_seconds_sum", _) => sums[from] = value,
+            ("pkgnode_blob_fetch_duration_seconds_count", _) => counts[from] = value,
             _ => {}
         }
     }
@@ -57,10 +49,11 @@ pub fn parse(node: &str, text: &str) -> BlobCacheFigures {
     let mean = |i: usize| (counts[i] > 0.0).then(|| sums[i] / counts[i] * 1000.0);
     figures.mean_memory_fetch_ms = mean(0);
     figures.mean_storage_fetch_ms = mean(1);
-    figures
+    Ok(figures)
 }
 
-/// Reads every node's `/metrics`; a node that does not answer is left out.
+/// Reads every node's `/metrics`; a node that does not answer, or answers something other
+/// than metrics text, is left out.
 pub async fn read_all(
     client: &reqwest::Client,
     nodes: &[(String, String)],
@@ -71,8 +64,12 @@ pub async fn read_all(
         let Ok(response) = client.get(&url).send().await else {
             continue;
         };
-        if let Ok(text) = response.text().await {
-            all.push(parse(name, &text));
+        let Ok(text) = response.text().await else {
+            continue;
+        };
+        match parse(name, &text) {
+            Ok(figures) => all.push(figures),
+            Err(e) => tracing::warn!("{url}: {e}"),
         }
     }
     all
@@ -88,21 +85,26 @@ mod tests {
                     # TYPE pkgnode_blob_cache counter\n\
                     pkgnode_blob_cache_total{result=\"hit\"} 30\n\
                     pkgnode_blob_cache_total{result=\"miss\"} 10\n\
+                    # TYPE pkgnode_blob_cache_bytes gauge\n\
                     pkgnode_blob_cache_bytes 4096\n\
+                    # TYPE pkgnode_blob_cache_files gauge\n\
                     pkgnode_blob_cache_files 3\n\
+                    # TYPE pkgnode_blob_cache_capacity_bytes gauge\n\
                     pkgnode_blob_cache_capacity_bytes 1048576\n\
+                    # TYPE pkgnode_blob_fetch_duration_seconds histogram\n\
                     pkgnode_blob_fetch_duration_seconds_sum{from=\"memory\"} 0.003\n\
                     pkgnode_blob_fetch_duration_seconds_count{from=\"memory\"} 30\n\
                     pkgnode_blob_fetch_duration_seconds_sum{from=\"storage\"} 0.05\n\
                     pkgnode_blob_fetch_duration_seconds_count{from=\"storage\"} 10\n\
                     # EOF\n";
-        let f = parse("node-1", text);
+        let f = parse("node-1", text).unwrap();
         assert_eq!((f.hits, f.misses, f.bytes, f.files), (30, 10, 4096, 3));
         assert_eq!(f.capacity_bytes, 1_048_576);
         assert_eq!(f.hit_ratio, Some(0.75));
         assert!((f.mean_memory_fetch_ms.unwrap() - 0.1).abs() < 1e-9);
         assert!((f.mean_storage_fetch_ms.unwrap() - 5.0).abs() < 1e-9);
         // No lookups: no ratio, not 0 % or 100 %.
-        assert_eq!(parse("n", "# EOF\n").hit_ratio, None);
+        assert_eq!(parse("n", "# EOF\n").unwrap().hit_ratio, None);
+        assert!(parse("n", "<html></html>").is_err());
     }
 }

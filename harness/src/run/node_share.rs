@@ -2,19 +2,21 @@
 
 use std::collections::BTreeMap;
 
+use super::metrics_text::{Sample, samples};
+
 /// Sum of `pkgnode_http_requests_total` over every route except health checks.
-pub fn requests_served(metrics_text: &str) -> u64 {
-    metrics_text
-        .lines()
-        .filter(|l| {
-            l.starts_with("pkgnode_http_requests_total{") && !l.contains("route=\"/__ping__\"")
+pub fn requests_served(samples: &[Sample]) -> u64 {
+    samples
+        .iter()
+        .filter(|s| {
+            s.name == "pkgnode_http_requests_total" && s.label("route") != Some("/__ping__")
         })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
+        .map(|s| s.value as u64)
         .sum()
 }
 
-/// Reads every node's counter; nodes that do not answer are left out.
+/// Reads every node's counter; nodes that do not answer, or answer something other than
+/// metrics text, are left out.
 pub async fn snapshot(
     client: &reqwest::Client,
     nodes: &[(String, String)],
@@ -24,8 +26,14 @@ pub async fn snapshot(
         let Ok(response) = client.get(format!("{url}/metrics")).send().await else {
             continue;
         };
-        if let Ok(text) = response.text().await {
-            counts.insert(name.clone(), requests_served(&text));
+        let Ok(text) = response.text().await else {
+            continue;
+        };
+        match samples(&text) {
+            Ok(samples) => {
+                counts.insert(name.clone(), requests_served(&samples));
+            }
+            Err(e) => tracing::warn!("{url}/metrics: {e}"),
         }
     }
     counts
@@ -53,9 +61,11 @@ mod tests {
 
     #[test]
     fn counts_routes_but_not_health_checks() {
-        let text = "# HELP x\npkgnode_http_requests_total{route=\"/__ping__\",method=\"GET\",status=\"200\"} 50\n\
+        let text = "# HELP pkgnode_http_requests Requests.\n# TYPE pkgnode_http_requests counter\n\
+                    pkgnode_http_requests_total{route=\"/__ping__\",method=\"GET\",status=\"200\"} 50\n\
                     pkgnode_http_requests_total{route=\"/{repo}/{snapshot}/simple/{name}/\",method=\"GET\",status=\"200\"} 7\n\
-                    pkgnode_http_requests_total{route=\"/{repo}/{snapshot}/packages/{filename}\",method=\"GET\",status=\"200\"} 3\n";
-        assert_eq!(requests_served(text), 10);
+                    pkgnode_http_requests_total{route=\"/{repo}/{snapshot}/packages/{filename}\",method=\"GET\",status=\"200\"} 3\n\
+                    # EOF\n";
+        assert_eq!(requests_served(&samples(text).unwrap()), 10);
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::checkers::cluster::NodeStatusRead;
 
+use super::metrics_text::{self, Sample};
 use super::node_share;
 
 /// Gauges kept from each node's `/metrics`: the cluster-wide build queue as the node reads it
@@ -56,12 +57,14 @@ pub async fn observe(
                 Ok(response) => response.text().await.ok(),
                 Err(_) => None,
             };
-            let Some(text) = answered else {
+            // A node that does not answer, or answers something other than metrics text,
+            // served nothing this second.
+            let Some(samples) = answered.and_then(|text| metrics_text::samples(&text).ok()) else {
                 observed.rates.push(rate(at_s, name, 0.0));
                 continue;
             };
             for gauge_name in GAUGES {
-                if let Some(value) = gauge(&text, gauge_name) {
+                if let Some(value) = gauge(&samples, gauge_name) {
                     observed.gauges.push(reports::record::GaugeSample {
                         at_s,
                         name: (*gauge_name).to_string(),
@@ -70,7 +73,7 @@ pub async fn observe(
                     });
                 }
             }
-            let count = node_share::requests_served(&text);
+            let count = node_share::requests_served(&samples);
             let sampled = Instant::now();
             let previous = last_count.insert(name.clone(), (count, sampled));
             let increase = match previous {
@@ -95,17 +98,12 @@ pub async fn observe(
     observed
 }
 
-/// The value of an unlabelled gauge `name` in Prometheus text, if present.
-pub fn gauge(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(name)?;
-        // `name value` or `name{} value`, not `name_suffix …`.
-        let rest = rest.strip_prefix("{}").unwrap_or(rest);
-        if !rest.starts_with([' ', '\t']) {
-            return None;
-        }
-        rest.split_whitespace().next()?.parse().ok()
-    })
+/// The value of the unlabelled gauge `name`, if the node exports it.
+pub fn gauge(samples: &[Sample], name: &str) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| s.name == name && s.labels.is_empty())
+        .map(|s| s.value)
 }
 
 fn rate(at_s: f64, node: &str, per_s: f64) -> reports::record::NodeRequestRate {
@@ -198,9 +196,17 @@ mod tests {
     #[test]
     fn gauges_are_read_by_exact_name() {
         let text = "# TYPE pkgnode_git_builds_queued gauge\npkgnode_git_builds_queued 7\n\
-                    pkgnode_git_builds_queued_total 99\npkgnode_git_builds_running{} 2\n";
-        assert_eq!(super::gauge(text, "pkgnode_git_builds_queued"), Some(7.0));
-        assert_eq!(super::gauge(text, "pkgnode_git_builds_running"), Some(2.0));
-        assert_eq!(super::gauge(text, "pkgnode_git_builds"), None);
+                    # TYPE pkgnode_git_builds_queued counter\npkgnode_git_builds_queued_total 99\n\
+                    # TYPE pkgnode_git_builds_running gauge\npkgnode_git_builds_running{} 2\n# EOF\n";
+        let samples = super::metrics_text::samples(text).unwrap();
+        assert_eq!(
+            super::gauge(&samples, "pkgnode_git_builds_queued"),
+            Some(7.0)
+        );
+        assert_eq!(
+            super::gauge(&samples, "pkgnode_git_builds_running"),
+            Some(2.0)
+        );
+        assert_eq!(super::gauge(&samples, "pkgnode_git_builds"), None);
     }
 }

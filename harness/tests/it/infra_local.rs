@@ -48,9 +48,11 @@ fn start(work_dir: Option<PathBuf>) -> LocalCluster {
 fn requests_served(client: &reqwest::blocking::Client, node_url: &str) -> f64 {
     let (status, text) = get(client, &format!("{node_url}/metrics"));
     assert_eq!(status, 200, "{node_url}/metrics");
-    text.lines()
-        .filter(|line| line.starts_with("pkgnode_http_requests_total"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+    harness::run::metrics_text::samples(&text)
+        .expect("/metrics is OpenMetrics text")
+        .iter()
+        .filter(|sample| sample.name == "pkgnode_http_requests_total")
+        .map(|sample| sample.value)
         .sum()
 }
 

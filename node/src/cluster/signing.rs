@@ -1,5 +1,5 @@
 //! Requests between members carry a header signed with the shared secure key:
-//! `<epoch ms>.<sign(path and time)>`, valid for a few minutes either side (clocks in a cluster
+//! `<epoch ms>.<HMAC-SHA256(path and time), hex>`, valid for a few minutes either side (clocks in a cluster
 //! agree to within `max_clock_skew`).
 
 use crate::auth::SecureKey;
@@ -31,14 +31,7 @@ pub fn verify(key: &SecureKey, path: &str, value: &str, now_ms: i64) -> bool {
     if now_ms.abs_diff(at_ms) > SIGNATURE_WINDOW_MS.unsigned_abs() {
         return false;
     }
-    let expected = key.sign(&message(path, at_ms));
-    // Compare without an early exit so the time taken says nothing about the signature.
-    expected.len() == signature.len()
-        && expected
-            .bytes()
-            .zip(signature.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    key.verify(&message(path, at_ms), signature)
 }
 
 #[cfg(test)]
@@ -60,6 +53,32 @@ mod tests {
         let other = SecureKey::from_bytes(vec![2; 32]);
         assert!(!verify(&other, "/load-balancer/status", &header, 1_000_500));
         assert!(!verify(&key, "/load-balancer/status", "garbage", 1_000_500));
+    }
+
+    /// Issue 23: sha256(key ‖ message) let anyone holding one signature sign the message with
+    /// bytes appended (length extension). Under HMAC a signature over a longer message is
+    /// refused, whether the old signature is reused or extended with appended bytes.
+    #[test]
+    fn issue_23_a_signature_does_not_cover_a_message_with_bytes_appended() {
+        let key = SecureKey::from_bytes(vec![7; 32]);
+        let signed = message("/load-balancer/status", 1_000_000);
+        let signature = key.sign(&signed);
+        assert!(key.verify(&signed, &signature));
+        let extended = format!("{signed}\u{80}\0\0/admin");
+        assert!(!key.verify(&extended, &signature));
+        let mut appended = signature.clone();
+        appended.push_str("00");
+        assert!(!key.verify(&signed, &appended));
+        // Through the header: a path with bytes appended is not covered by its signature.
+        let header = sign_request(&key, "/load-balancer/status", 1_000_000);
+        assert!(!verify(&key, "/load-balancer/status/x", &header, 1_000_000));
+        assert!(!verify(&key, "/load-balancer/statusx", &header, 1_000_000));
+        // The signature is HMAC-SHA256 (RFC 4231 test case 2), not a hash of key and message.
+        let rfc = SecureKey::from_bytes(b"Jefe".to_vec());
+        assert_eq!(
+            rfc.sign("what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     /// Issue 10 defect 3: the time in a request's signature overflowed `now - at`.

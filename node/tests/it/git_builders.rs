@@ -221,17 +221,21 @@ fn r_layout(node: &NodeDir) {
     node.admin(&["subscribe", "--repo", "cran", "--source", "rgit"]);
 }
 
-fn metric(base: &str, line_start: &str) -> Option<f64> {
+/// The value of the sample `name` whose labels are `labels` in `base`'s `/metrics`.
+fn metric(base: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let text = client()
         .get(format!("{base}/metrics"))
         .send()
         .unwrap()
         .text()
         .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    support::metric_samples(&text)
+        .into_iter()
+        .find(|(sample, sample_labels, _)| {
+            let sample_labels = sample_labels.iter().map(|(l, v)| (l.as_str(), v.as_str()));
+            sample == name && sample_labels.eq(labels.iter().copied())
+        })
+        .map(|(_, _, value)| value)
 }
 
 #[test]
@@ -361,14 +365,18 @@ fn a_commit_on_a_git_builder_is_built_and_installed_by_r() {
     );
 
     assert_eq!(
-        metric(&base, "pkgnode_git_builds_total{result=\"succeeded\"}"),
+        metric(
+            &base,
+            "pkgnode_git_builds_total",
+            &[("result", "succeeded")]
+        ),
         Some(2.0)
     );
     assert_eq!(
-        metric(&base, "pkgnode_git_builds_total{result=\"failed\"}"),
+        metric(&base, "pkgnode_git_builds_total", &[("result", "failed")]),
         Some(1.0)
     );
-    assert_eq!(metric(&base, "pkgnode_git_builds_queued"), Some(0.0));
+    assert_eq!(metric(&base, "pkgnode_git_builds_queued", &[]), Some(0.0));
     // The scratch directories are gone.
     let scratch = node.data_dir().join("builds");
     let left: Vec<_> = std::fs::read_dir(&scratch)

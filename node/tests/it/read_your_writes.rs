@@ -130,16 +130,14 @@ fn latest_resolutions(base: &str) -> LatestResolutions {
         .text()
         .unwrap();
     let mut counts = LatestResolutions::default();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("pkgnode_latest_resolutions_total{by=\"") else {
+    for (name, labels, value) in support::metric_samples(&text) {
+        if name != "pkgnode_latest_resolutions_total" {
             continue;
-        };
-        let (by, value) = rest.split_once("\"} ").unwrap();
-        let value: u64 = value.trim().parse().unwrap();
-        match by {
-            "database" => counts.database = value,
-            "held_view" => counts.held_view = value,
-            other => panic!("unexpected label {other:?} in {line}"),
+        }
+        match labels.as_slice() {
+            [(label, by)] if label == "by" && by == "database" => counts.database = value as u64,
+            [(label, by)] if label == "by" && by == "held_view" => counts.held_view = value as u64,
+            other => panic!("unexpected labels {other:?} of {name}"),
         }
     }
     counts

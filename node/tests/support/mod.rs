@@ -817,3 +817,28 @@ pub fn upload(base: &str, token: &str, wheel: &Path) -> reqwest::blocking::Respo
 pub fn get(url: &str) -> reqwest::blocking::Response {
     http().get(url).send().expect("GET")
 }
+
+/// One sample of a node's `/metrics`: name, (label, value) pairs, value.
+pub type MetricSample = (String, Vec<(String, String)>, f64);
+
+/// Every sample of a node's `/metrics` (OpenMetrics text, read by `nom-openmetrics`). Panics
+/// when the text does not parse: the node wrote it. HELP and TYPE lines are left out:
+/// nom-openmetrics 0.3 wants a sample in every family, and the node describes a labelled
+/// family before its first sample.
+pub fn metric_samples(text: &str) -> Vec<MetricSample> {
+    let sample_lines = text
+        .lines()
+        .filter(|l| !l.starts_with("# ") || *l == "# EOF");
+    let sample_text: String = sample_lines.flat_map(|line| [line, "\n"]).collect();
+    let (_, families) = nom_openmetrics::parser::openmetrics(&sample_text)
+        .unwrap_or_else(|e| panic!("/metrics is not OpenMetrics text: {e}\n{text}"));
+    families
+        .iter()
+        .flat_map(|family| &family.samples)
+        .map(|sample| {
+            let labels = sample.labels().iter();
+            let labels = labels.map(|l| (l.name.to_string(), l.value.clone()));
+            (sample.name().to_string(), labels.collect(), sample.number())
+        })
+        .collect()
+}

@@ -8,12 +8,17 @@ use std::io::Read;
 
 use flate2::read::GzDecoder;
 use futures::{StreamExt, TryStreamExt, stream};
+use pep440_rs::Version;
 use serde::Deserialize;
 use url::Url;
 
 use super::InstallTarget;
-use super::index::{SIMPLE_ACCEPT, SIMPLE_JSON_TYPE, json_page_files, parse_simple_page};
+use super::index::{
+    SIMPLE_ACCEPT, SIMPLE_JSON_TYPE, anchor_hrefs, json_page_files, parse_simple_page,
+    wheel_version_text,
+};
 use crate::corpus::{Corpus, CorpusConfig, PackageVersion, PyPackage, RPackage};
+use crate::cran_packages;
 use crate::error::ScenarioError;
 
 /// Project pages read at once.
@@ -174,11 +179,7 @@ fn wheel_versions(
     };
     let mut by_version: HashMap<String, u64> = HashMap::new();
     for (link, size) in files {
-        if let Some(version) = link
-            .file_name
-            .strip_suffix(".whl")
-            .and_then(|stem| stem.split('-').nth(1))
-        {
+        if let Some(version) = wheel_version_text(&link.file_name) {
             let entry = by_version.entry(version.to_string()).or_default();
             *entry = (*entry).max(size.unwrap_or(0));
         }
@@ -194,26 +195,21 @@ fn wheel_versions(
             content_seed: 0,
         })
         .collect();
-    // `x-{version}-` is the shape a wheel name gives its version in.
-    versions.sort_by_key(|v| super::index::wheel_version(&format!("x-{}-", v.version)));
+    // PEP 440 order; a version that is not PEP 440 goes first.
+    versions.sort_by_cached_key(|v| v.version.parse::<Version>().ok());
     Ok(Some(versions))
 }
 
 /// Project names of a PEP 503 root page: each link's target without its trailing slash.
 fn root_names_html(html: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = html;
-    while let Some(at) = rest.find("href=\"") {
-        rest = &rest[at + 6..];
-        let Some(end) = rest.find('"') else { break };
-        let name = rest[..end].trim_end_matches('/');
-        let name = name.rsplit('/').next().unwrap_or(name);
-        if !name.is_empty() {
-            names.push(name.to_string());
-        }
-        rest = &rest[end..];
-    }
-    names
+    anchor_hrefs(html)
+        .iter()
+        .filter_map(|href| {
+            let name = href.trim_end_matches('/');
+            let name = name.rsplit('/').next().unwrap_or(name);
+            (!name.is_empty()).then(|| name.to_string())
+        })
+        .collect()
 }
 
 async fn discover_r(
@@ -230,7 +226,8 @@ async fn discover_r(
     GzDecoder::new(&gz[..])
         .read_to_string(&mut text)
         .map_err(|e| ScenarioError::Discovery(format!("{url}: not a gzipped PACKAGES: {e}")))?;
-    let entries = packages_entries(&text);
+    let entries = cran_packages::entries(&text)
+        .map_err(|e| ScenarioError::Discovery(format!("{url}: {e}")))?;
     found.r_listed = entries.len();
     let taken: Vec<_> = entries.into_iter().take(cap).collect();
     let index: HashMap<&str, usize> = taken
@@ -265,69 +262,15 @@ async fn discover_r(
     Ok(packages)
 }
 
-/// One paragraph of `PACKAGES`.
-#[derive(Debug, PartialEq, Eq)]
-struct PackagesEntry {
-    name: String,
-    version: String,
-    /// Names in `Depends`, `Imports` and `LinkingTo`, version constraints and `R` left out.
-    deps: Vec<String>,
-}
-
-/// The paragraphs of a `PACKAGES` file (DCF: `Field: value`, continuation lines indented).
-fn packages_entries(text: &str) -> Vec<PackagesEntry> {
-    let mut entries = Vec::new();
-    for paragraph in text.split("\n\n") {
-        let mut fields: Vec<(String, String)> = Vec::new();
-        for line in paragraph.lines() {
-            if line.starts_with([' ', '\t']) {
-                if let Some((_, value)) = fields.last_mut() {
-                    value.push(' ');
-                    value.push_str(line.trim());
-                }
-            } else if let Some((field, value)) = line.split_once(':') {
-                fields.push((field.trim().to_string(), value.trim().to_string()));
-            }
-        }
-        let field = |name: &str| fields.iter().find(|(f, _)| f == name).map(|(_, v)| v);
-        let (Some(name), Some(version)) = (field("Package"), field("Version")) else {
-            continue;
-        };
-        let deps = ["Depends", "Imports", "LinkingTo"]
-            .iter()
-            .filter_map(|f| field(f))
-            .flat_map(|v| v.split(','))
-            .map(|d| d.split('(').next().unwrap_or("").trim().to_string())
-            .filter(|d| !d.is_empty() && d != "R")
-            .collect();
-        entries.push(PackagesEntry {
-            name: name.clone(),
-            version: version.clone(),
-            deps,
-        });
-    }
-    entries
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn packages_paragraphs_give_names_versions_and_dependencies() {
-        let text = "Package: a\nVersion: 1.0\nDepends: R (>= 3.5)\n\nPackage: b\nVersion: 2.1\n\
-                    Imports: a (>= 1.0), stats,\n    c\nLinkingTo: Rcpp\n";
-        let entries = packages_entries(text);
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].deps, Vec::<String>::new());
-        assert_eq!(entries[1].version, "2.1");
-        assert_eq!(entries[1].deps, ["a", "stats", "c", "Rcpp"]);
-    }
-
-    #[test]
     fn root_pages_list_project_names() {
-        let html = "<a href=\"numpy/\">numpy</a><br><a href=\"/simple/scikit-learn/\">x</a>";
-        assert_eq!(root_names_html(html), ["numpy", "scikit-learn"]);
+        let html = "<a href=\"numpy/\">numpy</a><br><A HREF=/simple/scikit-learn/>x</A>\
+                    <link href=\"style.css\"><a href=\"a&amp;b/\">a&amp;b</a>";
+        assert_eq!(root_names_html(html), ["numpy", "scikit-learn", "a&b"]);
     }
 
     #[test]
@@ -335,6 +278,7 @@ mod tests {
         let body = br#"{"files":[
             {"filename":"a-1.10.0-py3-none-any.whl","url":"a-1.10.0-py3-none-any.whl","hashes":{},"size":300},
             {"filename":"a-1.9.0-py3-none-any.whl","url":"a-1.9.0-py3-none-any.whl","hashes":{},"size":200},
+            {"filename":"a-1.10.0rc1-py3-none-any.whl","url":"a-1.10.0rc1-py3-none-any.whl","hashes":{},"size":250},
             {"filename":"a-2.0.0.tar.gz","url":"a-2.0.0.tar.gz","hashes":{}}]}"#;
         let versions = wheel_versions(body, true, "http://h/pypi/latest/simple/a/")
             .unwrap()
@@ -343,7 +287,10 @@ mod tests {
             .iter()
             .map(|v| (v.version.as_str(), v.size_bytes))
             .collect();
-        assert_eq!(listed, [("1.9.0", 200), ("1.10.0", 300)]);
+        assert_eq!(
+            listed,
+            [("1.9.0", 200), ("1.10.0rc1", 250), ("1.10.0", 300)]
+        );
         let sdist_only = br#"{"files":[{"filename":"a-2.0.0.tar.gz","url":"x","hashes":{}}]}"#;
         assert_eq!(
             wheel_versions(sdist_only, true, "http://h/pypi/latest/simple/a/").unwrap(),

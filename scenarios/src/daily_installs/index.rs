@@ -1,12 +1,14 @@
 //! Reading what the server lists, as the clients do: PEP 691 JSON project pages (what pip and
 //! uv ask for first), PEP 503 HTML pages (links with `#sha256=` fragments, relative to the
-//! page) for servers that answer only HTML, and CRAN's `PACKAGES.gz` (DCF paragraphs).
+//! page; tokenized by `html5gum`) for servers that answer only HTML, and CRAN's `PACKAGES.gz`
+//! (`crate::cran_packages`). Wheel versions compare as PEP 440 says (`pep440_rs`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 
 use flate2::read::GzDecoder;
+use pep440_rs::Version;
 use serde::Deserialize;
 use url::Url;
 
@@ -31,15 +33,7 @@ pub struct FileLink {
 /// Every `<a href>` on a project page, resolved against `page_url`.
 pub fn parse_simple_page(html: &str, page_url: &Url) -> Vec<FileLink> {
     let mut links = Vec::new();
-    let mut rest = html;
-    while let Some(start) = find_ignore_case(rest, "<a ") {
-        let tag_end = rest[start..].find('>').map_or(rest.len(), |e| start + e);
-        let tag = &rest[start..tag_end];
-        rest = &rest[tag_end..];
-        let Some(href) = attribute(tag, "href") else {
-            continue;
-        };
-        let href = unescape(href);
+    for href in anchor_hrefs(html) {
         let Ok(mut url) = page_url.join(&href) else {
             continue;
         };
@@ -64,12 +58,26 @@ pub fn parse_simple_page(html: &str, page_url: &Url) -> Vec<FileLink> {
     links
 }
 
+/// The `href` of every `<a>` tag in `html`, character references decoded: the HTML5
+/// tokenizer `html5gum` reads tags as a browser does (any case, any quoting).
+pub(super) fn anchor_hrefs(html: &str) -> Vec<String> {
+    html5gum::Tokenizer::new(html)
+        .filter_map(|token| match token {
+            Ok(html5gum::Token::StartTag(tag)) if tag.name.as_slice() == b"a" => tag
+                .attributes
+                .get(b"href".as_slice())
+                .map(|href| String::from_utf8_lossy(&href.value).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The wheel of the newest version among `links`, as pip would choose for an unpinned install.
 pub fn newest_wheel(links: &[FileLink]) -> Option<FileLink> {
     links
         .iter()
         .filter(|l| l.file_name.ends_with(".whl"))
-        .max_by(|a, b| wheel_version(&a.file_name).cmp(&wheel_version(&b.file_name)))
+        .max_by_key(|l| wheel_version(&l.file_name))
         .cloned()
 }
 
@@ -134,9 +142,7 @@ pub fn newest_wheel_json(body: &[u8], page_url: &Url) -> Result<Option<FileLink>
         .files
         .iter()
         .filter(|f| f.filename.ends_with(".whl") && !f.yanked)
-        .map(|f| (wheel_version(&f.filename), f))
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, f)| f);
+        .max_by_key(|f| wheel_version(&f.filename));
     let Some(file) = newest else {
         return Ok(None);
     };
@@ -178,64 +184,32 @@ pub fn json_page_files(
         .collect()
 }
 
-/// `Package` → `Version` from a gzipped `PACKAGES` file; `None` when it is not gzip or UTF-8.
+/// `Package` → `Version` from a gzipped `PACKAGES` file; `None` when it is not gzip, UTF-8 or
+/// DCF.
 pub fn parse_packages_index(gz: &[u8]) -> Option<HashMap<String, String>> {
     let mut text = String::new();
     GzDecoder::new(gz).read_to_string(&mut text).ok()?;
-    let mut index = HashMap::new();
-    for paragraph in text.split("\n\n") {
-        let mut name = None;
-        let mut version = None;
-        for line in paragraph.lines() {
-            if let Some(v) = line.strip_prefix("Package:") {
-                name = Some(v.trim().to_string());
-            } else if let Some(v) = line.strip_prefix("Version:") {
-                version = Some(v.trim().to_string());
-            }
-        }
-        if let (Some(name), Some(version)) = (name, version) {
-            index.insert(name, version);
-        }
-    }
-    Some(index)
+    let entries = crate::cran_packages::entries(&text).ok()?;
+    Some(
+        entries
+            .into_iter()
+            .map(|entry| (entry.name, entry.version))
+            .collect(),
+    )
 }
 
-/// The version field of a wheel file name, as comparable numbers (`1.10.0` > `1.9.2`).
-pub(super) fn wheel_version(file_name: &str) -> Vec<u64> {
-    file_name
-        .split('-')
-        .nth(1)
-        .unwrap_or("")
-        .split('.')
-        .map(|part| {
-            let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
-            digits.parse().unwrap_or(0)
-        })
-        .collect()
+/// The version a wheel's file name gives (`{name}-{version}[-{build}]-{python}-{abi}-{platform}.whl`,
+/// the binary distribution format), as written.
+pub(super) fn wheel_version_text(file_name: &str) -> Option<&str> {
+    let stem = file_name.strip_suffix(".whl")?;
+    let parts: Vec<&str> = stem.split('-').collect();
+    matches!(parts.len(), 5 | 6).then(|| parts[1])
 }
 
-fn find_ignore_case(haystack: &str, needle: &str) -> Option<usize> {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
-/// The value of `name="…"` (or single-quoted) inside a tag.
-fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
-    let at = find_ignore_case(tag, &format!("{name}="))?;
-    let value = &tag[at + name.len() + 1..];
-    let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let value = &value[1..];
-    value.find(quote).map(|end| &value[..end])
-}
-
-fn unescape(text: &str) -> String {
-    text.replace("&amp;", "&")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
+/// The PEP 440 version of a wheel's file name (`1.10.0` > `1.9.2`, `2.0rc1` < `2.0`); `None`
+/// for a name that is not a wheel's or a version that is not PEP 440, which orders first.
+pub(super) fn wheel_version(file_name: &str) -> Option<Version> {
+    wheel_version_text(file_name)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -302,6 +276,23 @@ mod tests {
     }
 
     #[test]
+    fn wheel_versions_follow_pep_440() {
+        let v = wheel_version;
+        assert!(v("a-1.10.0-py3-none-any.whl") > v("a-1.9.2-py3-none-any.whl"));
+        assert!(v("a-2.0rc1-py3-none-any.whl") < v("a-2.0-py3-none-any.whl"));
+        assert!(v("a-2.0.post1-1-py3-none-any.whl") > v("a-2.0-py3-none-any.whl"));
+        assert_eq!(v("a-1.0-py3-none-any.whl"), v("a-1.0.0-py3-none-any.whl"));
+        assert_eq!(
+            wheel_version_text("a_b-1.0-1-cp312-cp312-manylinux_2_17_x86_64.whl"),
+            Some("1.0")
+        );
+        assert_eq!(v("a-1.0.tar.gz"), None);
+        assert_eq!(v("a-1.0-py3.whl"), None);
+        assert_eq!(v("a-not.a.version-py3-none-any.whl"), None);
+        assert!(v("a-not.a.version-py3-none-any.whl") < v("a-0.0.1-py3-none-any.whl"));
+    }
+
+    #[test]
     fn packages_gz_gives_each_version() {
         let text = "Package: a.b\nVersion: 1.0\nImports: c\n\nPackage: c\nVersion: 2.1.3\nNeedsCompilation: no\n";
         let mut gz = GzEncoder::new(Vec::new(), Compression::default());
@@ -311,5 +302,8 @@ mod tests {
         assert_eq!(index["a.b"], "1.0");
         assert_eq!(index["c"], "2.1.3");
         assert_eq!(parse_packages_index(b"not gzip"), None);
+        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+        gz.write_all(b"<html>\n</html>\n").unwrap();
+        assert_eq!(parse_packages_index(&gz.finish().unwrap()), None);
     }
 }

@@ -168,17 +168,8 @@ async fn cran_index(client: &reqwest::Client, url: &str) -> CranIndex {
     }
     let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
     let mut index = HashMap::new();
-    for stanza in text.split("\n\n") {
-        let field = |key: &str| {
-            stanza
-                .lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
-                .map(str::trim)
-                .map(str::to_string)
-        };
-        if let (Some(package), Some(version)) = (field("Package"), field("Version")) {
-            *index.entry((package, version)).or_insert(0) += 1;
-        }
+    for entry in crate::cran_packages::entries(&text).map_err(|e| format!("{url}: {e}"))? {
+        *index.entry((entry.name, entry.version)).or_insert(0) += 1;
     }
     Ok(index)
 }
