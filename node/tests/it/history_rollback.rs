@@ -31,10 +31,10 @@ fn database_available(base: &str) -> bool {
 
 fn rollbacks(base: &str) -> u64 {
     let metrics = get(&format!("{base}/metrics")).text().unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("pkgnode_history_rollbacks_total "))
-        .and_then(|v| v.trim().parse().ok())
+    support::metric_samples(&metrics)
+        .into_iter()
+        .find(|(name, _, _)| name == "pkgnode_history_rollbacks_total")
+        .map(|(_, _, value)| value as u64)
         .unwrap_or_else(|| panic!("no history rollback counter in /metrics:\n{metrics}"))
 }
 
