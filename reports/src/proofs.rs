@@ -33,15 +33,21 @@ pub const PROVEN_BY: &[(&str, &[&str])] = &[
     ),
     (
         "builds",
-        &["harness/src/checkers/builds.rs: a_second_transaction_publishing_one_build_is_a_duplicate"],
+        &[
+            "harness/src/checkers/builds.rs: a_second_transaction_publishing_one_build_is_a_duplicate",
+        ],
     ),
     (
         "same-version",
-        &["harness/tests/it/check.rs: nodes_on_another_version_and_a_clock_30_s_off_fail_those_rules_by_name"],
+        &[
+            "harness/tests/it/check.rs: nodes_on_another_version_and_a_clock_30_s_off_fail_those_rules_by_name",
+        ],
     ),
     (
         "synchronized-clocks",
-        &["harness/tests/it/check.rs: nodes_on_another_version_and_a_clock_30_s_off_fail_those_rules_by_name"],
+        &[
+            "harness/tests/it/check.rs: nodes_on_another_version_and_a_clock_30_s_off_fail_those_rules_by_name",
+        ],
     ),
     (
         "same-secure-key",
@@ -52,23 +58,33 @@ pub const PROVEN_BY: &[(&str, &[&str])] = &[
     ),
     (
         "identical-config",
-        &["harness/tests/it/check.rs: nodes_on_another_key_and_another_config_fail_those_rules_by_name"],
+        &[
+            "harness/tests/it/check.rs: nodes_on_another_key_and_another_config_fail_those_rules_by_name",
+        ],
     ),
     (
         "shared-storage",
-        &["harness/tests/it/check_conformance.rs: nodes_on_unshared_directories_and_an_unshared_lock_directory_fail_those_rules_by_name"],
+        &[
+            "harness/tests/it/check_conformance.rs: nodes_on_unshared_directories_and_an_unshared_lock_directory_fail_those_rules_by_name",
+        ],
     ),
     (
         "lock-correctness",
-        &["harness/tests/it/check_conformance.rs: nodes_on_unshared_directories_and_an_unshared_lock_directory_fail_those_rules_by_name"],
+        &[
+            "harness/tests/it/check_conformance.rs: nodes_on_unshared_directories_and_an_unshared_lock_directory_fail_those_rules_by_name",
+        ],
     ),
     (
         "balancer-health-check",
-        &["harness/tests/it/check_conformance.rs: a_balancer_without_health_checks_and_a_node_on_sqlite_fail_those_rules_by_name"],
+        &[
+            "harness/tests/it/check_conformance.rs: a_balancer_without_health_checks_and_a_node_on_sqlite_fail_those_rules_by_name",
+        ],
     ),
     (
         "postgresql-not-sqlite",
-        &["harness/tests/it/check_conformance.rs: a_balancer_without_health_checks_and_a_node_on_sqlite_fail_those_rules_by_name"],
+        &[
+            "harness/tests/it/check_conformance.rs: a_balancer_without_health_checks_and_a_node_on_sqlite_fail_those_rules_by_name",
+        ],
     ),
     (
         "cluster-membership",
@@ -76,7 +92,9 @@ pub const PROVEN_BY: &[(&str, &[&str])] = &[
     ),
     (
         "status-endpoint-closed",
-        &["harness/src/checklist/membership.rs: the_status_endpoint_shown_to_a_non_member_is_invalid_and_named"],
+        &[
+            "harness/src/checklist/membership.rs: the_status_endpoint_shown_to_a_non_member_is_invalid_and_named",
+        ],
     ),
 ];
 
