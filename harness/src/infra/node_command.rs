@@ -263,7 +263,9 @@ mod tests {
         let mut command = Command::new("/bin/sh");
         command.args([
             "-c",
-            "trap 'echo interrupted; exit 3' INT; echo ready; echo oops >&2; \
+            // `oops` before `ready`: once `ready` is read, the interrupt cannot land before the
+            // shell wrote to standard error (a trap runs between commands).
+            "trap 'echo interrupted; exit 3' INT; echo oops >&2; echo ready; \
              while :; do sleep 0.1; done",
         ]);
         let mut running = NodeCommand::direct("sh".into(), command).spawn().unwrap();
