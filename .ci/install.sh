@@ -35,6 +35,8 @@ command -v kubernetes-validate >/dev/null || py_missing+=(kubernetes-validate)
 if [ ${#py_missing[@]} -gt 0 ]; then
   echo "install: pip ${py_missing[*]}"
   python3 -m pip install -q "${py_missing[@]}"
+  # Under pyenv the new console scripts (uv, actionlint, kubernetes-validate) need shims.
+  if command -v pyenv >/dev/null; then pyenv rehash; fi
 fi
 
 if ! command -v garage >/dev/null && [ ! -x "$HOME/.cargo/bin/garage" ]; then
