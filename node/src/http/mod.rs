@@ -143,17 +143,15 @@ impl crate::builders::BuilderSide for NodeState {
         self.status.get() == NodeStatus::Online
             && self.serving.load(std::sync::atomic::Ordering::Acquire)
     }
-    fn published(&self, tx: i64) {
-        if tx > self.head.get() {
-            // Through a verified read of the head: the id alone cannot say which history the
-            // node's views belong to.
-            let (head, store) = (Arc::clone(&self.head), self.store.clone());
-            tokio::spawn(async move {
-                if let Err(e) = head.sync(&store).await {
-                    tracing::debug!(error = %e, "could not read the head after a build was published");
-                }
-            });
-        }
+    fn published(&self, _tx: i64) {
+        // Through a verified read of the head, whatever the id: the id alone cannot say which
+        // history the node's views belong to (after a rollback it may be at or below the head).
+        let (head, store) = (Arc::clone(&self.head), self.store.clone());
+        tokio::spawn(async move {
+            if let Err(e) = head.sync(&store).await {
+                tracing::debug!(error = %e, "could not read the head after a build was published");
+            }
+        });
     }
 }
 
