@@ -145,6 +145,10 @@ pub struct GateArgs {
     /// Largest capacity drop or latency rise accepted against the baseline.
     #[arg(long, default_value = "10%", value_parser = parse_fraction)]
     pub max_regression: f64,
+    /// Largest rise of the cluster's CPU per install at the reference rate accepted against
+    /// the baseline (median of the reference windows on each side).
+    #[arg(long, default_value = "15%", value_parser = parse_fraction)]
+    pub max_cost_regression: f64,
     /// The corpus every step installs from; published (or restored from the corpus cache)
     /// once, before the first step.
     #[arg(long, value_enum, default_value = "realistic")]

@@ -68,19 +68,45 @@ pub fn generator_cost(record: &RunRecord) -> Option<GeneratorCost> {
         return None;
     }
     let cpu_s = processes.values().map(|p| p.cpu_s).sum();
-    let requests = record
-        .metrics
-        .kinds
-        .iter()
-        .filter(|(kind, _)| kind.as_str() != INSTALL_KIND)
-        .map(|(_, k)| k.ok() + k.err())
-        .sum();
+    let requests = requests_served(record);
     Some(GeneratorCost {
         cpu_s,
         requests,
         cpu_us_per_request: (requests > 0).then(|| cpu_s * 1e6 / requests as f64),
         processes,
     })
+}
+
+/// What the cluster's processes (every sampled process but the load generators) spent on a
+/// run's `installs` successful installs and its requests; `None` without a cluster sample or
+/// an install.
+pub fn cluster_cpu(record: &RunRecord, installs: u64) -> Option<crate::gate::ClusterCpu> {
+    let cluster: Vec<f64> = process_costs(record)
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with(GENERATOR_PROCESS))
+        .map(|(_, p)| p.cpu_s)
+        .collect();
+    if cluster.is_empty() || installs == 0 {
+        return None;
+    }
+    let cpu_s: f64 = cluster.iter().sum();
+    let requests = requests_served(record);
+    Some(crate::gate::ClusterCpu {
+        cpu_s,
+        ms_per_install: cpu_s * 1e3 / installs as f64,
+        us_per_request: (requests > 0).then(|| cpu_s * 1e6 / requests as f64),
+    })
+}
+
+/// HTTP requests finished (ok or not) of every kind but the install itself.
+pub fn requests_served(record: &RunRecord) -> u64 {
+    record
+        .metrics
+        .kinds
+        .iter()
+        .filter(|(kind, _)| kind.as_str() != INSTALL_KIND)
+        .map(|(_, k)| k.ok() + k.err())
+        .sum()
 }
 
 /// One process's figures from its samples in time order (at least one).
@@ -194,5 +220,27 @@ mod tests {
             .samples
             .retain(|s| !s.process.starts_with(GENERATOR_PROCESS));
         assert_eq!(generator_cost(&record), None);
+    }
+
+    #[test]
+    fn the_cluster_cpu_per_install_leaves_the_load_generator_out() {
+        let mut record = crate::sample::sample_record();
+        record.samples = vec![
+            // node-1: 50 % of a core, each sample covering 4 s (the first, the gap after it): 4 s.
+            sample(2.0, "node-1", 50.0, 10),
+            sample(6.0, "node-1", 50.0, 10),
+            // postgresql: 25 % over the same 8 s: 2 s.
+            sample(2.0, "postgresql", 25.0, 10),
+            sample(6.0, "postgresql", 25.0, 10),
+            // The generator's 8 s are not the cluster's.
+            sample(2.0, "load-generator", 200.0, 10),
+            sample(6.0, "load-generator", 200.0, 10),
+        ];
+        let cost = cluster_cpu(&record, 1_000).expect("a figure");
+        assert!((cost.cpu_s - 6.0).abs() < 1e-9, "{cost:?}");
+        assert!((cost.ms_per_install - 6.0).abs() < 1e-9, "{cost:?}");
+        assert!(cluster_cpu(&record, 0).is_none());
+        record.samples.retain(|s| s.process == "load-generator");
+        assert!(cluster_cpu(&record, 1_000).is_none());
     }
 }

@@ -148,6 +148,7 @@ pub fn plan(args: &GateArgs) -> Result<GatePlan, HarnessError> {
             confirmations: search.confirmations,
             reference_per_day: args.reference_rate,
             max_regression: args.max_regression,
+            max_cost_regression: args.max_cost_regression,
             corpus: corpus_setting(args),
             nodes: args.nodes,
             // Known before the start only when named; `auto` is settled once started.
@@ -468,6 +469,7 @@ async fn one_step(
         installs: summary.installs.clone(),
         latency_ms: summary.latency_ms.clone(),
         cpu_mean_pct: saturation::cpu_means(&record.samples),
+        cluster_cpu: reports::generator::cluster_cpu(&record, summary.installs.succeeded),
         warnings: summary.warnings.clone(),
         run_dir,
     };
@@ -511,6 +513,11 @@ fn judge(
             .filter(|s| s.per_day == plan.settings.reference_per_day)
             .map(|s| s.latency_ms.clone())
             .collect(),
+        cpu_ms_per_install: steps
+            .iter()
+            .filter(|s| s.per_day == plan.settings.reference_per_day)
+            .filter_map(|s| s.cluster_cpu.as_ref().map(|c| c.ms_per_install))
+            .collect(),
     };
     let baseline: Option<BaselineComparison> = (!plan.baseline.is_empty()).then(|| {
         baseline::compare(
@@ -519,6 +526,7 @@ fn judge(
             &reference,
             &plan.baseline,
             plan.settings.max_regression,
+            plan.settings.max_cost_regression,
         )
     });
     let baseline = baseline.map(|mut b| {

@@ -9,7 +9,7 @@
 
 use reports::charts::format_per_day;
 use reports::gate::{
-    BaselineComparison, CapacityBound, GateRecord, LatencyShift, ReferenceLatency,
+    BaselineComparison, CapacityBound, CostShift, GateRecord, LatencyShift, ReferenceLatency,
 };
 use reports::summary::OVERALL;
 
@@ -36,13 +36,16 @@ pub fn compare(
     reference: &ReferenceLatency,
     baselines: &[(String, GateRecord)],
     max_regression: f64,
+    max_cost_regression: f64,
 ) -> BaselineComparison {
     let pct = |f: f64| format!("{:.1}%", f * 100.0);
     let rule = format!(
         "fail when the capacity is more than {mr} below the baseline's (median of {n} record(s)), \
          or when, at {rate}, every current p99 window of a kind is more than {mr} above every \
-         baseline window (at least {MIN_WINDOWS} current windows)",
+         baseline window (at least {MIN_WINDOWS} current windows), or when the cluster's CPU \
+         per install at {rate} (median of the windows) is more than {cr} above the baseline's",
         mr = pct(max_regression),
+        cr = pct(max_cost_regression),
         n = baselines.len(),
         rate = format_per_day(reference.per_day),
     );
@@ -158,6 +161,8 @@ pub fn compare(
             format_per_day(reference.per_day)
         ));
     }
+    let cpu_cost = cost_shift(reference, &same_rate, max_cost_regression, &mut findings);
+    regressed |= cpu_cost.as_ref().is_some_and(|c| c.regressed);
     let newest = baselines
         .iter()
         .map(|(_, r)| r)
@@ -167,6 +172,7 @@ pub fn compare(
         capacity_per_day: baseline_capacity,
         capacity_change,
         latency,
+        cpu_cost,
         regressed,
         rule,
         findings,
@@ -174,6 +180,51 @@ pub fn compare(
         settings: newest.map(|r| r.settings.clone()),
         settings_differences: Vec::new(),
     }
+}
+
+/// The cluster's CPU per install at the reference rate against the baseline records measured
+/// at that rate: a regression when the current median is more than `max_cost_regression` above
+/// the baseline's. `None` (and a finding saying so) when either side has no figure.
+fn cost_shift(
+    reference: &ReferenceLatency,
+    same_rate: &[&GateRecord],
+    max_cost_regression: f64,
+    findings: &mut Vec<String>,
+) -> Option<CostShift> {
+    let mut current = reference.cpu_ms_per_install.clone();
+    let mut base: Vec<f64> = same_rate
+        .iter()
+        .flat_map(|r| r.reference.cpu_ms_per_install.iter().copied())
+        .collect();
+    let (Some(now), Some(then)) = (median(&mut current), median(&mut base)) else {
+        findings.push(
+            "the cluster's CPU per install is not compared: a side has no reference window with \
+             the figure"
+                .into(),
+        );
+        return None;
+    };
+    let change = (then > 0.0).then(|| (now - then) / then);
+    let regressed = change.is_some_and(|c| c > max_cost_regression);
+    findings.push(format!(
+        "cluster CPU per install at {}: {now:.2} ms against the baseline's {then:.2} ms ({}): {}",
+        format_per_day(reference.per_day),
+        change.map_or_else(|| "-".into(), |c| format!("{:+.1}%", c * 100.0)),
+        if regressed {
+            format!(
+                "a rise beyond {:.1}%, a regression",
+                max_cost_regression * 100.0
+            )
+        } else {
+            format!("within {:.1}%", max_cost_regression * 100.0)
+        }
+    ));
+    Some(CostShift {
+        baseline_ms: base,
+        current_ms: current,
+        change,
+        regressed,
+    })
 }
 
 #[cfg(test)]
@@ -201,6 +252,7 @@ mod tests {
                     )])
                 })
                 .collect(),
+            cpu_ms_per_install: Vec::new(),
         }
     }
 
@@ -241,7 +293,7 @@ mod tests {
     fn a_baseline_with_twice_the_capacity_is_a_regression_and_an_equal_one_is_not() {
         let current = windows(&[10.0, 11.0]);
         let b = vec![("b".to_string(), record(4e6, &[10.5, 10.0]))];
-        let cmp = compare(Some(2e6), CapacityBound::Between, &current, &b, 0.1);
+        let cmp = compare(Some(2e6), CapacityBound::Between, &current, &b, 0.1, 0.15);
         assert!(cmp.regressed, "{:?}", cmp.findings);
         assert_eq!(cmp.capacity_change, Some(-0.5));
         assert!(
@@ -251,7 +303,7 @@ mod tests {
         );
 
         let b = vec![("b".to_string(), record(2.1e6, &[10.5, 10.0]))];
-        let cmp = compare(Some(2e6), CapacityBound::Between, &current, &b, 0.1);
+        let cmp = compare(Some(2e6), CapacityBound::Between, &current, &b, 0.1, 0.15);
         assert!(!cmp.regressed, "{:?}", cmp.findings);
         assert!(!cmp.latency[0].beyond_noise);
     }
@@ -266,6 +318,7 @@ mod tests {
             &windows(&[14.0, 15.0]),
             &b,
             0.1,
+            0.15,
         );
         assert!(cmp.regressed && cmp.latency[0].beyond_noise, "{:?}", cmp);
         // One window inside the baseline's spread: not beyond noise, though the median rose.
@@ -275,6 +328,7 @@ mod tests {
             &windows(&[11.0, 20.0]),
             &b,
             0.1,
+            0.15,
         );
         assert!(!cmp.regressed, "{:?}", cmp.findings);
         assert!(cmp.latency[0].change.unwrap() > 0.1);
@@ -285,6 +339,7 @@ mod tests {
             &windows(&[30.0]),
             &b,
             0.1,
+            0.15,
         );
         assert!(!cmp.regressed);
     }
@@ -302,6 +357,7 @@ mod tests {
             &windows(&[10.0, 10.0]),
             &b,
             0.1,
+            0.15,
         );
         assert_eq!(cmp.capacity_per_day, Some(2e6));
         assert!(!cmp.regressed);
@@ -311,7 +367,50 @@ mod tests {
             &windows(&[10.0, 10.0]),
             &b,
             0.1,
+            0.15,
         );
         assert!(cmp.regressed);
+    }
+
+    #[test]
+    fn a_dearer_install_beyond_the_allowed_rise_is_a_regression() {
+        let with_cost = |cost: &[f64]| ReferenceLatency {
+            cpu_ms_per_install: cost.to_vec(),
+            ..windows(&[10.0, 10.0])
+        };
+        let mut base = record(2e6, &[10.0, 10.0]);
+        base.reference = with_cost(&[4.0, 4.2]);
+        let b = vec![("b".to_string(), base)];
+        let cmp = compare(
+            Some(2e6),
+            CapacityBound::Between,
+            &with_cost(&[5.0, 5.1]),
+            &b,
+            0.1,
+            0.15,
+        );
+        assert!(cmp.regressed, "{:?}", cmp.findings);
+        let cost = cmp.cpu_cost.expect("compared");
+        assert!(cost.regressed && cost.change.unwrap() > 0.15, "{cost:?}");
+        let cmp = compare(
+            Some(2e6),
+            CapacityBound::Between,
+            &with_cost(&[4.3, 4.4]),
+            &b,
+            0.1,
+            0.15,
+        );
+        assert!(!cmp.regressed, "{:?}", cmp.findings);
+        // No figure on one side: not compared, and said so.
+        let cmp = compare(
+            Some(2e6),
+            CapacityBound::Between,
+            &with_cost(&[]),
+            &b,
+            0.1,
+            0.15,
+        );
+        assert!(cmp.cpu_cost.is_none() && !cmp.regressed);
+        assert!(cmp.findings.iter().any(|f| f.contains("not compared")));
     }
 }

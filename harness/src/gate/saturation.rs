@@ -100,6 +100,7 @@ mod tests {
             installs: Default::default(),
             latency_ms: BTreeMap::new(),
             cpu_mean_pct: BTreeMap::new(),
+            cluster_cpu: None,
             warnings: Vec::new(),
             run_dir: String::new(),
         };

@@ -373,29 +373,32 @@ fn paused_pkgnode_under(dir: &Path) -> bool {
 #[test]
 fn docker_kill_node_kill_primary_db_twice_with_rejoin_and_a_database_cut() {
     let _one_docker_cluster_at_a_time = crate::infra_docker::serial();
-    let mut plan = drill_plan("kill-primary-db", &["--duration", "52s"]);
+    // Each fault starts when the one before it has healed: on a loaded machine a kill of the
+    // primary with its promotion and rejoin takes 20 s, so the schedule leaves room for the
+    // lost-writes checker's evidence after the last heal (acknowledged uploads after it).
+    let mut plan = drill_plan("kill-primary-db", &["--duration", "75s"]);
     let at = |s: u64, hold: u64, fault: Fault| ScheduledFault {
         fault,
         at: Duration::from_secs(s),
         hold: Duration::from_secs(hold),
     };
     plan.nemesis.faults = vec![
-        at(4, 5, Fault::KillNode { node: 1 }),
+        at(4, 5, Fault::PartitionNodeDb { node: 0 }),
+        at(12, 5, Fault::KillNode { node: 1 }),
         at(
-            13,
+            21,
             8,
             Fault::KillPrimaryDb {
                 hold_standby_s: None,
             },
         ),
         at(
-            25,
+            33,
             8,
             Fault::KillPrimaryDb {
                 hold_standby_s: None,
             },
         ),
-        at(36, 5, Fault::PartitionNodeDb { node: 0 }),
     ];
     assert!(plan.validate().is_empty(), "{:?}", plan.validate());
     let began = Instant::now();

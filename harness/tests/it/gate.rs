@@ -47,6 +47,7 @@ fn planted_baseline(path: &Path) {
         reference: ReferenceLatency {
             per_day: MIN,
             windows: Vec::new(),
+            cpu_ms_per_install: Vec::new(),
         },
         checklist: Vec::new(),
         baseline: None,

@@ -91,6 +91,18 @@ pub struct GateSettings {
     /// caches, PostgreSQL's buffers and the page cache).
     #[serde(default)]
     pub warm_up_s: f64,
+    /// How far the cluster's CPU per install at the reference rate may rise above the
+    /// baseline's before it is a regression (a fraction).
+    #[serde(default = "default_max_cost_regression")]
+    pub max_cost_regression: f64,
+}
+
+/// The default of [`GateSettings::max_cost_regression`], also what an older `gate.json` that
+/// did not record it is read with.
+pub const DEFAULT_MAX_COST_REGRESSION: f64 = 0.15;
+
+fn default_max_cost_regression() -> f64 {
+    DEFAULT_MAX_COST_REGRESSION
 }
 
 impl GateSettings {
@@ -191,10 +203,26 @@ pub struct GateStep {
     pub latency_ms: BTreeMap<String, LatencySummary>,
     /// Mean CPU per monitored process over the step, percent of one core.
     pub cpu_mean_pct: BTreeMap<String, f64>,
+    /// What the cluster's processes (every sampled process but the load generators) spent
+    /// per successful install and per request; `None` when nothing was sampled or installed.
+    #[serde(default)]
+    pub cluster_cpu: Option<ClusterCpu>,
     /// Signs that the load generator, not the cluster, set the pace.
     pub warnings: Vec<String>,
     /// The step's run directory, relative to the gate's directory.
     pub run_dir: String,
+}
+
+/// The cluster's CPU cost of one step: the CPU seconds of every sampled cluster process (nodes,
+/// PostgreSQL, HAProxy, the S3 server) over the installs and requests they served.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterCpu {
+    /// CPU seconds the cluster's processes used over the step.
+    pub cpu_s: f64,
+    /// `cpu_s` per successful install, milliseconds.
+    pub ms_per_install: f64,
+    /// `cpu_s` per HTTP request finished (every kind but the install itself), microseconds.
+    pub us_per_request: Option<f64>,
 }
 
 impl GateStep {
@@ -250,6 +278,9 @@ pub struct ReferenceLatency {
     pub per_day: f64,
     /// One map (kind → percentiles) per step run at that rate.
     pub windows: Vec<BTreeMap<String, LatencySummary>>,
+    /// The cluster's CPU milliseconds per install in each window that has the figure.
+    #[serde(default)]
+    pub cpu_ms_per_install: Vec<f64>,
 }
 
 impl ReferenceLatency {
@@ -273,6 +304,9 @@ pub struct BaselineComparison {
     pub capacity_change: Option<f64>,
     /// Per-kind p99 at the reference rate, baseline windows against current ones.
     pub latency: Vec<LatencyShift>,
+    /// The cluster's CPU per install at the reference rate, baseline against current.
+    #[serde(default)]
+    pub cpu_cost: Option<CostShift>,
     /// A regression beyond `--max-regression` was found.
     pub regressed: bool,
     /// The rule, in words.
@@ -288,6 +322,19 @@ pub struct BaselineComparison {
     /// `--baseline-any-settings` accepted such a baseline.
     #[serde(default)]
     pub settings_differences: Vec<String>,
+}
+
+/// The cluster's CPU milliseconds per install at the reference rate, baseline against current.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CostShift {
+    /// The baseline's figure in each of its reference windows.
+    pub baseline_ms: Vec<f64>,
+    /// The current figure in each reference window.
+    pub current_ms: Vec<f64>,
+    /// (median current − median baseline) / median baseline; positive is dearer.
+    pub change: Option<f64>,
+    /// The change exceeds `--max-cost-regression`: a regression.
+    pub regressed: bool,
 }
 
 /// One kind's p99 at the reference rate, baseline against current.

@@ -25,6 +25,7 @@ struct StepRow {
     p99: String,
     passed: bool,
     failed_slo: String,
+    cpu_per_install: String,
     busiest: String,
     run_dir: String,
 }
@@ -55,6 +56,8 @@ struct BaselineView {
     rule: String,
     findings: Vec<String>,
     latency: Vec<ShiftRow>,
+    /// The cluster's CPU per install, as a row of the same table (`beyond_noise`: regressed).
+    cpu_cost: Option<ShiftRow>,
     sources: Vec<String>,
 }
 
@@ -187,6 +190,10 @@ pub fn render(record: &GateRecord) -> Result<String, ReportError> {
             p99: ms(s.overall_p99_ms()),
             passed: s.passed,
             failed_slo: s.failed_slo.join("; "),
+            cpu_per_install: s
+                .cluster_cpu
+                .as_ref()
+                .map_or_else(|| "–".into(), |c| format!("{:.2}", c.ms_per_install)),
             busiest: s
                 .cpu_mean_pct
                 .iter()
@@ -210,6 +217,13 @@ pub fn render(record: &GateRecord) -> Result<String, ReportError> {
                 beyond_noise: l.beyond_noise,
             })
             .collect(),
+        cpu_cost: b.cpu_cost.as_ref().map(|c| ShiftRow {
+            kind: "cluster CPU ms/install".into(),
+            baseline: list_ms(&c.baseline_ms),
+            current: list_ms(&c.current_ms),
+            change: percent(c.change),
+            beyond_noise: c.regressed,
+        }),
         sources: b.sources.clone(),
     });
     let baseline_settings = record

@@ -34,6 +34,11 @@ pub(crate) fn step(index: usize, per_day: f64, passed: bool, p99_ms: f64) -> Gat
             ("pypi_file".to_string(), latency),
         ]),
         cpu_mean_pct: BTreeMap::from([("node-1".into(), 80.0), ("postgresql".into(), 20.0)]),
+        cluster_cpu: Some(ClusterCpu {
+            cpu_s: 20.0,
+            ms_per_install: 4.0 + index as f64 / 10.0,
+            us_per_request: Some(800.0),
+        }),
         warnings: Vec::new(),
         run_dir: format!("steps/{index:02}"),
     }
@@ -71,6 +76,7 @@ pub(crate) fn sample_gate() -> GateRecord {
         reference: ReferenceLatency {
             per_day: 1_000_000.0,
             windows: vec![steps[3].latency_ms.clone(), steps[4].latency_ms.clone()],
+            cpu_ms_per_install: vec![4.4, 4.5],
         },
         capacity: Capacity {
             per_day: Some(1_414_000.0),
@@ -100,6 +106,12 @@ fn a_gate_record_round_trips_and_renders_its_capacity_and_baseline_curve() {
         capacity_per_day: Some(2_828_000.0),
         capacity_change: Some(-0.5),
         latency: Vec::new(),
+        cpu_cost: Some(CostShift {
+            baseline_ms: vec![3.1, 3.2],
+            current_ms: vec![4.4, 4.5],
+            change: Some(0.4),
+            regressed: true,
+        }),
         regressed: true,
         rule: "fail when the capacity drops by more than 10%".into(),
         findings: vec!["capacity dropped 50.0%".into()],
@@ -131,6 +143,12 @@ fn a_gate_record_round_trips_and_renders_its_capacity_and_baseline_curve() {
         "the accepted difference is stated"
     );
     assert!(page.contains("fail when the capacity drops by more than 10%"));
+    // The cluster's CPU per install: per step, and against the baseline's, marked regressed.
+    assert!(page.contains(r#"<td class="num">4.10</td>"#), "step 1's CPU per install");
+    assert!(
+        page.contains(r#"<tr><td>cluster CPU ms/install</td><td>3.10, 3.20</td><td>4.40, 4.50</td>"#),
+        "cost row"
+    );
     assert!(
         page.contains("baseline p99"),
         "the baseline's curve is in the chart"
