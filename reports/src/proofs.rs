@@ -16,7 +16,8 @@ pub const PROVEN_BY: &[(&str, &[&str])] = &[
     (
         "lost-writes",
         &[
-            "harness/tests/it/ground_truth.rs: a_deleted_row_is_lost_a_planted_row_phantom_and_a_stored_refusal_failed_but_applied",
+            "harness/tests/it/mutations.rs: a_deleted_row_is_lost_a_planted_row_phantom_a_stored_refusal_failed_but_applied_and_a_cut_node_stale",
+            "harness/tests/it/mutations.rs: a_fault_window_without_load_is_unknown_not_valid",
             "harness/src/checkers/lost_writes/tests.rs: stored_but_not_served_by_one_node_after_settling_is_stale",
         ],
     ),
@@ -24,6 +25,7 @@ pub const PROVEN_BY: &[(&str, &[&str])] = &[
         "availability",
         &[
             "harness/src/checkers/availability.rs: a_failed_install_in_the_window_is_invalid",
+            "harness/tests/it/mutations.rs: a_fault_window_without_load_is_unknown_not_valid",
             "harness/src/checkers/availability.rs: a_window_with_too_few_installs_is_unknown_not_valid",
         ],
     ),
@@ -34,6 +36,7 @@ pub const PROVEN_BY: &[(&str, &[&str])] = &[
     (
         "builds",
         &[
+            "harness/tests/it/mutations.rs: a_replayed_build_transaction_is_a_duplicate",
             "harness/src/checkers/builds.rs: a_second_transaction_publishing_one_build_is_a_duplicate",
         ],
     ),
