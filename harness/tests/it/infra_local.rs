@@ -169,7 +169,7 @@ fn balancer_spreads_requests_and_an_upload_is_seen_on_every_node() {
 }
 
 #[test]
-fn a_killed_node_is_routed_around_and_restarts() {
+fn a_killed_node_is_routed_around_restarts_and_no_upload_reached_two_nodes() {
     let kept = kept_dir();
     let work_dir = kept.path().join("cluster");
     let mut cluster = start(Some(work_dir.clone()));
@@ -177,6 +177,35 @@ fn a_killed_node_is_routed_around_and_restarts() {
     let client = client();
     let node_1 = cluster.monitored()[0].pid;
 
+    // Uploads through the balancer, twenty a second, small enough for HAProxy to buffer (and
+    // so to re-send, were it allowed to), with node-1 killed while they are in flight.
+    let tag = format!("kn{}", std::process::id());
+    let writer = {
+        let (target, tag) = (endpoints.write_target(), tag.clone());
+        std::thread::spawn(move || {
+            let config = scenarios::writes::WriterConfig {
+                writes_per_s: 20.0,
+                duration: Duration::from_secs(4),
+                tag,
+                size_bytes: 2_048,
+                ..scenarios::writes::WriterConfig::default()
+            };
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("http client");
+            tokio::runtime::Runtime::new()
+                .expect("runtime")
+                .block_on(scenarios::writes::run_writer(
+                    &client,
+                    &target,
+                    &config,
+                    Instant::now(),
+                ))
+                .expect("the writer runs")
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1_500));
     cluster
         .control(&Member::Node(0), Control::Kill)
         .expect("kill node 1");
@@ -209,6 +238,52 @@ fn a_killed_node_is_routed_around_and_restarts() {
         .control(&Member::Node(7), Control::Kill)
         .unwrap_err();
     assert!(error.to_string().contains("2 nodes"), "{error}");
+
+    // Every upload arrived at one node at most: the nodes log each arrival with its id
+    // before handling it, so one the balancer re-sent would show in both logs.
+    let ledger = writer.join().expect("the writer thread");
+    let arrivals: Vec<Vec<String>> = (0..2)
+        .map(|i| {
+            let log = std::fs::read_to_string(
+                cluster.log_file(&Member::Node(i)).expect("a node log"),
+            )
+            .expect("the node's log");
+            log.lines()
+                .filter(|l| l.contains("upload arrived"))
+                .filter_map(|l| {
+                    ledger
+                        .iter()
+                        .find(|e| l.contains(e.file_name.as_str()))
+                        .map(|e| e.file_name.clone())
+                })
+                .collect()
+        })
+        .collect();
+    let acknowledged = ledger
+        .iter()
+        .filter(|e| e.outcome == scenarios::writes::WriteOutcome::Ok)
+        .count();
+    assert!(acknowledged >= 40, "{acknowledged} of {} acknowledged", ledger.len());
+    assert!(
+        !arrivals[0].is_empty(),
+        "uploads reached node-1 before it was killed"
+    );
+    for entry in &ledger {
+        let seen: usize = arrivals
+            .iter()
+            .map(|a| a.iter().filter(|f| **f == entry.file_name).count())
+            .sum();
+        assert!(
+            seen <= 1,
+            "{} arrived {seen} times (node-1 {:?}, node-2 {:?})",
+            entry.file_name,
+            arrivals[0].iter().filter(|f| **f == entry.file_name).count(),
+            arrivals[1].iter().filter(|f| **f == entry.file_name).count()
+        );
+        if entry.outcome == scenarios::writes::WriteOutcome::Ok {
+            assert_eq!(seen, 1, "{} acknowledged but never arrived", entry.file_name);
+        }
+    }
 
     // A caller's work dir keeps its logs; the processes still go.
     let pids = recorded_pids(&cluster);

@@ -207,15 +207,16 @@ fn a_deleted_row_is_lost_a_planted_row_phantom_a_stored_refusal_failed_but_appli
     assert!(acknowledged >= 3, "{stale_ledger:#?}");
     assert_eq!(counts["stale"], acknowledged, "{:#}", result.evidence);
     for state in ["lost", "phantom", "failed-but-applied"] {
-        assert_eq!(counts[state], 0, "{state}: {:#}", result.evidence);
+        // (A state no entry is in is left out of the counts.)
+        assert_eq!(
+            counts[state].as_u64().unwrap_or(0),
+            0,
+            "{state}: {:#}",
+            result.evidence
+        );
     }
-    assert!(
-        result.evidence["database_unreachable_at_read"]
-            .as_array()
-            .is_some_and(|waiting| !waiting.is_empty()),
-        "the read says node-2 had no database: {:#}",
-        result.evidence
-    );
+    // (Whether node-2's status already says its database is unreachable depends on how soon
+    // its queries time out: a cut drops packets, it does not refuse them. Stale either way.)
     // Reconnected, node-2 catches up and every upload is stable.
     cluster
         .control(&Member::Node(1), Control::Reconnect)

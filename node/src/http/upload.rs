@@ -104,6 +104,14 @@ async fn upload(
     multipart: Multipart,
     expected: SourceKind,
 ) -> Result<Response, ApiError> {
+    // Logged before anything else, so that an upload that reached this node shows in its log
+    // even when the node dies while handling it (a balancer that re-sent it elsewhere then
+    // shows in two logs).
+    tracing::info!(
+        request_id = request_id(&headers),
+        %source,
+        "upload arrived"
+    );
     let limit = state.config.limits.max_upload_bytes;
     let status = state.status.get();
     if status != crate::cluster::NodeStatus::Online {
@@ -210,6 +218,18 @@ async fn upload(
             Err(e.into())
         }
     }
+}
+
+/// The client's `x-request-id`, when it is short printable ASCII (it goes into the log as
+/// is); `-` otherwise.
+fn request_id(headers: &HeaderMap) -> &str {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .unwrap_or("-")
 }
 
 async fn upload_python(

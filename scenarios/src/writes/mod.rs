@@ -162,6 +162,10 @@ pub struct WriteTarget {
     pub cran_token: String,
 }
 
+/// The header naming an upload (its file name, unique per writer run); the nodes log it when
+/// the upload arrives.
+pub const UPLOAD_ID_HEADER: &str = "x-request-id";
+
 /// The package the writer sends as upload `seq`: unique name, version 1.0.
 pub fn artifact(
     config: &WriterConfig,
@@ -306,6 +310,9 @@ async fn upload(
             let sent = client
                 .post(&url)
                 .basic_auth("__token__", Some(token))
+                // One id per upload: the nodes log it on arrival, so a request the balancer
+                // sent to two nodes shows in both logs.
+                .header(UPLOAD_ID_HEADER, file_name.as_str())
                 .multipart(form)
                 .timeout(timeout)
                 .send()
