@@ -17,6 +17,19 @@ pub fn run(
 ) -> Result<u8, HarnessError> {
     let rejudge = rejudge_by(thresholds, thresholds_file)?;
     let mut record = reports::store::read_run_dir(dir)?;
+    // A drill's thresholds are judged outside its fault windows plus the grace, as the drill
+    // judged them: latency inside a fault is the drill's subject, failures there are the
+    // availability checker's.
+    let drill = record
+        .events
+        .iter()
+        .any(|e| e.kind == reports::record::EventKind::Fault);
+    let rejudge = rejudge.map(|mut set| {
+        if drill {
+            set.outside_faults_grace_s = Some(crate::checkers::availability::GRACE_S);
+        }
+        set
+    });
     if let Some(set) = &rejudge {
         record.judge(set);
         // The page and the summary show the new judgement; record.json keeps the run's own.

@@ -322,6 +322,20 @@ fn kill_node_from_the_command_line_passes_and_reports_its_timeline() {
         "node-2 never at 0 requests/s while killed: {down:?}"
     );
     assert!(page.contains("Requests per node over time"));
+
+    // Judged again by other thresholds, the drill is judged as it was: outside its fault.
+    let again = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["report"])
+        .arg(&out)
+        .args(["--threshold", "install:error_rate<=0"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&again.stdout);
+    assert_eq!(again.status.code(), Some(0), "{printed}");
+    assert!(
+        printed.contains("(outside 1 fault window(s) + 5 s grace)"),
+        "{printed}"
+    );
     assert_nothing_left(tmp.path());
 }
 
