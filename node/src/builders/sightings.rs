@@ -26,36 +26,48 @@ pub struct Sighting {
     pub node_id: String,
 }
 
+/// Commits per statement: far below SQLite's and PostgreSQL's limits on bound parameters, so a
+/// remote with thousands of tags still records them all.
+const COMMITS_PER_STATEMENT: usize = 500;
+
 /// Records that `node_id` saw `commits` on the remote of builder `builder_id` now; commits seen
-/// before keep their first sighting. One statement; returns how many commits were new.
+/// before keep their first sighting. One statement per 500 commits, committed on its own (not in
+/// the queueing's transaction); returns how many commits were new.
 pub async fn record(
     store: &Store,
     builder_id: i64,
     commits: &[String],
     node_id: &str,
 ) -> Result<u64, StoreError> {
-    // Tags may share a commit: one row each, and one statement whatever the count.
-    let commits: BTreeSet<&str> = commits.iter().map(String::as_str).collect();
-    if commits.is_empty() {
-        return Ok(0);
-    }
-    // $1 builder, $2 time, $3 node, then one bind per commit.
-    let values: Vec<String> = (0..commits.len())
-        .map(|i| format!("($1, ${}, $2, $3)", i + 4))
+    // Tags may share a commit: one row each.
+    let commits: Vec<&str> = commits
+        .iter()
+        .map(String::as_str)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect();
-    let sql = format!(
-        "INSERT INTO git_tip_sightings (builder_id, commit_sha, first_seen_at_ms, node_id) VALUES {} \
-         ON CONFLICT (builder_id, commit_sha) DO NOTHING",
-        values.join(", ")
-    );
-    let mut query = sqlx::query(&sql)
-        .bind(builder_id)
-        .bind(now_ms())
-        .bind(node_id);
-    for sha in &commits {
-        query = query.bind(*sha);
+    let seen_at_ms = now_ms();
+    let mut new = 0;
+    for chunk in commits.chunks(COMMITS_PER_STATEMENT) {
+        // $1 builder, $2 time, $3 node, then one bind per commit.
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, ${}, $2, $3)", i + 4))
+            .collect();
+        let sql = format!(
+            "INSERT INTO git_tip_sightings (builder_id, commit_sha, first_seen_at_ms, node_id) \
+             VALUES {} ON CONFLICT (builder_id, commit_sha) DO NOTHING",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(builder_id)
+            .bind(seen_at_ms)
+            .bind(node_id);
+        for sha in chunk {
+            query = query.bind(*sha);
+        }
+        new += query.execute(store.pool()).await?.rows_affected();
     }
-    Ok(query.execute(store.pool()).await?.rows_affected())
+    Ok(new)
 }
 
 /// The sightings of a source's builders (of one builder when `builder` is given), oldest first.
