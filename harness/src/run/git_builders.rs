@@ -4,7 +4,9 @@
 //! each good commit's version, the observer samples the build queue and the nemesis injects its
 //! faults. At the end: the builds listing of both Git sources, the builds checker, build times
 //! and queue waits into the recorder, and the counters the thresholds judge (`lost`,
-//! `duplicates`, …).
+//! `duplicates`, …). The polls' sightings (what each poll saw, from the database) decide which
+//! unbuilt commits were superseded; on the time line they are one summary note plus a note per
+//! commit a poll saw and no build followed.
 //!
 //! **Architecture Invariant:** like the rest of `run/`, nothing here knows which provider runs
 //! the cluster: the Git server comes from [`Infra::git`] and [`Infra::create_git_repository`].
@@ -193,13 +195,17 @@ pub async fn run(
     let mut all_commits = first_commits.clone();
     all_commits.extend(pushed.iter().cloned());
     let publications = read_publications(infra);
-    let (builds_result, counts) = checkers::builds::check(&checkers::builds::BuildsHistory {
+    let sightings = read_sightings(infra, started_at);
+    let history = checkers::builds::BuildsHistory {
         builders: &builders,
         commits: &all_commits,
         builds: &builds,
         seen: &seen,
         publications: &publications,
-    });
+        sightings: &sightings,
+    };
+    let (builds_result, counts) = checkers::builds::check(&history);
+    let poll_events = checkers::builds::poll_events(&history, &counts);
     for (name, value) in [
         ("commits", counts.commits as f64),
         ("good_commits", counts.good as f64),
@@ -210,6 +216,8 @@ pub async fn run(
         ("builds_retried", counts.retried as f64),
         ("duplicates", counts.duplicates as f64),
         ("lost", counts.lost as f64),
+        ("superseded", counts.superseded as f64),
+        ("seen_not_built", counts.seen_not_built as f64),
         ("unexpected_failures", counts.unexpected_failures as f64),
         ("broken_published", counts.broken_published as f64),
     ] {
@@ -256,6 +264,7 @@ pub async fn run(
         kind: EventKind::Note,
         message: "last commit due: the grace period for publication begins".into(),
     });
+    events.extend(poll_events);
     events.extend(nemesis_log.events.iter().cloned());
     events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     let mut checker_results = vec![builds_result];
@@ -469,6 +478,51 @@ pub fn read_publications(infra: &dyn Infra) -> Result<checkers::builds::Publicat
     parse_publications(&text)
 }
 
+/// The first sighting of every commit the polls (and `run`) saw on the builders' remotes, read
+/// from the current primary database, on the run's time line: a node's epoch milliseconds minus
+/// `started_at`, the harness's wall clock at the run start (see
+/// [`checkers::builds::Sighting::seen_at_s`] for how the two clocks compare).
+pub fn read_sightings(
+    infra: &dyn Infra,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Result<checkers::builds::Sightings, String> {
+    const SQL: &str = "SELECT g.name, t.commit_sha, t.first_seen_at_ms, t.node_id \
+                       FROM git_tip_sightings t JOIN git_builders g ON g.id = t.builder_id";
+    let text = crate::infra::off_runtime("reading the polls' sightings", || {
+        infra.query_primary(SQL).transpose()
+    })
+    .map_err(|e| e.to_string())?
+    .ok_or_else(|| {
+        format!(
+            "the {} provider cannot read the database",
+            infra.info().provider
+        )
+    })?;
+    parse_sightings(&text, started_at.timestamp_millis())
+}
+
+fn parse_sightings(text: &str, started_at_ms: i64) -> Result<checkers::builds::Sightings, String> {
+    let mut sightings = checkers::builds::Sightings::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split('|').collect();
+        let [builder, sha, at_ms, node] = fields[..] else {
+            return Err(format!("unexpected sighting row {line:?}"));
+        };
+        let at_ms: i64 = at_ms
+            .trim()
+            .parse()
+            .map_err(|_| format!("unexpected sighting time in {line:?}"))?;
+        sightings.insert(
+            (builder.to_string(), sha.to_string()),
+            checkers::builds::Sighting {
+                seen_at_s: (at_ms - started_at_ms) as f64 / 1000.0,
+                node_id: node.to_string(),
+            },
+        );
+    }
+    Ok(sightings)
+}
+
 fn parse_publications(text: &str) -> Result<checkers::builds::Publications, String> {
     let mut publications = checkers::builds::Publications::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -500,5 +554,19 @@ mod publication_tests {
             2
         );
         assert!(super::parse_publications("no bar here").is_err());
+    }
+
+    #[test]
+    fn sightings_are_placed_on_the_run_time_line() {
+        let sightings =
+            super::parse_sightings("gb-a-1|abc|1500|node-x\ngb-b-0|def|500|cli\n", 1000).unwrap();
+        let seen = &sightings[&("gb-a-1".to_string(), "abc".to_string())];
+        assert_eq!((seen.seen_at_s, seen.node_id.as_str()), (0.5, "node-x"));
+        assert_eq!(
+            sightings[&("gb-b-0".to_string(), "def".to_string())].seen_at_s,
+            -0.5
+        );
+        assert!(super::parse_sightings("gb-a-1|abc|soon|n", 0).is_err());
+        assert!(super::parse_sightings("gb-a-1|abc", 0).is_err());
     }
 }

@@ -286,6 +286,30 @@ fn a_short_git_builders_scenario_passes_and_leaves_nothing() {
     assert_eq!(counters["lost"], 0.0);
     assert_eq!(counters["duplicates"], 0.0);
     assert_eq!(counters["builds_failed"], counters["broken_commits"]);
+    // The polls' sightings were read from the database: at least every commit built was seen,
+    // and the time line holds their summary.
+    let evidence = &record["checkers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "builds")
+        .unwrap()["evidence"];
+    assert_eq!(evidence["sightings"]["read"], "database", "{evidence}");
+    let commits_seen = evidence["sightings"]["commits_seen"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        commits_seen >= counters["builds_succeeded"].as_f64().unwrap(),
+        "{commits_seen} commits seen: {evidence}"
+    );
+    let events = record["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("polls saw ")),
+        "{events:?}"
+    );
     for file in ["report.html", "commits.jsonl", "builds.jsonl"] {
         assert!(out.join(file).is_file(), "{file} missing");
     }

@@ -5,6 +5,8 @@
 //! - `queue` — the builders and the build queue in the database: claims with a lease
 //!   (PostgreSQL `FOR UPDATE SKIP LOCKED`; SQLite `BEGIN IMMEDIATE`), renewals, expiries.
 //! - `remote` — `git ls-remote`: what a builder's remote holds now, and one poll of it.
+//! - `sightings` — what the checks saw (the first sighting of each commit per builder), written
+//!   before anything is queued, so a commit seen and never queued stays on record.
 //! - `poller` — every node checks due builders; a poll lease on the builder row makes one node
 //!   poll a given builder at a time.
 //! - `toolchain` — `git clone`, `R CMD build`, `python3 -m build` in a scratch directory, with a
@@ -35,6 +37,7 @@
 pub mod poller;
 pub mod queue;
 pub mod remote;
+pub mod sightings;
 pub mod toolchain;
 pub mod worker;
 

@@ -1,7 +1,7 @@
 //! Polling: every node looks for builders whose next check is due, takes the poll lease of a few
 //! (a lease on the builder row, so one node polls a given builder at a time and a cluster makes
 //! one `git ls-remote` per builder per `[git] poll_interval`), checks their remotes concurrently
-//! and schedules the next check.
+//! (each check records what it saw before it queues) and schedules the next check.
 
 use std::time::Duration;
 
@@ -55,7 +55,7 @@ pub async fn poll_loop(state: Node, mut stop: watch::Receiver<bool>) {
             .for_each_concurrent(CONCURRENT_POLLS, |builder| {
                 let (state, node_id) = (state.clone(), node_id.clone());
                 async move {
-                    let error = match remote::check(state.store(), &builder).await {
+                    let error = match remote::check(state.store(), &builder, &node_id).await {
                         Ok(_) => None,
                         Err(e) => {
                             tracing::warn!(builder = %builder.name, source = %builder.source, error = %e, "git builder poll failed");

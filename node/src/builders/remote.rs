@@ -1,10 +1,12 @@
 //! What a builder's remote holds now (`git ls-remote`), and one check of it: queue a build for the
 //! branch's newest commit (trigger `commits`) or for every tag not built yet (trigger `tags`).
-//! A poll and `run git-builder` are the same check.
+//! A poll and `run git-builder` are the same check; both record what they saw
+//! ([`super::sightings`]) before they queue.
 
 use std::time::Duration;
 
 use super::queue::{self, Builder};
+use super::sightings;
 use super::toolchain;
 use super::{BuildTrigger, BuilderError, valid_ref, valid_sha};
 use crate::store::Store;
@@ -94,9 +96,18 @@ pub async fn wanted(builder: &Builder) -> Result<Vec<(String, Option<String>)>, 
 }
 
 /// Checks the remote and queues a build for each new commit or tag; returns the new builds' ids.
-pub async fn check(store: &Store, builder: &Builder) -> Result<Vec<i64>, BuilderError> {
+/// What the remote showed is recorded first, in its own statement, as `observer`'s sightings
+/// (a node id, or [`sightings::CLI_OBSERVER`]): a commit seen and then not queued stays on record.
+pub async fn check(
+    store: &Store,
+    builder: &Builder,
+    observer: &str,
+) -> Result<Vec<i64>, BuilderError> {
+    let wanted = wanted(builder).await?;
+    let seen: Vec<String> = wanted.iter().map(|(sha, _)| sha.clone()).collect();
+    sightings::record(store, builder.id, &seen, observer).await?;
     let mut queued = Vec::new();
-    for (sha, tag) in wanted(builder).await? {
+    for (sha, tag) in wanted {
         if let Some(id) = queue::enqueue(store, builder.id, &sha, tag.as_deref()).await? {
             tracing::info!(builder = %builder.name, source = %builder.source, commit = %sha, tag = ?tag, build = id, "queued a git build");
             queued.push(id);

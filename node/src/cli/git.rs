@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::builders::queue::{self, Build, Rerun};
-use crate::builders::{BuildState, BuildTrigger, NewBuilder, remote, rfc3339};
+use crate::builders::{BuildState, BuildTrigger, NewBuilder, remote, rfc3339, sightings};
 use crate::config::Config;
 use crate::store::Store;
 
@@ -138,7 +138,7 @@ pub async fn run(what: RunWhat, store: &Store, config: &Config) -> anyhow::Resul
     let builder = queue::builder(store, &source, &name)
         .await?
         .with_context(|| format!("source {source:?} has no git builder named {name:?}"))?;
-    let ids = remote::check(store, &builder).await?;
+    let ids = remote::check(store, &builder, sightings::CLI_OBSERVER).await?;
     if ids.is_empty() {
         println!("no new commit or tag for {name}: nothing queued");
         return Ok(());

@@ -1,6 +1,6 @@
 //! Git builder routes under `/__api__`, JSON: create and list a source's builders, check a remote
-//! now (`run`), build a commit or tag again (`rerun`), list builds newest first, read a build's
-//! log. Mutations need the same `sources:write` token for the source as uploads; reads are open
+//! now (`run`), build a commit or tag again (`rerun`), list builds newest first, list what the
+//! checks saw on the remotes (`git-sightings`: each commit's first sighting), read a build's log. Mutations need the same `sources:write` token for the source as uploads; reads are open
 //! like `/__api__/repos`.
 
 use axum::extract::{Path, Query, State};
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, AppState, require};
 use crate::auth::Scope;
 use crate::builders::queue::{self, Build, Builder, Rerun};
+use crate::builders::sightings::{self, Sighting};
 use crate::builders::{BuilderError, NewBuilder, remote, rfc3339};
 use crate::store::Source;
 
@@ -31,6 +32,10 @@ pub fn router() -> Router<AppState> {
             post(rerun),
         )
         .route("/__api__/sources/{source}/git-builds", get(list_builds))
+        .route(
+            "/__api__/sources/{source}/git-sightings",
+            get(list_sightings),
+        )
         .route("/__api__/git-builds/{id}", get(one_build))
         .route("/__api__/git-builds/{id}/log", get(build_log))
 }
@@ -124,6 +129,28 @@ impl From<&Build> for BuildJson {
     }
 }
 
+/// The first time a check saw a commit on a builder's remote, as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct SightingJson {
+    pub builder: String,
+    pub commit_sha: String,
+    /// The looking node's clock.
+    pub first_seen_at: String,
+    /// A node id, or `cli` for `pkgnode run git-builder`.
+    pub node_id: String,
+}
+
+impl From<&Sighting> for SightingJson {
+    fn from(s: &Sighting) -> Self {
+        Self {
+            builder: s.builder.clone(),
+            commit_sha: s.commit_sha.clone(),
+            first_seen_at: rfc3339(s.first_seen_at_ms),
+            node_id: s.node_id.clone(),
+        }
+    }
+}
+
 async fn git_source(state: &AppState, name: &str) -> Result<Source, ApiError> {
     let source = state
         .store
@@ -208,7 +235,7 @@ async fn run(
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, &source).await?;
     let builder = find_builder(&state, &source, &name).await?;
-    let ids = remote::check(&state.store, &builder).await?;
+    let ids = remote::check(&state.store, &builder, &state.node_id()).await?;
     let mut queued = Vec::new();
     for id in ids {
         if let Some(build) = queue::build(&state.store, id).await? {
@@ -299,6 +326,27 @@ async fn list_builds(
     }
     let builds = queue::builds(&state.store, &source, query.name.as_deref(), count, page).await?;
     Ok(Json(builds.iter().map(BuildJson::from).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SightingsQuery {
+    name: Option<String>,
+}
+
+/// Every sighting of the source's builders (one builder's with `?name=`), oldest first: at most
+/// one per (builder, commit), so no more than the commits the remotes ever showed.
+async fn list_sightings(
+    State(state): State<AppState>,
+    Path(source): Path<String>,
+    Query(query): Query<SightingsQuery>,
+) -> Result<Json<Vec<SightingJson>>, ApiError> {
+    git_source(&state, &source).await?;
+    if let Some(name) = &query.name {
+        find_builder(&state, &source, name).await?;
+    }
+    let seen = sightings::of_source(&state.store, &source, query.name.as_deref()).await?;
+    Ok(Json(seen.iter().map(SightingJson::from).collect()))
 }
 
 async fn one_build(

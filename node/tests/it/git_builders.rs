@@ -3,7 +3,8 @@
 //! `python3 -m build` and installed by pip; a broken commit fails with its log served and does not
 //! block the queue; two nodes on one PostgreSQL share one queue and publish every (builder,
 //! commit) once; a SIGKILLed node's leased build completes on the other node after the lease
-//! expires.
+//! expires; a poll records the tip it saw before queueing, so a commit seen and never queued
+//! stays on record.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -1012,4 +1013,146 @@ fn one_node_at_a_time_polls_a_builder() {
     let polls = daemon.upload_packs() - before;
     eprintln!("{polls} polls in 6 s by two nodes, poll_interval 1 s");
     assert!((3..=7).contains(&polls), "{polls} polls in 6 s");
+}
+
+/// The sightings the source's API lists, as (commit, node) pairs.
+fn sightings(base: &str, source: &str) -> Vec<(String, String)> {
+    let response = client()
+        .get(format!("{base}/__api__/sources/{source}/git-sightings"))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let rows: Vec<Value> = response.json().unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                r["commit_sha"].as_str().unwrap_or("").to_string(),
+                r["node_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_poll_records_what_it_saw_before_queueing_even_when_queueing_fails() {
+    let (fx, a, b) = two_nodes("gitsight", ["127.0.0.77", "127.0.0.78"]);
+    r_layout(&a);
+    let served_a = a.serve();
+    let served_b = b.serve();
+    let log = || format!("a:\n{}\nb:\n{}", a.log(), b.log());
+    let repo = GitRepo::new();
+    repo.r_package("sighted", "1.0");
+    let first = repo.commit("first");
+    a.admin(&[
+        "create",
+        "git-builder",
+        "--source",
+        "rgit",
+        "--url",
+        &repo.url(),
+        "--name",
+        "sighted",
+    ]);
+    let build = wait_build(
+        &served_a.base,
+        "rgit",
+        &first,
+        Duration::from_secs(60),
+        &log,
+    );
+    assert_eq!(build["state"], "succeeded", "{build}");
+    // The poll that queued it saw it first, on a node of the cluster.
+    let nodes = [
+        served_a_node_id(&served_a.base),
+        served_a_node_id(&served_b.base),
+    ];
+    let seen = sightings(&served_b.base, "rgit");
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, first);
+    assert!(nodes.contains(&seen[0].1), "{seen:?} not by {nodes:?}");
+    assert_eq!(
+        fx.psql(
+            "SELECT COUNT(*) FROM git_tip_sightings t JOIN git_builds b \
+             ON b.builder_id = t.builder_id AND b.commit_sha = t.commit_sha \
+             WHERE t.first_seen_at_ms <= b.queued_at_ms"
+        ),
+        "1"
+    );
+
+    // The planted fault: queueing fails after the poll saw the tip. The sighting stays.
+    fx.psql(
+        "CREATE FUNCTION refuse_builds() RETURNS trigger AS $$ \
+         BEGIN RAISE EXCEPTION 'queueing refused by the test'; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER refuse_builds BEFORE INSERT ON git_builds \
+         FOR EACH ROW EXECUTE FUNCTION refuse_builds();",
+    );
+    repo.r_package("sighted", "2.0");
+    let second = repo.commit("second");
+    wait_until(
+        "a poll to see the second commit",
+        Duration::from_secs(30),
+        || {
+            sightings(&served_a.base, "rgit")
+                .iter()
+                .any(|(sha, _)| *sha == second)
+        },
+    );
+    // Polls keep seeing it and keep failing to queue it: still one sighting, no build.
+    let polled_at = || {
+        fx.psql("SELECT last_polled_at_ms || ' ' || last_poll_error FROM git_builders WHERE name = 'sighted'")
+    };
+    wait_until("a poll to fail queueing", Duration::from_secs(30), || {
+        polled_at().contains("queueing refused")
+    });
+    let failed_once = polled_at();
+    wait_until(
+        "another poll to fail queueing",
+        Duration::from_secs(30),
+        || {
+            let now = polled_at();
+            now != failed_once && now.contains("queueing refused")
+        },
+    );
+    assert_eq!(sightings(&served_a.base, "rgit").len(), 2);
+    assert!(
+        !builds(&served_a.base, "rgit")
+            .iter()
+            .any(|b| b["commit_sha"] == second.as_str())
+    );
+
+    // A third commit is pushed and seen (still not queued), then queueing works again: the
+    // third is built and the second never is. The sightings say a poll saw the second (lost),
+    // not that nobody looked (superseded). The poll that saw the third ran after every poll
+    // that saw the second (one poll of a builder at a time), so none can queue the second now.
+    repo.r_package("sighted", "3.0");
+    let third = repo.commit("third");
+    wait_until(
+        "a poll to see the third commit",
+        Duration::from_secs(30),
+        || {
+            sightings(&served_a.base, "rgit")
+                .iter()
+                .any(|(sha, _)| *sha == third)
+        },
+    );
+    fx.psql("DROP TRIGGER refuse_builds ON git_builds;");
+    let build = wait_build(
+        &served_a.base,
+        "rgit",
+        &third,
+        Duration::from_secs(60),
+        &log,
+    );
+    assert_eq!(build["state"], "succeeded", "{build}");
+    let seen: Vec<String> = sightings(&served_a.base, "rgit")
+        .into_iter()
+        .map(|(sha, _)| sha)
+        .collect();
+    assert_eq!(seen, [first, second.clone(), third], "oldest first");
+    assert_eq!(
+        fx.psql(&format!(
+            "SELECT COUNT(*) FROM git_builds WHERE commit_sha = '{second}'"
+        )),
+        "0"
+    );
 }
