@@ -367,6 +367,8 @@ fn a_replayed_build_transaction_is_a_duplicate() {
         .iter()
         .map(|c| (c.builder, c.version.clone()))
         .collect();
+    let sightings =
+        harness::run::git_builders::read_sightings(&cluster, outcome.record.meta.started_at);
     let judge = |publications: &Result<harness::checkers::builds::Publications, String>| {
         harness::checkers::builds::check(&harness::checkers::builds::BuildsHistory {
             builders: &builders,
@@ -374,6 +376,7 @@ fn a_replayed_build_transaction_is_a_duplicate() {
             builds: &builds,
             seen: &seen,
             publications,
+            sightings: &sightings,
         })
     };
     let before = harness::run::git_builders::read_publications(&cluster);

@@ -982,8 +982,8 @@ impl Drop for GitDaemon {
 fn one_node_at_a_time_polls_a_builder() {
     let fx = Fixture::new("gitpoll", crate::cluster::FAST);
     let tables = GIT_FAST.replace("poll_interval = \"250ms\"", "poll_interval = \"1s\"");
-    let a = fx.node_with("127.0.0.75", "", &tables, Key::Shared);
-    let b = fx.node_with("127.0.0.76", "", &tables, Key::Shared);
+    let a = fx.node_with("127.0.0.79", "", &tables, Key::Shared);
+    let b = fx.node_with("127.0.0.80", "", &tables, Key::Shared);
     r_layout(&a);
     let served_a = a.serve();
     let _served_b = b.serve();
