@@ -77,13 +77,19 @@ pub fn generator_cost(record: &RunRecord) -> Option<GeneratorCost> {
     })
 }
 
-/// What the cluster's processes (every sampled process but the load generators) spent on a
-/// run's `installs` successful installs and its requests; `None` without a cluster sample or
-/// an install.
+/// The sampled processes that are not the cluster's: docker's userland port proxy sits
+/// between the generator and the balancer only because the balancer runs in a container.
+pub const NOT_CLUSTER: &[&str] = &["docker-proxy"];
+
+/// What the cluster's processes (nodes, balancer, database servers, S3: every sampled process
+/// but the load generators and [`NOT_CLUSTER`]) spent on a run's `installs` successful
+/// installs and its requests; `None` without a cluster sample or an install.
 pub fn cluster_cpu(record: &RunRecord, installs: u64) -> Option<crate::gate::ClusterCpu> {
     let cluster: Vec<f64> = process_costs(record)
         .into_iter()
-        .filter(|(name, _)| !name.starts_with(GENERATOR_PROCESS))
+        .filter(|(name, _)| {
+            !name.starts_with(GENERATOR_PROCESS) && !NOT_CLUSTER.contains(&name.as_str())
+        })
         .map(|(_, p)| p.cpu_s)
         .collect();
     if cluster.is_empty() || installs == 0 {
@@ -232,15 +238,19 @@ mod tests {
             // postgresql: 25 % over the same 8 s: 2 s.
             sample(2.0, "postgresql", 25.0, 10),
             sample(6.0, "postgresql", 25.0, 10),
-            // The generator's 8 s are not the cluster's.
+            // The generator's 8 s and docker's port proxy's 4 s are not the cluster's.
             sample(2.0, "load-generator", 200.0, 10),
             sample(6.0, "load-generator", 200.0, 10),
+            sample(2.0, "docker-proxy", 50.0, 10),
+            sample(6.0, "docker-proxy", 50.0, 10),
         ];
         let cost = cluster_cpu(&record, 1_000).expect("a figure");
         assert!((cost.cpu_s - 6.0).abs() < 1e-9, "{cost:?}");
         assert!((cost.ms_per_install - 6.0).abs() < 1e-9, "{cost:?}");
         assert!(cluster_cpu(&record, 0).is_none());
-        record.samples.retain(|s| s.process == "load-generator");
+        record
+            .samples
+            .retain(|s| s.process == "load-generator" || s.process == "docker-proxy");
         assert!(cluster_cpu(&record, 1_000).is_none());
     }
 }

@@ -345,7 +345,19 @@ pub fn render(record: &RunRecord) -> Result<String, ReportError> {
         events,
         warnings: summary.warnings.clone(),
         generator_cost: summary.generator.as_ref().map(generator_line),
-        cpu_split: cpu_split_line(&summary.processes, summary.duration_s),
+        cpu_split: cpu_split_line(&summary.processes, summary.duration_s).map(|line| {
+            match &summary.cluster_cpu {
+                Some(c) => format!(
+                    "{line} The cluster (nodes, balancer, databases, S3) used {:.1} CPU-s: {:.2} ms an install{}.",
+                    c.cpu_s,
+                    c.ms_per_install,
+                    c.us_per_request
+                        .map(|us| format!(", {us:.0} µs a request"))
+                        .unwrap_or_default()
+                ),
+                None => line,
+            }
+        }),
         checkers: record
             .checkers
             .iter()

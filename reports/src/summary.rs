@@ -57,6 +57,10 @@ pub struct Summary {
     /// generators): where the machine's CPU went, beside the rate it held.
     #[serde(default)]
     pub processes: BTreeMap<String, ProcessCost>,
+    /// The cluster's CPU (nodes, balancer, database servers, S3) per successful install and
+    /// per request; `null` without cluster samples or installs.
+    #[serde(default)]
+    pub cluster_cpu: Option<crate::gate::ClusterCpu>,
     /// Fault windows and the moments of each drill (injected, detected, promoted, first write
     /// ok, node online, healed), in time order.
     pub timeline: Vec<Event>,
@@ -302,6 +306,7 @@ impl Summary {
             .iter()
             .map(|(name, k)| (name.clone(), KindSummary::from_kind(k, duration_s)))
             .collect();
+        let cluster_cpu = crate::generator::cluster_cpu(record, installs.succeeded);
         Summary {
             scenario: record.meta.scenario.clone(),
             verdict: record.verdict,
@@ -319,6 +324,7 @@ impl Summary {
             warnings,
             generator: generator_cost(record),
             processes: process_costs(record),
+            cluster_cpu,
             timeline: record
                 .events
                 .iter()

@@ -665,7 +665,8 @@ mod tests {
         let defaults = plan(&args(&[]).unwrap()).unwrap();
         assert_eq!(defaults.settings.slo, DEFAULT_THRESHOLDS);
         assert_eq!(defaults.settings.warm_up_s, 20.0);
-        assert_eq!(defaults.settings.max_regression, 0.1);
+        assert_eq!(defaults.settings.max_regression, 0.25);
+        assert_eq!(defaults.settings.max_cost_regression, 0.25);
         assert_eq!(defaults.search.confirmations, 2);
 
         let bad = args(&["--min", "5000000", "--max", "1000000", "--slo", "p99<<1"]).unwrap();

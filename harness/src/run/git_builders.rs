@@ -465,17 +465,19 @@ pub fn read_publications(infra: &dyn Infra) -> Result<checkers::builds::Publicat
     const SQL: &str = "SELECT t.description, count(DISTINCT t.id) FROM transactions t \
                        JOIN packages p ON p.added_tx = t.id \
                        WHERE t.kind = 'git-build' GROUP BY t.description";
-    let text = crate::infra::off_runtime("reading the builds' transactions", || {
-        infra.query_primary(SQL).transpose()
-    })
-    .map_err(|e| e.to_string())?
-    .ok_or_else(|| {
-        format!(
-            "the {} provider cannot read the database",
-            infra.info().provider
-        )
-    })?;
-    parse_publications(&text)
+    parse_publications(&read_primary(infra, "reading the builds' transactions", SQL)?)
+}
+
+/// `sql` on the current primary database, off the runtime; why not, as text.
+fn read_primary(infra: &dyn Infra, what: &str, sql: &str) -> Result<String, String> {
+    crate::infra::off_runtime(what, || infra.query_primary(sql).transpose())
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "the {} provider cannot read the database",
+                infra.info().provider
+            )
+        })
 }
 
 /// The first sighting of every commit the polls (and `run`) saw on the builders' remotes, read
@@ -488,16 +490,7 @@ pub fn read_sightings(
 ) -> Result<checkers::builds::Sightings, String> {
     const SQL: &str = "SELECT g.name, t.commit_sha, t.first_seen_at_ms, t.node_id \
                        FROM git_tip_sightings t JOIN git_builders g ON g.id = t.builder_id";
-    let text = crate::infra::off_runtime("reading the polls' sightings", || {
-        infra.query_primary(SQL).transpose()
-    })
-    .map_err(|e| e.to_string())?
-    .ok_or_else(|| {
-        format!(
-            "the {} provider cannot read the database",
-            infra.info().provider
-        )
-    })?;
+    let text = read_primary(infra, "reading the polls' sightings", SQL)?;
     parse_sightings(&text, started_at.timestamp_millis())
 }
 

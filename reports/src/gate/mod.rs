@@ -99,7 +99,7 @@ pub struct GateSettings {
 
 /// The default of [`GateSettings::max_cost_regression`], also what an older `gate.json` that
 /// did not record it is read with.
-pub const DEFAULT_MAX_COST_REGRESSION: f64 = 0.15;
+pub const DEFAULT_MAX_COST_REGRESSION: f64 = 0.25;
 
 fn default_max_cost_regression() -> f64 {
     DEFAULT_MAX_COST_REGRESSION

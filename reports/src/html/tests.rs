@@ -72,6 +72,16 @@ fn sample_report_shows_verdict_thresholds_and_charts() {
             "{name} in the CPU split"
         );
     }
+    // And what the cluster alone spent per install, as summary.json has it.
+    let summary = crate::summary::Summary::from_record(&record);
+    let cluster = summary.cluster_cpu.expect("the sample has cluster samples");
+    assert!(
+        html.contains(&format!(
+            "The cluster (nodes, balancer, databases, S3) used {:.1} CPU-s: {:.2} ms an install",
+            cluster.cpu_s, cluster.ms_per_install
+        )),
+        "cluster cost sentence"
+    );
 }
 
 #[test]
