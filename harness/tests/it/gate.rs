@@ -212,7 +212,8 @@ fn gate_finds_a_capacity_between_its_bounds_and_fails_on_a_baseline_with_twice_i
     }
     let page = std::fs::read_to_string(out.join("gate.html")).unwrap();
     assert!(page.contains("Latency against offered rate"));
-    assert!(page.contains("fail when the capacity is more than 10.0% below"));
+    assert!(page.contains("fail when the capacity is more than 25.0% below"));
+    assert!(page.contains("CPU per install"));
     assert_nothing_left(tmp.path());
 
     // compare: the first two steps side by side.
