@@ -465,7 +465,11 @@ pub fn read_publications(infra: &dyn Infra) -> Result<checkers::builds::Publicat
     const SQL: &str = "SELECT t.description, count(DISTINCT t.id) FROM transactions t \
                        JOIN packages p ON p.added_tx = t.id \
                        WHERE t.kind = 'git-build' GROUP BY t.description";
-    parse_publications(&read_primary(infra, "reading the builds' transactions", SQL)?)
+    parse_publications(&read_primary(
+        infra,
+        "reading the builds' transactions",
+        SQL,
+    )?)
 }
 
 /// `sql` on the current primary database, off the runtime; why not, as text.

@@ -244,10 +244,9 @@ fn a_killed_node_is_routed_around_restarts_and_no_upload_reached_two_nodes() {
     let ledger = writer.join().expect("the writer thread");
     let arrivals: Vec<Vec<String>> = (0..2)
         .map(|i| {
-            let log = std::fs::read_to_string(
-                cluster.log_file(&Member::Node(i)).expect("a node log"),
-            )
-            .expect("the node's log");
+            let log =
+                std::fs::read_to_string(cluster.log_file(&Member::Node(i)).expect("a node log"))
+                    .expect("the node's log");
             log.lines()
                 .filter(|l| l.contains("upload arrived"))
                 .filter_map(|l| {
@@ -263,7 +262,11 @@ fn a_killed_node_is_routed_around_restarts_and_no_upload_reached_two_nodes() {
         .iter()
         .filter(|e| e.outcome == scenarios::writes::WriteOutcome::Ok)
         .count();
-    assert!(acknowledged >= 30, "{acknowledged} of {} acknowledged", ledger.len());
+    assert!(
+        acknowledged >= 30,
+        "{acknowledged} of {} acknowledged",
+        ledger.len()
+    );
     assert!(
         !arrivals[0].is_empty(),
         "uploads reached node-1 before it was killed"
@@ -277,11 +280,21 @@ fn a_killed_node_is_routed_around_restarts_and_no_upload_reached_two_nodes() {
             seen <= 1,
             "{} arrived {seen} times (node-1 {:?}, node-2 {:?})",
             entry.file_name,
-            arrivals[0].iter().filter(|f| **f == entry.file_name).count(),
-            arrivals[1].iter().filter(|f| **f == entry.file_name).count()
+            arrivals[0]
+                .iter()
+                .filter(|f| **f == entry.file_name)
+                .count(),
+            arrivals[1]
+                .iter()
+                .filter(|f| **f == entry.file_name)
+                .count()
         );
         if entry.outcome == scenarios::writes::WriteOutcome::Ok {
-            assert_eq!(seen, 1, "{} acknowledged but never arrived", entry.file_name);
+            assert_eq!(
+                seen, 1,
+                "{} acknowledged but never arrived",
+                entry.file_name
+            );
         }
     }
 

@@ -23,7 +23,8 @@ use scenarios::writes::{self, WriteFormat, WriteOutcome, WriterConfig};
 use crate::support::{harness_command, pkgnode};
 
 #[test]
-fn a_deleted_row_is_lost_a_planted_row_phantom_a_stored_refusal_failed_but_applied_and_a_cut_node_stale() {
+fn a_deleted_row_is_lost_a_planted_row_phantom_a_stored_refusal_failed_but_applied_and_a_cut_node_stale()
+ {
     let cluster = local::start(LocalOptions {
         nodes: 2,
         pkgnode_bin: pkgnode(),
@@ -344,7 +345,13 @@ fn a_replayed_build_transaction_is_a_duplicate() {
             .expect("a builds checker")
     };
     let clean = builds_checker(&outcome.record);
-    assert_eq!(clean.validity, Validity::Valid, "{}: {:#}", clean.summary, clean.evidence);
+    assert_eq!(
+        clean.validity,
+        Validity::Valid,
+        "{}: {:#}",
+        clean.summary,
+        clean.evidence
+    );
 
     let file = |name: &str| {
         outcome
@@ -381,7 +388,9 @@ fn a_replayed_build_transaction_is_a_duplicate() {
     };
     let before = harness::run::git_builders::read_publications(&cluster);
     assert!(
-        before.as_ref().is_ok_and(|p| !p.is_empty() && p.values().all(|&n| n == 1)),
+        before
+            .as_ref()
+            .is_ok_and(|p| !p.is_empty() && p.values().all(|&n| n == 1)),
         "{before:?}"
     );
     let (rejudged, counts) = judge(&before);
@@ -405,7 +414,12 @@ fn a_replayed_build_transaction_is_a_duplicate() {
              RETURNING (SELECT description FROM replay)",
         )
         .expect("the transaction is replayed");
-    let description = replayed.lines().next().unwrap_or_default().trim().to_string();
+    let description = replayed
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     assert!(description.contains('@'), "{replayed:?}");
     let after = harness::run::git_builders::read_publications(&cluster);
     let (result, counts) = judge(&after);
@@ -418,7 +432,11 @@ fn a_replayed_build_transaction_is_a_duplicate() {
     );
     assert_eq!(counts.duplicates, 1, "{:#}", result.evidence);
     assert_eq!(
-        (counts.lost, counts.unexpected_failures, counts.unexpected_builds),
+        (
+            counts.lost,
+            counts.unexpected_failures,
+            counts.unexpected_builds
+        ),
         (0, 0, 0),
         "only the duplicate: {:#}",
         result.evidence
@@ -426,7 +444,13 @@ fn a_replayed_build_transaction_is_a_duplicate() {
     let example = &result.evidence["duplicates"][0];
     assert_eq!(example["transactions"], 2, "{:#}", result.evidence);
     assert!(
-        description.ends_with(example["commit"].as_str().unwrap_or("?").get(..12).unwrap_or("?")),
+        description.ends_with(
+            example["commit"]
+                .as_str()
+                .unwrap_or("?")
+                .get(..12)
+                .unwrap_or("?")
+        ),
         "{description} names the duplicated commit: {example:#}"
     );
 }

@@ -226,9 +226,7 @@ fn request_id(headers: &HeaderMap) -> &str {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic())
-        })
+        .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
         .unwrap_or("-")
 }
 
