@@ -22,6 +22,13 @@ use scenarios::writes::{self, WriteFormat, WriteOutcome, WriterConfig};
 
 use crate::support::{harness_command, pkgnode};
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 #[test]
 fn a_deleted_row_is_lost_a_planted_row_phantom_a_stored_refusal_failed_but_applied_and_a_cut_node_stale()
  {
@@ -35,10 +42,7 @@ fn a_deleted_row_is_lost_a_planted_row_phantom_a_stored_refusal_failed_but_appli
         ..LocalOptions::default()
     })
     .expect("local cluster starts");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -329,10 +333,7 @@ fn a_replayed_build_transaction_is_a_duplicate() {
         ..LocalOptions::default()
     })
     .expect("local cluster starts");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     let outcome = runtime
         .block_on(harness::run::run(&plan, &cluster))
         .expect("the run runs");
