@@ -10,7 +10,10 @@
 //!
 //! After each heal the cluster must **recover** before the next fault (and before the final
 //! reads): every node reports its database reachable and serves an upload made after the heal
-//! ([`recovery`]); the timeline's `recovered` event marks that moment.
+//! ([`recovery`]); the timeline's `recovered` event marks that moment. A fault whose scheduled
+//! time has passed by then (the one before it took longer than planned) still waits until the
+//! cluster has run recovered for [`QUIET`]: the checkers need load between two faults (an
+//! acknowledged upload after each heal), and back-to-back faults would leave them none.
 
 mod fault;
 mod recovery;
@@ -116,6 +119,19 @@ impl NemesisPlan {
     }
 }
 
+/// The least time the cluster runs recovered between one fault's recovery and the next fault.
+pub const QUIET: Duration = Duration::from_secs(3);
+
+/// When a fault scheduled `at` (after `start`) begins: on time, or, when the previous fault
+/// recovered too late for that, [`QUIET`] after that recovery.
+pub fn begins_at(start: Instant, at: Duration, recovered: Option<Instant>) -> Instant {
+    let scheduled = start + at;
+    match recovered {
+        Some(recovered) => scheduled.max(recovered + QUIET),
+        None => scheduled,
+    }
+}
+
 /// What the nemesis did: the events of each fault, and what it could not do.
 #[derive(Clone, Debug, Default)]
 pub struct NemesisLog {
@@ -132,8 +148,25 @@ pub struct NemesisLog {
 pub async fn run(plan: &NemesisPlan, infra: &dyn Infra, start: Instant) -> NemesisLog {
     let mut log = NemesisLog::default();
     let since = |t: Instant| t.saturating_duration_since(start).as_secs_f64();
+    let mut recovered: Option<Instant> = None;
     for scheduled in &plan.faults {
-        tokio::time::sleep_until((start + scheduled.at).into()).await;
+        let begins = begins_at(start, scheduled.at, recovered);
+        if begins > start + scheduled.at {
+            log.events.push(event(
+                since(begins),
+                None,
+                EventKind::Note,
+                format!(
+                    "{} begins {:.1} s after its scheduled {:.1} s: the fault before it recovered \
+                     late, and the cluster runs {} s recovered between faults",
+                    scheduled.fault.name(),
+                    (begins - (start + scheduled.at)).as_secs_f64(),
+                    scheduled.at.as_secs_f64(),
+                    QUIET.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep_until(begins.into()).await;
         let injected = Instant::now();
         let mut session = Session {
             infra,
@@ -186,6 +219,7 @@ pub async fn run(plan: &NemesisPlan, infra: &dyn Infra, start: Instant) -> Nemes
             .await
         {
             Ok(how) => {
+                recovered = Some(Instant::now());
                 log.completed += 1;
                 log.events.push(event(
                     since(Instant::now()),

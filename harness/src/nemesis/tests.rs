@@ -38,3 +38,19 @@ fn overlapping_late_and_out_of_range_faults_are_all_named() {
     );
     assert!(problems[2].contains("after the run ends"), "{problems:?}");
 }
+
+#[test]
+fn a_fault_due_before_the_cluster_ran_quiet_waits_until_it_has() {
+    let start = Instant::now();
+    let at = Duration::from_secs(20);
+    // The first fault, or one whose predecessor recovered in time: on schedule.
+    assert_eq!(begins_at(start, at, None), start + at);
+    let early = start + Duration::from_secs(10);
+    assert_eq!(begins_at(start, at, Some(early)), start + at);
+    // The fault before it recovered at 19 s (or after its schedule, at 25 s): the cluster
+    // first runs recovered for QUIET.
+    let late = start + Duration::from_secs(19);
+    assert_eq!(begins_at(start, at, Some(late)), late + QUIET);
+    let later = start + Duration::from_secs(25);
+    assert_eq!(begins_at(start, at, Some(later)), later + QUIET);
+}

@@ -387,10 +387,11 @@ fn paused_pkgnode_under(dir: &Path) -> bool {
 #[test]
 fn docker_kill_node_kill_primary_db_twice_with_rejoin_and_a_database_cut() {
     let _one_docker_cluster_at_a_time = crate::infra_docker::serial();
-    // Each fault starts when the one before it has healed: on a loaded machine a kill of the
-    // primary with its promotion and rejoin takes 20 s, so the schedule leaves room for the
-    // lost-writes checker's evidence after the last heal (acknowledged uploads after it).
-    let mut plan = drill_plan("kill-primary-db", &["--duration", "75s"]);
+    // A fault starts no sooner than QUIET after the one before it recovered: on a loaded
+    // machine a kill of the primary with its promotion and rejoin takes 20 s rather than 8,
+    // so the run leaves room for that and for the lost-writes checker's evidence after the
+    // last heal (acknowledged uploads after it).
+    let mut plan = drill_plan("kill-primary-db", &["--duration", "80s"]);
     let at = |s: u64, hold: u64, fault: Fault| ScheduledFault {
         fault,
         at: Duration::from_secs(s),
