@@ -36,7 +36,9 @@ pub struct Received {
 }
 
 impl Received {
-    /// Writes `chunks` to a fresh file in `dir`, hashing as it goes; stops at `limit` bytes.
+    /// Writes `chunks` to a fresh file in `dir`, hashing as it goes; stops keeping them at
+    /// `limit` bytes (the rest of the stream is read and dropped, then the answer is
+    /// [`ReceiveError::TooLarge`]).
     pub async fn from_stream<S, E>(
         dir: &Path,
         mut chunks: S,
@@ -64,6 +66,11 @@ impl Received {
             let chunk = chunk.map_err(Into::into)?;
             size_bytes = size_bytes.saturating_add(chunk.len() as u64);
             if size_bytes > limit {
+                // Read (and drop) the rest the client sends before answering: a server that
+                // answers while the client is still sending makes it see a reset connection
+                // instead of the 413 that names the limit. The stream itself ends, or fails,
+                // at the request's body limit (the HTTP layer's), which bounds this.
+                while let Some(Ok(_)) = chunks.next().await {}
                 return Err(ReceiveError::TooLarge { limit });
             }
             sha256.update(&chunk);
@@ -79,11 +86,15 @@ impl Received {
         })
     }
 
-    /// Copies a local file (`pkgnode add`) in bounded chunks.
+    /// Copies a local file (`pkgnode add`) in bounded chunks; one over `limit` is refused by
+    /// its size, unread.
     pub async fn from_file(dir: &Path, source: &Path, limit: u64) -> Result<Self, ReceiveError> {
         let file = tokio::fs::File::open(source)
             .await
             .map_err(|e| ReceiveError::Stream(format!("cannot read {}: {e}", source.display())))?;
+        if file.metadata().await.is_ok_and(|m| m.len() > limit) {
+            return Err(ReceiveError::TooLarge { limit });
+        }
         let chunks = tokio_util::io::ReaderStream::new(file).map(|chunk| {
             chunk
                 .map_err(|e| ReceiveError::Stream(format!("cannot read {}: {e}", source.display())))

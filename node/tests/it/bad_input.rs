@@ -95,6 +95,10 @@ fn bad_uploads_are_refused_and_leave_nothing_behind() {
     );
     let traversal = support::mkpkg(pkgs, &["traversal-sdist", "evil", "1.0"]);
     let big = support::mkpkg_padded(&pkgs.join("big"), &["wheel", "huge", "1.0"], 300_000);
+    // Five times the limit (still within the HTTP layer's body limit, the limit plus 1 MiB):
+    // the node must read what the client sends before it answers, or the client, still
+    // sending, sees a reset connection instead of the 413.
+    let far = support::mkpkg_padded(&pkgs.join("far"), &["wheel", "huger", "1.0"], 1_000_000);
     let rpkg = support::mkpkg(pkgs, &["rpkg", "rfoo", "1.0"]);
     let py = ("pypi", "py");
     let r = ("cran", "rsrc");
@@ -216,6 +220,16 @@ fn bad_uploads_are_refused_and_leave_nothing_behind() {
             Some(&token),
             "huge-1.0-py3-none-any.whl",
             read(&big),
+            &[],
+            413,
+            "limit",
+        ),
+        (
+            "five times the size limit",
+            py,
+            Some(&token),
+            "huger-1.0-py3-none-any.whl",
+            read(&far),
             &[],
             413,
             "limit",
