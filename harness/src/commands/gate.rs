@@ -469,7 +469,7 @@ async fn one_step(
         installs: summary.installs.clone(),
         latency_ms: summary.latency_ms.clone(),
         cpu_mean_pct: saturation::cpu_means(&record.samples),
-        cluster_cpu: reports::generator::cluster_cpu(&record, summary.installs.succeeded),
+        cluster_cpu: summary.cluster_cpu.clone(),
         warnings: summary.warnings.clone(),
         run_dir,
     };
@@ -506,16 +506,15 @@ fn judge(
         .unwrap_or(1);
     let saturation = saturation::step_above_knee(&steps)
         .and_then(|s| saturation::saturated(&s.cpu_mean_pct, s.index, s.per_day, cores));
+    let at_reference: Vec<&GateStep> = steps
+        .iter()
+        .filter(|s| s.per_day == plan.settings.reference_per_day)
+        .collect();
     let reference = ReferenceLatency {
         per_day: plan.settings.reference_per_day,
-        windows: steps
+        windows: at_reference.iter().map(|s| s.latency_ms.clone()).collect(),
+        cpu_ms_per_install: at_reference
             .iter()
-            .filter(|s| s.per_day == plan.settings.reference_per_day)
-            .map(|s| s.latency_ms.clone())
-            .collect(),
-        cpu_ms_per_install: steps
-            .iter()
-            .filter(|s| s.per_day == plan.settings.reference_per_day)
             .filter_map(|s| s.cluster_cpu.as_ref().map(|c| c.ms_per_install))
             .collect(),
     };

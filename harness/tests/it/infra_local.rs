@@ -205,7 +205,21 @@ fn a_killed_node_is_routed_around_restarts_and_no_upload_reached_two_nodes() {
                 .expect("the writer runs")
         })
     };
-    std::thread::sleep(Duration::from_millis(1_500));
+    // Killed once uploads are arriving at it (its log says so), while the writer goes on.
+    let node_1_log = cluster.log_file(&Member::Node(0)).expect("node-1's log");
+    eventually(
+        "uploads arriving at node-1",
+        Duration::from_secs(20),
+        || {
+            let log = std::fs::read_to_string(&node_1_log).map_err(|e| e.to_string())?;
+            let arrived = log.matches("upload arrived").count();
+            if arrived >= 3 {
+                Ok(())
+            } else {
+                Err(format!("{arrived} arrived"))
+            }
+        },
+    );
     cluster
         .control(&Member::Node(0), Control::Kill)
         .expect("kill node 1");

@@ -1,6 +1,7 @@
 //! Git builder routes under `/__api__`, JSON: create and list a source's builders, check a remote
 //! now (`run`), build a commit or tag again (`rerun`), list builds newest first, list what the
-//! checks saw on the remotes (`git-sightings`: each commit's first sighting), read a build's log. Mutations need the same `sources:write` token for the source as uploads; reads are open
+//! checks saw on the remotes (`git-sightings`: each commit's first sighting), read a build's
+//! log. Mutations need the same `sources:write` token for the source as uploads; reads are open
 //! like `/__api__/repos`.
 
 use axum::extract::{Path, Query, State};
