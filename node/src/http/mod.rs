@@ -346,7 +346,12 @@ async fn view_at(state: &NodeState, repo: Repo, snapshot: &str) -> Result<Arc<Re
     let repo_name = repo.name.clone();
     let tx = resolve_snapshot(state, snapshot).await?;
     let repo_id = repo.id;
-    let (view, hit) = match state.views.get(&state.store, repo, tx).await {
+    let found = if snapshot == "latest" {
+        state.views.at_least(&state.store, repo, tx).await
+    } else {
+        state.views.get(&state.store, repo, tx).await
+    };
+    let (view, hit) = match found {
         Ok(found) => found,
         Err(e) => {
             state.store.health().observe_error(&e);

@@ -164,7 +164,13 @@ struct BuildCounts {
 impl Views {
     pub fn new(capacity: u64) -> Self {
         Self {
-            cache: moka::future::Cache::new(capacity),
+            // Least recently used goes first. Moka's default admission (TinyLFU) turns away a
+            // new key seen once when the cache is full — every new head's view — so `latest`
+            // would rebuild it on each request.
+            cache: moka::future::Cache::builder()
+                .max_capacity(capacity)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .build(),
             newest: Arc::default(),
             epoch: Arc::default(),
             builds: Arc::default(),
@@ -198,6 +204,12 @@ impl Views {
     /// The view of (repo, tx) if this node holds it, without building it.
     pub async fn cached(&self, repo_id: i64, tx: i64) -> Option<Arc<RepoView>> {
         self.cache.get(&(self.epoch(), repo_id, tx)).await
+    }
+
+    /// Applies the cache's pending admissions and evictions now (it otherwise does so a little
+    /// later, in batches): what a test needs to see the cache as it will be.
+    pub async fn settle(&self) {
+        self.cache.run_pending_tasks().await;
     }
 
     /// Views built from every visible file.
@@ -271,27 +283,45 @@ impl Views {
         Ok((view, false))
     }
 
+    /// A view of `repo` at `tx` or at a later transaction of this history: what `latest` needs,
+    /// since every commit up to `tx` is in it. The newest view this node holds when it is that
+    /// recent, without a cache lookup or a build; otherwise [`Views::get`] at `tx`. A request
+    /// whose head read was overtaken by a newer view (built for a later request) never waits
+    /// for an older view to be built in full.
+    pub async fn at_least(
+        &self,
+        store: &Store,
+        repo: Repo,
+        tx: i64,
+    ) -> Result<(Arc<RepoView>, bool), Arc<StoreError>> {
+        if let Some(view) = self.newest(repo.id).filter(|view| view.tx >= tx) {
+            return Ok((view, true));
+        }
+        self.get(store, repo, tx).await
+    }
+
     /// Builds `tx`'s view of every repository this node has served, so that the first request
     /// after a new transaction finds it built or under way (and joins that build).
     pub async fn warm(&self, store: &Store, tx: i64) {
-        let repos: Vec<Repo> = {
+        let held: Vec<Repo> = {
             let newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
             let epoch = self.epoch();
             newest
                 .values()
-                .filter(|(built_in, view)| *built_in == epoch && view.tx < tx)
+                .filter(|(built_in, _)| *built_in == epoch)
                 .map(|(_, view)| view.repo.clone())
                 .collect()
         };
         // After a rollback (or before any request) no view is held: every repository then.
-        let repos = if repos.is_empty() {
+        let repos = if held.is_empty() {
             store.repos().await.unwrap_or_default()
         } else {
-            repos
+            held
         };
+        // A repository whose newest view is already at `tx` or later is left alone.
         let builds = repos.into_iter().map(|repo| async move {
             let name = repo.name.clone();
-            if let Err(e) = self.get(store, repo, tx).await {
+            if let Err(e) = self.at_least(store, repo, tx).await {
                 tracing::debug!(repo = %name, tx, error = %e, "could not build a view ahead of requests");
             }
         });
