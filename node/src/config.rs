@@ -9,6 +9,21 @@ use serde::{Deserialize, Serialize};
 /// Default port, as Posit Package Manager's.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4242";
 
+/// The rule for the names of sources, repos and builders, as an operator reads it.
+pub const NAME_RULE: &str =
+    "use up to 64 letters, digits, '-', '_' or '.', starting with a letter or digit";
+
+/// Whether `name` follows [`NAME_RULE`]. Here, below everything that names things, because the
+/// configuration names a repo too (`[git] python_build_index`).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// Errors reading or checking a configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -251,6 +266,12 @@ pub struct GitConfig {
     pub build_timeout: Duration,
     /// A build's log is cut at this size, and a build whose products together exceed it fails.
     pub max_output_bytes: u64,
+    /// A Python repository of this node that `git-python` builds install their build
+    /// requirements from: `python3 -m build` runs with build isolation, its pip pointed at this
+    /// repo's simple index on this node (and at nothing else), so a project's PEP 517 backend
+    /// (flit_core, hatchling, setuptools_scm, …) comes from the repository. Absent: builds run
+    /// `--no-isolation` with what the node's own Python has installed.
+    pub python_build_index: Option<String>,
 }
 
 impl Default for GitConfig {
@@ -261,6 +282,7 @@ impl Default for GitConfig {
             lease_duration: Duration::from_secs(30),
             build_timeout: Duration::from_secs(600),
             max_output_bytes: 64 * 1024 * 1024,
+            python_build_index: None,
         }
     }
 }
@@ -389,6 +411,13 @@ impl Config {
                 humantime::format_duration(git.lease_duration)
             )));
         }
+        if let Some(repo) = &git.python_build_index
+            && !valid_name(repo)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[git] python_build_index must name a Python repo of this node, got {repo:?}: {NAME_RULE}"
+            )));
+        }
         if self.limits.max_upload_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "limits.max_upload_bytes must be above 0".into(),
@@ -483,6 +512,20 @@ mod tests {
         assert_eq!(git.git.lease_duration, Duration::from_secs(3));
         assert_eq!(git.git.build_timeout, Duration::from_secs(60));
         assert_eq!(git.git.max_output_bytes, 1000);
+        assert_eq!(git.git.python_build_index, None);
+        let index = Config::parse("[git]\npython_build_index = \"build-deps\"").expect("valid");
+        assert_eq!(index.git.python_build_index.as_deref(), Some("build-deps"));
+        assert!(index.validate().is_ok());
+    }
+
+    #[test]
+    fn python_build_index_must_be_a_repo_name() {
+        for bad in ["", "../pypi", "-x", "a b", "py/simple"] {
+            let mut config = Config::default();
+            config.git.python_build_index = Some(bad.into());
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains("python_build_index"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -124,7 +124,11 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     } else {
         None
     };
-    let builders = crate::builders::worker::Runtime::start(state.clone());
+    // The address bound, not the configured one: a build's pip reaches this node there.
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let builders = crate::builders::worker::Runtime::start(state.clone(), bound);
     tracing::info!(%addr, node = %state.node_id(), version = %cluster::definition::node_version(), "serving");
     let stop = membership.clone();
     let draining = state.clone();

@@ -11,6 +11,9 @@
 //!   poll a given builder at a time.
 //! - `toolchain` — `git clone`, `R CMD build`, `python3 -m build` in a scratch directory, with a
 //!   time limit (the process group is killed) and an output limit.
+//! - `build_index` — with `[git] python_build_index`, the node's own simple index of that repo
+//!   (and a read token for the build when the repo is authenticated), where an isolated Python
+//!   build's pip finds the project's build backend.
 //! - `worker` — `[git] build_concurrency` workers per node claim, build and publish.
 //!
 //! What follows Posit Package Manager's documentation (docs.posit.co/rspm: "Building Git
@@ -34,6 +37,7 @@
 //! **Architecture Invariant:** a node that is not Online (Starting, Offline, draining) claims no
 //! build; on shutdown it hands back (re-queues) the builds it holds.
 
+pub mod build_index;
 pub mod poller;
 pub mod queue;
 pub mod remote;
@@ -43,8 +47,9 @@ pub mod worker;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::SecureKey;
 use crate::blobs::Blobs;
-use crate::config::Config;
+use crate::config::{Config, valid_name};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
 
@@ -54,6 +59,8 @@ pub trait BuilderSide: Send + Sync {
     fn config(&self) -> &Config;
     fn store(&self) -> &Store;
     fn blobs(&self) -> &Blobs;
+    /// The secure key, to issue a build's read token for an authenticated build index.
+    fn key(&self) -> &SecureKey;
     fn telemetry(&self) -> &Telemetry;
     fn node_id(&self) -> String;
     /// Whether the node may start work: Online (not Starting, Offline, draining or refused) and
@@ -164,24 +171,15 @@ fn default_depth() -> i64 {
     1
 }
 
-/// A name as sources and repos spell theirs.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
 impl NewBuilder {
     /// Every problem with the settings, so the operator can fix them all at once.
     pub fn validate(&self) -> Result<(), BuilderError> {
         let mut problems = Vec::new();
         if !valid_name(&self.name) {
             problems.push(format!(
-                "invalid builder name {:?}: use up to 64 letters, digits, '-', '_' or '.', starting with a letter or digit",
-                self.name
+                "invalid builder name {:?}: {}",
+                self.name,
+                crate::config::NAME_RULE
             ));
         }
         if !valid_url(&self.url) {

@@ -1,7 +1,9 @@
 //! The real toolchains, run offline in a scratch directory that is removed afterwards:
 //! `git clone` and a checkout of the commit, then `R CMD build --no-build-vignettes` (an R source
-//! tarball) for `git` sources or `python3 -m build --no-isolation` (an sdist and a wheel, nothing
-//! downloaded) for `git-python` sources.
+//! tarball) for `git` sources or `python3 -m build` (an sdist and a wheel) for `git-python`
+//! sources: `--no-isolation` with the node's own Python packages, or, given a [`PythonIndex`]
+//! (`[git] python_build_index`), isolated, its pip installing the build requirements from that
+//! one index and nothing else (no other index, no pip configuration file, no cache).
 //!
 //! Every command runs in its own process group: at the time limit, at the output limit, or when the
 //! worker stops (lease lost, node shutting down) the whole group is killed, so no compiler or
@@ -35,6 +37,19 @@ pub enum ToolError {
     Stopped,
     #[error("{0}")]
     Products(String),
+    /// `[git] python_build_index` names no repo a build can use.
+    #[error("{0}")]
+    BuildIndex(String),
+    #[error(
+        "the build requirement {requirement} is not in repo {repo:?} ([git] python_build_index), \
+         so the build backend {backend} cannot be installed; add it (and what it depends on) to a \
+         source that repo subscribes to"
+    )]
+    MissingBuildRequirement {
+        requirement: String,
+        backend: String,
+        repo: String,
+    },
     #[error("scratch directory: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -81,6 +96,25 @@ pub struct BuildSpec {
     pub clone_depth: i64,
     pub sub_dir: Option<String>,
     pub kind: SourceKind,
+    /// Where a Python build installs its build requirements; `None` builds `--no-isolation`.
+    pub python_index: Option<PythonIndex>,
+}
+
+/// The simple index an isolated Python build's pip installs build requirements from.
+#[derive(Clone)]
+pub struct PythonIndex {
+    /// The repo it is the index of (named when a requirement is missing).
+    pub repo: String,
+    /// The URL as pip is given it; it may carry a read token, so it is never logged.
+    pub url: String,
+    /// The URL as the build log shows it.
+    pub shown: String,
+}
+
+impl std::fmt::Debug for PythonIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PythonIndex({} at {})", self.repo, self.shown)
+    }
 }
 
 /// The limits of one build.
@@ -146,6 +180,7 @@ pub async fn build(
         limits,
         stop,
         log,
+        last_output: Vec::new(),
     };
 
     let mut clone: Vec<String> = vec!["clone".into(), "--quiet".into(), "--no-checkout".into()];
@@ -158,14 +193,14 @@ pub async fn build(
     clone.push("--".into());
     clone.push(spec.url.clone());
     clone.push(src.display().to_string());
-    run.run("git", &clone, &scratch.0).await?;
+    run.run("git", &clone, &scratch.0, Pip::Offline).await?;
     let checkout = [
         "checkout".to_string(),
         "--quiet".into(),
         "--detach".into(),
         spec.commit_sha.clone(),
     ];
-    if run.run("git", &checkout, &src).await.is_err() {
+    if run.run("git", &checkout, &src, Pip::Offline).await.is_err() {
         // The ref moved on since the poll and the shallow clone lacks the commit: fetch it by id.
         run.log
             .note("# the commit is not in the clone; fetching it by id");
@@ -174,8 +209,8 @@ pub async fn build(
             fetch.push(format!("--depth={}", spec.clone_depth));
         }
         fetch.extend(["origin".to_string(), spec.commit_sha.clone()]);
-        run.run("git", &fetch, &src).await?;
-        run.run("git", &checkout, &src).await?;
+        run.run("git", &fetch, &src, Pip::Offline).await?;
+        run.run("git", &checkout, &src, Pip::Offline).await?;
     }
     let package_dir = match &spec.sub_dir {
         Some(dir) => src.join(dir),
@@ -198,18 +233,37 @@ pub async fn build(
                 "--no-manual".into(),
                 dir,
             ];
-            run.run("R", &args, &out).await?;
+            run.run("R", &args, &out, Pip::Offline).await?;
         }
         SourceKind::GitPython | SourceKind::LocalPython => {
-            let args = [
-                "-m".to_string(),
-                "build".into(),
-                "--no-isolation".into(),
-                "--outdir".into(),
-                out.display().to_string(),
-                dir,
-            ];
-            run.run("python3", &args, &scratch.0).await?;
+            let mut args = vec!["-m".to_string(), "build".into()];
+            if spec.python_index.is_none() {
+                args.push("--no-isolation".into());
+            }
+            args.extend(["--outdir".into(), out.display().to_string(), dir]);
+            match &spec.python_index {
+                None => run.run("python3", &args, &scratch.0, Pip::Offline).await?,
+                Some(index) => {
+                    let system = BuildSystem::read(&package_dir);
+                    run.log.note(&format!(
+                        "# build backend {}, requires {:?}; build requirements from repo {}: {}",
+                        system.backend, system.requires, index.repo, index.shown
+                    ));
+                    let built = run
+                        .run("python3", &args, &scratch.0, Pip::Index(&index.url))
+                        .await;
+                    if let Err(ToolError::Failed { .. }) = &built
+                        && let Some(requirement) = missing_requirement(&run.last_output)
+                    {
+                        return Err(ToolError::MissingBuildRequirement {
+                            requirement,
+                            backend: system.backend,
+                            repo: index.repo.clone(),
+                        });
+                    }
+                    built?
+                }
+            }
         }
     }
     collect(&out, spec.kind, limits.max_output_bytes)
@@ -257,25 +311,127 @@ fn collect(out: &Path, kind: SourceKind, max_bytes: u64) -> Result<Vec<Product>,
     Ok(products)
 }
 
+/// A project's PEP 517 build system, as `pyproject.toml` declares it (for the log and for the
+/// error that names a missing backend).
+#[derive(Debug, PartialEq)]
+struct BuildSystem {
+    backend: String,
+    requires: Vec<String>,
+}
+
+impl BuildSystem {
+    /// Reads `dir/pyproject.toml`; without a `[build-system]` table, what `build` assumes then
+    /// (PEP 517's legacy setuptools). A file that cannot be read is left for the build to report.
+    fn read(dir: &Path) -> Self {
+        let legacy = || Self {
+            backend: "setuptools.build_meta:__legacy__".into(),
+            requires: vec!["setuptools>=40.8.0".into()],
+        };
+        let text = match std::fs::read_to_string(dir.join("pyproject.toml")) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return legacy(),
+            Err(e) => {
+                return Self {
+                    backend: format!("(pyproject.toml unreadable: {e})"),
+                    requires: Vec::new(),
+                };
+            }
+        };
+        let table: toml::Table = match toml::from_str(&text) {
+            Ok(table) => table,
+            Err(e) => {
+                return Self {
+                    backend: format!("(pyproject.toml is not valid TOML: {})", e.message()),
+                    requires: Vec::new(),
+                };
+            }
+        };
+        let Some(system) = table.get("build-system").and_then(|s| s.as_table()) else {
+            return legacy();
+        };
+        let requires = system
+            .get("requires")
+            .and_then(|r| r.as_array())
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let backend = system
+            .get("build-backend")
+            .and_then(|b| b.as_str())
+            .map_or_else(|| legacy().backend, str::to_string);
+        Self { backend, requires }
+    }
+}
+
+/// The requirement pip could not find, from its "No matching distribution found for X" line.
+fn missing_requirement(output: &[u8]) -> Option<String> {
+    const MARKER: &str = "No matching distribution found for ";
+    let text = String::from_utf8_lossy(output);
+    let at = text.find(MARKER)? + MARKER.len();
+    let requirement = text[at..].lines().next()?.trim();
+    (!requirement.is_empty()).then(|| requirement.to_string())
+}
+
+/// What pip may reach from a command of the build.
+#[derive(Clone, Copy)]
+enum Pip<'a> {
+    /// No index at all (`PIP_NO_INDEX`): the build uses what is installed.
+    Offline,
+    /// This simple index only, no cache, no configuration file, no keyring, no prompt.
+    Index(&'a str),
+}
+
 struct Runner<'a> {
     deadline: Instant,
     limits: Limits,
     stop: watch::Receiver<bool>,
     log: &'a mut BuildLog,
+    /// The start of the last command's output (what the log kept of it).
+    last_output: Vec<u8>,
 }
 
 impl Runner<'_> {
     /// Runs one command of the build, its output (stdout and stderr, interleaved) into the log.
-    async fn run(&mut self, program: &str, args: &[String], cwd: &Path) -> Result<(), ToolError> {
+    /// The node's own `PIP_*` settings never reach a build (they could name another index).
+    async fn run(
+        &mut self,
+        program: &str,
+        args: &[String],
+        cwd: &Path,
+        pip: Pip<'_>,
+    ) -> Result<(), ToolError> {
         let command_line = format!("{program} {}", args.join(" "));
         self.log.note(&format!("$ {command_line}"));
         let (reader, writer) = std::io::pipe()?;
         let mut command = tokio::process::Command::new(program);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("PIP_") {
+                command.env_remove(name);
+            }
+        }
+        match pip {
+            Pip::Offline => {
+                command.env("PIP_NO_INDEX", "1");
+            }
+            Pip::Index(url) => {
+                command
+                    .env("PIP_INDEX_URL", url)
+                    .env("PIP_NO_CACHE_DIR", "1")
+                    .env("PIP_CONFIG_FILE", "/dev/null")
+                    .env("PIP_KEYRING_PROVIDER", "disabled")
+                    .env("PIP_NO_INPUT", "1")
+                    .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+                    // `build` wraps its output at the terminal's width: one line per message.
+                    .env("COLUMNS", "1000");
+            }
+        }
         command
             .args(args)
             .current_dir(cwd)
             .env("GIT_TERMINAL_PROMPT", "0")
-            .env("PIP_NO_INDEX", "1")
             .stdin(std::process::Stdio::null())
             .stdout(writer.try_clone()?)
             .stderr(writer)
@@ -314,6 +470,7 @@ impl Runner<'_> {
         }
         let output = reading.await.unwrap_or_default();
         self.log.push(&output);
+        self.last_output = output;
         match outcome? {
             Ok(status) if status.success() => Ok(()),
             Ok(status) => {
@@ -385,6 +542,43 @@ pub async fn run_git_quick(args: &[String], timeout: Duration) -> Result<String,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_requirement_is_read_from_pips_output() {
+        let output = b"< Looking in indexes: http://127.0.0.1:4242/py/latest/simple/\n\
+            < ERROR: Could not find a version that satisfies the requirement flit_core>=3.12 (from versions: none)\n\
+            < ERROR: No matching distribution found for flit_core>=3.12\nERROR Command failed\n";
+        assert_eq!(
+            missing_requirement(output).as_deref(),
+            Some("flit_core>=3.12")
+        );
+        assert_eq!(missing_requirement(b"ERROR Backend failed"), None);
+    }
+
+    #[test]
+    fn the_build_system_is_read_from_pyproject() {
+        let dir = std::env::temp_dir().join(format!("pkgnode-pyproject-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(
+            BuildSystem::read(&dir).backend,
+            "setuptools.build_meta:__legacy__"
+        );
+        std::fs::write(
+            dir.join("pyproject.toml"),
+            "[build-system]\nrequires = [\"flit_core >=3.12\"]\nbuild-backend = \"flit_core.buildapi\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            BuildSystem::read(&dir),
+            BuildSystem {
+                backend: "flit_core.buildapi".into(),
+                requires: vec!["flit_core >=3.12".into()],
+            }
+        );
+        std::fs::write(dir.join("pyproject.toml"), "[build-system\n").unwrap();
+        assert!(BuildSystem::read(&dir).backend.contains("not valid TOML"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn only_old_scratch_directories_are_removed() {

@@ -4,6 +4,7 @@
 //! transaction. Also the reaper that re-queues builds whose lease expired, and the shutdown that
 //! hands back what the node holds.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -12,10 +13,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Node;
-use super::queue::{self, Claimed};
+use super::build_index::{self, IndexError};
+use super::queue::{self, Build, Builder, Claimed};
 use super::toolchain::{self, BuildLog, BuildSpec, Limits, ToolError};
-use crate::ingest::{self, BeforeCommit, IngestError};
-use crate::store::Change;
+use crate::ingest::{self, BeforeCommit, IngestError, Product};
+use crate::store::{Change, SourceKind};
 
 /// How long an idle worker waits before looking at the queue again.
 const IDLE: Duration = Duration::from_millis(300);
@@ -29,8 +31,8 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Starts the workers, the poller and the reaper.
-    pub fn start(state: Node) -> Arc<Self> {
+    /// Starts the workers, the poller and the reaper of the node serving on `bound`.
+    pub fn start(state: Node, bound: SocketAddr) -> Arc<Self> {
         let scratch_root = state.config().data_dir.join("builds");
         let stale_after = state.config().git.build_timeout + state.config().git.lease_duration;
         tokio::task::spawn_blocking(move || {
@@ -45,7 +47,12 @@ impl Runtime {
         let (stop, _) = watch::channel(false);
         let mut tasks = Vec::new();
         for slot in 0..state.config().git.build_concurrency {
-            tasks.push(tokio::spawn(work(state.clone(), slot, stop.subscribe())));
+            tasks.push(tokio::spawn(work(
+                state.clone(),
+                slot,
+                bound,
+                stop.subscribe(),
+            )));
         }
         tasks.push(tokio::spawn(super::poller::poll_loop(
             state.clone(),
@@ -84,7 +91,7 @@ pub async fn pause(stop: &mut watch::Receiver<bool>, wait: Duration) -> bool {
     stopped || *stop.borrow()
 }
 
-async fn work(state: Node, slot: usize, mut stop: watch::Receiver<bool>) {
+async fn work(state: Node, slot: usize, bound: SocketAddr, mut stop: watch::Receiver<bool>) {
     loop {
         if *stop.borrow() {
             return;
@@ -101,7 +108,7 @@ async fn work(state: Node, slot: usize, mut stop: watch::Receiver<bool>) {
             state.store().health().mark_available();
         }
         match claimed {
-            Ok(Some(claimed)) => run_one(&state, claimed, stop.clone()).await,
+            Ok(Some(claimed)) => run_one(&state, claimed, bound, stop.clone()).await,
             Ok(None) => {
                 if pause(&mut stop, IDLE).await {
                     return;
@@ -147,7 +154,12 @@ impl BeforeCommit for MarkSucceeded<'_> {
     }
 }
 
-async fn run_one(state: &Node, claimed: Claimed, mut node_stop: watch::Receiver<bool>) {
+async fn run_one(
+    state: &Node,
+    claimed: Claimed,
+    bound: SocketAddr,
+    mut node_stop: watch::Receiver<bool>,
+) {
     let Claimed {
         build,
         builder,
@@ -209,20 +221,12 @@ async fn run_one(state: &Node, claimed: Claimed, mut node_stop: watch::Receiver<
         state.node_id(),
         build.attempts
     ));
-    let spec = BuildSpec {
-        url: builder.url.clone(),
-        commit_sha: build.commit_sha.clone(),
-        clone_ref: build.tag.clone().or_else(|| builder.branch.clone()),
-        clone_depth: builder.clone_depth,
-        sub_dir: builder.sub_dir.clone(),
-        kind: builder.source_kind,
+    let Some(built) = build_commit(state, &builder, &build, bound, build_stop_rx, &mut log).await
+    else {
+        keeper.abort();
+        telemetry.git_builds_running.dec();
+        return;
     };
-    let limits = Limits {
-        timeout: state.config().git.build_timeout,
-        max_output_bytes: state.config().git.max_output_bytes,
-    };
-    let scratch_root = state.config().data_dir.join("builds");
-    let built = toolchain::build(&spec, limits, &scratch_root, build_stop_rx, &mut log).await;
 
     let outcome = match built {
         Err(ToolError::Stopped) if shutting_down.load(Ordering::Acquire) => {
@@ -331,6 +335,54 @@ async fn run_one(state: &Node, claimed: Claimed, mut node_stop: watch::Receiver<
         }
     }
     telemetry.git_builds_running.dec();
+}
+
+/// Builds the claimed commit: prepares its index when `[git] python_build_index` applies to it,
+/// runs the toolchain, then revokes the index's read token. `None` when the index could not be
+/// prepared for a reason that is not the commit's (the database did not answer): the lease then
+/// expires and the build runs again.
+async fn build_commit(
+    state: &Node,
+    builder: &Builder,
+    build: &Build,
+    bound: SocketAddr,
+    stop: watch::Receiver<bool>,
+    log: &mut BuildLog,
+) -> Option<Result<Vec<Product>, ToolError>> {
+    let python = matches!(
+        builder.source_kind,
+        SourceKind::GitPython | SourceKind::LocalPython
+    );
+    let index = match &state.config().git.python_build_index {
+        Some(repo) if python => match build_index::prepare(state, repo, bound).await {
+            Ok(index) => Some(index),
+            Err(IndexError::Unusable(message)) => return Some(Err(ToolError::BuildIndex(message))),
+            Err(e) => {
+                tracing::warn!(build = build.id, error = %e, "cannot prepare the build's index; its lease will expire and it will run again");
+                return None;
+            }
+        },
+        _ => None,
+    };
+    let spec = BuildSpec {
+        url: builder.url.clone(),
+        commit_sha: build.commit_sha.clone(),
+        clone_ref: build.tag.clone().or_else(|| builder.branch.clone()),
+        clone_depth: builder.clone_depth,
+        sub_dir: builder.sub_dir.clone(),
+        kind: builder.source_kind,
+        python_index: index.as_ref().map(|i| i.index.clone()),
+    };
+    let limits = Limits {
+        timeout: state.config().git.build_timeout,
+        max_output_bytes: state.config().git.max_output_bytes,
+    };
+    let scratch_root = state.config().data_dir.join("builds");
+    let built = toolchain::build(&spec, limits, &scratch_root, stop, log).await;
+    if let Some(index) = index {
+        build_index::release(state, index).await;
+    }
+    Some(built)
 }
 
 /// Re-queues builds whose lease expired, every third of the lease, on every node (idempotent).

@@ -477,16 +477,8 @@ fn format_ms(ms: i64) -> String {
 }
 
 fn check_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !ok {
-        anyhow::bail!(
-            "invalid name {name:?}: use up to 64 letters, digits, '-', '_' or '.', starting with a letter or digit"
-        );
+    if !crate::config::valid_name(name) {
+        anyhow::bail!("invalid name {name:?}: {}", crate::config::NAME_RULE);
     }
     Ok(())
 }

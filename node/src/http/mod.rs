@@ -133,6 +133,9 @@ impl crate::builders::BuilderSide for NodeState {
     fn blobs(&self) -> &Blobs {
         &self.blobs
     }
+    fn key(&self) -> &SecureKey {
+        &self.key
+    }
     fn telemetry(&self) -> &Telemetry {
         &self.telemetry
     }

@@ -16,14 +16,14 @@ use crate::cluster::{Fixture, Key, list_nodes};
 use crate::support::{self, NodeDir, Served, wait_until};
 
 /// Fast polling and short leases, so a test takes seconds.
-const GIT_FAST: &str =
+pub(crate) const GIT_FAST: &str =
     "[git]\npoll_interval = \"250ms\"\nlease_duration = \"2s\"\nbuild_timeout = \"2m\"\n";
 
 /// A bare repository (the remote) and a work tree that pushes to it.
-struct GitRepo {
+pub(crate) struct GitRepo {
     _dir: tempfile::TempDir,
     bare: PathBuf,
-    work: PathBuf,
+    pub(crate) work: PathBuf,
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -47,7 +47,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 impl GitRepo {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let bare = dir.path().join("remote.git");
         let work = dir.path().join("work");
@@ -67,7 +67,7 @@ impl GitRepo {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("file://{}", self.bare.display())
     }
 
@@ -78,7 +78,7 @@ impl GitRepo {
     }
 
     /// Commits everything and pushes; returns the commit id.
-    fn commit(&self, message: &str) -> String {
+    pub(crate) fn commit(&self, message: &str) -> String {
         git(&self.work, &["add", "-A"]);
         git(&self.work, &["commit", "--quiet", "-m", message]);
         git(&self.work, &["push", "--quiet", "origin", "HEAD:main"]);
@@ -135,7 +135,7 @@ impl GitRepo {
     }
 }
 
-fn client() -> reqwest::blocking::Client {
+pub(crate) fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -169,7 +169,7 @@ fn builds(base: &str, source: &str) -> Vec<Value> {
 }
 
 /// Waits until the build of `sha` ended; returns it.
-fn wait_build(
+pub(crate) fn wait_build(
     base: &str,
     source: &str,
     sha: &str,

@@ -6,6 +6,7 @@
 mod support;
 
 mod bad_input;
+mod build_index;
 mod client_requests;
 mod clients;
 mod cluster;
