@@ -3,13 +3,16 @@
 //! per-name entries and assemble them with the same code, so they serve the same bytes.
 //!
 //! The highest-priority source that holds a name provides all of it, as Package Manager does.
-//! Entries are shared (`Arc`) between the contents of successive transactions: a step clones
-//! the maps of pointers and rebuilds only the names its files touched.
+//! Entries are shared (`Arc`) between the contents of successive transactions, in persistent
+//! maps (`imbl`): a step rebuilds only the names its files touched and shares the rest of the
+//! maps with the previous content, so its cost follows what changed. What is rendered from the
+//! whole repository (the simple index's root page, `PACKAGES`) is rendered when first asked for.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use imbl::OrdMap;
 
 use super::cran_index::{CranIndex, RPackage};
 use super::file_index::{Claim, FileIndex};
@@ -44,14 +47,15 @@ impl Project {
 #[derive(Debug, Default)]
 pub struct Content {
     /// Python: projects by normalized name.
-    pub projects: BTreeMap<Arc<str>, Arc<Project>>,
+    pub projects: OrdMap<Arc<str>, Arc<Project>>,
     /// Python: files by file name (of two with one name, the first project's, first file).
     files: FileIndex,
-    /// Python: the simple index's root page, PEP 503 HTML and PEP 691 JSON.
-    root_html: Bytes,
-    root_json: Bytes,
+    /// Python: the simple index's root page, PEP 503 HTML and PEP 691 JSON, rendered at the
+    /// first request (pip never asks for it; a mirror does, once per transaction at most).
+    root_html: OnceLock<Bytes>,
+    root_json: OnceLock<Bytes>,
     /// R: packages by name.
-    r_packages: BTreeMap<Arc<str>, Arc<RPackage>>,
+    r_packages: OrdMap<Arc<str>, Arc<RPackage>>,
     /// R: current tarballs by file name (of two with one name, the later package's).
     current: FileIndex,
     /// R: `PACKAGES`, `PACKAGES.gz` and `PACKAGES.rds`.
@@ -142,20 +146,6 @@ impl Content {
                             Claim::FirstWins,
                         )
                     });
-                let names: Vec<&str> = self
-                    .projects
-                    .values()
-                    .map(|p| p.display_name.as_str())
-                    .collect();
-                self.root_json = Bytes::from(pypi::root_json_text(&names));
-                self.root_html = match pypi::root_html(&names) {
-                    Ok(html) => Bytes::from(html),
-                    Err(e) => {
-                        // Askama fails only when writing fails; a String does not.
-                        tracing::error!(repo = repo_name, "rendering the simple index: {e}");
-                        Bytes::new()
-                    }
-                };
             }
             RepoKind::R => {
                 self.current = previous
@@ -237,17 +227,17 @@ impl Content {
 
     /// R: `PACKAGES`, the newest version of each package.
     pub fn packages(&self) -> &Bytes {
-        &self.cran.packages
+        self.cran.packages()
     }
 
     /// R: `PACKAGES.gz`.
     pub fn packages_gz(&self) -> &Bytes {
-        &self.cran.packages_gz
+        self.cran.packages_gz()
     }
 
     /// R: `PACKAGES.rds`, what R 4.x asks for first; empty when it could not be built.
     pub fn packages_rds(&self) -> &Bytes {
-        &self.cran.packages_rds
+        self.cran.packages_rds()
     }
 
     /// Python: a file by its name.
@@ -288,12 +278,30 @@ impl Content {
 
     /// Python: the simple index's root page as PEP 503 HTML.
     pub fn root_html(&self) -> Bytes {
-        self.root_html.clone()
+        self.root_html
+            .get_or_init(|| match pypi::root_html(&self.display_names()) {
+                Ok(html) => Bytes::from(html),
+                Err(e) => {
+                    // Askama fails only when writing fails; a String does not.
+                    tracing::error!("rendering the simple index: {e}");
+                    Bytes::new()
+                }
+            })
+            .clone()
     }
 
     /// Python: the simple index's root page as PEP 691 JSON.
     pub fn root_json(&self) -> Bytes {
-        self.root_json.clone()
+        self.root_json
+            .get_or_init(|| Bytes::from(pypi::root_json_text(&self.display_names())))
+            .clone()
+    }
+
+    fn display_names(&self) -> Vec<&str> {
+        self.projects
+            .values()
+            .map(|p| p.display_name.as_str())
+            .collect()
     }
 
     /// Index links for a project page (relative to `…/simple/{name}/`).
@@ -353,10 +361,10 @@ mod tests {
         let before = Content::full(RepoKind::R, sorted(base.clone()), "r");
         let stepped = Content::with_additions(&before, RepoKind::R, sorted(added.clone()), "r");
         let full = Content::full(RepoKind::R, sorted([base, added].concat()), "r");
-        assert_eq!(stepped.cran.packages, full.cran.packages);
-        assert_eq!(stepped.cran.packages_gz, full.cran.packages_gz);
-        assert_eq!(stepped.cran.packages_rds, full.cran.packages_rds);
-        let text = std::str::from_utf8(&full.cran.packages).unwrap();
+        assert_eq!(stepped.packages(), full.packages());
+        assert_eq!(stepped.packages_gz(), full.packages_gz());
+        assert_eq!(stepped.packages_rds(), full.packages_rds());
+        let text = std::str::from_utf8(full.packages()).unwrap();
         assert!(text.contains("Package: a\nVersion: 0.5\n"), "{text}");
         assert!(text.contains("Package: b\nVersion: 1.0\n"), "{text}");
         assert!(text.contains("Package: c\nVersion: 1.0\n"), "{text}");

@@ -2,14 +2,18 @@
 //! into groups whose compressed pieces of `PACKAGES.gz` and `PACKAGES.rds` are kept, so that a
 //! new transaction recompresses only the groups it changed.
 //!
+//! The three files are joined from the groups when first asked for, so a step that changes one
+//! package costs that package's group, not the repository.
+//!
 //! Group boundaries depend on package names alone (a group ends at a name whose hash is a
 //! multiple of [`GROUP_SPAN`]) and each piece on its group's packages alone, so the files are
 //! the same bytes whichever way a view was built (see `formats::chunked_gzip`).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use imbl::OrdMap;
 
 use crate::formats::chunked_gzip::{self, Piece};
 use crate::formats::{cran, rds};
@@ -129,17 +133,19 @@ fn ends_group(name: &str) -> bool {
 /// The served files of an R repository and what the next build reuses.
 #[derive(Debug, Default)]
 pub struct CranIndex {
-    pub packages: Bytes,
-    pub packages_gz: Bytes,
-    /// Empty when it could not be built (past R's 32-bit lengths).
-    pub packages_rds: Bytes,
     groups: Vec<Arc<Group>>,
+    /// How many packages the groups hold.
+    rows: usize,
+    repo_name: String,
+    packages: OnceLock<Bytes>,
+    packages_gz: OnceLock<Bytes>,
+    packages_rds: OnceLock<Bytes>,
 }
 
 impl CranIndex {
     /// The index of `packages`, reusing the groups of `previous` that did not change.
     pub(super) fn assemble(
-        packages: &BTreeMap<Arc<str>, Arc<RPackage>>,
+        packages: &OrdMap<Arc<str>, Arc<RPackage>>,
         previous: Option<&CranIndex>,
         repo_name: &str,
     ) -> Self {
@@ -150,7 +156,6 @@ impl CranIndex {
         let mut groups = Vec::new();
         let mut first: Option<Arc<str>> = None;
         let mut members: Vec<Arc<RPackage>> = Vec::new();
-        let mut text_len = 0;
         let mut close = |first: Option<Arc<str>>, members: &mut Vec<Arc<RPackage>>| {
             let Some(first) = first else { return };
             let group = match reusable.get(first.as_ref()) {
@@ -161,7 +166,6 @@ impl CranIndex {
             groups.push(group);
         };
         for (name, package) in packages {
-            text_len += package.stanza.len();
             first.get_or_insert_with(|| Arc::clone(name));
             members.push(Arc::clone(package));
             if ends_group(name) {
@@ -169,26 +173,47 @@ impl CranIndex {
             }
         }
         close(first.take(), &mut members);
-
-        let mut text = String::with_capacity(text_len);
-        for package in packages.values() {
-            text.push_str(&package.stanza);
-        }
-        let packages_gz = chunked_gzip::assemble(groups.iter().map(|g| &g.packages));
-        let packages_rds = match rds_file(&groups, packages.len(), &columns) {
-            Ok(bytes) => Bytes::from(bytes),
-            // Only past 2^31 cells; R then falls back to `PACKAGES.gz`, as with a 404.
-            Err(e) => {
-                tracing::warn!(repo = repo_name, "PACKAGES.rds not built: {e}");
-                Bytes::new()
-            }
-        };
         Self {
-            packages: Bytes::from(text),
-            packages_gz: Bytes::from(packages_gz),
-            packages_rds,
             groups,
+            rows: packages.len(),
+            repo_name: repo_name.to_string(),
+            ..Self::default()
         }
+    }
+
+    /// `PACKAGES`: every package's stanza, in name order.
+    pub fn packages(&self) -> &Bytes {
+        self.packages.get_or_init(|| {
+            let members = || self.groups.iter().flat_map(|g| g.members.iter());
+            let mut text = String::with_capacity(members().map(|p| p.stanza.len()).sum());
+            for package in members() {
+                text.push_str(&package.stanza);
+            }
+            Bytes::from(text)
+        })
+    }
+
+    /// `PACKAGES.gz`: the groups' compressed pieces joined into one gzip member.
+    pub fn packages_gz(&self) -> &Bytes {
+        self.packages_gz.get_or_init(|| {
+            Bytes::from(chunked_gzip::assemble(
+                self.groups.iter().map(|g| &g.packages),
+            ))
+        })
+    }
+
+    /// `PACKAGES.rds`; empty when it could not be built (past R's 32-bit lengths).
+    pub fn packages_rds(&self) -> &Bytes {
+        self.packages_rds.get_or_init(|| {
+            match rds_file(&self.groups, self.rows, &cran::rds_columns()) {
+                Ok(bytes) => Bytes::from(bytes),
+                // Only past 2^31 cells; R then falls back to `PACKAGES.gz`, as with a 404.
+                Err(e) => {
+                    tracing::warn!(repo = self.repo_name, "PACKAGES.rds not built: {e}");
+                    Bytes::new()
+                }
+            }
+        })
     }
 }
 

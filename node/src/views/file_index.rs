@@ -1,8 +1,11 @@
 //! Files by file name, as a view serves them (`packages/{file}`, `src/contrib/{file}`), patched
-//! from the previous view's index when the names a step touched collide with nothing.
+//! from the previous view's index when the names a step touched collide with nothing. The map is
+//! persistent (`imbl`): a patch shares all but the touched paths with the previous index, so a
+//! step costs what it changed, not the repository's size.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use imbl::HashMap;
 
 use crate::store::PackageFile;
 
@@ -31,10 +34,10 @@ impl FileIndex {
         let mut index = Self::default();
         for file in files {
             match index.map.entry(Arc::from(file.filename.as_str())) {
-                std::collections::hash_map::Entry::Vacant(slot) => {
+                imbl::hashmap::Entry::Vacant(slot) => {
                     slot.insert(Arc::clone(file));
                 }
-                std::collections::hash_map::Entry::Occupied(mut slot) => {
+                imbl::hashmap::Entry::Occupied(mut slot) => {
                     index.contested = true;
                     if let Claim::LastWins = claim {
                         slot.insert(Arc::clone(file));
