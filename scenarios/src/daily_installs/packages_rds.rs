@@ -41,9 +41,10 @@ pub fn parse_packages_rds(gz: &[u8]) -> Option<HashMap<String, String>> {
         return None;
     }
     let cells = usize::try_from(reader.int()?).ok()?;
+    // Borrowed: only the two columns read below become strings.
     let mut values = Vec::with_capacity(cells);
     for _ in 0..cells {
-        values.push(reader.charsxp()?);
+        values.push(reader.cell()?);
     }
     let (mut nrow, mut columns) = (None, None);
     // The attribute pairlist: tagged nodes until NILVALUE.
@@ -90,7 +91,10 @@ pub fn parse_packages_rds(gz: &[u8]) -> Option<HashMap<String, String>> {
         let name = values.get(package * nrow + row)?;
         let version = values.get(version * nrow + row)?;
         if let (Some(name), Some(version)) = (name, version) {
-            index.insert(name.clone(), version.clone());
+            index.insert(
+                String::from_utf8_lossy(name).into_owned(),
+                String::from_utf8_lossy(version).into_owned(),
+            );
         }
     }
     Some(index)
@@ -114,8 +118,8 @@ impl<'a> Reader<'a> {
         Some(i32::from_be_bytes(word))
     }
 
-    /// A `CHARSXP`: `None` for `NA`.
-    fn charsxp(&mut self) -> Option<Option<String>> {
+    /// A `CHARSXP`'s bytes: `None` for `NA`.
+    fn cell(&mut self) -> Option<Option<&'a [u8]>> {
         if self.int()? & 0xff != CHARSXP {
             return None;
         }
@@ -123,8 +127,15 @@ impl<'a> Reader<'a> {
         if len == -1 {
             return Some(None);
         }
-        let text = self.take(usize::try_from(len).ok()?)?;
-        Some(Some(String::from_utf8_lossy(text).into_owned()))
+        Some(Some(self.take(usize::try_from(len).ok()?)?))
+    }
+
+    /// A `CHARSXP` as text: `None` for `NA`.
+    fn charsxp(&mut self) -> Option<Option<String>> {
+        Some(
+            self.cell()?
+                .map(|text| String::from_utf8_lossy(text).into_owned()),
+        )
     }
 
     /// A `STRSXP` without attributes whose flags word was already read.
