@@ -509,6 +509,17 @@ impl Corpus {
         }
     }
 
+    /// How many files [`Corpus::artifacts`] gives for `id`, without making them.
+    pub fn artifact_count(&self, id: PkgId) -> usize {
+        match id.ecosystem {
+            Ecosystem::Python => {
+                let pkg = &self.python[id.index];
+                self.files_per_version(pkg) * pkg.versions.len()
+            }
+            Ecosystem::R => self.r[id.index].versions.len(),
+        }
+    }
+
     /// Files one version of a Python package has: its wheel(s) and its sdist.
     fn files_per_version(&self, pkg: &PyPackage) -> usize {
         pkg.wheel_pythons.len().max(1) + 1

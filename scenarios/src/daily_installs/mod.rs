@@ -32,7 +32,10 @@ pub use index::{
 };
 pub use packages_cache::{PackagesCache, PackagesIndex};
 pub use packages_rds::parse_packages_rds;
-pub use upload::{UploadStats, UploadTokens, upload_corpus};
+pub use upload::{
+    SeedProgress, UPLOAD_CONCURRENCY, UploadStats, UploadTokens, upload_corpus,
+    upload_corpus_counted,
+};
 
 /// Recorder kind of a whole install, scheduled to finished.
 pub const KIND_INSTALL: &str = "install";

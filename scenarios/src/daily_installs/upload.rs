@@ -1,7 +1,9 @@
 //! Seeding the server: every artifact of the corpus uploaded through the public upload API
-//! (twine's form for Python, a plain multipart `content` for R), four at a time.
-//! Re-running is safe: the server answers 200 to the same file with the same bytes.
+//! (twine's form for Python, a plain multipart `content` for R), [`UPLOAD_CONCURRENCY`] at a
+//! time, counted in a [`SeedProgress`] as they land. Re-running is safe: the server answers 200
+//! to the same file with the same bytes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
@@ -10,8 +12,41 @@ use reqwest::multipart::{Form, Part};
 use crate::corpus::{Artifact, ArtifactKind, Corpus, Ecosystem, PkgId};
 use crate::error::ScenarioError;
 
-/// Uploads in flight at once.
-const UPLOAD_CONCURRENCY: usize = 4;
+/// Uploads in flight at once: enough that the nodes inspect and stage files while another
+/// upload holds the commit (which the database orders one at a time).
+pub const UPLOAD_CONCURRENCY: usize = 8;
+
+/// How far a seeding has come, for a progress line: files and bytes landed out of the corpus.
+#[derive(Debug, Default)]
+pub struct SeedProgress {
+    files_total: AtomicU64,
+    files_done: AtomicU64,
+    bytes_done: AtomicU64,
+    started: std::sync::OnceLock<Instant>,
+}
+
+impl SeedProgress {
+    /// (files landed, files in the corpus, bytes landed).
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.files_done.load(Ordering::Relaxed),
+            self.files_total.load(Ordering::Relaxed),
+            self.bytes_done.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The time left at the rate so far; `None` before the first file landed.
+    pub fn eta(&self) -> Option<Duration> {
+        let (done, total, _) = self.counts();
+        let elapsed = self.started.get()?.elapsed();
+        (done > 0).then(|| elapsed.mul_f64(total.saturating_sub(done) as f64 / done as f64))
+    }
+
+    fn landed(&self, bytes: u64) {
+        self.files_done.fetch_add(1, Ordering::Relaxed);
+        self.bytes_done.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
 
 /// What [`upload_corpus`] sent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,18 +86,42 @@ pub async fn upload_corpus(
     cran_source: &str,
     corpus: &Corpus,
 ) -> Result<UploadStats, ScenarioError> {
+    let progress = SeedProgress::default();
+    upload_corpus_counted(
+        client,
+        base_url,
+        tokens,
+        (pypi_source, cran_source),
+        corpus,
+        &progress,
+    )
+    .await
+}
+
+/// [`upload_corpus`], counting each file in `progress` as it lands.
+pub async fn upload_corpus_counted(
+    client: &reqwest::Client,
+    base_url: &str,
+    tokens: UploadTokens<'_>,
+    (pypi_source, cran_source): (&str, &str),
+    corpus: &Corpus,
+    progress: &SeedProgress,
+) -> Result<UploadStats, ScenarioError> {
     let started = Instant::now();
+    let _ = progress.started.set(started);
     let base = base_url.trim_end_matches('/');
     let pypi_url = format!("{base}/upload/pypi/{pypi_source}");
     let cran_url = format!("{base}/upload/cran/{cran_source}");
     let ids: Vec<PkgId> = corpus.ids().collect();
+    let files: u64 = ids.iter().map(|&id| corpus.artifact_count(id) as u64).sum();
+    progress.files_total.store(files, Ordering::Relaxed);
     let sent: Vec<(Ecosystem, u64)> = stream::iter(ids)
         .map(|id| {
             let (url, token) = match id.ecosystem {
                 Ecosystem::Python => (&pypi_url, tokens.python),
                 Ecosystem::R => (&cran_url, tokens.r),
             };
-            upload_package(client, url, token, corpus, id)
+            upload_package(client, url, token, corpus, id, progress)
         })
         .buffer_unordered(UPLOAD_CONCURRENCY)
         .map_ok(|files| stream::iter(files.into_iter().map(Ok)))
@@ -91,6 +150,7 @@ async fn upload_package(
     token: &str,
     corpus: &Corpus,
     id: PkgId,
+    progress: &SeedProgress,
 ) -> Result<Vec<(Ecosystem, u64)>, ScenarioError> {
     let mut sent = Vec::new();
     let artifacts = corpus.artifacts(id)?;
@@ -106,6 +166,7 @@ async fn upload_package(
             Ecosystem::R => content_form(artifact)?,
         };
         post(client, url, token, form, file_name).await?;
+        progress.landed(size);
         sent.push((id.ecosystem, size));
     }
     Ok(sent)

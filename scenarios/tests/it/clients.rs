@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use scenarios::corpus::{Corpus, CorpusConfig, Ecosystem, PkgId, module_name};
-use scenarios::daily_installs::{UploadTokens, upload_corpus};
+use scenarios::daily_installs::{SeedProgress, UploadTokens, upload_corpus, upload_corpus_counted};
 
 use crate::fake_server;
 
@@ -31,19 +31,27 @@ async fn seeded_server() -> (fake_server::FakeServer, Arc<Corpus>) {
         .unwrap(),
     );
     let server = fake_server::start("t").await;
-    upload_corpus(
+    let progress = SeedProgress::default();
+    let stats = upload_corpus_counted(
         &reqwest::Client::new(),
         &server.base_url,
         UploadTokens {
             python: "t",
             r: "t",
         },
-        "py",
-        "r",
+        ("py", "r"),
         &corpus,
+        &progress,
     )
     .await
     .unwrap();
+    // The progress counted every file of the corpus, as it landed.
+    let (done, total, bytes) = progress.counts();
+    assert_eq!(
+        (done, total, bytes),
+        (stats.files() as u64, stats.files() as u64, stats.bytes)
+    );
+    assert_eq!(progress.eta(), Some(std::time::Duration::ZERO));
     (server, corpus)
 }
 
