@@ -10,8 +10,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::Context;
 use super::haproxy::admin_command;
+use super::layout::Context;
 use super::process::{self, Launch, Supervised};
 use crate::infra::InfraError;
 
@@ -32,18 +32,14 @@ impl DbEndpoint {
     pub fn start(context: &Context, servers: &[(&str, u16)]) -> Result<Self, InfraError> {
         let port = crate::infra::probe::free_port()?;
         let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let socket = context.work_dir.join("db-endpoint.sock");
-        let config = context.work_dir.join("db-endpoint.cfg");
+        let socket = context.socket(NAME);
+        let config = context.config_file(NAME, "cfg");
         std::fs::write(&config, config_text(address, &socket, servers))?;
-        let launch = Launch::new(
-            NAME,
-            "haproxy",
-            context.work_dir.join(format!("{NAME}.log")),
-        )
-        .arg("-db")
-        .arg("-f")
-        .arg(&config)
-        .cgroup(context.cgroup(NAME)?);
+        let launch = Launch::new(NAME, "haproxy", context.log_file(NAME))
+            .arg("-db")
+            .arg("-f")
+            .arg(&config)
+            .cgroup(context.cgroup(NAME)?);
         let mut endpoint = Self {
             address,
             socket,

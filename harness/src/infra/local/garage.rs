@@ -5,9 +5,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::Context;
+use super::layout::Context;
 use super::process::{self, Launch, Supervised};
 use crate::infra::InfraError;
+
+/// The name of Garage's dir and log in the work dir (its process is `s3`).
+pub const NAME: &str = "garage";
 
 /// A running one-node Garage server.
 pub struct Garage {
@@ -45,7 +48,7 @@ impl Garage {
         timed: &(dyn Fn(std::time::Instant) -> u64 + Sync),
     ) -> Result<Self, InfraError> {
         let bin = garage_bin();
-        let dir = context.work_dir.join("garage");
+        let dir = context.data_dir(NAME);
         std::fs::create_dir_all(&dir)?;
         if let Some((entry, _)) = restore {
             let began = std::time::Instant::now();
@@ -87,7 +90,7 @@ impl Garage {
         let version = cli("version", &["--version"])
             .map(|line| crate::infra::bootstrap::garage_version(&line))?;
 
-        let server = Launch::new("s3", &bin, context.work_dir.join("garage.log"))
+        let server = Launch::new("s3", &bin, context.log_file(NAME))
             .arg("-c")
             .arg(&config)
             .arg("server")

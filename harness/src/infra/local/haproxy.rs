@@ -7,10 +7,13 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::Context;
+use super::layout::Context;
 use super::process::{self, Launch, Supervised};
 use crate::infra::InfraError;
 use crate::infra::haproxy_config::{self, parse_version};
+
+/// Its process name, and the name of its config, socket and log in the work dir.
+pub const NAME: &str = "haproxy";
 
 /// A running HAProxy.
 pub struct HaProxy {
@@ -38,7 +41,7 @@ impl HaProxy {
         };
         let port = crate::infra::probe::free_port()?;
         let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let socket = context.work_dir.join("haproxy.sock");
+        let socket = context.socket(NAME);
         if socket.as_os_str().len() > 100 {
             return Err(InfraError::Failed {
                 what: "haproxy".into(),
@@ -48,9 +51,9 @@ impl HaProxy {
                 ),
             });
         }
-        let config = context.work_dir.join("haproxy.cfg");
+        let config = context.config_file(NAME, "cfg");
         std::fs::write(&config, config_text(address, &socket, nodes))?;
-        let launch = Launch::new("haproxy", "haproxy", context.work_dir.join("haproxy.log"))
+        let launch = Launch::new("haproxy", "haproxy", context.log_file(NAME))
             .arg("-db")
             .arg("-f")
             .arg(&config)
