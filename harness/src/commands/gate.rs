@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use reports::Verdict;
-use reports::charts::format_per_day;
+use reports::figures::format_per_day;
 use reports::gate::{
     BaselineComparison, CapacityBound, GATE_FORMAT_VERSION, GateRecord, GateSettings, GateStep,
     ReferenceLatency, StepPurpose,

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::Node;
 use super::queue::{self, Claimed};
 use super::toolchain::{self, BuildLog, BuildSpec, Limits, ToolError};
+use super::{Node, pause};
 use crate::ingest::{self, BeforeCommit, IngestError};
 use crate::store::Change;
 
@@ -73,15 +73,6 @@ impl Runtime {
 
 fn lease_ms(state: &Node) -> i64 {
     state.config().git.lease_duration.as_millis() as i64
-}
-
-/// Sleeps `wait`, or less when the node stops; true when it stops.
-pub async fn pause(stop: &mut watch::Receiver<bool>, wait: Duration) -> bool {
-    let stopped = tokio::select! {
-        _ = tokio::time::sleep(wait) => false,
-        Ok(_) = stop.wait_for(|s| *s) => true,
-    };
-    stopped || *stop.borrow()
 }
 
 async fn work(state: Node, slot: usize, mut stop: watch::Receiver<bool>) {

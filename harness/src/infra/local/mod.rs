@@ -51,6 +51,7 @@ use crate::corpus_cache::{CacheKey, CorpusCache, Manifest};
 pub use self::bring_up::start;
 pub use self::process::pid_exists;
 pub use super::PackageStorage;
+pub use super::pkgnode_bin::find_pkgnode_bin;
 
 const PROVIDER: &str = "local";
 
@@ -100,39 +101,6 @@ impl Default for LocalOptions {
             package_storage: PackageStorage::S3,
         }
     }
-}
-
-/// Finds `pkgnode`: `$PKGNODE_BIN`, else next to the running executable (`target/debug/`), else
-/// one level up (a test binary runs from `target/debug/deps/`).
-pub fn find_pkgnode_bin() -> Result<PathBuf, InfraError> {
-    if let Some(path) = std::env::var_os("PKGNODE_BIN") {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            // Absolute: the nodes run from their own working directories.
-            Ok(path.canonicalize()?)
-        } else {
-            Err(InfraError::Missing {
-                what: "pkgnode".into(),
-                detail: format!("PKGNODE_BIN={} is not a file", path.display()),
-            })
-        };
-    }
-    let exe = std::env::current_exe()?;
-    let mut looked = Vec::new();
-    for dir in exe.ancestors().skip(1).take(2) {
-        let candidate = dir.join("pkgnode");
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-        looked.push(candidate.display().to_string());
-    }
-    Err(InfraError::Missing {
-        what: "pkgnode".into(),
-        detail: format!(
-            "not found at {}: build it with `cargo build -p node` or set PKGNODE_BIN",
-            looked.join(" or ")
-        ),
-    })
 }
 
 /// Every process of the cluster, each in the slot of its role.
