@@ -47,8 +47,7 @@ impl LocalCluster {
                         garage.process.start(context.spawner)?;
                         garage.wait_ready(&context)
                     }
-                    _ => signal_action(&mut garage.process, action, Signal::SIGTERM)
-                        .unwrap_or_else(|| Err(unsupported(member, action))),
+                    _ => signal_action(&mut garage.process, member, action, Signal::SIGTERM),
                 }
             }
             (Member::LoadBalancer, _) => {
@@ -60,8 +59,7 @@ impl LocalCluster {
                         haproxy.process.start(context.spawner)?;
                         haproxy.wait_started(self.ready_timeout)
                     }
-                    _ => signal_action(&mut haproxy.process, action, Signal::SIGTERM)
-                        .unwrap_or_else(|| Err(unsupported(member, action))),
+                    _ => signal_action(&mut haproxy.process, member, action, Signal::SIGTERM),
                 }
             }
         }
@@ -98,8 +96,7 @@ impl LocalCluster {
                 node.process.start(context.spawner)?;
                 node.wait_ready(context.timeout)
             }
-            _ => signal_action(&mut node.process, action, Signal::SIGTERM)
-                .unwrap_or_else(|| Err(unsupported(&member, action))),
+            _ => signal_action(&mut node.process, &member, action, Signal::SIGTERM),
         }
     }
 
@@ -118,8 +115,7 @@ impl LocalCluster {
                 postgres.wait_ready(&context)
             }
             // SIGINT: PostgreSQL's fast shutdown.
-            _ => signal_action(&mut postgres.process, action, Signal::SIGINT)
-                .unwrap_or_else(|| Err(unsupported(member, action))),
+            _ => signal_action(&mut postgres.process, member, action, Signal::SIGINT),
         }
     }
 
@@ -203,14 +199,15 @@ fn unsupported(member: &Member, action: Control) -> InfraError {
     }
 }
 
-/// Kill, Stop, Pause and Unpause, the same for every single-process member; `None` for actions
-/// that are not signals.
+/// Kill, Stop, Pause and Unpause, the same for every single-process member; the other actions
+/// are not signals, and `member` does not support them.
 fn signal_action(
     process: &mut Supervised,
+    member: &Member,
     action: Control,
     stop_signal: Signal,
-) -> Option<Result<(), InfraError>> {
-    Some(match action {
+) -> Result<(), InfraError> {
+    match action {
         Control::Kill => process.kill(),
         Control::Stop => process.stop(stop_signal, STOP_GRACE),
         // The whole tree, so PostgreSQL's backends and WAL receiver freeze with the postmaster.
@@ -221,8 +218,6 @@ fn signal_action(
         | Control::Reconnect
         | Control::DisconnectFromDatabase
         | Control::Promote
-        | Control::Rejoin => {
-            return None;
-        }
-    })
+        | Control::Rejoin => Err(unsupported(member, action)),
+    }
 }
