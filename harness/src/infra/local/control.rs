@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use nix::sys::signal::Signal;
 
 use super::postgres::{self, Postgres};
-use super::process::{STOP_GRACE, Supervised};
+use super::process::STOP_GRACE;
+use super::supervised::Supervised;
 use super::{LocalCluster, PROVIDER, lock, no_such_member, poisoned};
 use crate::infra::{Control, InfraError, Member};
 

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use super::haproxy::admin_command;
 use super::layout::Context;
-use super::process::{self, Launch, Supervised};
+use super::process::Launch;
+use super::supervised::{self, Supervised};
 use crate::infra::InfraError;
 
 /// The process name (and log).
@@ -58,7 +59,7 @@ impl DbEndpoint {
     /// Waits until the admin socket answers and the endpoint accepts connections.
     pub fn wait_ready(&mut self, context: &Context) -> Result<(), InfraError> {
         let (socket, address) = (self.socket.clone(), self.address);
-        process::wait_ready(NAME, context.timeout, Some(&mut self.process), || {
+        supervised::wait_ready(NAME, context.timeout, Some(&mut self.process), || {
             admin_command(&socket, "show servers state")?;
             std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(1))
                 .map(|_| true)

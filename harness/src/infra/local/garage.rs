@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::layout::Context;
-use super::process::{self, Launch, Supervised};
+use super::process::{self, Launch};
+use super::supervised::{self, Supervised};
 use crate::infra::InfraError;
 
 /// The name of Garage's dir and log in the work dir (its process is `s3`).
@@ -98,7 +99,7 @@ impl Garage {
         let mut process = Supervised::new(server, &context.pids);
         process.start(context.spawner)?;
         let mut node_id = String::new();
-        process::wait_ready("garage", context.timeout, Some(&mut process), || {
+        supervised::wait_ready("garage", context.timeout, Some(&mut process), || {
             // `node id` answers from the metadata dir before the server listens: wait for the
             // RPC and S3 ports first, or `layout assign` finds nobody to talk to.
             for port in [rpc_port, s3_port] {
@@ -131,7 +132,7 @@ impl Garage {
     /// Waits until the S3 API accepts connections again (after a restart).
     pub fn wait_ready(&mut self, context: &Context) -> Result<(), InfraError> {
         let address = std::net::SocketAddr::from(([127, 0, 0, 1], self.s3_port));
-        process::wait_ready("garage", context.timeout, Some(&mut self.process), || {
+        supervised::wait_ready("garage", context.timeout, Some(&mut self.process), || {
             // Any HTTP answer (S3 says 403 to an anonymous GET) means the API is up.
             crate::infra::probe::get(address, "/", Duration::from_secs(2)).map(|_| true)
         })

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::layout::Context;
-use super::process::{self, Launch, Supervised};
+use super::process::{self, Launch};
+use super::supervised::{self, Supervised};
 use crate::infra::InfraError;
 use crate::infra::haproxy_config::{self, parse_version};
 
@@ -73,7 +74,7 @@ impl HaProxy {
     /// Waits until the load balancer answers `/__ping__` and reports every server UP.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), InfraError> {
         let (address, socket, servers) = (self.address, self.socket.clone(), self.servers);
-        process::wait_ready("haproxy", timeout, Some(&mut self.process), || {
+        supervised::wait_ready("haproxy", timeout, Some(&mut self.process), || {
             let states = server_states(&socket)?;
             let up = states.iter().filter(|(_, state)| state == "UP").count();
             if up < servers {
@@ -87,7 +88,7 @@ impl HaProxy {
     /// that is for the health checks to find out).
     pub fn wait_started(&mut self, timeout: Duration) -> Result<(), InfraError> {
         let socket = self.socket.clone();
-        process::wait_ready("haproxy", timeout, Some(&mut self.process), || {
+        supervised::wait_ready("haproxy", timeout, Some(&mut self.process), || {
             server_states(&socket).map(|states| states.len() == self.servers)
         })
     }

@@ -29,6 +29,7 @@ mod nodes;
 mod postgres;
 mod process;
 mod seed;
+mod supervised;
 mod teardown;
 
 use std::path::{Path, PathBuf};

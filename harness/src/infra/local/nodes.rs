@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::layout::Context;
-use super::process::{self, Launch, Supervised};
+use super::process::{self, Launch};
+use super::supervised::{self, Supervised};
 use crate::infra::{InfraError, bootstrap};
 
 pub use crate::infra::bootstrap::{CRAN_REPO, CRAN_SOURCE, PYPI_REPO, PYPI_SOURCE, Shared, Tokens};
@@ -118,7 +119,7 @@ impl Node {
     /// Waits for `/__ping__` = 200, then records the node's id and version.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), InfraError> {
         let address = self.address;
-        process::wait_ready(&self.name, timeout, Some(&mut self.process), || {
+        supervised::wait_ready(&self.name, timeout, Some(&mut self.process), || {
             crate::infra::probe::ping(address)
         })?;
         let status = crate::infra::probe::get(address, "/__api__/status", Duration::from_secs(5))

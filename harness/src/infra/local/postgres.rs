@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::layout::Context;
-use super::process::{self, Identity, Launch, Supervised};
+use super::process::{self, Identity, Launch};
+use super::supervised::{self, Supervised};
 use crate::infra::InfraError;
 use crate::infra::bootstrap::STANDBY_NAME;
 
@@ -243,7 +244,7 @@ impl Postgres {
             "SELECT sync_state FROM pg_stat_replication WHERE application_name = \
              '{STANDBY_NAME}'"
         );
-        process::wait_ready("synchronous replication", context.timeout, None, || {
+        supervised::wait_ready("synchronous replication", context.timeout, None, || {
             let state = self
                 .psql(context, "postgresql-replication-state", &query)
                 .map_err(|e| e.to_string())?;
@@ -350,7 +351,7 @@ impl Postgres {
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-t", "1"])
             .run_as(self.run_as);
         let (spawner, commands) = (context.spawner, &context.commands_dir);
-        process::wait_ready(self.name, context.timeout, Some(&mut self.process), || {
+        supervised::wait_ready(self.name, context.timeout, Some(&mut self.process), || {
             process::run(
                 spawner,
                 &check,

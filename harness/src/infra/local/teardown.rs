@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
-use super::process::{STOP_GRACE, Supervised};
+use super::process::STOP_GRACE;
+use super::supervised::Supervised;
 use super::{LocalCluster, inner};
 use crate::infra::InfraError;
 
