@@ -153,23 +153,10 @@ pub struct GateArgs {
     /// gates: 19% spread; 15% failed 2 of 20 comparisons, 25% none.
     #[arg(long, default_value = "25%", value_parser = parse_fraction)]
     pub max_cost_regression: f64,
-    /// The corpus every step installs from; published (or restored from the corpus cache)
+    /// The corpus every step installs from, published (or restored from the corpus cache)
     /// once, before the first step.
-    #[arg(long, value_enum, default_value = "realistic")]
-    pub corpus: CorpusChoice,
-    /// Packages in the generated corpus (both ecosystems); default the corpus's own.
-    #[arg(long)]
-    pub packages: Option<usize>,
-    /// Largest package file, bytes; default the corpus's own.
-    #[arg(long)]
-    pub size_max_bytes: Option<u64>,
-    /// The corpus cache directory (by default only the realistic corpus is cached, under
-    /// ~/.cache/pkgcluster/corpus).
-    #[arg(long, conflicts_with = "no_corpus_cache")]
-    pub corpus_cache: Option<PathBuf>,
-    /// Seed the cluster by uploading, and save nothing.
-    #[arg(long)]
-    pub no_corpus_cache: bool,
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Gate directory; default reports/runs/<timestamp>-gate/.
@@ -290,6 +277,34 @@ pub enum Replay {
     WholeDay,
 }
 
+/// The corpus: a preset and the flags that override single parts of it, and the corpus cache.
+#[derive(Debug, Clone, Args)]
+pub struct CorpusArgs {
+    /// The corpus shape; the flags below override single parts of it.
+    #[arg(long = "corpus", value_enum, default_value = "realistic")]
+    pub preset: CorpusChoice,
+    /// Share of installs (and packages) that are R (small: 0.5; realistic: packages as on
+    /// CRAN and the PyPI list, installs half and half).
+    #[arg(long)]
+    pub r_share: Option<f64>,
+    /// Packages in the generated corpus (both ecosystems) (small: 200; realistic: ~36,000).
+    #[arg(long)]
+    pub packages: Option<usize>,
+    /// Median package file size, bytes (small: 100000; realistic: 6400).
+    #[arg(long)]
+    pub size_median_bytes: Option<u64>,
+    /// Largest package file, bytes (small: 20 MiB; realistic: 5 MiB).
+    #[arg(long)]
+    pub size_max_bytes: Option<u64>,
+    /// The corpus cache directory (used for every corpus when given; by default only the
+    /// realistic corpus is cached, under ~/.cache/pkgcluster/corpus).
+    #[arg(long, conflicts_with = "no_corpus_cache")]
+    pub corpus_cache: Option<PathBuf>,
+    /// Seed the cluster by uploading, and save nothing.
+    #[arg(long)]
+    pub no_corpus_cache: bool,
+}
+
 /// What every run shares: the infrastructure, the read load, the thresholds, the output.
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
@@ -318,29 +333,8 @@ pub struct LoadArgs {
     /// Peak-to-mean ratio of the diurnal arrival curve.
     #[arg(long, default_value_t = 2.5)]
     pub peak_to_mean: f64,
-    /// The corpus shape; the flags below override single parts of it.
-    #[arg(long, value_enum, default_value = "realistic")]
-    pub corpus: CorpusChoice,
-    /// Share of installs (and packages) that are R (small: 0.5; realistic: packages as on
-    /// CRAN and the PyPI list, installs half and half).
-    #[arg(long)]
-    pub r_share: Option<f64>,
-    /// Packages in the generated corpus (both ecosystems) (small: 200; realistic: ~36,000).
-    #[arg(long)]
-    pub packages: Option<usize>,
-    /// Median package file size, bytes (small: 100000; realistic: 6400).
-    #[arg(long)]
-    pub size_median_bytes: Option<u64>,
-    /// Largest package file, bytes (small: 20 MiB; realistic: 5 MiB).
-    #[arg(long)]
-    pub size_max_bytes: Option<u64>,
-    /// The corpus cache directory (used for every corpus when given; by default only the
-    /// realistic corpus is cached, under ~/.cache/pkgcluster/corpus).
-    #[arg(long, conflicts_with = "no_corpus_cache")]
-    pub corpus_cache: Option<PathBuf>,
-    /// Seed the cluster by uploading, and save nothing.
-    #[arg(long)]
-    pub no_corpus_cache: bool,
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// goose users; by default sized from the peak rate by Little's law.

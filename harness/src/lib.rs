@@ -8,6 +8,7 @@ pub mod commands;
 pub mod corpus_cache;
 pub mod error;
 pub mod gate;
+pub mod http;
 pub mod infra;
 pub mod nemesis;
 pub mod plan;

@@ -144,10 +144,12 @@ impl SecureKey {
         })
     }
 
-    fn decode(&self, token: &str, check_expiry: bool) -> Result<Claims, TokenError> {
+    /// The claims of a token signed with this key, expired or not: expiry is judged by the
+    /// caller, against its clock.
+    fn decode(&self, token: &str) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp"]);
-        validation.validate_exp = check_expiry;
+        validation.validate_exp = false;
         validation.leeway = 0;
         Ok(jsonwebtoken::decode::<Claims>(
             token,
@@ -164,13 +166,27 @@ impl SecureKey {
     /// The id of a token signed with this key, expired or not (to revoke a leaked token by its
     /// text).
     pub fn guid_of(&self, token: &str) -> Result<String, TokenError> {
-        Ok(self.decode(token, false)?.jti)
+        Ok(self.decode(token)?.jti)
     }
 
     /// Checks a token's signature and expiry and that it grants `needed`; returns its id, which
     /// the caller checks against the record of issued tokens.
     pub fn authorize(&self, token: &str, needed: &Scope) -> Result<String, TokenError> {
-        let claims = self.decode(token, true)?;
+        self.authorize_at(token, needed, chrono::Utc::now().timestamp())
+    }
+
+    /// [`Self::authorize`] at `now` (epoch seconds): a token has expired once `now` is past its
+    /// `exp`, as `jsonwebtoken` judges it with no leeway.
+    pub fn authorize_at(
+        &self,
+        token: &str,
+        needed: &Scope,
+        now: i64,
+    ) -> Result<String, TokenError> {
+        let claims = self.decode(token)?;
+        if claims.exp < now {
+            return Err(TokenError::Expired);
+        }
         let granted = match needed {
             Scope::SourcesWrite { source } => {
                 claims.scope == "sources:write" && claims.source.as_deref() == Some(source.as_str())
@@ -286,9 +302,12 @@ mod tests {
         let expired = key
             .issue(&Scope::ReposRead { repo: None }, Duration::from_secs(0))
             .unwrap();
-        std::thread::sleep(Duration::from_millis(1100));
+        // Valid through its expiry second, expired the second after.
+        let exp = expired.expires_at_ms / 1000;
+        let read = Scope::ReposRead { repo: None };
+        assert!(key.authorize_at(&expired.token, &read, exp).is_ok());
         assert_eq!(
-            key.authorize(&expired.token, &Scope::ReposRead { repo: None }),
+            key.authorize_at(&expired.token, &read, exp + 1),
             Err(TokenError::Expired)
         );
         // An expired token still names its id, so it can be revoked by its text.

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kinds::INSTALL_KIND;
 use crate::record::{ResourceSample, RunRecord};
-use crate::summary::INSTALL_KIND;
 
 /// Prefix of every load generator's process name in the samples.
 pub const GENERATOR_PROCESS: &str = "load-generator";
@@ -81,10 +81,22 @@ pub fn generator_cost(record: &RunRecord) -> Option<GeneratorCost> {
 /// between the generator and the balancer only because the balancer runs in a container.
 pub const NOT_CLUSTER: &[&str] = &["docker-proxy"];
 
+/// The cluster's CPU cost of a run (a gate step's): the CPU seconds of every sampled cluster process (nodes,
+/// PostgreSQL, HAProxy, the S3 server) over the installs and requests they served.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterCpu {
+    /// CPU seconds the cluster's processes used over the step.
+    pub cpu_s: f64,
+    /// `cpu_s` per successful install, milliseconds.
+    pub ms_per_install: f64,
+    /// `cpu_s` per HTTP request finished (every kind but the install itself), microseconds.
+    pub us_per_request: Option<f64>,
+}
+
 /// What the cluster's processes (nodes, balancer, database servers, S3: every sampled process
 /// but the load generators and [`NOT_CLUSTER`]) spent on a run's `installs` successful
 /// installs and its requests; `None` without a cluster sample or an install.
-pub fn cluster_cpu(record: &RunRecord, installs: u64) -> Option<crate::gate::ClusterCpu> {
+pub fn cluster_cpu(record: &RunRecord, installs: u64) -> Option<ClusterCpu> {
     let cluster: Vec<f64> = process_costs(record)
         .into_iter()
         .filter(|(name, _)| {
@@ -97,7 +109,7 @@ pub fn cluster_cpu(record: &RunRecord, installs: u64) -> Option<crate::gate::Clu
     }
     let cpu_s: f64 = cluster.iter().sum();
     let requests = requests_served(record);
-    Some(crate::gate::ClusterCpu {
+    Some(ClusterCpu {
         cpu_s,
         ms_per_install: cpu_s * 1e3 / installs as f64,
         us_per_request: (requests > 0).then(|| cpu_s * 1e6 / requests as f64),

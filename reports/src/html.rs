@@ -79,12 +79,12 @@ fn git_section(record: &RunRecord) -> Result<Option<GitSection>, ReportError> {
     let count = |name: &str| counters.get(name).copied();
     let number = |name: &str| {
         count(name)
-            .map(charts::trim_float)
+            .map(crate::figures::trim_float)
             .unwrap_or_else(|| "–".into())
     };
     let latency =
         |kind: &str, q: f64| ms_unit(record.metrics.kinds.get(kind).and_then(|k| k.latency_ms(q)));
-    let commit = charts::COMMIT_KIND;
+    let commit = crate::kinds::COMMIT_KIND;
     let mut stats = vec![
         stat("commits pushed", number("commits"), false),
         stat("good commits", number("good_commits"), false),
@@ -101,8 +101,16 @@ fn git_section(record: &RunRecord) -> Result<Option<GitSection>, ReportError> {
         stat("commit → published p95", latency(commit, 0.95), false),
         stat("commit → published p99", latency(commit, 0.99), false),
         stat("commit → published max", latency(commit, 1.0), false),
-        stat("build time p50", latency(charts::BUILD_KIND, 0.5), false),
-        stat("build time p95", latency(charts::BUILD_KIND, 0.95), false),
+        stat(
+            "build time p50",
+            latency(crate::kinds::BUILD_KIND, 0.5),
+            false,
+        ),
+        stat(
+            "build time p95",
+            latency(crate::kinds::BUILD_KIND, 0.95),
+            false,
+        ),
     ];
     if let Some(makespan) = count("makespan_s") {
         stats.push(stat("makespan", format_seconds(makespan), false));
@@ -338,7 +346,7 @@ pub fn render(record: &RunRecord) -> Result<String, ReportError> {
         thresholds_passed: record.thresholds.iter().filter(|t| t.passed).count(),
         stats,
         primary_kind: charts::primary_kind(&record.metrics)
-            .unwrap_or(crate::summary::INSTALL_KIND)
+            .unwrap_or(crate::kinds::INSTALL_KIND)
             .to_owned(),
         kinds,
         errors: summary.errors.into_iter().collect(),
@@ -468,7 +476,7 @@ fn ms_unit(v: Option<f64>) -> String {
 /// `42.5 s`, `3 m 20 s`, `1 h 02 m`.
 fn format_seconds(s: f64) -> String {
     if s < 60.0 {
-        return format!("{} s", charts::trim_float(s));
+        return format!("{} s", crate::figures::trim_float(s));
     }
     let total = s.round() as u64;
     let (h, m, sec) = (total / 3600, total / 60 % 60, total % 60);

@@ -14,9 +14,11 @@
 pub mod charts;
 pub mod compare;
 mod error;
+pub mod figures;
 pub mod gate;
 pub mod generator;
 pub mod html;
+pub mod kinds;
 pub mod metrics;
 pub mod proofs;
 pub mod record;

@@ -7,12 +7,11 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::generator::{GeneratorCost, ProcessCost, generator_cost, process_costs};
+use crate::kinds::INSTALL_KIND;
 use crate::metrics::{KindMetrics, quantile_ms};
 use crate::record::{CheckerResult, Event, EventKind, InfraInfo, RunRecord, Verdict};
 use crate::thresholds::ThresholdResult;
 
-/// The request kind whose counts make up [`Summary::installs`] and [`Summary::rate`].
-pub const INSTALL_KIND: &str = "install";
 /// The key of [`Summary::latency_ms`] that covers every kind together.
 pub const OVERALL: &str = "overall";
 
@@ -60,7 +59,7 @@ pub struct Summary {
     /// The cluster's CPU (nodes, balancer, database servers, S3) per successful install and
     /// per request; `null` without cluster samples or installs.
     #[serde(default)]
-    pub cluster_cpu: Option<crate::gate::ClusterCpu>,
+    pub cluster_cpu: Option<crate::generator::ClusterCpu>,
     /// Fault windows and the moments of each drill (injected, detected, promoted, first write
     /// ok, node online, healed), in time order.
     pub timeline: Vec<Event>,

@@ -15,7 +15,7 @@ use serde_json::json;
 /// The checker's name in the run record.
 pub const NAME: &str = "availability";
 /// The request kind counted as installs.
-pub use reports::summary::INSTALL_KIND;
+pub use reports::kinds::INSTALL_KIND;
 /// Seconds after a heal still charged to the fault (connections it broke, checks catching up).
 pub const GRACE_S: f64 = 5.0;
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use reports::Verdict;
-use reports::charts::format_per_day;
+use reports::figures::format_per_day;
 use reports::gate::{
     BaselineComparison, CapacityBound, GATE_FORMAT_VERSION, GateRecord, GateSettings, GateStep,
     ReferenceLatency, StepPurpose,
@@ -199,15 +199,22 @@ pub fn slo(extra: &[String]) -> Vec<String> {
 /// The corpus as the gate record names it: the preset with whatever the flags changed.
 fn corpus_setting(args: &GateArgs) -> String {
     use clap::ValueEnum;
-    let mut text = args
-        .corpus
+    let corpus = &args.corpus;
+    let mut text = corpus
+        .preset
         .to_possible_value()
         .map(|v| v.get_name().to_owned())
         .unwrap_or_default();
-    if let Some(packages) = args.packages {
+    if let Some(share) = corpus.r_share {
+        text.push_str(&format!(", R share {share}"));
+    }
+    if let Some(packages) = corpus.packages {
         text.push_str(&format!(", {packages} packages"));
     }
-    if let Some(bytes) = args.size_max_bytes {
+    if let Some(bytes) = corpus.size_median_bytes {
+        text.push_str(&format!(", median file {bytes} B"));
+    }
+    if let Some(bytes) = corpus.size_max_bytes {
         text.push_str(&format!(", files up to {bytes} B"));
     }
     text.push_str(&format!(", seed {}", args.seed));
@@ -276,20 +283,27 @@ fn step_args(args: &GateArgs, slo: &[String]) -> Result<ScenarioArgs, HarnessErr
         "--installs-per-day".into(),
         args.min.to_string(),
         "--corpus".into(),
-        name(args.corpus.to_possible_value()),
+        name(args.corpus.preset.to_possible_value()),
         "--seed".into(),
         args.seed.to_string(),
     ];
-    if let Some(packages) = args.packages {
+    let corpus = &args.corpus;
+    if let Some(share) = corpus.r_share {
+        argv.push(format!("--r-share={share}"));
+    }
+    if let Some(packages) = corpus.packages {
         argv.push(format!("--packages={packages}"));
     }
-    if let Some(bytes) = args.size_max_bytes {
+    if let Some(bytes) = corpus.size_median_bytes {
+        argv.push(format!("--size-median-bytes={bytes}"));
+    }
+    if let Some(bytes) = corpus.size_max_bytes {
         argv.push(format!("--size-max-bytes={bytes}"));
     }
-    if let Some(dir) = &args.corpus_cache {
+    if let Some(dir) = &corpus.corpus_cache {
         argv.push(format!("--corpus-cache={}", dir.display()));
     }
-    if args.no_corpus_cache {
+    if corpus.no_corpus_cache {
         argv.push("--no-corpus-cache".into());
     }
     for threshold in slo {

@@ -406,7 +406,8 @@ fn infra(load: &LoadArgs, synchronous: bool, node_config_extra: String) -> Infra
 /// The corpus cache directory: `--corpus-cache DIR`, else the default one for the realistic
 /// corpus (small corpora seed in seconds), never with `--no-corpus-cache`.
 fn corpus_cache(load: &LoadArgs) -> Option<std::path::PathBuf> {
-    match (&load.corpus_cache, load.no_corpus_cache, load.corpus) {
+    let corpus = &load.corpus;
+    match (&corpus.corpus_cache, corpus.no_corpus_cache, corpus.preset) {
         (_, true, _) => None,
         (Some(dir), false, _) => Some(dir.clone()),
         (None, false, CorpusChoice::Realistic) => Some(crate::corpus_cache::default_dir()),
@@ -433,19 +434,20 @@ fn reads(args: &LoadArgs, duration: Duration) -> DailyInstallsConfig {
         ..arrival.curve
     };
     arrival.seed = args.seed;
-    let preset = match args.corpus {
+    let corpus = &args.corpus;
+    let preset = match corpus.preset {
         CorpusChoice::Small => CorpusPreset::Small,
         CorpusChoice::Realistic => CorpusPreset::Realistic,
     };
     let base = preset.config();
     DailyInstallsConfig {
         corpus: CorpusConfig {
-            packages: args.packages.unwrap_or(base.packages),
-            r_share: args.r_share.unwrap_or(base.r_share),
+            packages: corpus.packages.unwrap_or(base.packages),
+            r_share: corpus.r_share.unwrap_or(base.r_share),
             // An explicit R share sets both shares, as it always did.
-            install_r_share: args.r_share.or(base.install_r_share),
-            size_median_bytes: args.size_median_bytes.unwrap_or(base.size_median_bytes),
-            size_max_bytes: args.size_max_bytes.unwrap_or(base.size_max_bytes),
+            install_r_share: corpus.r_share.or(base.install_r_share),
+            size_median_bytes: corpus.size_median_bytes.unwrap_or(base.size_median_bytes),
+            size_max_bytes: corpus.size_max_bytes.unwrap_or(base.size_max_bytes),
             seed: args.seed,
             ..base
         },

@@ -7,7 +7,7 @@
 //!   slower than *every* baseline window by more than `max_regression` — a shift the repeated
 //!   windows show is beyond their own spread — and at least two current windows exist.
 
-use reports::charts::format_per_day;
+use reports::figures::format_per_day;
 use reports::gate::{
     BaselineComparison, CapacityBound, CostShift, GateRecord, LatencyShift, ReferenceLatency,
 };

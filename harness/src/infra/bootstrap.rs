@@ -151,27 +151,6 @@ pub fn create_layout(
             &["subscribe", "--repo", repo, "--source", source],
         )
     };
-    let token = |source: &str| -> Result<String, InfraError> {
-        let out = admin(
-            &format!("token-{source}"),
-            &[
-                "create",
-                "token",
-                "--scope",
-                "sources:write",
-                "--source",
-                source,
-            ],
-        )?;
-        out.lines()
-            .map(str::trim)
-            .rfind(|line| !line.is_empty())
-            .map(str::to_string)
-            .ok_or_else(|| InfraError::Failed {
-                what: format!("pkgnode create token --source {source}"),
-                detail: "printed no token".into(),
-            })
-    };
     if !layout_exists {
         create("source", PYPI_SOURCE, "local-python")?;
         create("repo", PYPI_REPO, "python")?;
@@ -181,8 +160,8 @@ pub fn create_layout(
         subscribe(CRAN_REPO, CRAN_SOURCE)?;
     }
     Ok(Tokens {
-        pypi: token(PYPI_SOURCE)?,
-        cran: token(CRAN_SOURCE)?,
+        pypi: source_token(&admin, PYPI_SOURCE)?,
+        cran: source_token(&admin, CRAN_SOURCE)?,
     })
 }
 
@@ -204,31 +183,36 @@ pub fn create_git_layout(
             &["subscribe", "--repo", repo, "--source", source],
         )?;
     }
-    let token = |source: &str| -> Result<String, InfraError> {
-        let out = admin(
-            &format!("token-{source}"),
-            &[
-                "create",
-                "token",
-                "--scope",
-                "sources:write",
-                "--source",
-                source,
-            ],
-        )?;
-        last_line(&out).ok_or_else(|| InfraError::Failed {
-            what: format!("pkgnode create token --source {source}"),
-            detail: "printed no token".into(),
-        })
-    };
-    Ok((token(GIT_R_SOURCE)?, token(GIT_PYTHON_SOURCE)?))
+    Ok((
+        source_token(&admin, GIT_R_SOURCE)?,
+        source_token(&admin, GIT_PYTHON_SOURCE)?,
+    ))
 }
 
-fn last_line(out: &str) -> Option<String> {
+/// A `sources:write` token for `source`: the last line `pkgnode create token` prints.
+fn source_token(
+    admin: &impl Fn(&str, &[&str]) -> Result<String, InfraError>,
+    source: &str,
+) -> Result<String, InfraError> {
+    let out = admin(
+        &format!("token-{source}"),
+        &[
+            "create",
+            "token",
+            "--scope",
+            "sources:write",
+            "--source",
+            source,
+        ],
+    )?;
     out.lines()
         .map(str::trim)
         .rfind(|line| !line.is_empty())
         .map(str::to_string)
+        .ok_or_else(|| InfraError::Failed {
+            what: format!("pkgnode create token --source {source}"),
+            detail: "printed no token".into(),
+        })
 }
 
 /// `garage key create` output → (Key ID, Secret key).

@@ -11,6 +11,7 @@ pub mod docker;
 pub(crate) mod haproxy_config;
 pub mod local;
 pub mod node_command;
+mod pkgnode_bin;
 pub(crate) mod probe;
 pub mod target;
 

@@ -22,15 +22,17 @@ pub struct NodeCommand {
     pub description: String,
 }
 
+/// Sends SIGINT to a pid inside the command's container (the provider's `docker exec
+/// CONTAINER kill -INT PID`): the provider that prepared the command knows how.
+pub type InterruptInContainer = Box<dyn Fn(u32) -> Result<(), InfraError> + Send>;
+
 /// How a running command is interrupted.
-#[derive(Debug, Clone)]
 enum Interrupt {
     /// The child is the command: SIGINT to it.
     Child,
     /// The command runs in a container through `docker exec`, which forwards no signal: its
-    /// first line of output is `pid N`, its pid in the container, and `docker exec CONTAINER
-    /// kill -INT N` interrupts it.
-    InContainer { container: String },
+    /// first line of output is `pid N`, its pid in the container, which `interrupt` is given.
+    InContainer { interrupt: InterruptInContainer },
 }
 
 /// A line of output.
@@ -61,8 +63,14 @@ impl NodeCommand {
     }
 
     /// `pkgnode --config CONFIG ARGS` in `container` through `docker exec` (its shell prints the
-    /// pid the interrupt needs, then execs the node's binary).
-    pub fn in_container(description: String, container: &str, config: &str, args: &[&str]) -> Self {
+    /// pid the interrupt needs, then execs the node's binary); `interrupt` reaches that pid.
+    pub fn in_container(
+        description: String,
+        container: &str,
+        config: &str,
+        args: &[&str],
+        interrupt: InterruptInContainer,
+    ) -> Self {
         let mut command = Command::new("docker");
         command
             .args(["exec", container, "/bin/sh", "-c"])
@@ -72,9 +80,7 @@ impl NodeCommand {
         command.arg("sh").args(args);
         Self {
             command,
-            interrupt: Interrupt::InContainer {
-                container: container.to_string(),
-            },
+            interrupt: Interrupt::InContainer { interrupt },
             description,
         }
     }
@@ -186,11 +192,11 @@ impl Running {
                     Err(e) => Err(failed(e.to_string())),
                 }
             }
-            Interrupt::InContainer { container } => {
+            Interrupt::InContainer { interrupt } => {
                 let pid = self
                     .pid_in_container
                     .ok_or_else(|| failed("it has not said its pid in the container".into()))?;
-                super::docker::exec_kill(container, pid, "INT")
+                interrupt(pid)
             }
         }
     }

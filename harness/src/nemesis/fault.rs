@@ -190,13 +190,13 @@ async fn wait_online(session: &mut Session<'_>, node: usize) {
     let Some(url) = session.node_url(node) else {
         return;
     };
-    let Ok(client) = crate::run::http_client(Duration::from_secs(2)) else {
+    let Ok(client) = crate::http::http_client(Duration::from_secs(2)) else {
         return;
     };
     let name = format!("node-{}", node + 1);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let read = crate::run::observer::status(&client, &name, &url).await;
+        let read = crate::http::status(&client, &name, &url).await;
         if read.status.as_deref() == Some("Online") && read.serving {
             session.note(
                 EventKind::NodeOnline,

@@ -22,7 +22,7 @@ impl Session<'_> {
         healed_at: Instant,
     ) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
-        let client = crate::run::http_client(Duration::from_secs(5))?;
+        let client = crate::http::http_client(Duration::from_secs(5))?;
         let endpoints = self.infra.endpoints().clone();
         let target = endpoints.write_target();
         // Package names of their own, so the writer's ledger never meets them.
@@ -36,8 +36,7 @@ impl Session<'_> {
         let mut attempts = 0;
         let mut probe = None;
         loop {
-            let mut waiting =
-                crate::run::observer::database_unreachable(&client, &endpoints.nodes).await;
+            let mut waiting = crate::http::database_unreachable(&client, &endpoints.nodes).await;
             match self.probe(&Member::DatabasePrimary) {
                 Ok(true) | Err(InfraError::Unsupported { .. }) => {}
                 Ok(false) => waiting.push("the primary database does not answer".into()),

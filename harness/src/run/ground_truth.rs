@@ -104,7 +104,7 @@ async fn wait_database_reachable(
     deadline: Instant,
 ) -> Result<(), Vec<String>> {
     loop {
-        let waiting = super::observer::database_unreachable(client, &endpoints.nodes).await;
+        let waiting = crate::http::database_unreachable(client, &endpoints.nodes).await;
         if waiting.is_empty() || Instant::now() >= deadline {
             return if waiting.is_empty() {
                 Ok(())

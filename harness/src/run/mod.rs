@@ -27,6 +27,7 @@ use scenarios::writes;
 
 use crate::checkers::{self, CheckerKind};
 use crate::error::HarnessError;
+use crate::http::{self, http_client};
 use crate::infra::Infra;
 use crate::nemesis;
 use crate::plan::{CorpusSource, RunPlan};
@@ -458,7 +459,7 @@ pub(crate) async fn check(
             CheckerKind::ClusterStatus => {
                 let mut finals = Vec::new();
                 for (name, url) in &endpoints.nodes {
-                    finals.push(observer::status(&client, name, url).await);
+                    finals.push(http::status(&client, name, url).await);
                 }
                 checkers::cluster::check(
                     &nemesis_log.errors,
@@ -578,14 +579,6 @@ fn run_client(timeout: Duration) -> Result<reqwest::Client, HarnessError> {
     http_client(timeout).map_err(|why| {
         HarnessError::Undecided(format!("the HTTP client could not be built: {why}"))
     })
-}
-
-/// An HTTP client with `timeout` per request.
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .map_err(|e| e.to_string())
 }
 
 /// About 120 buckets a run (so the report's time charts stay readable), never under a second.

@@ -153,18 +153,14 @@ fn balancer_spreads_requests_and_an_upload_is_seen_on_every_node() {
 
     for (name, url) in &endpoints.nodes {
         let page = format!("{url}/{}/latest/simple/spreadpkg/", endpoints.pypi_repo);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let (status, body) = get(&client, &page);
-            if status == 200 && body.contains(&file_name) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} does not list {file_name}: {status} {body}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually(
+            &format!("{name} lists {file_name}"),
+            Duration::from_secs(15),
+            || match get(&client, &page) {
+                (200, body) if body.contains(&file_name) => Ok(()),
+                (status, body) => Err(format!("{status} {body}")),
+            },
+        );
     }
 }
 
@@ -349,15 +345,12 @@ fn pausing_and_stopping_the_database_is_survived() {
         .control(&Member::DatabasePrimary, Control::Start)
         .expect("start postgres");
     // The nodes' pools reconnect to the restarted server.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = get(&client, &simple);
-        if status == 200 {
-            break;
+    eventually("recovery", Duration::from_secs(30), || {
+        match get(&client, &simple) {
+            (200, _) => Ok(()),
+            (status, body) => Err(format!("{status} {body}")),
         }
-        assert!(Instant::now() < deadline, "no recovery: {status} {body}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
 }
 
 #[test]
@@ -425,8 +418,23 @@ fn pkgnode_is_found_beside_the_test_binary() {
 fn the_cluster_outlives_the_thread_that_started_it() {
     // `spawn_blocking` runs `start` on a worker thread that later retires; the death signal
     // must not fire then.
-    let cluster = std::thread::spawn(|| start(None)).join().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let (cluster, thread) = std::thread::spawn(|| {
+        // `PID/task/TID`: this thread's entry, gone once the kernel has finished its exit
+        // (where a death signal tied to it is sent).
+        let thread = std::fs::read_link("/proc/thread-self").unwrap();
+        (start(None), PathBuf::from("/proc").join(thread))
+    })
+    .join()
+    .unwrap();
+    eventually(
+        "the starting thread's exit",
+        Duration::from_secs(10),
+        || {
+            (!thread.exists())
+                .then_some(())
+                .ok_or(format!("{} still exists", thread.display()))
+        },
+    );
     let client = client();
     let (status, _) = get(
         &client,
@@ -463,7 +471,8 @@ fn helper_cluster_in_a_child_process() {
         pids.join(","),
         cluster.work_dir().display()
     );
-    std::thread::sleep(Duration::from_secs(120));
+    // Until the parent kills this process, or drops its end of stdin (it gave up).
+    std::io::copy(&mut std::io::stdin(), &mut std::io::sink()).ok();
 }
 
 #[test]
@@ -477,6 +486,7 @@ fn a_sigkilled_harness_leaves_no_process() {
         ])
         .env(CHILD_ENV, "1")
         .env("PKGNODE_BIN", pkgnode())
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("re-run this test binary");
@@ -506,12 +516,12 @@ fn a_sigkilled_harness_leaves_no_process() {
     child.wait().unwrap();
     // PR_SET_PDEATHSIG kills the direct children at once; PostgreSQL's backends follow their
     // postmaster within moments.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !survivors(&pids).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let left = survivors(&pids);
-    assert!(left.is_empty(), "processes left behind: {left:#?}");
+    eventually("no process left behind", Duration::from_secs(10), || {
+        let left = survivors(&pids);
+        left.is_empty()
+            .then_some(())
+            .ok_or(format!("processes left behind: {left:#?}"))
+    });
     // Files are the one thing a SIGKILLed process cannot clean up.
     std::fs::remove_dir_all(&work_dir).unwrap();
 

@@ -74,6 +74,19 @@ pub trait BuilderSide: Send + Sync {
 /// The running node, as the builders hold it.
 pub type Node = std::sync::Arc<dyn BuilderSide>;
 
+/// Sleeps `wait`, or less when the node stops; true when it stops. Every builder loop (the
+/// workers, the poller, the reaper) waits with it.
+pub async fn pause(
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    wait: std::time::Duration,
+) -> bool {
+    let stopped = tokio::select! {
+        _ = tokio::time::sleep(wait) => false,
+        Ok(_) = stop.wait_for(|s| *s) => true,
+    };
+    stopped || *stop.borrow()
+}
+
 /// What makes a builder build: a new commit on its branch, or a new tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

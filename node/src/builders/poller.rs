@@ -8,10 +8,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use super::Node;
 use super::queue;
 use super::remote;
-use super::worker::pause;
+use super::{Node, pause};
 
 /// Builders taken per look; the rest wait for the next look (a fraction of a second later).
 const POLLS_PER_LOOK: i64 = 32;

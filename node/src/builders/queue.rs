@@ -460,14 +460,42 @@ pub async fn rerun(
     Ok(Rerun::Queued(build))
 }
 
+/// A value bound to a build lookup's placeholder.
+enum Bind<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// The builds `filter` selects: the `WHERE` condition over `b` (the build), `g` (its builder)
+/// and `s` (its source), with any `ORDER BY`/`LIMIT`, its `$1…` bound to `binds` in order.
+async fn builds_where(
+    store: &Store,
+    filter: &str,
+    binds: &[Bind<'_>],
+) -> Result<Vec<Build>, StoreError> {
+    let sql = format!("SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE {filter}");
+    let mut query = sqlx::query(&sql);
+    for bind in binds {
+        query = match bind {
+            Bind::Int(value) => query.bind(*value),
+            Bind::Text(value) => query.bind(*value),
+        };
+    }
+    let rows = query.fetch_all(store.pool()).await?;
+    rows.iter().map(build_from_row).collect()
+}
+
+/// The first build `filter` selects (see [`builds_where`]).
+async fn build_where(
+    store: &Store,
+    filter: &str,
+    binds: &[Bind<'_>],
+) -> Result<Option<Build>, StoreError> {
+    Ok(builds_where(store, filter, binds).await?.into_iter().next())
+}
+
 pub async fn build(store: &Store, id: i64) -> Result<Option<Build>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await?;
-    row.as_ref().map(build_from_row).transpose()
+    build_where(store, "b.id = $1", &[Bind::Int(id)]).await
 }
 
 pub async fn build_of_commit(
@@ -475,36 +503,27 @@ pub async fn build_of_commit(
     builder_id: i64,
     commit_sha: &str,
 ) -> Result<Option<Build>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.builder_id = $1 AND b.commit_sha = $2"
-    ))
-    .bind(builder_id)
-    .bind(commit_sha)
-    .fetch_optional(store.pool())
-    .await?;
-    row.as_ref().map(build_from_row).transpose()
+    build_where(
+        store,
+        "b.builder_id = $1 AND b.commit_sha = $2",
+        &[Bind::Int(builder_id), Bind::Text(commit_sha)],
+    )
+    .await
 }
 
 /// The newest build of a builder, if any.
 pub async fn latest_build(store: &Store, builder_id: i64) -> Result<Option<Build>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.builder_id = $1 ORDER BY b.id DESC LIMIT 1"
-    ))
-    .bind(builder_id)
-    .fetch_optional(store.pool())
-    .await?;
-    row.as_ref().map(build_from_row).transpose()
+    build_where(
+        store,
+        "b.builder_id = $1 ORDER BY b.id DESC LIMIT 1",
+        &[Bind::Int(builder_id)],
+    )
+    .await
 }
 
 /// The build that published transaction `tx`, if any.
 pub async fn build_of_transaction(store: &Store, tx: i64) -> Result<Option<Build>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE b.transaction_id = $1"
-    ))
-    .bind(tx)
-    .fetch_optional(store.pool())
-    .await?;
-    row.as_ref().map(build_from_row).transpose()
+    build_where(store, "b.transaction_id = $1", &[Bind::Int(tx)]).await
 }
 
 /// A build's log, when one was kept.
@@ -528,32 +547,29 @@ pub async fn builds(
     page: i64,
 ) -> Result<Vec<Build>, StoreError> {
     let offset = (page.max(1) - 1).saturating_mul(count);
-    let rows = match builder {
+    match builder {
         Some(name) => {
-            sqlx::query(&format!(
-                "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE s.name = $1 AND g.name = $2 \
-                 ORDER BY b.id DESC LIMIT $3 OFFSET $4"
-            ))
-            .bind(source)
-            .bind(name)
-            .bind(count)
-            .bind(offset)
-            .fetch_all(store.pool())
-            .await?
+            builds_where(
+                store,
+                "s.name = $1 AND g.name = $2 ORDER BY b.id DESC LIMIT $3 OFFSET $4",
+                &[
+                    Bind::Text(source),
+                    Bind::Text(name),
+                    Bind::Int(count),
+                    Bind::Int(offset),
+                ],
+            )
+            .await
         }
         None => {
-            sqlx::query(&format!(
-                "SELECT {BUILD_COLUMNS} FROM {BUILD_FROM} WHERE s.name = $1 \
-                 ORDER BY b.id DESC LIMIT $2 OFFSET $3"
-            ))
-            .bind(source)
-            .bind(count)
-            .bind(offset)
-            .fetch_all(store.pool())
-            .await?
+            builds_where(
+                store,
+                "s.name = $1 ORDER BY b.id DESC LIMIT $2 OFFSET $3",
+                &[Bind::Text(source), Bind::Int(count), Bind::Int(offset)],
+            )
+            .await
         }
-    };
-    rows.iter().map(build_from_row).collect()
+    }
 }
 
 /// Queued builds in the whole cluster.

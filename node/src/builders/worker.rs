@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::Node;
 use super::build_index::{self, IndexError};
 use super::queue::{self, Build, Builder, Claimed};
 use super::toolchain::{self, BuildLog, BuildSpec, Limits, ToolError};
+use super::{Node, pause};
 use crate::ingest::{self, BeforeCommit, IngestError, Product};
 use crate::store::{Change, SourceKind};
 
@@ -80,15 +80,6 @@ impl Runtime {
 
 fn lease_ms(state: &Node) -> i64 {
     state.config().git.lease_duration.as_millis() as i64
-}
-
-/// Sleeps `wait`, or less when the node stops; true when it stops.
-pub async fn pause(stop: &mut watch::Receiver<bool>, wait: Duration) -> bool {
-    let stopped = tokio::select! {
-        _ = tokio::time::sleep(wait) => false,
-        Ok(_) = stop.wait_for(|s| *s) => true,
-    };
-    stopped || *stop.borrow()
 }
 
 async fn work(state: Node, slot: usize, bound: SocketAddr, mut stop: watch::Receiver<bool>) {

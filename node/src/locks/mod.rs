@@ -378,8 +378,31 @@ mod tests {
         LockSettings {
             kind,
             refresh_rate: Duration::from_millis(50),
-            timeout_interval: Duration::from_millis(300),
+            timeout_interval: TIMEOUT,
         }
+    }
+
+    const TIMEOUT: Duration = Duration::from_millis(300);
+
+    /// Polls `ready` until it holds; panics naming `what` after ten seconds.
+    fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ready() {
+            assert!(Instant::now() < deadline, "{what}: not within 10 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// When `path` (through a symlink: the file it names) was last touched, as the staleness
+    /// rule reads it.
+    fn touched(path: &Path) -> SystemTime {
+        std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    /// How long ago `path` itself was last touched.
+    fn age(path: &Path) -> Duration {
+        let meta = std::fs::symlink_metadata(path).unwrap();
+        meta.modified().unwrap().elapsed().unwrap_or_default()
     }
 
     #[test]
@@ -397,8 +420,12 @@ mod tests {
                 }
                 Attempt::Acquired(_) => panic!("{kind:?}: second attempt acquired"),
             }
-            // Refreshed, so never stale while held.
-            std::thread::sleep(Duration::from_millis(500));
+            // Refreshed, so never stale while held: once an untouched lock would be stale, the
+            // refresher has touched it since.
+            let taken = touched(&path);
+            wait_until("a refresh past the stale age", || {
+                touched(&path) > taken + TIMEOUT
+            });
             assert!(
                 matches!(locks.try_lock(&path).unwrap(), Attempt::Busy { .. }),
                 "{kind:?}"
@@ -432,13 +459,19 @@ mod tests {
                 locks.try_lock(&path).unwrap(),
                 Attempt::Busy { .. }
             ));
-            std::thread::sleep(Duration::from_millis(400));
+            wait_until("the unrefreshed lock goes stale", || {
+                touched(&path).elapsed().unwrap_or_default() > TIMEOUT
+            });
             let Attempt::Acquired(guard) = locks.try_lock(&path).unwrap() else {
                 panic!("stale lock not reaped (symlinks {symlinks})");
             };
             assert!(guard.reaped.is_some());
             drop(guard);
-            std::thread::sleep(Duration::from_millis(400));
+            wait_until("what the dead holder left goes stale", || {
+                std::fs::read_dir(dir.path())
+                    .unwrap()
+                    .all(|entry| age(&entry.unwrap().path()) > TIMEOUT)
+            });
             locks.reap_stale(dir.path()).unwrap();
             let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
             assert!(left.is_empty(), "symlinks {symlinks}: left {left:?}");

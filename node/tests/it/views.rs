@@ -13,7 +13,7 @@ use node::views::{RepoView, Views};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::support::Postgres;
+use crate::support::{Postgres, wait_until_async};
 
 /// A store on a fresh PostgreSQL database with an R and a Python repository, each subscribed
 /// to two sources (priorities 1 and 2).
@@ -203,6 +203,12 @@ fn served(view: &RepoView) -> String {
     out
 }
 
+/// Whether both repositories' views at `tx` are built (cached).
+async fn every_view_built(views: &Views, layout: &Layout, tx: i64) -> bool {
+    views.cached(layout.cran.id, tx).await.is_some()
+        && views.cached(layout.pypi.id, tx).await.is_some()
+}
+
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     if bytes.is_empty() {
@@ -364,17 +370,11 @@ fn a_new_head_is_built_before_any_request() {
         let start = head.get();
         let views = Views::new(100);
         let warmer = views.spawn_warmer(store.clone(), head.subscribe());
-        let deadline = Instant::now() + Duration::from_secs(30);
         // At start, every repository.
-        while views.cached(layout.cran.id, start).await.is_none()
-            || views.cached(layout.pypi.id, start).await.is_none()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the start-up views were not built"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until_async("the start-up views", Duration::from_secs(30), || {
+            every_view_built(&views, &layout, start)
+        })
+        .await;
         let tx = insert(
             store,
             &[r_file(&layout.r_sources[0], "fresh", "1.0", &mut rng)],
@@ -382,15 +382,10 @@ fn a_new_head_is_built_before_any_request() {
         )
         .await;
         assert_eq!(head.sync(store).await.unwrap(), tx);
-        while views.cached(layout.cran.id, tx).await.is_none()
-            || views.cached(layout.pypi.id, tx).await.is_none()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the new head's views were not built"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until_async("the new head's views", Duration::from_secs(30), || {
+            every_view_built(&views, &layout, tx)
+        })
+        .await;
         assert_eq!(views.full_builds(), 2, "only the start-up builds are full");
         assert_eq!(views.incremental_builds(), 2);
         let view = views.cached(layout.cran.id, tx).await.unwrap();
@@ -542,7 +537,11 @@ fn realistic_view_build_times() {
             let head = Arc::new(node::head::Head::read(store).await.unwrap());
             let warmer = views.spawn_warmer(store.clone(), head.subscribe());
             // The warmer first builds every repository's view (a full build of the other one).
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            let at = head.get();
+            wait_until_async("the warmer's views", Duration::from_secs(300), || {
+                every_view_built(&views, &layout, at)
+            })
+            .await;
             for delay_ms in [0, 50] {
                 let mut latencies = Vec::new();
                 for n in 0..5 {

@@ -39,13 +39,38 @@ fn must(output: std::io::Result<Output>, what: &str) -> Output {
     output
 }
 
-pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+/// Polls `ready` every 50 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, ready: impl FnMut() -> bool) {
+    if !eventually(timeout, ready) {
+        panic!("{what} not ready after {timeout:?}");
+    }
+}
+
+/// Polls `ready` every 50 ms for up to `timeout`, like [`wait_until`], but returns whether it
+/// held.
+pub fn eventually(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if ready() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// [`wait_until`] for a condition only async code can read: polls without blocking the runtime.
+pub async fn wait_until_async<F: std::future::Future<Output = bool>>(
+    what: &str,
+    timeout: Duration,
+    mut ready: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ready().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("{what} not ready after {timeout:?}");
 }

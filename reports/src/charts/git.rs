@@ -5,14 +5,12 @@ use std::collections::BTreeMap;
 
 use super::resources::{chart, series_by_name, shares};
 use super::time::per_bucket;
-use super::{PALETTE, Series, trim_float};
+use super::{PALETTE, Series};
 use crate::ReportError;
+use crate::figures::trim_float;
+use crate::kinds::{BUILD_KIND, COMMIT_KIND};
 use crate::record::RunRecord;
 
-/// The recorder kind of commit → published (the scenario's primary kind).
-pub const COMMIT_KIND: &str = "commit_to_published";
-/// The recorder kind of build run times.
-pub const BUILD_KIND: &str = "build_time";
 /// The gauge of queued builds (cluster-wide, as each node reads it from the database).
 pub const QUEUED_GAUGE: &str = "pkgnode_git_builds_queued";
 /// The gauge of builds running on a node.

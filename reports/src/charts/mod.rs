@@ -5,10 +5,10 @@
 //! ([`Event::end_s`] set) in red; instant events are thin red lines.
 
 mod compare;
-mod gate;
 mod git;
 mod latency;
 mod resources;
+mod set;
 mod time;
 
 use std::error::Error;
@@ -17,15 +17,16 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
 pub use compare::spectra_overlaid;
-pub use gate::{format_per_day, latency_vs_rate};
-pub use git::{BUILD_KIND, COMMIT_KIND, GitCharts, git_charts};
+pub use git::{GitCharts, git_charts};
 pub use latency::{latency_over_time, latency_spectrum, nines, nines_label};
 pub use resources::{cpu_over_time, node_share, rss_over_time};
+pub use set::{ChartSet, primary_kind, render_all};
 pub use time::{arrival_rate, errors_over_time, throughput};
 
 use crate::ReportError;
+use crate::figures::trim_float;
 use crate::metrics::Metrics;
-use crate::record::{Event, RunRecord};
+use crate::record::Event;
 
 /// Width of every chart in px (the page scales them down on narrow screens).
 pub const WIDTH: u32 = 960;
@@ -44,78 +45,9 @@ pub(crate) const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 const FAULT: RGBColor = RGBColor(214, 39, 40);
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
 pub(crate) type DrawResult<T> = Result<T, Box<dyn Error>>;
-
-/// Every chart of a run's report.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ChartSet {
-    /// Target vs achieved arrival rate of the primary kind.
-    pub arrival_rate: String,
-    /// Finished requests per second by kind.
-    pub throughput: String,
-    /// p50/p90/p99/p99.9 per time bucket of the primary kind.
-    pub latency_over_time: String,
-    /// Latency by percentile ("number of nines" axis), one line per kind.
-    pub latency_spectrum: String,
-    /// Errors per second by error kind.
-    pub errors_over_time: String,
-    /// Requests per node; `None` when no node counts were recorded.
-    pub node_share: Option<String>,
-    /// Requests per second per node over time; `None` when none were recorded.
-    pub node_rates: Option<String>,
-    /// CPU % per process; `None` without resource samples.
-    pub cpu: Option<String>,
-    /// RSS per process; `None` without resource samples.
-    pub rss: Option<String>,
-}
-
-/// The kind the rate and latency-over-time charts are about: `install` when present, otherwise
-/// the kind with the most scheduled operations.
-pub fn primary_kind(metrics: &Metrics) -> Option<&str> {
-    if metrics.kinds.contains_key(crate::summary::INSTALL_KIND) {
-        return Some(crate::summary::INSTALL_KIND);
-    }
-    // A git-builders run is about commit → published.
-    if let Some((name, _)) = metrics.kinds.get_key_value(git::COMMIT_KIND) {
-        return Some(name.as_str());
-    }
-    metrics
-        .kinds
-        .iter()
-        .max_by_key(|(_, k)| k.scheduled().max(k.finished()))
-        .map(|(name, _)| name.as_str())
-}
-
-/// Renders every chart of `record`.
-pub fn render_all(record: &RunRecord) -> Result<ChartSet, ReportError> {
-    let metrics = &record.metrics;
-    let kind = primary_kind(metrics).unwrap_or(crate::summary::INSTALL_KIND);
-    let end_s = time_axis_end(metrics, &record.events, record.meta.duration_s);
-    let has_samples = !record.samples.is_empty();
-    Ok(ChartSet {
-        arrival_rate: arrival_rate(metrics, kind, &record.events, end_s)?,
-        throughput: throughput(metrics, &record.events, end_s)?,
-        latency_over_time: latency_over_time(metrics, kind, &record.events, end_s)?,
-        latency_spectrum: latency_spectrum(metrics)?,
-        errors_over_time: errors_over_time(metrics, &record.events, end_s)?,
-        node_share: (!record.node_requests.is_empty())
-            .then(|| node_share(&record.node_requests))
-            .transpose()?,
-        node_rates: (!record.node_request_rates.is_empty())
-            .then(|| {
-                resources::node_rates_over_time(&record.node_request_rates, &record.events, end_s)
-            })
-            .transpose()?,
-        cpu: has_samples
-            .then(|| cpu_over_time(&record.samples, &record.events, end_s))
-            .transpose()?,
-        rss: has_samples
-            .then(|| rss_over_time(&record.samples, &record.events, end_s))
-            .transpose()?,
-    })
-}
 
 /// End of the shared time axis: the run, its buckets and its events all fit.
 pub fn time_axis_end(metrics: &Metrics, events: &[Event], duration_s: f64) -> f64 {
@@ -263,22 +195,6 @@ pub fn format_ms(ms: f64) -> String {
         format!("{}ms", trim_float(ms))
     } else {
         format!("{}s", trim_float(ms / 1000.0))
-    }
-}
-
-/// A number with at most three significant decimals and no trailing zeros.
-pub(crate) fn trim_float(v: f64) -> String {
-    let s = if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    };
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        s
     }
 }
 

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{FONT, PALETTE, Series, TimeChart, draw_time_chart, headroom, render, trim_float};
+use super::{FONT, PALETTE, Series, TimeChart, draw_time_chart, headroom, render};
 use crate::ReportError;
+use crate::figures::trim_float;
 use crate::record::{Event, ResourceSample};
 
 /// Requests served by each node as bars, each labelled with its share of the total.

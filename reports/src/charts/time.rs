@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{PALETTE, Series, TimeChart, draw_time_chart, headroom, trim_float};
+use super::{PALETTE, Series, TimeChart, draw_time_chart, headroom};
 use crate::ReportError;
+use crate::figures::trim_float;
 use crate::metrics::{BucketMetrics, Metrics};
 use crate::record::Event;
 

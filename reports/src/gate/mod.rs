@@ -4,6 +4,7 @@
 //! comparison with a baseline gate record. The page ([`page::render`]) is drawn from this
 //! alone, so a gate record read back renders the same page.
 
+pub mod chart;
 pub mod page;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ReportError;
+use crate::generator::ClusterCpu;
 use crate::record::{CheckerResult, InfraInfo, Verdict};
 use crate::summary::{InstallCounts, LatencySummary, OVERALL};
 
@@ -211,18 +213,6 @@ pub struct GateStep {
     pub warnings: Vec<String>,
     /// The step's run directory, relative to the gate's directory.
     pub run_dir: String,
-}
-
-/// The cluster's CPU cost of one step: the CPU seconds of every sampled cluster process (nodes,
-/// PostgreSQL, HAProxy, the S3 server) over the installs and requests they served.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ClusterCpu {
-    /// CPU seconds the cluster's processes used over the step.
-    pub cpu_s: f64,
-    /// `cpu_s` per successful install, milliseconds.
-    pub ms_per_install: f64,
-    /// `cpu_s` per HTTP request finished (every kind but the install itself), microseconds.
-    pub us_per_request: Option<f64>,
 }
 
 impl GateStep {

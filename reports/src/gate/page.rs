@@ -3,9 +3,10 @@
 
 use askama::Template;
 
+use super::chart::latency_vs_rate;
 use super::{CapacityBound, GateRecord};
 use crate::ReportError;
-use crate::charts::{format_per_day, latency_vs_rate};
+use crate::figures::format_per_day;
 use crate::record::{InfraInfo, Verdict};
 
 struct Stat {

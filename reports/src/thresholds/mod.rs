@@ -106,12 +106,6 @@ impl ThresholdResult {
 }
 
 impl Threshold {
-    /// Parses `[kind:]metric op value[unit]`, e.g. `p99<50ms`, `install:p99.9<=2s`,
-    /// `error_rate<0.1%`, `rate_ratio>0.95`, `git_build:rps>=1.5`.
-    pub fn parse(expr: &str) -> Result<Threshold, ReportError> {
-        parse::parse(expr)
-    }
-
     /// Judges this threshold over `metrics` of a run lasting `duration_s` seconds.
     pub fn evaluate(&self, metrics: &Metrics, duration_s: f64) -> ThresholdResult {
         if self.metric == ThresholdMetric::Counter {
@@ -120,7 +114,7 @@ impl Threshold {
                 expr: self.expr.clone(),
                 observed,
                 observed_text: match observed {
-                    Some(v) => super::charts::trim_float(v),
+                    Some(v) => crate::figures::trim_float(v),
                     None => format!("no `{}` counted", self.kind),
                 },
                 passed: observed.is_some_and(|v| self.op.holds(v, self.limit)),
@@ -149,7 +143,7 @@ impl Threshold {
                 ThresholdMetric::ErrorRate => format!("{:.3}%", v * 100.0),
                 ThresholdMetric::RateRatio => format!("{v:.3}"),
                 ThresholdMetric::Rate => format!("{v:.2}/s"),
-                ThresholdMetric::Counter => super::charts::trim_float(v),
+                ThresholdMetric::Counter => crate::figures::trim_float(v),
             },
         };
         ThresholdResult {

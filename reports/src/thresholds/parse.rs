@@ -4,13 +4,21 @@ use super::{Comparison, Threshold, ThresholdMetric};
 use crate::ReportError;
 
 /// The request kind a threshold applies to when the expression names none.
-pub const DEFAULT_KIND: &str = "install";
+pub const DEFAULT_KIND: &str = crate::kinds::INSTALL_KIND;
 
 const METRICS_HELP: &str = "expected a metric p50, p90, p95, p99, p999 (or p99.9), max, \
                             error_rate, rate_ratio or rps, optionally prefixed by a request kind \
                             as in `pypi_simple:p99<20ms`, or a counter such as `lost==0`";
 
-pub(super) fn parse(expr: &str) -> Result<Threshold, ReportError> {
+impl Threshold {
+    /// Parses `[kind:]metric op value[unit]`, e.g. `p99<50ms`, `install:p99.9<=2s`,
+    /// `error_rate<0.1%`, `rate_ratio>0.95`, `git_build:rps>=1.5`.
+    pub fn parse(expr: &str) -> Result<Threshold, ReportError> {
+        parse(expr)
+    }
+}
+
+fn parse(expr: &str) -> Result<Threshold, ReportError> {
     let fail = |reason: String| ReportError::InvalidThreshold {
         expr: expr.to_owned(),
         reason,

@@ -38,7 +38,7 @@ pub use upload::{
 };
 
 /// Recorder kind of a whole install, scheduled to finished.
-pub const KIND_INSTALL: &str = "install";
+pub const KIND_INSTALL: &str = reports::kinds::INSTALL_KIND;
 /// Recorder kind of a project page (PEP 691 JSON, or PEP 503 HTML from a server without it).
 pub const KIND_PYPI_SIMPLE: &str = "pypi_simple";
 /// Recorder kind of a wheel download.

@@ -30,7 +30,7 @@ pub use watch::{WatchContext, WatchItem, WatchQueue, WatchTarget, execute as exe
 
 /// Recorder kind of commit → published: from the push's return to the version's first
 /// appearance in the repository's index.
-pub const KIND_COMMIT_TO_PUBLISHED: &str = "commit_to_published";
+pub const KIND_COMMIT_TO_PUBLISHED: &str = reports::kinds::COMMIT_KIND;
 /// Recorder kind of one push (commit and `git push`), from the time it was due.
 pub const KIND_GIT_PUSH: &str = "git_push";
 /// Recorder kind (a count: scheduled only) of good commits never published because a newer
@@ -39,7 +39,7 @@ pub const KIND_COMMIT_SUPERSEDED: &str = "commit_superseded";
 /// Recorder kind of the index polls the watchers make (simple pages and `PACKAGES.gz`).
 pub const KIND_WATCH_POLL: &str = "watch_poll";
 /// Recorder kind of a build's run time on a node (started → finished, from the builds list).
-pub const KIND_BUILD_TIME: &str = "build_time";
+pub const KIND_BUILD_TIME: &str = reports::kinds::BUILD_KIND;
 /// Recorder kind of a build's wait in the queue (queued → started).
 pub const KIND_BUILD_QUEUE_WAIT: &str = "build_queue_wait";
 

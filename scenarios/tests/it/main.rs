@@ -4,3 +4,4 @@ mod architecture;
 mod clients;
 mod daily_installs;
 mod fake_server;
+mod module_graph;

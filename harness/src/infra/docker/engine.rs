@@ -195,6 +195,17 @@ pub fn exec(container: &str, user: Option<&str>, args: &[&str]) -> Result<String
     docker(&all)
 }
 
+/// `kill -SIGNAL PID` inside `container` (a command that `docker exec` started: the CLI
+/// forwards no signal to it).
+pub fn exec_kill(container: &str, pid: u32, signal: &str) -> Result<(), InfraError> {
+    exec(
+        container,
+        None,
+        &["kill", &format!("-{signal}"), &pid.to_string()],
+    )
+    .map(|_| ())
+}
+
 /// Creates the run's bridge network, labelled with the run id. testcontainers would create it
 /// too, but without a label and without a way to remove it while we hold containers on it, so
 /// the CLI creates and removes it.

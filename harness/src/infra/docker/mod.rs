@@ -61,7 +61,8 @@ impl Default for DockerOptions {
     fn default() -> Self {
         Self {
             nodes: 2,
-            pkgnode_bin: super::local::find_pkgnode_bin().unwrap_or_else(|_| "pkgnode".into()),
+            pkgnode_bin: super::pkgnode_bin::find_pkgnode_bin()
+                .unwrap_or_else(|_| "pkgnode".into()),
             node_config_extra: String::new(),
             ready_timeout: Duration::from_secs(90),
             reason: "docker containers requested".into(),
@@ -679,17 +680,6 @@ impl Drop for DockerCluster {
             tracing::error!(%error, "docker cluster teardown");
         }
     }
-}
-
-/// `kill -SIGNAL PID` inside `container` (a command that `docker exec` started: the CLI
-/// forwards no signal to it).
-pub(crate) fn exec_kill(container: &str, pid: u32, signal: &str) -> Result<(), InfraError> {
-    engine::exec(
-        container,
-        None,
-        &["kill", &format!("-{signal}"), &pid.to_string()],
-    )
-    .map(|_| ())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -373,6 +373,10 @@ pub fn node_command(container: &str, index: usize, args: &[&str]) -> crate::infr
         container,
         NODE_CONFIG,
         args,
+        Box::new({
+            let container = container.to_string();
+            move |pid| engine::exec_kill(&container, pid, "INT")
+        }),
     )
 }
 

@@ -10,9 +10,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::Context;
 use super::haproxy::admin_command;
-use super::process::{self, Launch, Supervised};
+use super::layout::Context;
+use super::process::Launch;
+use super::supervised::{self, Supervised};
 use crate::infra::InfraError;
 
 /// The process name (and log).
@@ -32,18 +33,14 @@ impl DbEndpoint {
     pub fn start(context: &Context, servers: &[(&str, u16)]) -> Result<Self, InfraError> {
         let port = crate::infra::probe::free_port()?;
         let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let socket = context.work_dir.join("db-endpoint.sock");
-        let config = context.work_dir.join("db-endpoint.cfg");
+        let socket = context.socket(NAME);
+        let config = context.config_file(NAME, "cfg");
         std::fs::write(&config, config_text(address, &socket, servers))?;
-        let launch = Launch::new(
-            NAME,
-            "haproxy",
-            context.work_dir.join(format!("{NAME}.log")),
-        )
-        .arg("-db")
-        .arg("-f")
-        .arg(&config)
-        .cgroup(context.cgroup(NAME)?);
+        let launch = Launch::new(NAME, "haproxy", context.log_file(NAME))
+            .arg("-db")
+            .arg("-f")
+            .arg(&config)
+            .cgroup(context.cgroup(NAME)?);
         let mut endpoint = Self {
             address,
             socket,
@@ -62,7 +59,7 @@ impl DbEndpoint {
     /// Waits until the admin socket answers and the endpoint accepts connections.
     pub fn wait_ready(&mut self, context: &Context) -> Result<(), InfraError> {
         let (socket, address) = (self.socket.clone(), self.address);
-        process::wait_ready(NAME, context.timeout, Some(&mut self.process), || {
+        supervised::wait_ready(NAME, context.timeout, Some(&mut self.process), || {
             admin_command(&socket, "show servers state")?;
             std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(1))
                 .map(|_| true)

@@ -5,9 +5,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::Context;
-use super::process::{self, Launch, Supervised};
+use super::layout::Context;
+use super::process::{self, Launch};
+use super::supervised::{self, Supervised};
 use crate::infra::InfraError;
+
+/// The name of Garage's dir and log in the work dir (its process is `s3`).
+pub const NAME: &str = "garage";
 
 /// A running one-node Garage server.
 pub struct Garage {
@@ -45,7 +49,7 @@ impl Garage {
         timed: &(dyn Fn(std::time::Instant) -> u64 + Sync),
     ) -> Result<Self, InfraError> {
         let bin = garage_bin();
-        let dir = context.work_dir.join("garage");
+        let dir = context.data_dir(NAME);
         std::fs::create_dir_all(&dir)?;
         if let Some((entry, _)) = restore {
             let began = std::time::Instant::now();
@@ -87,7 +91,7 @@ impl Garage {
         let version = cli("version", &["--version"])
             .map(|line| crate::infra::bootstrap::garage_version(&line))?;
 
-        let server = Launch::new("s3", &bin, context.work_dir.join("garage.log"))
+        let server = Launch::new("s3", &bin, context.log_file(NAME))
             .arg("-c")
             .arg(&config)
             .arg("server")
@@ -95,7 +99,7 @@ impl Garage {
         let mut process = Supervised::new(server, &context.pids);
         process.start(context.spawner)?;
         let mut node_id = String::new();
-        process::wait_ready("garage", context.timeout, Some(&mut process), || {
+        supervised::wait_ready("garage", context.timeout, Some(&mut process), || {
             // `node id` answers from the metadata dir before the server listens: wait for the
             // RPC and S3 ports first, or `layout assign` finds nobody to talk to.
             for port in [rpc_port, s3_port] {
@@ -128,7 +132,7 @@ impl Garage {
     /// Waits until the S3 API accepts connections again (after a restart).
     pub fn wait_ready(&mut self, context: &Context) -> Result<(), InfraError> {
         let address = std::net::SocketAddr::from(([127, 0, 0, 1], self.s3_port));
-        process::wait_ready("garage", context.timeout, Some(&mut self.process), || {
+        supervised::wait_ready("garage", context.timeout, Some(&mut self.process), || {
             // Any HTTP answer (S3 says 403 to an anonymous GET) means the API is up.
             crate::infra::probe::get(address, "/", Duration::from_secs(2)).map(|_| true)
         })

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use scenarios::git_builders::GitRemote;
 
-use super::process::{self, Launch, PidBoard, STOP_GRACE, Spawner, Supervised};
+use super::process::{self, Launch, PidBoard, STOP_GRACE, Spawner};
+use super::supervised::{self, Supervised};
 use crate::infra::InfraError;
 
 /// A running `git daemon` and the directory of its repositories.
@@ -70,7 +71,7 @@ impl GitServer {
         let mut process = Supervised::new(launch, &PidBoard::default());
         process.start(&spawner)?;
         let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        process::wait_ready("git daemon", timeout, Some(&mut process), || {
+        supervised::wait_ready("git daemon", timeout, Some(&mut process), || {
             std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1))
                 .map(|_| true)
                 .map_err(|e| format!("connect {address}: {e}"))

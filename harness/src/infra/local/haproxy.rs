@@ -7,10 +7,14 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::Context;
-use super::process::{self, Launch, Supervised};
+use super::layout::Context;
+use super::process::{self, Launch};
+use super::supervised::{self, Supervised};
 use crate::infra::InfraError;
 use crate::infra::haproxy_config::{self, parse_version};
+
+/// Its process name, and the name of its config, socket and log in the work dir.
+pub const NAME: &str = "haproxy";
 
 /// A running HAProxy.
 pub struct HaProxy {
@@ -38,7 +42,7 @@ impl HaProxy {
         };
         let port = crate::infra::probe::free_port()?;
         let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let socket = context.work_dir.join("haproxy.sock");
+        let socket = context.socket(NAME);
         if socket.as_os_str().len() > 100 {
             return Err(InfraError::Failed {
                 what: "haproxy".into(),
@@ -48,9 +52,9 @@ impl HaProxy {
                 ),
             });
         }
-        let config = context.work_dir.join("haproxy.cfg");
+        let config = context.config_file(NAME, "cfg");
         std::fs::write(&config, config_text(address, &socket, nodes))?;
-        let launch = Launch::new("haproxy", "haproxy", context.work_dir.join("haproxy.log"))
+        let launch = Launch::new("haproxy", "haproxy", context.log_file(NAME))
             .arg("-db")
             .arg("-f")
             .arg(&config)
@@ -70,7 +74,7 @@ impl HaProxy {
     /// Waits until the load balancer answers `/__ping__` and reports every server UP.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), InfraError> {
         let (address, socket, servers) = (self.address, self.socket.clone(), self.servers);
-        process::wait_ready("haproxy", timeout, Some(&mut self.process), || {
+        supervised::wait_ready("haproxy", timeout, Some(&mut self.process), || {
             let states = server_states(&socket)?;
             let up = states.iter().filter(|(_, state)| state == "UP").count();
             if up < servers {
@@ -84,7 +88,7 @@ impl HaProxy {
     /// that is for the health checks to find out).
     pub fn wait_started(&mut self, timeout: Duration) -> Result<(), InfraError> {
         let socket = self.socket.clone();
-        process::wait_ready("haproxy", timeout, Some(&mut self.process), || {
+        supervised::wait_ready("haproxy", timeout, Some(&mut self.process), || {
             server_states(&socket).map(|states| states.len() == self.servers)
         })
     }

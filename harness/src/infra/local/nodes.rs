@@ -8,8 +8,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::Context;
-use super::process::{self, Launch, Supervised};
+use super::layout::Context;
+use super::process::{self, Launch};
+use super::supervised::{self, Supervised};
 use crate::infra::{InfraError, bootstrap};
 
 pub use crate::infra::bootstrap::{CRAN_REPO, CRAN_SOURCE, PYPI_REPO, PYPI_SOURCE, Shared, Tokens};
@@ -82,23 +83,19 @@ impl Node {
     ) -> Result<Self, InfraError> {
         let name = format!("node-{}", index + 1);
         let address = SocketAddr::new(node_ip(index)?, port);
-        let data_dir = context.work_dir.join(&name);
+        let data_dir = context.data_dir(&name);
         std::fs::create_dir_all(&data_dir)?;
-        let config = context.work_dir.join(format!("{name}.toml"));
+        let config = context.config_file(&name, "toml");
         std::fs::write(
             &config,
             bootstrap::node_config(&address.to_string(), &data_dir, None, shared)?,
         )?;
-        let serve = Launch::new(
-            &name,
-            pkgnode_bin,
-            context.work_dir.join(format!("{name}.log")),
-        )
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .cwd(&data_dir)
-        .cgroup(context.cgroup(&name)?);
+        let serve = Launch::new(&name, pkgnode_bin, context.log_file(&name))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .cwd(&data_dir)
+            .cgroup(context.cgroup(&name)?);
         Ok(Self {
             name: name.clone(),
             address,
@@ -122,7 +119,7 @@ impl Node {
     /// Waits for `/__ping__` = 200, then records the node's id and version.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), InfraError> {
         let address = self.address;
-        process::wait_ready(&self.name, timeout, Some(&mut self.process), || {
+        supervised::wait_ready(&self.name, timeout, Some(&mut self.process), || {
             crate::infra::probe::ping(address)
         })?;
         let status = crate::infra::probe::get(address, "/__api__/status", Duration::from_secs(5))

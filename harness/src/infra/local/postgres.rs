@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::Context;
-use super::process::{self, Identity, Launch, Supervised};
+use super::layout::Context;
+use super::process::{self, Identity, Launch};
+use super::supervised::{self, Supervised};
 use crate::infra::InfraError;
 use crate::infra::bootstrap::STANDBY_NAME;
 
@@ -68,7 +69,7 @@ impl Place {
                 let outside = outside_dir(identity)?;
                 (outside.path().join(name), Some(outside))
             }
-            _ => (context.work_dir.join(name), None),
+            _ => (context.data_dir(name), None),
         };
         std::fs::create_dir_all(&dir)?;
         if let Some(identity) = run_as {
@@ -145,39 +146,35 @@ impl Place {
         } else {
             String::new()
         };
-        let server = Launch::new(
-            name,
-            self.bin.join("postgres"),
-            context.work_dir.join(format!("{name}.log")),
-        )
-        .arg("-D")
-        .arg(&self.data)
-        .args(["-p", &port.to_string(), "-k", &socket_dir])
-        .args([
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "max_connections=300",
-            "-c",
-            "fsync=off",
-            "-c",
-            "shared_buffers=128MB",
-            // Replication: the standby streams, and a promoted standby can serve one in turn.
-            "-c",
-            "wal_level=replica",
-            "-c",
-            "max_wal_senders=10",
-            "-c",
-            "hot_standby=on",
-            // A dead peer is noticed within 10 s (default 60 s).
-            "-c",
-            "wal_sender_timeout=10s",
-            "-c",
-            "wal_receiver_timeout=10s",
-        ])
-        .cwd(&self.dir)
-        .run_as(self.run_as)
-        .cgroup(context.cgroup(name)?);
+        let server = Launch::new(name, self.bin.join("postgres"), context.log_file(name))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-p", &port.to_string(), "-k", &socket_dir])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=300",
+                "-c",
+                "fsync=off",
+                "-c",
+                "shared_buffers=128MB",
+                // Replication: the standby streams, and a promoted standby can serve one in turn.
+                "-c",
+                "wal_level=replica",
+                "-c",
+                "max_wal_senders=10",
+                "-c",
+                "hot_standby=on",
+                // A dead peer is noticed within 10 s (default 60 s).
+                "-c",
+                "wal_sender_timeout=10s",
+                "-c",
+                "wal_receiver_timeout=10s",
+            ])
+            .cwd(&self.dir)
+            .run_as(self.run_as)
+            .cgroup(context.cgroup(name)?);
         Ok(Postgres {
             name,
             port,
@@ -247,7 +244,7 @@ impl Postgres {
             "SELECT sync_state FROM pg_stat_replication WHERE application_name = \
              '{STANDBY_NAME}'"
         );
-        process::wait_ready("synchronous replication", context.timeout, None, || {
+        supervised::wait_ready("synchronous replication", context.timeout, None, || {
             let state = self
                 .psql(context, "postgresql-replication-state", &query)
                 .map_err(|e| e.to_string())?;
@@ -354,7 +351,7 @@ impl Postgres {
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-t", "1"])
             .run_as(self.run_as);
         let (spawner, commands) = (context.spawner, &context.commands_dir);
-        process::wait_ready(self.name, context.timeout, Some(&mut self.process), || {
+        supervised::wait_ready(self.name, context.timeout, Some(&mut self.process), || {
             process::run(
                 spawner,
                 &check,

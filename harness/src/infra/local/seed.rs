@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::Context;
+use super::layout::Context;
 use super::process::{self, Launch};
 use crate::corpus_cache::{self, CacheError, CorpusCache, Manifest};
 use crate::infra::InfraError;

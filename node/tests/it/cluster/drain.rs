@@ -7,8 +7,8 @@ use std::io::Read;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{Fixture, eventually, lb_status, list_nodes, status_of, wait_status};
-use crate::support::{self, wait_until};
+use super::{Fixture, lb_status, list_nodes, status_of, wait_status};
+use crate::support::{self, eventually, wait_until};
 
 const SLOW: &str =
     "heartbeat = \"20s\"\nmissed_check_in_after = \"60s\"\ndelete_node_on_exit = true\n";

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::{FAST, Fixture, eventually, list_nodes};
-use crate::support::NodeDir;
+use super::{FAST, Fixture, list_nodes};
+use crate::support::{NodeDir, eventually};
 
 fn node_id(node: &NodeDir) -> String {
     let status: serde_json::Value =

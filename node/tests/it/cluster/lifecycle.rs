@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::{FAST, Fixture, Key, eventually, lb_status, list_nodes, status_of, wait_status};
-use crate::support::NodeDir;
+use super::{FAST, Fixture, Key, lb_status, list_nodes, status_of, wait_status};
+use crate::support::{NodeDir, eventually};
 
 #[test]
 fn three_nodes_check_in_stop_miss_and_are_deleted_and_reset() {

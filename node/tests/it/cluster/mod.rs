@@ -199,15 +199,3 @@ pub fn lb_status(node: &NodeDir, from: Option<&str>, signed_with: Option<&Path>)
     let status = response.status().as_u16();
     (status, response.text().unwrap())
 }
-
-/// Polls `ready` for up to `timeout`, like `wait_until`, but returns whether it happened.
-pub fn eventually(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < deadline {
-        if ready() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}

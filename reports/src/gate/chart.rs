@@ -4,26 +4,16 @@
 
 use plotters::prelude::*;
 
-use super::{FONT, PALETTE, format_ms, render, trim_float};
+use super::GateStep;
 use crate::ReportError;
-use crate::gate::GateStep;
+use crate::charts::{FONT, PALETTE, format_ms, render};
+use crate::figures::format_per_day;
 use crate::summary::OVERALL;
 
 const HELD: RGBColor = RGBColor(26, 127, 55);
 const FAILED: RGBColor = RGBColor(207, 34, 46);
 const BASELINE: RGBColor = RGBColor(140, 140, 140);
 const FLOOR_MS: f64 = 0.001;
-
-/// `1.2M/d`, `350k/d`.
-pub fn format_per_day(per_day: f64) -> String {
-    if per_day >= 1e6 {
-        format!("{}M/d", trim_float(per_day / 1e6))
-    } else if per_day >= 1e3 {
-        format!("{}k/d", trim_float(per_day / 1e3))
-    } else {
-        format!("{}/d", trim_float(per_day))
-    }
-}
 
 /// The median of `quantile` (overall) over the steps at each rate, by rising rate.
 fn curve(
