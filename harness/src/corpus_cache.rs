@@ -207,11 +207,17 @@ pub fn default_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("PKGCLUSTER_CORPUS_CACHE") {
         return PathBuf::from(dir);
     }
+    pkgcluster_cache_dir().join("corpus")
+}
+
+/// The harness's cache directory, which the corpus cache and the builders image's root file
+/// system live under: `$XDG_CACHE_HOME/pkgcluster`, else `~/.cache/pkgcluster`.
+pub fn pkgcluster_cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(|| std::env::temp_dir().join("cache"));
-    base.join("pkgcluster").join("corpus")
+    base.join("pkgcluster")
 }
 
 /// Copies the tree `from` into `to` (created), hard-linking files where the file system allows

@@ -43,7 +43,8 @@ pub struct InfraPlan {
     pub node_config_extra: String,
     /// Keep the cluster's work directory here after the run.
     pub keep_work_dir: Option<PathBuf>,
-    /// A Git server and the Git sources (the git-builders workload; local provider only).
+    /// A Git server and the Git sources (the git-builders workload; on docker, nodes from the
+    /// builders image: `infra::docker::DockerOptions::git_builders`).
     pub git_server: bool,
     /// The corpus cache directory: restore the seeded corpus from it, or save it there after
     /// seeding. `None`: upload every run.

@@ -1,7 +1,8 @@
 //! Git builders, harness side: the `git daemon` the local provider runs (it serves what the
 //! commit driver pushes, tags included, and nothing else), the generated package trees built
 //! by the real toolchains (`R CMD build`, `python3 -m build --no-isolation`; broken commits
-//! refused), and `harness scenario git-builders` end to end on the local provider.
+//! refused), and `harness scenario git-builders` end to end on the local provider and on the
+//! docker provider (nodes from the builders image, `git daemon` in a container).
 
 use std::path::Path;
 use std::process::Command;
@@ -399,4 +400,124 @@ fn a_killed_node_during_git_builds_loses_and_duplicates_nothing() {
     assert_eq!(counters["builds_unfinished"], 0.0);
     eprintln!("drill counters: {counters}");
     assert_nothing_left(tmp.path());
+}
+
+/// `harness scenario git-builders --infra docker`: the plan the CLI builds, on the docker
+/// provider started as the scenario command starts it for a plan with a Git server — nodes
+/// from the builders image (git, R, Python), a `git daemon` container as `git://gitd` — then
+/// run, torn down and judged by `commands::scenario::execute`. Builds are published, broken
+/// commits fail and nothing else, and the verdict passes. The first run on a machine builds
+/// the builders image (debootstrap, minutes).
+#[test]
+fn docker_git_builders_scenario_publishes_builds_and_passes() {
+    use clap::Parser;
+    use harness::cli::{Cli, Command as CliCommand};
+    use harness::infra::docker::{self, DockerOptions};
+    use harness::infra::{Infra, Member};
+
+    let _serial = crate::infra_docker::serial();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("run");
+    let cli = Cli::try_parse_from([
+        "harness",
+        "scenario",
+        "git-builders",
+        "--infra",
+        "docker",
+        "--quiet",
+        "--builders",
+        "6",
+        "--duration",
+        "40s",
+        "--commits-per-builder-per-hour",
+        "180",
+        "--bad-commit-share",
+        "0.2",
+        "--grace",
+        "120s",
+        "--git-poll-interval",
+        "1s",
+    ])
+    .expect("scenario arguments parse");
+    let CliCommand::Scenario(args) = cli.command else {
+        panic!("not a scenario");
+    };
+    let plan = harness::commands::plan::scenario(&args).expect("a valid plan");
+    assert_eq!(plan.infra.kind, harness::plan::InfraKind::Docker);
+    assert!(plan.infra.git_server);
+    let began = Instant::now();
+    let cluster = docker::start(DockerOptions {
+        nodes: plan.infra.nodes,
+        pkgnode_bin: crate::support::pkgnode_release(),
+        node_config_extra: plan.infra.node_config_extra.clone(),
+        reason: "--infra docker".into(),
+        git_builders: plan.infra.git_server,
+        ..DockerOptions::default()
+    })
+    .expect("docker cluster with git builders starts");
+    eprintln!(
+        "docker cluster with git builders started in {:?}",
+        began.elapsed()
+    );
+    let run_id = cluster.run_id().to_string();
+    // The nodes run the builders image, and the Git server is the `gitd` container.
+    let node = cluster.container_name(&Member::Node(0)).unwrap();
+    let image = Command::new("docker")
+        .args(["inspect", "-f", "{{.Config.Image}}", &node])
+        .output()
+        .expect("docker inspect");
+    let image = String::from_utf8_lossy(&image.stdout).trim().to_string();
+    assert!(image.starts_with("pkgcluster/pkgnode-builders:"), "{image}");
+    let git = cluster.git().expect("the cluster serves git").clone();
+    assert_eq!(git.remote.clone_base, "git://gitd");
+    assert!(cluster.info().components.contains_key("git"));
+    assert!(
+        cluster.monitored().iter().any(|m| m.name == "git-daemon"),
+        "the git daemon is sampled"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let code = runtime
+        .block_on(harness::commands::scenario::execute(
+            &plan,
+            Box::new(cluster),
+            Some(out.clone()),
+        ))
+        .expect("the scenario runs");
+    assert_eq!(
+        code,
+        0,
+        "verdict not PASS; builds evidence:\n{}",
+        builds_evidence(&out)
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("record.json")).unwrap()).unwrap();
+    assert_eq!(record["verdict"], "pass");
+    assert_eq!(record["meta"]["infra"]["provider"], "docker");
+    let builds = record["checkers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "builds")
+        .expect("the builds checker ran");
+    assert_eq!(builds["validity"], "valid", "{builds}");
+    // Published: the primary's `git-build` transactions that added files, one per build.
+    let published = builds["evidence"]["publications"]["builds_published"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let counters = &record["metrics"]["counters"];
+    eprintln!("docker git builders counters: {counters}");
+    assert!(
+        counters["good_commits"].as_f64().unwrap() >= 1.0,
+        "{counters}"
+    );
+    assert!(
+        counters["builds_succeeded"].as_f64().unwrap() >= 6.0,
+        "every builder's first commit built: {counters}"
+    );
+    assert_eq!(published, counters["builds_succeeded"].as_f64().unwrap());
+    assert_eq!(counters["builds_failed"], counters["broken_commits"]);
+    assert_eq!(counters["lost"], 0.0);
+    assert_eq!(counters["duplicates"], 0.0);
+    assert_eq!(counters["unexpected_failures"], 0.0);
+    assert_eq!(crate::infra_docker::leftovers(&run_id), "", "left behind");
 }

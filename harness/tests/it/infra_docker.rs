@@ -56,6 +56,7 @@ fn start(extra: &str) -> DockerCluster {
         reason: "integration test".into(),
         run_id: None,
         corpus_cache: None,
+        git_builders: false,
     })
     .expect("docker cluster starts");
     eprintln!("docker cluster (2 nodes) started in {:?}", began.elapsed());
@@ -86,7 +87,7 @@ fn balancer_state(cluster: &DockerCluster, server: &str) -> Result<String, Strin
 }
 
 /// Containers, networks and volumes still labelled with the run id.
-fn leftovers(run_id: &str) -> String {
+pub(crate) fn leftovers(run_id: &str) -> String {
     let filter = format!("label=pkgcluster.run={run_id}");
     let list = |args: &[&str]| {
         let output = Command::new("docker").args(args).output().expect("docker");
@@ -373,6 +374,7 @@ fn a_failed_start_removes_what_it_started() {
         reason: "integration test".into(),
         run_id: Some(run_id.clone()),
         corpus_cache: None,
+        git_builders: false,
     })
     .err()
     .expect("bad extra TOML fails");
@@ -385,7 +387,7 @@ fn a_failed_start_removes_what_it_started() {
 #[test]
 fn a_dead_harness_runs_containers_are_reaped_by_the_next_run() {
     let _serial = serial();
-    docker::engine::ensure_images(&pkgnode()).expect("images");
+    docker::engine::ensure_images(&pkgnode(), docker::engine::NodeImage::Scratch).expect("images");
     // A pid that existed and is gone now.
     let mut gone = Command::new("true").spawn().expect("spawn");
     let dead_pid = gone.id();

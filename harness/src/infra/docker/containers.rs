@@ -33,6 +33,8 @@ pub struct Spec {
     pub cmd: Vec<String>,
     /// (host dir, container path) bind mounts.
     pub mounts: Vec<(String, String)>,
+    /// `UID:GID` to run as instead of the image's user.
+    pub user: Option<String>,
 }
 
 impl Spec {
@@ -48,7 +50,14 @@ impl Spec {
             entrypoint: None,
             cmd: Vec::new(),
             mounts: Vec::new(),
+            user: None,
         }
+    }
+
+    /// Runs as `user` (`UID:GID`) instead of the image's user.
+    pub fn user(mut self, user: &str) -> Self {
+        self.user = Some(user.into());
+        self
     }
 
     /// Bind-mounts the host directory `host` at `inside`.
@@ -173,6 +182,9 @@ pub fn start(spec: Spec) -> Result<Started, InfraError> {
     }
     if !spec.cmd.is_empty() {
         request = request.with_cmd(spec.cmd.clone());
+    }
+    if let Some(user) = &spec.user {
+        request = request.with_user(user.clone());
     }
     let container = request.start().map_err(|e| InfraError::Failed {
         what: format!("start container {} ({repository}:{tag})", spec.name),

@@ -1,6 +1,6 @@
 //! The parts of the docker provider that go through the `docker` CLI rather than
 //! testcontainers: whether an engine answers, the images (built by `docker/build-images.sh` when
-//! missing or stale), the run's labelled network, and the controls testcontainers' synchronous
+//! missing or stale; the git builders' node image by `docker/build-builders-image.sh`), the run's labelled network, and the controls testcontainers' synchronous
 //! API lacks (SIGKILL, pause, network disconnect/connect with an alias, exec as text).
 
 use std::path::{Path, PathBuf};
@@ -106,11 +106,32 @@ fn sha256_file(path: &Path) -> Result<String, InfraError> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Makes sure the four images exist and that `pkgcluster/pkgnode` holds `pkgnode_bin` (its
-/// label carries the binary's sha256): builds what is missing, rebuilds a stale pkgnode image.
-/// Serialised across processes with a lock file, so parallel tests build once. Returns what was
-/// built (empty when nothing was).
-pub fn ensure_images(pkgnode_bin: &Path) -> Result<Vec<String>, InfraError> {
+/// Which image the nodes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeImage {
+    /// `pkgcluster/pkgnode:VERSION`: `FROM scratch`, the binary and its ldd closure.
+    Scratch,
+    /// `pkgcluster/pkgnode-builders:DIGEST`: a Debian root with git, R and Python for the git
+    /// builders ([`super::builders_image`]).
+    Builders,
+}
+
+/// The images a cluster runs, once they exist.
+#[derive(Debug, Clone)]
+pub struct Images {
+    /// What was built (empty when nothing was; the builders image is not listed: its script
+    /// says what it did).
+    pub built: Vec<String>,
+    /// The nodes' image: (repository, tag).
+    pub node: (String, String),
+}
+
+/// Makes sure the images exist: postgres, haproxy and garage, and the node image `node` asks
+/// for. `pkgcluster/pkgnode` must hold `pkgnode_bin` (its label carries the binary's sha256):
+/// missing images are built, a stale pkgnode image is rebuilt; the builders image is named
+/// after its inputs, the binary among them. Serialised across processes with a lock file, so
+/// parallel tests build once.
+pub fn ensure_images(pkgnode_bin: &Path, node: NodeImage) -> Result<Images, InfraError> {
     let lock_path = std::env::temp_dir().join("pkgcluster-images.lock");
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -125,13 +146,19 @@ pub fn ensure_images(pkgnode_bin: &Path) -> Result<Vec<String>, InfraError> {
         .copied()
         .filter(|name| *name != "pkgnode" && !image_exists(&image(name)))
         .collect();
-    let want = sha256_file(pkgnode_bin)?;
     let mut force_pkgnode = false;
-    match image_label(&image("pkgnode"), PKGNODE_SHA_LABEL) {
-        None => missing.push("pkgnode"),
-        Some(have) if have != want => force_pkgnode = true,
-        Some(_) => {}
-    }
+    let node_image = match node {
+        NodeImage::Scratch => {
+            let want = sha256_file(pkgnode_bin)?;
+            match image_label(&image("pkgnode"), PKGNODE_SHA_LABEL) {
+                None => missing.push("pkgnode"),
+                Some(have) if have != want => force_pkgnode = true,
+                Some(_) => {}
+            }
+            (image_repository("pkgnode"), TAG.to_string())
+        }
+        NodeImage::Builders => super::builders_image::ensure(pkgnode_bin)?,
+    };
     let mut built = Vec::new();
     if !missing.is_empty() {
         run_build(&missing, false, pkgnode_bin)?;
@@ -142,7 +169,10 @@ pub fn ensure_images(pkgnode_bin: &Path) -> Result<Vec<String>, InfraError> {
         built.push("pkgnode".into());
     }
     drop(held);
-    Ok(built)
+    Ok(Images {
+        built,
+        node: node_image,
+    })
 }
 
 fn run_build(names: &[&str], force: bool, pkgnode_bin: &Path) -> Result<(), InfraError> {

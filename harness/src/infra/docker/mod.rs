@@ -8,15 +8,20 @@
 //! container and [`Member::DatabaseStandby`] the former primary (which no longer replicates).
 //!
 //! Images are `pkgcluster/*` built offline by `docker/build-images.sh` ([`engine::ensure_images`]
-//! builds missing ones, and rebuilds `pkgnode` when its binary changed).
+//! builds missing ones, and rebuilds `pkgnode` when its binary changed). A cluster started with
+//! [`DockerOptions::git_builders`] runs its nodes from the builders image instead (git, R and
+//! Python on a Debian root: [`builders_image`]) and a `git daemon` container beside them
+//! (`git_daemon.rs`), and creates the Git sources: [`Infra::git`].
 //!
 //! **Invariant:** nothing is left behind. Every container carries the label
 //! `pkgcluster.run=RUN_ID` (as does the network); teardown, [`Drop`] and a failed start drop the
 //! testcontainers handles (which remove their containers) and then remove whatever still carries
 //! the label, and the network.
 
+pub mod builders_image;
 mod containers;
 pub mod engine;
+mod git_daemon;
 mod parts;
 mod seed;
 
@@ -29,7 +34,8 @@ use reports::record::{InfraInfo, NodeInfo};
 use self::containers::Started;
 use self::parts::Names;
 use super::{
-    Control, Endpoints, Infra, InfraError, Member, Monitored, RestoredCorpus, bootstrap, joined,
+    Control, Endpoints, GitEndpoints, Infra, InfraError, Member, Monitored, RestoredCorpus,
+    bootstrap, joined,
 };
 use crate::corpus_cache::{CacheKey, CorpusCache, Manifest};
 
@@ -55,6 +61,10 @@ pub struct DockerOptions {
     /// The corpus cache and this run's key (Garage only): a complete entry is restored before
     /// the nodes start; otherwise [`Infra::save_corpus`] saves the seeded cluster into it.
     pub corpus_cache: Option<(CorpusCache, CacheKey)>,
+    /// The git-builders workload: the nodes run the builders image (git, R, Python; built the
+    /// first time, minutes), a `git daemon` container serves the builders' repositories as
+    /// `git://gitd/NAME.git`, and the Git sources (`cran-git`, `pypi-git`) are created.
+    pub git_builders: bool,
 }
 
 impl Default for DockerOptions {
@@ -68,6 +78,7 @@ impl Default for DockerOptions {
             reason: "docker containers requested".into(),
             run_id: None,
             corpus_cache: None,
+            git_builders: false,
         }
     }
 }
@@ -102,6 +113,10 @@ pub struct DockerCluster {
     garage: Option<Started>,
     nodes: Vec<Started>,
     haproxy: Option<Started>,
+    /// The Git server and the Git sources, when started with `git_builders`.
+    git: Option<(git_daemon::GitDaemon, GitEndpoints)>,
+    /// The nodes' image: (repository, tag).
+    node_image: (String, String),
     /// The database container that holds the `db` alias.
     db_holder: Mutex<String>,
     ready_timeout: Duration,
@@ -126,9 +141,14 @@ pub fn start(options: DockerOptions) -> Result<DockerCluster, InfraError> {
         });
     }
     let engine_version = engine::engine_version()?;
-    let built = engine::ensure_images(&options.pkgnode_bin)?;
-    if !built.is_empty() {
-        tracing::info!(?built, elapsed = ?began.elapsed(), "docker images built");
+    let node_image = if options.git_builders {
+        engine::NodeImage::Builders
+    } else {
+        engine::NodeImage::Scratch
+    };
+    let images = engine::ensure_images(&options.pkgnode_bin, node_image)?;
+    if !images.built.is_empty() || options.git_builders {
+        tracing::info!(built = ?images.built, node_image = ?images.node, elapsed = ?began.elapsed(), "docker images ready");
     }
     let run_id = options
         .run_id
@@ -166,6 +186,8 @@ pub fn start(options: DockerOptions) -> Result<DockerCluster, InfraError> {
         garage: None,
         nodes: Vec::new(),
         haproxy: None,
+        git: None,
+        node_image: images.node,
         db_holder: Mutex::new(String::new()),
         ready_timeout: options.ready_timeout,
         garage_dir: None,
@@ -286,17 +308,42 @@ impl DockerCluster {
         };
         let key_text = bootstrap::new_key_text();
         // The first node migrates the schema; the others start once it serves.
-        self.nodes
-            .push(parts::start_node(&self.names, 0, &shared, &key_text)?);
+        let image = &self.node_image;
+        self.nodes.push(parts::start_node(
+            &self.names,
+            image,
+            0,
+            &shared,
+            &key_text,
+        )?);
         let mut ids = vec![parts::wait_node(&self.nodes[0], timeout)?];
         for index in 1..options.nodes {
-            self.nodes
-                .push(parts::start_node(&self.names, index, &shared, &key_text)?);
+            self.nodes.push(parts::start_node(
+                &self.names,
+                image,
+                index,
+                &shared,
+                &key_text,
+            )?);
         }
         let first = self.nodes[0].name.clone();
-        let tokens = bootstrap::create_layout(restore.is_some(), |_step, args| {
-            parts::node_admin(&first, args)
-        })?;
+        let admin = |_step: &str, args: &[&str]| parts::node_admin(&first, args);
+        let tokens = bootstrap::create_layout(restore.is_some(), admin)?;
+        if options.git_builders {
+            let daemon = git_daemon::start(&self.names, image, timeout)?;
+            self.info
+                .components
+                .insert("git".into(), daemon.version.clone());
+            let (r_token, python_token) = bootstrap::create_git_layout(admin)?;
+            let endpoints = GitEndpoints {
+                remote: daemon.remote(),
+                r_source: bootstrap::GIT_R_SOURCE.into(),
+                python_source: bootstrap::GIT_PYTHON_SOURCE.into(),
+                r_token,
+                python_token,
+            };
+            self.git = Some((daemon, endpoints));
+        }
         if let Some((entry, manifest)) = restore {
             self.restored = Some(RestoredCorpus {
                 entry,
@@ -488,6 +535,7 @@ impl DockerCluster {
     fn remove_everything(&mut self) -> Result<(), InfraError> {
         // testcontainers removes each container (rm -f -v) as its handle drops.
         self.haproxy.take();
+        self.git.take();
         self.nodes.clear();
         self.garage.take();
         self.databases = [None, None];
@@ -506,6 +554,21 @@ impl Infra for DockerCluster {
 
     fn restored_corpus(&self) -> Option<&RestoredCorpus> {
         self.restored.as_ref()
+    }
+
+    fn git(&self) -> Option<&GitEndpoints> {
+        self.git.as_ref().map(|(_, endpoints)| endpoints)
+    }
+
+    fn create_git_repository(&self, name: &str) -> Result<(), InfraError> {
+        match &self.git {
+            Some((daemon, _)) => daemon.create_repository(name),
+            None => Err(InfraError::Failed {
+                what: format!("git repository {name}"),
+                detail: "this cluster was started without a Git server (git_builders: false)"
+                    .into(),
+            }),
+        }
     }
 
     fn node_command(
@@ -582,6 +645,10 @@ impl Infra for DockerCluster {
             ("postgresql-standby".to_string(), standby.as_ref()),
             ("s3".to_string(), self.garage.as_ref()),
             ("haproxy".to_string(), self.haproxy.as_ref()),
+            (
+                "git-daemon".to_string(),
+                self.git.as_ref().map(|(daemon, _)| &daemon.started),
+            ),
         ];
         let proxy = self
             .haproxy

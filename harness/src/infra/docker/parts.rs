@@ -44,7 +44,7 @@ impl Names {
         format!("{}-{part}", self.run_id)
     }
 
-    fn spec(&self, part: &str, image: &'static str) -> Spec {
+    pub fn spec(&self, part: &str, image: &'static str) -> Spec {
         Spec::new(self.container(part), image, &self.run_id, &self.network)
     }
 }
@@ -300,10 +300,12 @@ pub fn s3_endpoint(names: &Names) -> String {
     format!("http://{}:{S3_PORT}", names.container("s3"))
 }
 
-/// Starts node `index` (0-based): `pkgnode serve` with its config, under its own host name. The
-/// key is copied in as root's; the entrypoint copies it to the pkgnode user's 0600 file.
+/// Starts node `index` (0-based) from `image` (repository, tag): `pkgnode serve` with its
+/// config, under its own host name. The key is copied in as root's; the entrypoint copies it to
+/// the pkgnode user's 0600 file.
 pub fn start_node(
     names: &Names,
+    image: &(String, String),
     index: usize,
     shared: &bootstrap::Shared,
     key_text: &str,
@@ -318,6 +320,7 @@ pub fn start_node(
     )?;
     let mut spec = names
         .spec(&part, "pkgnode")
+        .image(&image.0, &image.1)
         .file(NODE_CONFIG, config)
         .file(SEED_KEY, key_text)
         .publish(NODE_PORT)?;
