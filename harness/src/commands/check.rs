@@ -234,6 +234,7 @@ pub async fn check(
         gauges: Vec::new(),
         thresholds: Vec::new(),
         checkers,
+        workloads: Vec::new(),
         verdict: Verdict::Unknown,
     };
     record.verdict = record.combined_verdict();

@@ -308,6 +308,7 @@ pub async fn run(
         gauges: observed.gauges.clone(),
         thresholds: Vec::new(),
         checkers: checker_results,
+        workloads: Vec::new(),
         verdict: Verdict::Fail,
     };
     record.judge(&plan.thresholds);

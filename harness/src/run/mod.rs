@@ -340,6 +340,7 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
         gauges: observed.gauges.clone(),
         thresholds: Vec::new(),
         checkers,
+        workloads: Vec::new(),
         verdict: Verdict::Fail,
     };
     record.judge(&plan.thresholds);
