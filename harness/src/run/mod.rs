@@ -132,7 +132,15 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
     let mut checker_results = Vec::new();
     for workload in &workloads {
         let client = reads_client.as_ref().map_err(String::as_str);
-        checker_results.extend(workload.check(&ctx, &history, client).await);
+        for result in workload.check(&ctx, &history, client).await {
+            eprintln!(
+                "harness: checker {}: {} — {}",
+                result.name,
+                result.validity.as_str(),
+                result.summary
+            );
+            checker_results.push(result);
+        }
     }
     checker_results.extend(cluster_checks(&ctx, &history, reads_client.as_ref()).await);
     if !ha_checks.is_empty() {

@@ -423,12 +423,6 @@ impl Workload for GitBuilders {
             if asked(ctx.plan, CHECKERS).is_empty() {
                 return Vec::new();
             }
-            eprintln!(
-                "harness: checker {}: {} — {}",
-                result.name,
-                result.validity.as_str(),
-                result.summary
-            );
             vec![result]
         })
     }
