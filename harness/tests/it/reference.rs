@@ -339,3 +339,33 @@ fn a_build_published_twice_fails_the_builders_and_the_run_but_not_the_other_work
     assert_eq!(summary.verdict, Verdict::Fail);
     assert_eq!(summary.workloads[2].verdict, Verdict::Fail);
 }
+
+/// Until the docker provider runs Git builders, `scenario reference` on docker stops before
+/// anything starts and says why (exit 2), rather than running without its builders.
+#[test]
+fn a_reference_run_the_container_provider_cannot_build_is_refused_before_it_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("never");
+    let result = harness_command(
+        tmp.path(),
+        &out,
+        &[
+            "scenario",
+            "reference",
+            "--infra",
+            "docker",
+            "--corpus",
+            "small",
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the docker provider cannot run Git builders yet"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    assert_nothing_left(tmp.path());
+}
