@@ -164,6 +164,13 @@ pub fn merge(records: &[RunRecord]) -> Result<Option<RunRecord>, HarnessError> {
     for (index, record) in iter {
         merged.merge(&named(record, index))?;
     }
+    // The reads' figures are the merge's, not the first slice's.
+    let duration_s = merged.meta.duration_s;
+    for section in &mut merged.workloads {
+        if section.name == "installs" {
+            section.figures = super::workloads::installs::figures(&merged.metrics, duration_s);
+        }
+    }
     Ok(Some(merged))
 }
 

@@ -5,6 +5,7 @@
 //! and the `availability` checker over the history. Its section: install p50/p99, the rate
 //! and the failures.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -375,25 +376,7 @@ impl Workload for Installs {
     }
 
     fn section(&self, history: &History) -> WorkloadSection {
-        let metrics = &history.metrics;
-        let install = metrics.kinds.get(daily_installs::KIND_INSTALL);
-        let run_time_s = self.run_time().as_secs_f64();
-        let mut figures = std::collections::BTreeMap::new();
-        for (name, q) in [("install_p50_ms", 0.5), ("install_p99_ms", 0.99)] {
-            if let Some(ms) = latency_ms(metrics, daily_installs::KIND_INSTALL, q) {
-                figures.insert(name.to_string(), ms);
-            }
-        }
-        if let Some(k) = install {
-            figures.insert("installs_scheduled".into(), k.scheduled() as f64);
-            figures.insert("installs_failed".into(), k.err() as f64);
-            if run_time_s > 0.0 {
-                figures.insert(
-                    "install_rate_achieved_per_s".into(),
-                    k.ok() as f64 / run_time_s,
-                );
-            }
-        }
+        let figures = figures(&history.metrics, self.run_time().as_secs_f64());
         WorkloadSection {
             name: self.name().into(),
             description: self.config.description().replace('\n', " "),
@@ -428,4 +411,27 @@ impl Workload for Installs {
             "served_packages": { "python": ready.corpus.python().len(), "r": ready.corpus.r().len() },
         })
     }
+}
+
+/// The reads' headline figures from `metrics` of a run lasting `run_time_s`: install p50 and
+/// p99, installs scheduled and failed, the achieved rate. Recomputed when the records of
+/// several generators are merged (each slice's figures are its own).
+pub(crate) fn figures(metrics: &reports::Metrics, run_time_s: f64) -> BTreeMap<String, f64> {
+    let mut figures = BTreeMap::new();
+    for (name, q) in [("install_p50_ms", 0.5), ("install_p99_ms", 0.99)] {
+        if let Some(ms) = latency_ms(metrics, daily_installs::KIND_INSTALL, q) {
+            figures.insert(name.to_string(), ms);
+        }
+    }
+    if let Some(k) = metrics.kinds.get(daily_installs::KIND_INSTALL) {
+        figures.insert("installs_scheduled".into(), k.scheduled() as f64);
+        figures.insert("installs_failed".into(), k.err() as f64);
+        if run_time_s > 0.0 {
+            figures.insert(
+                "install_rate_achieved_per_s".into(),
+                k.ok() as f64 / run_time_s,
+            );
+        }
+    }
+    figures
 }
