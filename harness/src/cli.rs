@@ -204,6 +204,9 @@ pub enum ScenarioName {
     /// Git builders: commits pushed to a real Git server on an open schedule, built by the
     /// nodes' leased queue, waited for by clients (commit → published).
     GitBuilders,
+    /// The reference claim as one run: the installs at --installs-per-day, --builders Git
+    /// builders with a burst, and the upload writer, together on one cluster.
+    Reference,
 }
 
 impl ScenarioName {
@@ -211,6 +214,7 @@ impl ScenarioName {
         match self {
             Self::DailyInstalls => "daily-installs",
             Self::GitBuilders => "git-builders",
+            Self::Reference => "reference",
         }
     }
 }
@@ -364,6 +368,10 @@ pub struct ScenarioArgs {
     pub load: LoadArgs,
     #[command(flatten, next_help_heading = "git-builders")]
     pub git: GitBuilderArgs,
+    /// Scenario reference: uploads of new package versions per second through the balancer
+    /// (default 2).
+    #[arg(long, help_heading = "reference")]
+    pub writes_per_s: Option<f64>,
     /// Drive an existing deployment at this URL instead of starting one.
     #[arg(long)]
     pub target: Option<String>,
@@ -439,11 +447,14 @@ pub enum Replication {
     Async,
 }
 
-/// What a drill runs while its faults are injected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// What a drill runs while its faults are injected (`--workload`, a list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum Workload {
-    /// The daily-installs read load and an upload writer.
-    DailyInstalls,
+    /// The daily-installs read load, with the upload writer beside it as every drill has had.
+    #[value(alias = "daily-installs")]
+    Installs,
+    /// The upload writer alone (beside the git builders, say).
+    Uploads,
     /// The git builders (commits, builds, clients waiting): builds held by a faulted node must
     /// finish elsewhere, exactly once.
     GitBuilders,
@@ -454,9 +465,9 @@ pub struct DrillArgs {
     pub name: DrillName,
     #[command(flatten)]
     pub load: LoadArgs,
-    /// The workload the faults hit.
-    #[arg(long, value_enum, default_value = "daily-installs")]
-    pub workload: Workload,
+    /// The workloads the faults hit, run together: e.g. `installs,git-builders`.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "installs")]
+    pub workload: Vec<Workload>,
     #[command(flatten, next_help_heading = "git-builders (--workload git-builders)")]
     pub git: GitBuilderArgs,
     /// With --workload git-builders: the nodes' `[git] lease_duration` (a killed node's builds

@@ -1,13 +1,15 @@
 //! The typed plan of one run, built once from the command line in `commands/` and handed to
-//! [`crate::run::run`]: the workloads (the daily-installs read load, an optional upload
-//! writer, or the git builders), the nemesis schedule, the checkers, the thresholds, and what the infrastructure
-//! must offer. A plain scenario is a plan with the no-op nemesis and no checkers; a drill adds
-//! a writer, faults and checkers.
+//! [`crate::run::run`]: the workloads (any of the daily-installs read load, the upload writer
+//! and the git builders, run together), the nemesis schedule, the checkers, the thresholds,
+//! and what the infrastructure must offer. A plain scenario is a plan with the no-op nemesis
+//! and no checkers; a drill adds a writer, faults and checkers; `scenario reference` is all
+//! three workloads at once.
 //!
 //! **Architecture Invariant:** nothing below `commands/` sees clap types; everything a run
 //! needs is here.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use reports::ThresholdSet;
 use scenarios::git_builders::GitBuildersConfig;
@@ -46,6 +48,11 @@ pub struct InfraPlan {
     /// A Git server and the Git sources (the git-builders workload; on docker, nodes from the
     /// builders image: `infra::docker::DockerOptions::git_builders`).
     pub git_server: bool,
+    /// With `--infra auto`, docker whenever an engine answers, even for what only the local
+    /// provider offers so far (the run then refuses, saying what docker lacks), instead of
+    /// falling back to local: `scenario reference`, whose claim is about the containers'
+    /// cluster.
+    pub auto_prefers_docker: bool,
     /// The corpus cache directory: restore the seeded corpus from it, or save it there after
     /// seeding. `None`: upload every run.
     pub corpus_cache: Option<PathBuf>,
@@ -59,13 +66,12 @@ pub struct RunPlan {
     /// `daily-installs`, `drill-kill-node`, … (the run record's scenario).
     pub name: String,
     pub infra: InfraPlan,
-    /// The read load.
-    pub reads: DailyInstallsConfig,
-    /// The upload writer, if the run writes.
-    pub writes: Option<WriterConfig>,
-    /// The git builders workload; when set, it runs *instead of* the read load.
-    pub git_builders: Option<GitBuildersConfig>,
+    /// What loads the cluster, each on its own schedule from one start: at most one of each
+    /// kind, in the order their sections appear.
+    pub workloads: Vec<WorkloadPlan>,
     pub nemesis: NemesisPlan,
+    /// Every checker asked for: each workload runs those about it (`builds` the git
+    /// builders', `lost-writes` the writer's, `availability` the reads'), the run the others.
     pub checkers: Vec<CheckerKind>,
     pub availability: AvailabilityLimits,
     /// How long the final reads wait for every node to agree with the database before an
@@ -79,6 +85,48 @@ pub struct RunPlan {
     pub quiet: bool,
     /// Which load-generator processes execute the read load, and where the corpus comes from.
     pub generators: GeneratorPlan,
+}
+
+/// One workload of a run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadPlan {
+    /// The daily-installs read load (`installs`).
+    Installs(DailyInstallsConfig),
+    /// The open-model upload writer and its ledger (`uploads`).
+    Uploads(WriterConfig),
+    /// Git builders: commits pushed, built by the nodes, waited for by clients.
+    GitBuilders(GitBuildersConfig),
+}
+
+impl WorkloadPlan {
+    /// Its name in the run record: `installs`, `uploads` or `git-builders`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Installs(_) => "installs",
+            Self::Uploads(_) => "uploads",
+            Self::GitBuilders(_) => "git-builders",
+        }
+    }
+
+    /// How long its load runs from the run's start (the git builders' grace included).
+    pub fn run_time(&self) -> Duration {
+        match self {
+            Self::Installs(reads) => reads.arrival.wall_duration(),
+            Self::Uploads(writes) => writes.duration,
+            Self::GitBuilders(git) => git.duration + git.grace,
+        }
+    }
+
+    /// Every problem with its configuration.
+    fn validate(&self) -> Vec<String> {
+        let problems = match self {
+            Self::Installs(reads) => reads.validate().err(),
+            Self::Uploads(writes) => writes.validate().err().map(|e| vec![e.to_string()]),
+            Self::GitBuilders(git) => git.validate().err().map(|e| vec![e.to_string()]),
+        };
+        problems.unwrap_or_default()
+    }
 }
 
 /// Where the installed corpus comes from.
@@ -118,36 +166,63 @@ pub struct GeneratorPlan {
 }
 
 impl RunPlan {
-    /// The corpus this run installs from, if it installs any (a git-builders run publishes
-    /// its builders' packages instead, so it neither restores nor seeds a corpus).
-    pub fn installs_corpus(&self) -> Option<&scenarios::corpus::CorpusConfig> {
-        self.git_builders.is_none().then_some(&self.reads.corpus)
+    /// The read load, if the run installs.
+    pub fn installs(&self) -> Option<&DailyInstallsConfig> {
+        self.workloads.iter().find_map(|w| match w {
+            WorkloadPlan::Installs(reads) => Some(reads),
+            _ => None,
+        })
     }
 
-    /// Every problem with the plan, not only the first (the load model's, the writer's and
-    /// the nemesis's together).
+    /// The upload writer, if the run writes.
+    pub fn uploads(&self) -> Option<&WriterConfig> {
+        self.workloads.iter().find_map(|w| match w {
+            WorkloadPlan::Uploads(writes) => Some(writes),
+            _ => None,
+        })
+    }
+
+    /// The git builders, if the run has them.
+    pub fn git_builders(&self) -> Option<&GitBuildersConfig> {
+        self.workloads.iter().find_map(|w| match w {
+            WorkloadPlan::GitBuilders(git) => Some(git),
+            _ => None,
+        })
+    }
+
+    /// How long the load runs: its longest workload's run.
+    pub fn run_time(&self) -> Duration {
+        (self.workloads.iter().map(WorkloadPlan::run_time))
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The corpus this run installs from, if it installs any (the git builders publish their
+    /// own packages, so a run without the reads neither restores nor seeds a corpus).
+    pub fn installs_corpus(&self) -> Option<&scenarios::corpus::CorpusConfig> {
+        self.installs().map(|reads| &reads.corpus)
+    }
+
+    /// Every problem with the plan, not only the first (every workload's and the nemesis's
+    /// together).
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Err(e) = self.reads.validate() {
-            problems.extend(e);
+        if self.workloads.is_empty() {
+            problems.push("a run needs at least one workload".into());
         }
-        if let Some(writes) = &self.writes
-            && let Err(e) = writes.validate()
-        {
-            problems.push(e.to_string());
-        }
-        if let Some(git) = &self.git_builders {
-            if let Err(e) = git.validate() {
-                problems.push(e.to_string());
-            }
-            if !self.infra.git_server {
-                problems.push("the git builders need a cluster with a Git server".into());
+        for (i, workload) in self.workloads.iter().enumerate() {
+            problems.extend(workload.validate());
+            if self.workloads[..i]
+                .iter()
+                .any(|w| w.name() == workload.name())
+            {
+                problems.push(format!("the {} workload is planned twice", workload.name()));
             }
         }
-        problems.extend(
-            self.nemesis
-                .validate(self.infra.nodes, self.reads.arrival.wall_duration()),
-        );
+        if self.git_builders().is_some() && !self.infra.git_server {
+            problems.push("the git builders need a cluster with a Git server".into());
+        }
+        problems.extend(self.nemesis.validate(self.infra.nodes, self.run_time()));
         if self.infra.nodes == 0 {
             problems.push("a cluster needs at least one node".into());
         }
@@ -160,9 +235,21 @@ impl RunPlan {
             ));
         }
         if self.generators.children > 1
-            && (self.writes.is_some() || !self.nemesis.faults.is_empty())
+            && (self.uploads().is_some() || !self.nemesis.faults.is_empty())
         {
             problems.push("--generators runs plain scenarios; drills run one generator".into());
+        }
+        if (self.generators.children > 1 || self.generators.slice.is_some())
+            && self
+                .workloads
+                .iter()
+                .any(|w| !matches!(w, WorkloadPlan::Installs(_)))
+        {
+            problems.push(
+                "--generators and --slice split the read load alone; the uploads and the git \
+                 builders run in one process"
+                    .into(),
+            );
         }
         if self.generators.children > 1 && self.generators.slice.is_some() {
             problems.push("--generators and --slice exclude each other".into());
@@ -175,8 +262,9 @@ impl RunPlan {
     pub fn describe(&self) -> serde_json::Value {
         serde_json::json!({
             "infra": self.infra,
-            "writes": self.writes,
-            "git_builders": self.git_builders,
+            "workloads": self.workloads.iter().map(WorkloadPlan::name).collect::<Vec<_>>(),
+            "writes": self.uploads(),
+            "git_builders": self.git_builders(),
             "nemesis": self.nemesis,
             "checkers": self.checkers,
             "availability_limits": self.availability,

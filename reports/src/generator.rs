@@ -116,6 +116,56 @@ pub fn cluster_cpu(record: &RunRecord, installs: u64) -> Option<ClusterCpu> {
     })
 }
 
+/// The sampled name of the database server that started as the primary (the reference
+/// deployment's database instance); its standby is [`DATABASE_STANDBY_PROCESS`].
+pub const DATABASE_PROCESS: &str = "postgresql";
+/// The sampled name of the synchronous standby.
+pub const DATABASE_STANDBY_PROCESS: &str = "postgresql-standby";
+/// The reference deployment's database CPU: "without exceeding 10–20 % CPU" (its share of the
+/// database instance), serving 1M installs a day and 100 Git builders.
+pub const REFERENCE_DATABASE_CPU_SHARE: (f64, f64) = (0.10, 0.20);
+
+/// What the database server cost over a run, beside the reference's 10–20 % figure.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseCpu {
+    /// CPU seconds of the server that started as the primary ([`DATABASE_PROCESS`]).
+    pub cpu_s: f64,
+    /// Its mean CPU as a share of one core over the run (0.25 = a quarter of a core).
+    pub core_share: f64,
+    /// The cores of the machine the run was on (`meta.config.machine_cores`), if recorded.
+    pub machine_cores: Option<f64>,
+    /// Its mean CPU as a share of the whole machine: the figure read beside the reference's,
+    /// whose database had an instance of its own. `None` without the core count.
+    pub machine_share: Option<f64>,
+    /// The standby's CPU seconds, when it was sampled (replaying the primary's WAL).
+    pub standby_cpu_s: Option<f64>,
+    /// The reference's figure, as shares: 10–20 %.
+    pub reference_share: (f64, f64),
+}
+
+/// The database server's CPU over the run; `None` when it was not sampled (a target) or the
+/// run has no length.
+pub fn database_cpu(record: &RunRecord) -> Option<DatabaseCpu> {
+    let costs = process_costs(record);
+    let primary = costs.get(DATABASE_PROCESS)?;
+    let duration_s = record.meta.duration_s;
+    if duration_s <= 0.0 {
+        return None;
+    }
+    let machine_cores = record.meta.config["machine_cores"]
+        .as_f64()
+        .filter(|c| *c > 0.0);
+    let core_share = primary.cpu_s / duration_s;
+    Some(DatabaseCpu {
+        cpu_s: primary.cpu_s,
+        core_share,
+        machine_cores,
+        machine_share: machine_cores.map(|cores| core_share / cores),
+        standby_cpu_s: costs.get(DATABASE_STANDBY_PROCESS).map(|p| p.cpu_s),
+        reference_share: REFERENCE_DATABASE_CPU_SHARE,
+    })
+}
+
 /// HTTP requests finished (ok or not) of every kind but the install itself.
 pub fn requests_served(record: &RunRecord) -> u64 {
     record
@@ -264,5 +314,32 @@ mod tests {
             .samples
             .retain(|s| s.process == "load-generator" || s.process == "docker-proxy");
         assert!(cluster_cpu(&record, 1_000).is_none());
+    }
+
+    #[test]
+    fn the_database_cpu_is_the_primarys_share_of_a_core_and_of_the_machine() {
+        let mut record = crate::sample::sample_record();
+        record.meta.duration_s = 10.0;
+        record.meta.config = serde_json::json!({ "machine_cores": 2 });
+        record.samples = vec![
+            // The primary: 40 % of a core, each sample covering 5 s: 4 CPU seconds.
+            sample(0.0, DATABASE_PROCESS, 40.0, 10),
+            sample(5.0, DATABASE_PROCESS, 40.0, 10),
+            sample(0.0, DATABASE_STANDBY_PROCESS, 10.0, 10),
+            sample(5.0, DATABASE_STANDBY_PROCESS, 10.0, 10),
+            sample(0.0, "node-1", 100.0, 10),
+            sample(5.0, "node-1", 100.0, 10),
+        ];
+        let db = database_cpu(&record).expect("the primary was sampled");
+        assert!((db.cpu_s - 4.0).abs() < 1e-9, "{db:?}");
+        assert!((db.core_share - 0.4).abs() < 1e-9, "{db:?}");
+        assert!((db.machine_share.unwrap() - 0.2).abs() < 1e-9, "{db:?}");
+        assert!((db.standby_cpu_s.unwrap() - 1.0).abs() < 1e-9, "{db:?}");
+        assert_eq!(db.reference_share, (0.10, 0.20));
+        // Without the core count there is no machine share; without the primary, no figure.
+        record.meta.config = serde_json::Value::Null;
+        assert_eq!(database_cpu(&record).unwrap().machine_share, None);
+        record.samples.retain(|s| s.process != DATABASE_PROCESS);
+        assert!(database_cpu(&record).is_none());
     }
 }

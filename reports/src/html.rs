@@ -183,6 +183,105 @@ fn cpu_split_line(
     ))
 }
 
+/// One workload in the page's workloads table.
+struct WorkloadRow {
+    name: String,
+    /// The id of its section on the page.
+    anchor: String,
+    /// `pass`, `fail` or `unknown`.
+    verdict: &'static str,
+    description: String,
+    /// Its headline figures in one line.
+    figures: String,
+}
+
+/// Each workload of `record` with its verdict and headline figures.
+fn workload_rows(record: &RunRecord) -> Vec<WorkloadRow> {
+    record
+        .workloads
+        .iter()
+        .map(|w| WorkloadRow {
+            name: w.name.clone(),
+            anchor: w.name.clone(),
+            verdict: record.workload_verdict(w).as_str(),
+            description: w.description.clone(),
+            figures: w
+                .figures
+                .iter()
+                .filter_map(|(name, value)| figure_text(name, *value))
+                .collect::<Vec<_>>()
+                .join(" · "),
+        })
+        .collect()
+}
+
+/// A figure for people, named by its key's unit suffix (`_ms`, `_s`, `_per_s`); counts as they
+/// are. The few figures the sections already show at length are left out here.
+fn figure_text(name: &str, value: f64) -> Option<String> {
+    let label = |suffix: &str| name.strip_suffix(suffix).unwrap_or(name).replace('_', " ");
+    let text = if name.ends_with("_per_s") {
+        format!("{} {value:.2}/s", label("_per_s"))
+    } else if name.ends_with("_ms") {
+        format!("{} {}", label("_ms"), ms_unit(Some(value)))
+    } else if name.ends_with("_s") {
+        format!("{} {}", label("_s"), format_seconds(value))
+    } else {
+        format!("{} {}", label(""), crate::figures::trim_float(value))
+    };
+    Some(text.replace("commit to published", "commit → published"))
+}
+
+/// "The database primary used 12.3 CPU-s: 8 % of one core, 4.1 % of this machine's 2 cores;
+/// the reference deployment's database stays within 10–20 %." and whether it is above that.
+fn database_cpu_line(db: &crate::generator::DatabaseCpu, duration_s: f64) -> (String, bool) {
+    let (low, high) = db.reference_share;
+    let machine = match (db.machine_share, db.machine_cores) {
+        (Some(share), Some(cores)) => format!(
+            ", {:.1} % of this machine's {} cores",
+            share * 100.0,
+            crate::figures::trim_float(cores)
+        ),
+        _ => String::new(),
+    };
+    let standby = db
+        .standby_cpu_s
+        .map(|s| format!(" (the standby, replaying it: {s:.1} CPU-s)"))
+        .unwrap_or_default();
+    let line = format!(
+        "Database CPU: the primary used {:.1} CPU-s over {}: {:.1} % of one core{machine}{standby}.          The reference deployment's database serves 1M installs a day and 100 Git builders          within {:.0}–{:.0} % CPU.",
+        db.cpu_s,
+        format_seconds(duration_s),
+        db.core_share * 100.0,
+        low * 100.0,
+        high * 100.0,
+    );
+    let above = db.machine_share.unwrap_or(db.core_share) > high;
+    (line, above)
+}
+
+/// The upload writer's section: the ledger's counts and latencies, from its figures.
+fn uploads_stats(record: &RunRecord) -> Option<Vec<Stat>> {
+    let section = record.workloads.iter().find(|w| w.name == "uploads")?;
+    let figure = |name: &str| section.figures.get(name).copied();
+    let count = |name: &str| {
+        figure(name)
+            .map(crate::figures::trim_float)
+            .unwrap_or_else(|| "–".into())
+    };
+    Some(vec![
+        stat("uploads invoked", count("uploads_invoked"), false),
+        stat("acknowledged", count("uploads_acknowledged"), false),
+        stat(
+            "failed",
+            count("uploads_failed"),
+            figure("uploads_failed").unwrap_or(0.0) > 0.0,
+        ),
+        stat("unknown outcome", count("uploads_unknown"), false),
+        stat("upload p50", ms_unit(figure("upload_p50_ms")), false),
+        stat("upload p99", ms_unit(figure("upload_p99_ms")), false),
+    ])
+}
+
 /// A headline number.
 struct Stat {
     label: &'static str,
@@ -218,6 +317,14 @@ struct ReportPage<'a> {
     config_json: String,
     charts: ChartSet,
     git: Option<GitSection>,
+    /// The workloads the run composed, each with its verdict (empty for older records).
+    workloads: Vec<WorkloadRow>,
+    /// Whether the install figures have a section: the run had the read load (or predates
+    /// recorded workloads).
+    installs: bool,
+    uploads: Option<Vec<Stat>>,
+    /// The database's CPU beside the reference's figure, and whether it is above it.
+    database_cpu: Option<(String, bool)>,
     generator: String,
 }
 
@@ -386,6 +493,13 @@ pub fn render(record: &RunRecord) -> Result<String, ReportError> {
             .unwrap_or_else(|_| record.meta.config.to_string()),
         charts,
         git: git_section(record)?,
+        workloads: workload_rows(record),
+        installs: record.workloads.is_empty() || record.workloads.iter().any(|w| w.name == "installs"),
+        uploads: uploads_stats(record),
+        database_cpu: summary
+            .database_cpu
+            .as_ref()
+            .map(|db| database_cpu_line(db, duration_s)),
         generator: format!("reports {}", env!("CARGO_PKG_VERSION")),
     };
     Ok(page.render()?)

@@ -31,8 +31,45 @@ pub struct RunRecord {
     pub thresholds: Vec<ThresholdResult>,
     /// What each checker concluded from the recorded history and the final reads.
     pub checkers: Vec<CheckerResult>,
+    /// The workloads the run composed (the reads, the upload writer, the git builders), each
+    /// with the kinds, counters and checkers that judge it; empty in records from before
+    /// workloads were recorded.
+    pub workloads: Vec<WorkloadSection>,
     /// The thresholds and checkers combined: fail outranks unknown, unknown outranks pass.
     pub verdict: Verdict,
+}
+
+/// One workload of a run as its section of the report: what it ran and what judges it. Its
+/// verdict is not stored but derived ([`RunRecord::workload_verdict`]): the thresholds naming
+/// one of its kinds or counters and the checkers it names, so a record judged again by other
+/// thresholds judges each workload again too.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadSection {
+    /// `installs`, `uploads` or `git-builders`.
+    pub name: String,
+    /// What it ran, in one line.
+    pub description: String,
+    /// The request kinds it recorded (`install`, `commit_to_published`, …).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// The counters it set (`lost`, `duplicates`, …).
+    #[serde(default)]
+    pub counters: Vec<String>,
+    /// The checkers that judge it, by name.
+    #[serde(default)]
+    pub checkers: Vec<String>,
+    /// Its headline figures, named with their units (`install_p99_ms`,
+    /// `commit_to_published_p95_s`, `uploads_acknowledged`).
+    #[serde(default)]
+    pub figures: BTreeMap<String, f64>,
+}
+
+impl WorkloadSection {
+    /// Whether a threshold judging `kind` (a request kind or, for `lost==0`, a counter's
+    /// name) is this workload's.
+    pub fn owns_kind(&self, kind: &str) -> bool {
+        self.kinds.iter().chain(&self.counters).any(|k| k == kind)
+    }
 }
 
 /// One reading of a gauge on one node.
@@ -339,6 +376,40 @@ impl RunRecord {
         self.verdict = self.combined_verdict();
     }
 
+    /// The thresholds of workload `section`: those whose kind (or counter) it owns.
+    pub fn workload_thresholds(&self, section: &WorkloadSection) -> Vec<&ThresholdResult> {
+        self.thresholds
+            .iter()
+            .filter(|t| {
+                crate::thresholds::Threshold::parse(&t.expr)
+                    .is_ok_and(|p| section.owns_kind(&p.kind))
+            })
+            .collect()
+    }
+
+    /// The checkers of workload `section`, by the names it lists.
+    pub fn workload_checkers(&self, section: &WorkloadSection) -> Vec<&CheckerResult> {
+        self.checkers
+            .iter()
+            .filter(|c| section.checkers.contains(&c.name))
+            .collect()
+    }
+
+    /// The verdict of one workload: its thresholds and its checkers, combined as the run's
+    /// are (fail > unknown > pass; not applicable left out). A workload with nothing to judge
+    /// it passes; the run's verdict still has the cluster's checkers (the HA checklist).
+    pub fn workload_verdict(&self, section: &WorkloadSection) -> Verdict {
+        let thresholds: Vec<ThresholdResult> = self
+            .workload_thresholds(section)
+            .into_iter()
+            .cloned()
+            .collect();
+        self.workload_checkers(section)
+            .iter()
+            .filter_map(|c| Verdict::from_validity(c.validity))
+            .fold(Verdict::from_results(&thresholds), Verdict::and)
+    }
+
     /// The thresholds' verdict combined with every checker's: fail > unknown > pass; a
     /// not-applicable checker is left out.
     pub fn combined_verdict(&self) -> Verdict {
@@ -421,6 +492,11 @@ impl RunRecord {
                 self.checkers.push(checker.clone());
             }
         }
+        for workload in &other.workloads {
+            if !self.workloads.iter().any(|w| w.name == workload.name) {
+                self.workloads.push(workload.clone());
+            }
+        }
         Ok(())
     }
 }
@@ -470,6 +546,7 @@ mod tests {
             gauges: vec![],
             thresholds: vec![],
             checkers,
+            workloads: vec![],
             verdict: Verdict::Unknown,
         }
     }
@@ -525,5 +602,72 @@ mod tests {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
+    }
+
+    #[test]
+    fn each_workload_is_judged_by_its_own_thresholds_and_checkers() {
+        let installs = WorkloadSection {
+            name: "installs".into(),
+            kinds: vec!["install".into(), "pypi_file".into()],
+            checkers: vec!["availability".into()],
+            ..WorkloadSection::default()
+        };
+        let builders = WorkloadSection {
+            name: "git-builders".into(),
+            kinds: vec!["commit_to_published".into()],
+            counters: vec!["lost".into(), "duplicates".into()],
+            checkers: vec!["builds".into()],
+            ..WorkloadSection::default()
+        };
+        let mut record = record_with(vec![
+            checker("availability", Validity::Valid),
+            checker("builds", Validity::Valid),
+            checker("ha-checklist-at-start", Validity::Valid),
+        ]);
+        record.workloads = vec![installs.clone(), builders.clone()];
+        let start = std::time::Instant::now();
+        let recorder = crate::Recorder::new(start, std::time::Duration::from_secs(1));
+        recorder.scheduled("install", start);
+        recorder.record("install", start, start, crate::Outcome::Ok);
+        record.metrics = recorder.finish();
+        record.metrics.counters.insert("lost".into(), 0.0);
+        let thresholds = crate::ThresholdSet::parse_all([
+            "install:error_rate<=0",
+            "p99<50ms",
+            "lost==0",
+            "commit_to_published:error_rate<=0",
+        ])
+        .unwrap();
+        record.judge(&thresholds);
+        // `p99<50ms` names no kind, so it judges `install`, as every threshold always has.
+        let exprs = |w: &WorkloadSection| -> Vec<String> {
+            record
+                .workload_thresholds(w)
+                .iter()
+                .map(|t| t.expr.clone())
+                .collect()
+        };
+        assert_eq!(exprs(&installs), ["install:error_rate<=0", "p99<50ms"]);
+        assert_eq!(
+            exprs(&builders),
+            ["lost==0", "commit_to_published:error_rate<=0"]
+        );
+        // No commit was waited for: the builders fail on their own threshold, the reads pass,
+        // and the run fails with them.
+        assert_eq!(record.workload_verdict(&installs), Verdict::Pass);
+        assert_eq!(record.workload_verdict(&builders), Verdict::Fail);
+        assert_eq!(record.verdict, Verdict::Fail);
+
+        // A planted invalid builds checker fails only the builders; an unknown availability
+        // leaves the reads unknown.
+        record.thresholds.retain(|t| !t.expr.starts_with("commit"));
+        record.checkers[1].validity = Validity::Invalid;
+        record.checkers[0].validity = Validity::Unknown;
+        assert_eq!(record.workload_verdict(&installs), Verdict::Unknown);
+        assert_eq!(record.workload_verdict(&builders), Verdict::Fail);
+        assert_eq!(record.combined_verdict(), Verdict::Fail);
+        record.checkers[1].validity = Validity::Valid;
+        assert_eq!(record.workload_verdict(&builders), Verdict::Pass);
+        assert_eq!(record.combined_verdict(), Verdict::Unknown);
     }
 }

@@ -206,6 +206,7 @@ pub fn sample_record() -> RunRecord {
             summary: "240 acknowledged uploads: 240 stable, 0 lost, 3 unknown (2 recovered)".into(),
             evidence: serde_json::json!({"acknowledged": 240, "stable": 240, "lost": 0, "unknown": 3, "recovered": 2, "bad_entries": []}),
         }],
+        workloads: Vec::new(),
         verdict: Verdict::Pass,
     };
     let thresholds =

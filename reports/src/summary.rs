@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::generator::{GeneratorCost, ProcessCost, generator_cost, process_costs};
+use crate::generator::{
+    DatabaseCpu, GeneratorCost, ProcessCost, database_cpu, generator_cost, process_costs,
+};
 use crate::kinds::INSTALL_KIND;
 use crate::metrics::{KindMetrics, quantile_ms};
 use crate::record::{CheckerResult, Event, EventKind, InfraInfo, RunRecord, Verdict};
@@ -63,6 +65,70 @@ pub struct Summary {
     /// Fault windows and the moments of each drill (injected, detected, promoted, first write
     /// ok, node online, healed), in time order.
     pub timeline: Vec<Event>,
+    /// Each workload of the run with its own verdict, thresholds, checkers and headline
+    /// figures (install p99, commit → published p95, uploads acknowledged); empty for records
+    /// from before workloads were recorded.
+    #[serde(default)]
+    pub workloads: Vec<WorkloadSummary>,
+    /// The database server's CPU beside the reference deployment's 10–20 %; `null` when it was
+    /// not sampled.
+    #[serde(default)]
+    pub database_cpu: Option<DatabaseCpu>,
+}
+
+/// One workload's part of the summary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadSummary {
+    /// `installs`, `uploads` or `git-builders`.
+    pub name: String,
+    /// What it ran.
+    pub description: String,
+    /// Its thresholds and checkers combined (fail > unknown > pass).
+    pub verdict: Verdict,
+    /// The thresholds naming its kinds or counters.
+    pub thresholds: Vec<ThresholdResult>,
+    /// Its checkers' conclusions (the evidence is in `checkers`).
+    pub checkers: Vec<WorkloadChecker>,
+    /// Its headline figures, named with their units.
+    pub figures: BTreeMap<String, f64>,
+}
+
+/// A checker's conclusion as a workload lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadChecker {
+    pub name: String,
+    pub validity: crate::record::Validity,
+    pub summary: String,
+}
+
+impl WorkloadSummary {
+    /// Every workload of `record`, judged by its own thresholds and checkers.
+    pub fn of(record: &RunRecord) -> Vec<WorkloadSummary> {
+        record
+            .workloads
+            .iter()
+            .map(|section| WorkloadSummary {
+                name: section.name.clone(),
+                description: section.description.clone(),
+                verdict: record.workload_verdict(section),
+                thresholds: record
+                    .workload_thresholds(section)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+                checkers: record
+                    .workload_checkers(section)
+                    .into_iter()
+                    .map(|c| WorkloadChecker {
+                        name: c.name.clone(),
+                        validity: c.validity,
+                        summary: c.summary.clone(),
+                    })
+                    .collect(),
+                figures: section.figures.clone(),
+            })
+            .collect()
+    }
 }
 
 /// Install counts.
@@ -330,6 +396,8 @@ impl Summary {
                 .filter(|e| !matches!(e.kind, EventKind::Note))
                 .cloned()
                 .collect(),
+            workloads: WorkloadSummary::of(record),
+            database_cpu: database_cpu(record),
         }
     }
 }

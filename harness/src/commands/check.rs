@@ -156,6 +156,7 @@ pub fn plan(args: &CheckArgs) -> Result<CheckPlan, HarnessError> {
             node_config_extra: CHECK_NODE_CONFIG.into(),
             keep_work_dir: args.keep_work_dir.clone(),
             git_server: false,
+            auto_prefers_docker: false,
             corpus_cache: None,
             package_storage: match args.storage {
                 StorageChoice::S3 => PackageStorage::S3,
@@ -234,6 +235,7 @@ pub async fn check(
         gauges: Vec::new(),
         thresholds: Vec::new(),
         checkers,
+        workloads: Vec::new(),
         verdict: Verdict::Unknown,
     };
     record.verdict = record.combined_verdict();

@@ -54,9 +54,9 @@ pub async fn run(args: GateArgs) -> Result<u8, HarnessError> {
     let started_at = chrono::Utc::now();
     let began = Instant::now();
     let corpus = step_plan(&plan.step, plan.search.min_per_day, false)?
-        .reads
-        .corpus;
-    let mut infra = super::scenario::start_infra_with_corpus(&plan.infra, Some(&corpus)).await?;
+        .installs_corpus()
+        .cloned();
+    let mut infra = super::scenario::start_infra_with_corpus(&plan.infra, corpus.as_ref()).await?;
     let mut plan = plan;
     // `--infra auto` names its provider only once started: its baseline check is here.
     plan.settings.provider = infra.info().provider;
@@ -111,6 +111,13 @@ pub fn plan(args: &GateArgs) -> Result<GatePlan, HarnessError> {
     let step_duration: std::time::Duration = args.step_duration.into();
     if step_duration.as_secs_f64() < 1.0 {
         problems.push("--step-duration must be at least 1s".into());
+    }
+    if args.scenario == crate::cli::ScenarioName::Reference {
+        problems.push(
+            "the gate searches the read load's capacity: --scenario reference runs the git \
+             builders and the upload writer beside it; use daily-installs"
+                .into(),
+        );
     }
     let slo = slo(&args.slo);
     let step = step_args(args, &slo)?;

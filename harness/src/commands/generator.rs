@@ -10,7 +10,7 @@ use crate::checkers::availability::AvailabilityLimits;
 use crate::error::HarnessError;
 use crate::infra::{Endpoints, target::Target};
 use crate::nemesis::NemesisPlan;
-use crate::plan::{GeneratorPlan, InfraKind, InfraPlan, RunPlan};
+use crate::plan::{GeneratorPlan, InfraKind, InfraPlan, RunPlan, WorkloadPlan};
 use crate::run::generators::GeneratorSpec;
 
 /// Runs the slice the spec names; the exit code is the slice's own verdict (the coordinator
@@ -36,11 +36,10 @@ pub async fn run(spec_path: &Path) -> Result<u8, HarnessError> {
             keep_work_dir: None,
             corpus_cache: None,
             git_server: false,
+            auto_prefers_docker: false,
             package_storage: crate::infra::PackageStorage::S3,
         },
-        reads: spec.reads,
-        writes: None,
-        git_builders: None,
+        workloads: vec![WorkloadPlan::Installs(spec.reads)],
         nemesis: NemesisPlan::none(),
         checkers: Vec::new(),
         availability: AvailabilityLimits::default(),

@@ -19,7 +19,9 @@ use crate::cli::{
 };
 use crate::error::HarnessError;
 use crate::nemesis::{FailoverPolicy, Fault, NemesisPlan, ScheduledFault};
-use crate::plan::{CorpusSource, GeneratorPlan, InfraKind, InfraPlan, RunPlan, Slice};
+use crate::plan::{
+    CorpusSource, GeneratorPlan, InfraKind, InfraPlan, RunPlan, Slice, WorkloadPlan,
+};
 use crate::run::DEFAULT_THRESHOLDS;
 
 /// Node settings for drills: check-ins every second, "Missed check-in" after three, so a
@@ -35,19 +37,32 @@ pub const GIT_BUILDERS_THRESHOLDS: &[&str] = &[
     "duplicates==0",
 ];
 
-/// The plan of `harness scenario NAME`: the read load (or the git builders), no nemesis, no
-/// checkers but the builds checker of git-builders.
+/// Uploads per second of `scenario reference`'s writer (and a drill's) by default.
+pub const DEFAULT_WRITES_PER_S: f64 = 2.0;
+
+/// The plan of `harness scenario NAME`: the read load, the git builders, or (`reference`) both
+/// with the upload writer; no nemesis, no checkers but the workloads' own (`builds`,
+/// `lost-writes`).
 pub fn scenario(args: &ScenarioArgs) -> Result<RunPlan, HarnessError> {
-    if args.name == ScenarioName::GitBuilders {
-        return git_builders(args);
+    if args.writes_per_s.is_some() && args.name != ScenarioName::Reference {
+        return Err(HarnessError::Config(vec![format!(
+            "--writes-per-s sets the upload writer of scenario reference; scenario {} has none",
+            args.name.as_str()
+        )]));
+    }
+    match args.name {
+        ScenarioName::DailyInstalls => {}
+        ScenarioName::GitBuilders => return git_builders(args),
+        ScenarioName::Reference => return reference(args),
     }
     let generators = generators(args)?;
     let plan = RunPlan {
         name: args.name.as_str().into(),
         infra: infra(&args.load, true, String::new()),
-        reads: reads(&args.load, args.load.duration.into()),
-        writes: None,
-        git_builders: None,
+        workloads: vec![WorkloadPlan::Installs(reads(
+            &args.load,
+            args.load.duration.into(),
+        ))],
         nemesis: NemesisPlan::none(),
         checkers: Vec::new(),
         availability: AvailabilityLimits::default(),
@@ -164,65 +179,55 @@ pub fn drill(args: &DrillArgs) -> Result<RunPlan, HarnessError> {
             duration
         );
     }
-    let reads = reads(&args.load, duration);
-    if args.workload == Workload::GitBuilders {
-        let node_config = format!(
-            "{DRILL_NODE_CONFIG}{}lease_duration = \"{}\"\n",
-            git_node_config(&args.git),
-            humantime::format_duration(args.lease_duration.into())
-        );
-        let plan = RunPlan {
-            name: format!("drill-{}-git-builders", drill_name(args.name)),
-            infra: InfraPlan {
-                git_server: true,
-                ..infra(
-                    &args.load,
-                    args.replication == Replication::Sync,
-                    node_config,
-                )
-            },
-            reads,
-            writes: None,
-            git_builders: Some(git_config(&args.git, &args.load, duration)),
-            nemesis: NemesisPlan {
-                faults: scheduled,
-                failover: FailoverPolicy {
-                    check_interval: args.failover_check_interval.into(),
-                    misses: args.failover_misses,
-                },
-                recovery_timeout: args.recovery_timeout.into(),
-            },
-            checkers: vec![CheckerKind::Builds, CheckerKind::ClusterStatus],
-            availability: AvailabilityLimits::default(),
-            settle: args.settle.into(),
-            thresholds: ThresholdSet::default(),
-            ha_checklist: true,
-            quiet: args.load.quiet,
-            generators: GeneratorPlan::default(),
-        };
-        return checked(plan, thresholds(&args.load, GIT_BUILDERS_THRESHOLDS));
+    let chosen = DrillWorkloads::of(&args.workload);
+    let git = chosen
+        .git_builders
+        .then(|| git_config(&args.git, &args.load, duration));
+    // Beside the builders, the reads and the writer run as long as they do: through the grace
+    // in which the last commits are built.
+    let run_time = duration + git.as_ref().map_or(Duration::ZERO, |g| g.grace);
+    let mut workloads = Vec::new();
+    if chosen.installs {
+        workloads.push(WorkloadPlan::Installs(reads(&args.load, run_time)));
     }
-    let tag = format!(
-        "d{}{}",
-        chrono::Utc::now().format("%H%M%S"),
-        std::process::id() % 10_000
-    );
-    let plan = RunPlan {
-        name: format!("drill-{}", drill_name(args.name)),
-        infra: infra(
-            &args.load,
-            args.replication == Replication::Sync,
-            DRILL_NODE_CONFIG.into(),
-        ),
-        reads,
-        git_builders: None,
-        writes: Some(WriterConfig {
+    if chosen.uploads {
+        workloads.push(WorkloadPlan::Uploads(WriterConfig {
             writes_per_s: args.writes_per_s,
-            duration,
-            tag,
+            duration: run_time,
+            tag: writer_tag(),
             seed: args.load.seed,
             ..WriterConfig::default()
-        }),
+        }));
+    }
+    let mut checkers = Vec::new();
+    if chosen.uploads {
+        checkers.push(CheckerKind::LostWrites);
+    }
+    if chosen.installs {
+        checkers.push(CheckerKind::Availability);
+    }
+    let mut node_config = DRILL_NODE_CONFIG.to_string();
+    if let Some(git) = git {
+        workloads.push(WorkloadPlan::GitBuilders(git));
+        checkers.push(CheckerKind::Builds);
+        node_config.push_str(&format!(
+            "{}lease_duration = \"{}\"\n",
+            git_node_config(&args.git),
+            humantime::format_duration(args.lease_duration.into())
+        ));
+    }
+    checkers.push(CheckerKind::ClusterStatus);
+    let plan = RunPlan {
+        name: format!("drill-{}{}", drill_name(args.name), chosen.suffix()),
+        infra: InfraPlan {
+            git_server: chosen.git_builders,
+            ..infra(
+                &args.load,
+                args.replication == Replication::Sync,
+                node_config,
+            )
+        },
+        workloads,
         nemesis: NemesisPlan {
             faults: scheduled,
             failover: FailoverPolicy {
@@ -231,15 +236,15 @@ pub fn drill(args: &DrillArgs) -> Result<RunPlan, HarnessError> {
             },
             recovery_timeout: args.recovery_timeout.into(),
         },
-        checkers: vec![
-            CheckerKind::LostWrites,
-            CheckerKind::Availability,
-            CheckerKind::ClusterStatus,
-        ],
-        availability: AvailabilityLimits {
-            max_failed_installs: args.max_failed_installs,
-            max_write_gap_s: Some(Duration::from(args.max_write_gap).as_secs_f64()),
-            min_installs_per_window: args.min_installs_per_window,
+        checkers,
+        availability: if chosen.installs {
+            AvailabilityLimits {
+                max_failed_installs: args.max_failed_installs,
+                max_write_gap_s: Some(Duration::from(args.max_write_gap).as_secs_f64()),
+                min_installs_per_window: args.min_installs_per_window,
+            }
+        } else {
+            AvailabilityLimits::default()
         },
         settle: args.settle.into(),
         thresholds: ThresholdSet::default(),
@@ -247,14 +252,126 @@ pub fn drill(args: &DrillArgs) -> Result<RunPlan, HarnessError> {
         quiet: args.load.quiet,
         generators: GeneratorPlan::default(),
     };
+    let mut defaults = Vec::new();
+    if chosen.installs {
+        defaults.push(Defaults::INSTALLS);
+    }
+    if chosen.git_builders {
+        defaults.push(Defaults::GIT_BUILDERS);
+    }
     // Latency and failures during a fault are the drill's subject (the `availability`
     // checker's); outside the faults plus a grace the cluster must hold the scenario's own
-    // thresholds: no failed install, the rate held, every kind's p99.
-    let thresholds = thresholds(&args.load, DEFAULT_THRESHOLDS).map(|mut set| {
-        set.outside_faults_grace_s = Some(crate::checkers::availability::GRACE_S);
+    // thresholds: no failed install, the rate held, every kind's p99. The builders' are
+    // judged over the whole run, as they always were (their counters are whole-run anyway).
+    let thresholds = thresholds_of(&args.load, &defaults).map(|mut set| {
+        if chosen.installs {
+            set.outside_faults_grace_s = Some(crate::checkers::availability::GRACE_S);
+        }
         set
     });
     checked(plan, thresholds)
+}
+
+/// Which workloads a drill's `--workload` list asks for. The reads come with the upload
+/// writer, as every drill's always have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DrillWorkloads {
+    installs: bool,
+    uploads: bool,
+    git_builders: bool,
+}
+
+impl DrillWorkloads {
+    fn of(list: &[Workload]) -> Self {
+        let has = |w: Workload| list.contains(&w);
+        DrillWorkloads {
+            installs: has(Workload::Installs),
+            uploads: has(Workload::Installs) || has(Workload::Uploads),
+            git_builders: has(Workload::GitBuilders),
+        }
+    }
+
+    /// The run name's suffix: none for the reads and the writer (every drill's load so
+    /// far), else the workloads' names.
+    fn suffix(self) -> String {
+        if !self.git_builders {
+            return if self.installs {
+                String::new()
+            } else {
+                "-uploads".into()
+            };
+        }
+        let mut names = Vec::new();
+        if self.installs {
+            names.push("installs");
+        } else if self.uploads {
+            names.push("uploads");
+        }
+        names.push("git-builders");
+        format!("-{}", names.join("-"))
+    }
+}
+
+/// A writer's tag: unique to this run, so drills repeated against one cluster never collide.
+fn writer_tag() -> String {
+    format!(
+        "d{}{}",
+        chrono::Utc::now().format("%H%M%S"),
+        std::process::id() % 10_000
+    )
+}
+
+/// The plan of `harness scenario reference`: the reference claim as one run. The reads at
+/// `--installs-per-day`, `--builders` git builders on their open schedule plus a burst, and
+/// the upload writer, on one cluster, for `--duration` plus the builders' `--grace` (the reads
+/// and the writer go on while the last commits are built); each workload judged by its own
+/// thresholds and checker (`builds`, `lost-writes`), all together.
+fn reference(args: &ScenarioArgs) -> Result<RunPlan, HarnessError> {
+    if args.target.is_some() {
+        return Err(HarnessError::Config(vec![
+            "scenario reference runs git builders, which need a Git server the nodes can \
+             reach: it runs on a cluster the harness starts, not against --target"
+                .into(),
+        ]));
+    }
+    let generators = generators(args)?;
+    let duration: Duration = args.load.duration.into();
+    let git = scenarios::git_builders::GitBuildersConfig {
+        burst: true,
+        ..git_config(&args.git, &args.load, duration)
+    };
+    let run_time = duration + git.grace;
+    let plan = RunPlan {
+        name: args.name.as_str().into(),
+        infra: InfraPlan {
+            git_server: true,
+            auto_prefers_docker: true,
+            ..infra(&args.load, true, git_node_config(&args.git))
+        },
+        workloads: vec![
+            WorkloadPlan::Installs(reads(&args.load, run_time)),
+            WorkloadPlan::Uploads(WriterConfig {
+                writes_per_s: args.writes_per_s.unwrap_or(DEFAULT_WRITES_PER_S),
+                duration: run_time,
+                tag: writer_tag(),
+                seed: args.load.seed,
+                ..WriterConfig::default()
+            }),
+            WorkloadPlan::GitBuilders(git),
+        ],
+        nemesis: NemesisPlan::none(),
+        checkers: vec![CheckerKind::LostWrites, CheckerKind::Builds],
+        availability: AvailabilityLimits::default(),
+        settle: crate::plan::DEFAULT_SETTLE,
+        thresholds: ThresholdSet::default(),
+        ha_checklist: true,
+        quiet: args.load.quiet,
+        generators,
+    };
+    checked(
+        plan,
+        thresholds_of(&args.load, &[Defaults::INSTALLS, Defaults::GIT_BUILDERS]),
+    )
 }
 
 /// The plan of `harness scenario git-builders`: the builders' commits, watchers and the builds
@@ -275,9 +392,7 @@ fn git_builders(args: &ScenarioArgs) -> Result<RunPlan, HarnessError> {
             git_server: true,
             ..infra(&args.load, true, git_node_config(&args.git))
         },
-        reads: reads(&args.load, duration),
-        writes: None,
-        git_builders: Some(config),
+        workloads: vec![WorkloadPlan::GitBuilders(config)],
         nemesis: NemesisPlan::none(),
         checkers: vec![CheckerKind::Builds],
         availability: AvailabilityLimits::default(),
@@ -398,6 +513,7 @@ fn infra(load: &LoadArgs, synchronous: bool, node_config_extra: String) -> Infra
         node_config_extra,
         keep_work_dir: load.keep_work_dir.clone(),
         git_server: false,
+        auto_prefers_docker: false,
         corpus_cache: corpus_cache(load),
         package_storage: crate::infra::PackageStorage::S3,
     }
@@ -457,6 +573,58 @@ fn reads(args: &LoadArgs, duration: Duration) -> DailyInstallsConfig {
     }
 }
 
+/// A workload's default thresholds and the kinds and counters that make a threshold its own.
+#[derive(Clone, Copy)]
+struct Defaults {
+    thresholds: &'static [&'static str],
+    kinds: &'static [&'static str],
+    counters: &'static [&'static str],
+}
+
+impl Defaults {
+    const INSTALLS: Defaults = Defaults {
+        thresholds: DEFAULT_THRESHOLDS,
+        kinds: scenarios::daily_installs::KINDS,
+        counters: &[],
+    };
+    const GIT_BUILDERS: Defaults = Defaults {
+        thresholds: GIT_BUILDERS_THRESHOLDS,
+        kinds: scenarios::git_builders::KINDS,
+        counters: crate::run::workloads::git_builders::COUNTERS,
+    };
+
+    fn owns(&self, threshold: &reports::Threshold) -> bool {
+        (self.kinds.iter().chain(self.counters)).any(|k| *k == threshold.kind)
+    }
+}
+
+/// The thresholds of a run of several workloads: the flags' and the file's, and the defaults
+/// of every workload none of them judges (so `--threshold 'p99<200ms'` loosens the reads and
+/// keeps the builders' `lost==0`). With one workload: the given ones, else its defaults.
+fn thresholds_of(args: &LoadArgs, workloads: &[Defaults]) -> Result<ThresholdSet, HarnessError> {
+    let all: Vec<&str> = workloads
+        .iter()
+        .flat_map(|d| d.thresholds)
+        .copied()
+        .collect();
+    let mut set = thresholds(args, &all)?;
+    if set.thresholds.is_empty() || workloads.len() < 2 {
+        return Ok(set);
+    }
+    let given = !(args.thresholds.is_empty() && args.thresholds_file.is_none());
+    if given {
+        for workload in workloads {
+            if !set.thresholds.iter().any(|t| workload.owns(t)) {
+                let defaults = ThresholdSet::parse_all(workload.thresholds).map_err(|errors| {
+                    HarnessError::Internal(format!("default thresholds: {errors:?}"))
+                })?;
+                set.thresholds.extend(defaults.thresholds);
+            }
+        }
+    }
+    Ok(set)
+}
+
 /// Thresholds from the flags and the file; `defaults` when neither gives any.
 fn thresholds(args: &LoadArgs, defaults: &[&str]) -> Result<ThresholdSet, HarnessError> {
     let mut set = ThresholdSet::default();
@@ -475,58 +643,4 @@ fn thresholds(args: &LoadArgs, defaults: &[&str]) -> Result<ThresholdSet, Harnes
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    fn parsed(argv: &[&str]) -> crate::cli::Command {
-        let argv = ["harness"].iter().chain(argv).copied();
-        crate::cli::Cli::try_parse_from(argv)
-            .expect("arguments parse")
-            .command
-    }
-
-    #[test]
-    fn a_drill_holds_the_scenarios_thresholds_outside_its_faults_and_needs_installs_in_them() {
-        let crate::cli::Command::Drill(args) = parsed(&["drill", "kill-node"]) else {
-            panic!("not a drill");
-        };
-        let plan = drill(&args).unwrap();
-        let exprs: Vec<&str> = plan
-            .thresholds
-            .thresholds
-            .iter()
-            .map(|t| t.expr.as_str())
-            .collect();
-        assert_eq!(exprs, DEFAULT_THRESHOLDS);
-        assert_eq!(
-            plan.thresholds.outside_faults_grace_s,
-            Some(crate::checkers::availability::GRACE_S)
-        );
-        assert_eq!(plan.availability.min_installs_per_window, 20);
-
-        let crate::cli::Command::Drill(args) = parsed(&[
-            "drill",
-            "kill-node",
-            "--min-installs-per-window",
-            "50",
-            "--threshold",
-            "p99<1s",
-        ]) else {
-            panic!("not a drill");
-        };
-        let plan = drill(&args).unwrap();
-        assert_eq!(plan.availability.min_installs_per_window, 50);
-        assert_eq!(plan.thresholds.thresholds.len(), 1);
-        assert!(plan.thresholds.outside_faults_grace_s.is_some());
-
-        // A plain scenario is judged over the whole run.
-        let crate::cli::Command::Scenario(args) = parsed(&["scenario", "daily-installs"]) else {
-            panic!("not a scenario");
-        };
-        assert_eq!(
-            scenario(&args).unwrap().thresholds.outside_faults_grace_s,
-            None
-        );
-    }
-}
+mod tests;

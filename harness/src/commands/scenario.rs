@@ -86,9 +86,16 @@ fn default_out_dir(scenario: &str) -> PathBuf {
 pub(crate) fn write(out: &Path, record: &RunRecord) -> Result<(), HarnessError> {
     reports::store::write_run_dir(out, record)?;
     let summary = reports::summary::Summary::from_record(record);
-    match git_builders_summary(record) {
-        Some(text) => println!("{text}"),
-        None => println!("{}", one_screen_summary(&summary)),
+    let git = git_builders_summary(record);
+    let installs = record.workloads.iter().any(|w| w.name == "installs");
+    if git.is_none() || installs {
+        println!("{}", one_screen_summary(&summary));
+    }
+    if let Some(text) = git {
+        println!("{text}");
+    }
+    if summary.workloads.len() > 1 {
+        print_workloads(&summary);
     }
     for threshold in &record.thresholds {
         println!(
@@ -109,6 +116,45 @@ pub(crate) fn write(out: &Path, record: &RunRecord) -> Result<(), HarnessError> 
     println!("verdict: {}", record.verdict.as_str().to_uppercase());
     println!("report: {}", out.join("report.html").display());
     Ok(())
+}
+
+/// One line per workload with its verdict and headline figures, and the database's CPU beside
+/// the reference's 10–20 % (a run of several workloads: the reference claim).
+fn print_workloads(summary: &reports::summary::Summary) {
+    for workload in &summary.workloads {
+        let mark = match workload.verdict {
+            Verdict::Pass => "✓",
+            Verdict::Fail => "✗",
+            Verdict::Unknown => "?",
+        };
+        let figures: Vec<String> = workload
+            .figures
+            .iter()
+            .map(|(name, value)| match value.fract() == 0.0 {
+                true => format!("{name} {value:.0}"),
+                false => format!("{name} {value:.2}"),
+            })
+            .collect();
+        println!(
+            "  {mark} workload {:<13} {:<7} {}",
+            workload.name,
+            workload.verdict.as_str(),
+            figures.join(", ")
+        );
+    }
+    if let Some(db) = &summary.database_cpu {
+        let (low, high) = db.reference_share;
+        println!(
+            "database CPU: {:.1} CPU-s, {:.1} % of one core{} (the reference: {:.0}–{:.0} %)",
+            db.cpu_s,
+            db.core_share * 100.0,
+            db.machine_share
+                .map(|share| format!(", {:.1} % of the machine", share * 100.0))
+                .unwrap_or_default(),
+            low * 100.0,
+            high * 100.0
+        );
+    }
 }
 
 /// The git-builders run in two lines: commits, builds, duplicates, lost; commit → published.
@@ -203,16 +249,11 @@ async fn start_provider(
 ) -> Result<Box<dyn Infra>, HarnessError> {
     let reason = match plan.kind {
         InfraKind::Local => "--infra local".to_string(),
-        // The Git server runs as a local process only, so far.
-        InfraKind::Docker if plan.git_server => {
-            return Err(HarnessError::Config(vec![
-                "git-builders runs on the local provider only (--infra local): the docker \
-                 provider has no Git server yet"
-                    .into(),
-            ]));
-        }
-        InfraKind::Auto if plan.git_server => {
-            "auto: git-builders needs the Git server, which runs on the local provider".into()
+        // Git builders on docker need its builders image and git daemon: when auto would
+        // choose docker for a plan that prefers it (scenario reference), it does; otherwise the
+        // Git server runs as a local process.
+        InfraKind::Auto if plan.git_server && !plan.auto_prefers_docker => {
+            "auto: git-builders runs its Git server as a local process".into()
         }
         InfraKind::Docker if plan.package_storage != infra::PackageStorage::S3 => {
             return Err(HarnessError::Config(vec![
@@ -291,6 +332,7 @@ async fn start_docker(
         nodes: plan.nodes,
         pkgnode_bin: pkgnode,
         node_config_extra: plan.node_config_extra.clone(),
+        git_builders: plan.git_server,
         reason,
         ..infra::docker::DockerOptions::default()
     };

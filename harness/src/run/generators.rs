@@ -41,10 +41,11 @@ pub struct Children {
     running: Vec<(usize, tokio::process::Child, PathBuf)>,
 }
 
-/// Starts `count` children, slice `i` writing to `records_dir/i`, all starting at `start_at`.
+/// Starts `count` children of the read load `reads`, slice `i` writing to `records_dir/i`, all starting at `start_at`.
 /// Each child's stderr goes to `records_dir/i.log`.
 pub fn spawn(
     plan: &RunPlan,
+    reads: &DailyInstallsConfig,
     endpoints: &Endpoints,
     start_at: DateTime<Utc>,
     records_dir: &Path,
@@ -57,7 +58,7 @@ pub fn spawn(
         let out = records_dir.join(index.to_string());
         let spec = GeneratorSpec {
             name: plan.name.clone(),
-            reads: plan.reads.clone(),
+            reads: reads.clone(),
             thresholds: plan
                 .thresholds
                 .thresholds
@@ -162,6 +163,13 @@ pub fn merge(records: &[RunRecord]) -> Result<Option<RunRecord>, HarnessError> {
     let mut merged = named(first, 0);
     for (index, record) in iter {
         merged.merge(&named(record, index))?;
+    }
+    // The reads' figures are the merge's, not the first slice's.
+    let duration_s = merged.meta.duration_s;
+    for section in &mut merged.workloads {
+        if section.name == "installs" {
+            section.figures = super::workloads::installs::figures(&merged.metrics, duration_s);
+        }
     }
     Ok(Some(merged))
 }

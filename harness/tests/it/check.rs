@@ -44,6 +44,7 @@ fn plan(nodes: usize) -> CheckPlan {
             node_config_extra: check_command::CHECK_NODE_CONFIG.into(),
             keep_work_dir: None,
             git_server: false,
+            auto_prefers_docker: false,
             corpus_cache: None,
             package_storage: harness::infra::PackageStorage::S3,
         },

@@ -402,14 +402,14 @@ fn a_killed_node_during_git_builds_loses_and_duplicates_nothing() {
     assert_nothing_left(tmp.path());
 }
 
-/// `harness scenario git-builders --infra docker`: the plan the CLI builds, on the docker
-/// provider started as the scenario command starts it for a plan with a Git server — nodes
-/// from the builders image (git, R, Python), a `git daemon` container as `git://gitd` — then
-/// run, torn down and judged by `commands::scenario::execute`. Builds are published, broken
-/// commits fail and nothing else, and the verdict passes. The first run on a machine builds
-/// the builders image (debootstrap, minutes).
+/// `harness scenario reference --infra docker` (issue 24): installs, Git builders and the
+/// upload writer together on the docker provider, started as the scenario command starts it for
+/// a plan with a Git server — nodes from the builders image (git, R, Python), a `git daemon`
+/// container as `git://gitd` — then run, torn down and judged by `commands::scenario::execute`.
+/// Builds are published, broken commits fail and nothing else, every workload passes. The first
+/// run on a machine builds the builders image (debootstrap, minutes).
 #[test]
-fn docker_git_builders_scenario_publishes_builds_and_passes() {
+fn docker_reference_scenario_builds_installs_and_uploads_and_passes() {
     use clap::Parser;
     use harness::cli::{Cli, Command as CliCommand};
     use harness::infra::docker::{self, DockerOptions};
@@ -421,10 +421,26 @@ fn docker_git_builders_scenario_publishes_builds_and_passes() {
     let cli = Cli::try_parse_from([
         "harness",
         "scenario",
-        "git-builders",
+        "reference",
         "--infra",
         "docker",
         "--quiet",
+        "--installs-per-day",
+        "200000",
+        "--corpus",
+        "small",
+        "--packages",
+        "24",
+        "--size-max-bytes",
+        "2000000",
+        "--writes-per-s",
+        "2",
+        "--threshold",
+        "install:error_rate<=0",
+        "--threshold",
+        "install:rate_ratio>=0.95",
+        "--threshold",
+        "p99<2s",
         "--builders",
         "6",
         "--duration",
@@ -493,6 +509,23 @@ fn docker_git_builders_scenario_publishes_builds_and_passes() {
         serde_json::from_str(&std::fs::read_to_string(out.join("record.json")).unwrap()).unwrap();
     assert_eq!(record["verdict"], "pass");
     assert_eq!(record["meta"]["infra"]["provider"], "docker");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let workloads: Vec<(&str, &str)> = summary["workloads"]
+        .as_array()
+        .expect("workloads")
+        .iter()
+        .map(|w| (w["name"].as_str().unwrap(), w["verdict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        workloads,
+        [
+            ("installs", "pass"),
+            ("uploads", "pass"),
+            ("git-builders", "pass")
+        ],
+        "{summary:#}"
+    );
     let builds = record["checkers"]
         .as_array()
         .unwrap()

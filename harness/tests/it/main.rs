@@ -12,6 +12,7 @@ mod infra_docker;
 mod infra_local;
 mod mutations;
 mod proofs;
+mod reference;
 mod scenario;
 mod support;
 mod target;

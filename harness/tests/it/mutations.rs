@@ -160,8 +160,8 @@ fn a_deleted_row_is_lost_a_planted_row_phantom_a_stored_refusal_failed_but_appli
     assert_eq!(applied["database"]["stored"], true);
 
     // The builds checker's publications come from the same database: no Git build ran here.
-    let publications =
-        harness::run::git_builders::read_publications(&cluster).expect("transactions are read");
+    let publications = harness::run::workloads::git_builders::read_publications(&cluster)
+        .expect("transactions are read");
     assert!(publications.is_empty(), "{publications:?}");
 
     // Stale: node-2 cut off from the database keeps serving what it held; uploads through
@@ -322,7 +322,7 @@ fn a_replayed_build_transaction_is_a_duplicate() {
         panic!("not a scenario");
     };
     let plan = harness::commands::plan::scenario(&args).expect("a valid plan");
-    let git = plan.git_builders.clone().expect("a git-builders plan");
+    let git = plan.git_builders().cloned().expect("a git-builders plan");
     let cluster = local::start(LocalOptions {
         nodes: plan.infra.nodes,
         pkgnode_bin: pkgnode(),
@@ -375,8 +375,10 @@ fn a_replayed_build_transaction_is_a_duplicate() {
         .iter()
         .map(|c| (c.builder, c.version.clone()))
         .collect();
-    let sightings =
-        harness::run::git_builders::read_sightings(&cluster, outcome.record.meta.started_at);
+    let sightings = harness::run::workloads::git_builders::read_sightings(
+        &cluster,
+        outcome.record.meta.started_at,
+    );
     let judge = |publications: &Result<harness::checkers::builds::Publications, String>| {
         harness::checkers::builds::check(&harness::checkers::builds::BuildsHistory {
             builders: &builders,
@@ -387,7 +389,7 @@ fn a_replayed_build_transaction_is_a_duplicate() {
             sightings: &sightings,
         })
     };
-    let before = harness::run::git_builders::read_publications(&cluster);
+    let before = harness::run::workloads::git_builders::read_publications(&cluster);
     assert!(
         before
             .as_ref()
@@ -422,7 +424,7 @@ fn a_replayed_build_transaction_is_a_duplicate() {
         .trim()
         .to_string();
     assert!(description.contains('@'), "{replayed:?}");
-    let after = harness::run::git_builders::read_publications(&cluster);
+    let after = harness::run::workloads::git_builders::read_publications(&cluster);
     let (result, counts) = judge(&after);
     assert_eq!(
         result.validity,

@@ -198,3 +198,65 @@ fn a_not_applicable_checker_is_shown_as_such_never_as_valid() {
         "package files are in S3, which needs no cross-node file locks"
     );
 }
+
+#[test]
+fn each_workload_has_its_verdict_and_the_database_cpu_is_beside_the_reference() {
+    let mut record = sample_record();
+    // The sample's plain page has no workloads table.
+    assert!(!render(&record).unwrap().contains("id=\"workloads\""));
+    record.workloads = vec![
+        crate::record::WorkloadSection {
+            name: "installs".into(),
+            description: "1M installs/day".into(),
+            kinds: vec!["install".into()],
+            figures: [("install_p99_ms".to_string(), 12.5)].into(),
+            ..Default::default()
+        },
+        crate::record::WorkloadSection {
+            name: "uploads".into(),
+            description: "2 uploads/s".into(),
+            checkers: vec!["lost-writes".into()],
+            figures: [
+                ("uploads_acknowledged".to_string(), 240.0),
+                ("upload_p99_ms".to_string(), 80.0),
+            ]
+            .into(),
+            ..Default::default()
+        },
+    ];
+    record.meta.config["machine_cores"] = 2.into();
+    let html = render(&record).unwrap();
+    assert!(html.contains("id=\"workloads\""));
+    assert!(html.contains("<a href=\"#uploads\">uploads</a>"));
+    assert!(
+        html.contains("install p99 12.50 ms"),
+        "the installs' headline"
+    );
+    assert!(
+        html.contains("uploads acknowledged 240"),
+        "the uploads' headline"
+    );
+    assert!(html.contains("id=\"uploads\""), "the uploads' section");
+    let db = crate::generator::database_cpu(&record).expect("the sample samples postgresql");
+    assert!(
+        html.contains(&format!(
+            "Database CPU: the primary used {:.1} CPU-s",
+            db.cpu_s
+        )),
+        "the database's CPU line"
+    );
+    assert!(html.contains("within 10–20 % CPU"));
+    // The uploads' lost-writes checker is valid: that workload passes; the installs fail on
+    // the sample's thresholds.
+    let uploads_row = html.split("#uploads").nth(1).unwrap();
+    assert!(
+        uploads_row[..400].contains("✓ pass"),
+        "{}",
+        &uploads_row[..400]
+    );
+    let summary = crate::summary::Summary::from_record(&record);
+    assert_eq!(summary.workloads.len(), 2);
+    assert_eq!(summary.workloads[1].verdict, Verdict::Pass);
+    assert_eq!(summary.workloads[1].checkers[0].name, "lost-writes");
+    assert_eq!(summary.workloads[0].figures["install_p99_ms"], 12.5);
+}

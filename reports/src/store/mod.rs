@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use crate::ReportError;
 use crate::metrics::{BucketMetrics, KindMetrics, Metrics};
 use crate::record::{
-    CheckerResult, Event, GaugeSample, NodeRequestRate, ResourceSample, RunMeta, RunRecord, Verdict,
+    CheckerResult, Event, GaugeSample, NodeRequestRate, ResourceSample, RunMeta, RunRecord,
+    Verdict, WorkloadSection,
 };
 use crate::summary::Summary;
 use crate::thresholds::ThresholdResult;
@@ -49,6 +50,8 @@ struct RecordFile {
     thresholds: Vec<ThresholdResult>,
     #[serde(default)]
     checkers: Vec<CheckerResult>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    workloads: Vec<WorkloadSection>,
     verdict: Verdict,
 }
 
@@ -131,6 +134,7 @@ pub fn write_run_dir(dir: impl AsRef<Path>, record: &RunRecord) -> Result<(), Re
         node_requests: record.node_requests.clone(),
         thresholds: record.thresholds.clone(),
         checkers: record.checkers.clone(),
+        workloads: record.workloads.clone(),
         verdict: record.verdict,
     };
     write_json(&dir.join("record.json"), &file)?;
@@ -225,6 +229,7 @@ pub fn read_run_dir(dir: impl AsRef<Path>) -> Result<RunRecord, ReportError> {
         node_requests: file.node_requests,
         thresholds: file.thresholds,
         checkers: file.checkers,
+        workloads: file.workloads,
         verdict: file.verdict,
     })
 }

@@ -47,6 +47,14 @@ pub const KIND_PYPI_FILE: &str = "pypi_file";
 pub const KIND_CRAN_PACKAGES: &str = "cran_packages";
 /// Recorder kind of an R source tarball download.
 pub const KIND_CRAN_TARBALL: &str = "cran_tarball";
+/// Every recorder kind the scenario records: the thresholds naming one judge this workload.
+pub const KINDS: &[&str] = &[
+    KIND_INSTALL,
+    KIND_PYPI_SIMPLE,
+    KIND_PYPI_FILE,
+    KIND_CRAN_PACKAGES,
+    KIND_CRAN_TARBALL,
+];
 
 /// How long an idle user (nothing left to take) sleeps before goose may stop it.
 const IDLE_SLEEP: Duration = Duration::from_millis(100);

@@ -42,6 +42,15 @@ pub const KIND_WATCH_POLL: &str = "watch_poll";
 pub const KIND_BUILD_TIME: &str = reports::kinds::BUILD_KIND;
 /// Recorder kind of a build's wait in the queue (queued → started).
 pub const KIND_BUILD_QUEUE_WAIT: &str = "build_queue_wait";
+/// Every recorder kind of the workload: the thresholds naming one judge it.
+pub const KINDS: &[&str] = &[
+    KIND_COMMIT_TO_PUBLISHED,
+    KIND_GIT_PUSH,
+    KIND_COMMIT_SUPERSEDED,
+    KIND_WATCH_POLL,
+    KIND_BUILD_TIME,
+    KIND_BUILD_QUEUE_WAIT,
+];
 
 /// How the workload runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
