@@ -48,10 +48,9 @@ pub struct InfraPlan {
     /// A Git server and the Git sources (the git-builders workload; on docker, nodes from the
     /// builders image: `infra::docker::DockerOptions::git_builders`).
     pub git_server: bool,
-    /// With `--infra auto`, docker whenever an engine answers, even for what only the local
-    /// provider offers so far (the run then refuses, saying what docker lacks), instead of
-    /// falling back to local: `scenario reference`, whose claim is about the containers'
-    /// cluster.
+    /// With `--infra auto`, docker whenever an engine answers, Git builders included (nodes
+    /// from the builders image), instead of running them locally: `scenario reference`, whose
+    /// claim is about the containers' cluster.
     pub auto_prefers_docker: bool,
     /// The corpus cache directory: restore the seeded corpus from it, or save it there after
     /// seeding. `None`: upload every run.
