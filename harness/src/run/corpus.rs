@@ -73,15 +73,42 @@ async fn upload(
         python: &endpoints.pypi_token,
         r: &endpoints.cran_token,
     };
-    Ok(daily_installs::upload_corpus(
+    let progress = daily_installs::SeedProgress::default();
+    let upload = daily_installs::upload_corpus_counted(
         client,
         &endpoints.base_url,
         tokens,
-        &endpoints.pypi_source,
-        &endpoints.cran_source,
+        (&endpoints.pypi_source, &endpoints.cran_source),
         corpus,
+        &progress,
+    );
+    tokio::pin!(upload);
+    // A line every ten seconds while it lasts: seeding a realistic corpus takes minutes.
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+    every.tick().await;
+    loop {
+        tokio::select! {
+            done = &mut upload => return Ok(done?),
+            _ = every.tick() => eprintln!("harness: {}", seeding_line(&progress)),
+        }
+    }
+}
+
+/// "seeding 12,000/91,952 files (13 %), 480 MB, 85 files/s, about 16m 25s left".
+fn seeding_line(progress: &daily_installs::SeedProgress) -> String {
+    let (done, total, bytes) = progress.counts();
+    let eta = progress.eta().map_or_else(
+        || "time left unknown".to_string(),
+        |left| {
+            let left = std::time::Duration::from_secs(left.as_secs());
+            format!("about {} left", humantime::format_duration(left))
+        },
+    );
+    format!(
+        "seeding {done}/{total} files ({:.0} %), {:.0} MB, {eta}",
+        done as f64 * 100.0 / total.max(1) as f64,
+        bytes as f64 / 1e6,
     )
-    .await?)
 }
 
 /// How the corpus reached the cluster.
