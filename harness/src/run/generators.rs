@@ -168,7 +168,7 @@ pub fn merge(records: &[RunRecord]) -> Result<Option<RunRecord>, HarnessError> {
     let duration_s = merged.meta.duration_s;
     for section in &mut merged.workloads {
         if section.name == "installs" {
-            section.figures = super::workloads::installs::figures(&merged.metrics, duration_s);
+            section.figures = read_figures(&merged.metrics, duration_s);
         }
     }
     Ok(Some(merged))
@@ -187,4 +187,34 @@ fn named(record: &RunRecord, index: usize) -> RunRecord {
         }
     }
     record
+}
+
+/// The reads' headline figures from `metrics` of a run lasting `run_time_s`: install p50 and
+/// p99, installs scheduled and failed, the achieved rate. Recomputed when the records of
+/// several generators are merged (each slice's figures are its own).
+pub(crate) fn read_figures(
+    metrics: &reports::Metrics,
+    run_time_s: f64,
+) -> std::collections::BTreeMap<String, f64> {
+    let mut figures = std::collections::BTreeMap::new();
+    for (name, q) in [("install_p50_ms", 0.5), ("install_p99_ms", 0.99)] {
+        if let Some(ms) = metrics
+            .kinds
+            .get(scenarios::daily_installs::KIND_INSTALL)
+            .and_then(|k| k.latency_ms(q))
+        {
+            figures.insert(name.to_string(), ms);
+        }
+    }
+    if let Some(k) = metrics.kinds.get(scenarios::daily_installs::KIND_INSTALL) {
+        figures.insert("installs_scheduled".into(), k.scheduled() as f64);
+        figures.insert("installs_failed".into(), k.err() as f64);
+        if run_time_s > 0.0 {
+            figures.insert(
+                "install_rate_achieved_per_s".into(),
+                k.ok() as f64 / run_time_s,
+            );
+        }
+    }
+    figures
 }

@@ -32,7 +32,7 @@ use crate::error::HarnessError;
 use crate::http::http_client;
 use crate::infra::{Infra, Monitored};
 use crate::nemesis;
-use crate::plan::RunPlan;
+use crate::plan::{RunPlan, WorkloadPlan};
 use workloads::{Clock, History, RunContext, Workload};
 
 /// What the default run must hold: every install succeeds, the arrival rate is held, and
@@ -66,7 +66,7 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
         infra,
         endpoints: &endpoints,
     };
-    let mut workloads = workloads::of(plan);
+    let mut workloads = workloads_of(plan);
     for workload in &mut workloads {
         workload.prepare(&ctx).await?;
     }
@@ -394,4 +394,24 @@ fn run_client(timeout: Duration) -> Result<reqwest::Client, HarnessError> {
 pub(crate) fn bucket_width(run_time: Duration) -> Duration {
     let seconds = (run_time.as_secs_f64() / 120.0).ceil().max(1.0);
     Duration::from_secs_f64(seconds)
+}
+
+/// The workloads of `plan`, in its order.
+fn workloads_of(plan: &RunPlan) -> Vec<Box<dyn Workload>> {
+    plan.workloads
+        .iter()
+        .map(|w| -> Box<dyn Workload> {
+            match w {
+                WorkloadPlan::Installs(reads) => {
+                    Box::new(workloads::installs::Installs::new(reads.clone()))
+                }
+                WorkloadPlan::Uploads(writes) => {
+                    Box::new(workloads::uploads::Uploads::new(writes.clone()))
+                }
+                WorkloadPlan::GitBuilders(git) => {
+                    Box::new(workloads::git_builders::GitBuilders::new(git.clone()))
+                }
+            }
+        })
+        .collect()
 }

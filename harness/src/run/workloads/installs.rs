@@ -5,7 +5,6 @@
 //! and the `availability` checker over the history. Its section: install p50/p99, the rate
 //! and the failures.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,7 @@ use scenarios::corpus::Corpus;
 use scenarios::daily_installs::{self, InstallContext, InstallTarget};
 use scenarios::load_model::{DailyInstallsConfig, LoadModel};
 
-use super::{BoxFuture, Clock, History, RunContext, Workload, asked, latency_ms, out_of_order};
+use super::{BoxFuture, Clock, History, RunContext, Workload, asked, out_of_order};
 use crate::checkers::{self, CheckerKind};
 use crate::error::HarnessError;
 use crate::infra::Monitored;
@@ -374,7 +373,7 @@ impl Workload for Installs {
     }
 
     fn section(&self, history: &History) -> WorkloadSection {
-        let figures = figures(&history.metrics, self.run_time().as_secs_f64());
+        let figures = generators::read_figures(&history.metrics, self.run_time().as_secs_f64());
         WorkloadSection {
             name: self.name().into(),
             description: self.config.description().replace('\n', " "),
@@ -409,27 +408,4 @@ impl Workload for Installs {
             "served_packages": { "python": ready.corpus.python().len(), "r": ready.corpus.r().len() },
         })
     }
-}
-
-/// The reads' headline figures from `metrics` of a run lasting `run_time_s`: install p50 and
-/// p99, installs scheduled and failed, the achieved rate. Recomputed when the records of
-/// several generators are merged (each slice's figures are its own).
-pub(crate) fn figures(metrics: &reports::Metrics, run_time_s: f64) -> BTreeMap<String, f64> {
-    let mut figures = BTreeMap::new();
-    for (name, q) in [("install_p50_ms", 0.5), ("install_p99_ms", 0.99)] {
-        if let Some(ms) = latency_ms(metrics, daily_installs::KIND_INSTALL, q) {
-            figures.insert(name.to_string(), ms);
-        }
-    }
-    if let Some(k) = metrics.kinds.get(daily_installs::KIND_INSTALL) {
-        figures.insert("installs_scheduled".into(), k.scheduled() as f64);
-        figures.insert("installs_failed".into(), k.err() as f64);
-        if run_time_s > 0.0 {
-            figures.insert(
-                "install_rate_achieved_per_s".into(),
-                k.ok() as f64 / run_time_s,
-            );
-        }
-    }
-    figures
 }

@@ -27,7 +27,7 @@ use scenarios::writes::LedgerEntry;
 use crate::error::HarnessError;
 use crate::infra::{Endpoints, Infra, Monitored};
 use crate::nemesis::NemesisLog;
-use crate::plan::{RunPlan, WorkloadPlan};
+use crate::plan::RunPlan;
 use crate::run::observer::Observed;
 
 /// A boxed future borrowing its workload: what keeps [`Workload`] usable as a trait object.
@@ -126,22 +126,6 @@ pub trait Workload {
     fn files(&self) -> Result<Vec<(String, String)>, HarnessError> {
         Ok(Vec::new())
     }
-}
-
-/// The workloads of `plan`, in its order.
-pub fn of(plan: &RunPlan) -> Vec<Box<dyn Workload>> {
-    plan.workloads
-        .iter()
-        .map(|w| -> Box<dyn Workload> {
-            match w {
-                WorkloadPlan::Installs(reads) => Box::new(installs::Installs::new(reads.clone())),
-                WorkloadPlan::Uploads(writes) => Box::new(uploads::Uploads::new(writes.clone())),
-                WorkloadPlan::GitBuilders(git) => {
-                    Box::new(git_builders::GitBuilders::new(git.clone()))
-                }
-            }
-        })
-        .collect()
 }
 
 /// A phase called before the phase it needs: a bug in the run loop, not in the cluster.
