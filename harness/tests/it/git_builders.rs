@@ -286,7 +286,13 @@ fn a_short_git_builders_scenario_passes_and_leaves_nothing() {
     assert!(counters["commits"].as_f64().unwrap() >= 5.0, "{counters}");
     assert_eq!(counters["lost"], 0.0);
     assert_eq!(counters["duplicates"], 0.0);
-    assert_eq!(counters["builds_failed"], counters["broken_commits"]);
+    // Every broken commit failed, except one pushed over before any poll saw it (superseded).
+    let count = |name: &str| counters[name].as_f64().unwrap();
+    assert!(
+        count("builds_failed") <= count("broken_commits")
+            && count("builds_failed") + count("superseded") >= count("broken_commits"),
+        "{counters}"
+    );
     // The polls' sightings were read from the database: at least every commit built was seen,
     // and the time line holds their summary.
     let evidence = &record["checkers"]
@@ -548,7 +554,15 @@ fn docker_reference_scenario_builds_installs_and_uploads_and_passes() {
         "every builder's first commit built: {counters}"
     );
     assert_eq!(published, counters["builds_succeeded"].as_f64().unwrap());
-    assert_eq!(counters["builds_failed"], counters["broken_commits"]);
+    // Every broken commit failed, except one pushed over before any poll saw it (superseded:
+    // never built, which the builds checker accepts); nothing else failed.
+    let count = |name: &str| counters[name].as_f64().unwrap();
+    assert!(
+        count("builds_failed") <= count("broken_commits")
+            && count("builds_failed") + count("superseded") >= count("broken_commits"),
+        "{counters}"
+    );
+    assert_eq!(counters["broken_published"], 0.0);
     assert_eq!(counters["lost"], 0.0);
     assert_eq!(counters["duplicates"], 0.0);
     assert_eq!(counters["unexpected_failures"], 0.0);
