@@ -458,6 +458,9 @@ pub enum Workload {
     /// The git builders (commits, builds, clients waiting): builds held by a faulted node must
     /// finish elsewhere, exactly once.
     GitBuilders,
+    /// The reference run's workloads together (`scenario reference`): installs, the upload
+    /// writer and the git builders.
+    Reference,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -283,7 +283,7 @@ struct DrillWorkloads {
 
 impl DrillWorkloads {
     fn of(list: &[Workload]) -> Self {
-        let has = |w: Workload| list.contains(&w);
+        let has = |w: Workload| list.contains(&w) || list.contains(&Workload::Reference);
         DrillWorkloads {
             installs: has(Workload::Installs),
             uploads: has(Workload::Installs) || has(Workload::Uploads),

@@ -187,6 +187,12 @@ fn a_drill_runs_the_list_of_workloads_it_is_given() {
         plan.run_time()
     );
 
+    // `reference` names the three together, as `scenario reference` runs them.
+    let reference = drill_of(&["--workload", "reference"]);
+    assert_eq!(names(&reference), ["installs", "uploads", "git-builders"]);
+    assert_eq!(reference.checkers, plan.checkers);
+    assert!(reference.infra.git_server);
+
     let plan = drill_of(&["--workload", "git-builders,uploads"]);
     assert_eq!(names(&plan), ["uploads", "git-builders"]);
     assert_eq!(plan.name, "drill-kill-node-uploads-git-builders");
