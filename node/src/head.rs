@@ -5,8 +5,10 @@
 //!
 //! A request for `latest` reads the database's head first (`Head::fresh`), so that a write that
 //! returned before the request was sent — through any node or the admin CLI — is always seen.
-//! Concurrent requests share one read; while the database is known to be unavailable they skip it
-//! and serve the newest transaction this node holds.
+//! Concurrent requests share one read, sent on a connection kept for these reads
+//! (`store::head_read`: one round trip, where the pool's test before use made it two); while the
+//! database is known to be unavailable they skip it and serve the newest transaction this node
+//! holds.
 //!
 //! **Invariant:** the head names a transaction by (id, uid). When a read finds the held head gone
 //! from the database (a failover to a standby that lacked the newest commits), the head moves
@@ -17,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::store::{Backend, HeadRead, NOTIFY_CHANNEL, Store, StoreError, TxMark};
+use crate::store::{Backend, HeadConnection, HeadRead, NOTIFY_CHANNEL, Store, StoreError, TxMark};
 
 /// What a rollback hook is told: the head the node held and the database's head that replaced it.
 #[derive(Debug, Clone)]
@@ -28,6 +30,15 @@ pub struct Rollback {
 
 type RollbackHook = Box<dyn Fn(&Rollback) + Send + Sync>;
 
+/// What the shared reads keep between them.
+#[derive(Debug, Default)]
+struct SharedRead {
+    /// When the last one started, whatever its outcome.
+    started: Option<Instant>,
+    /// The connection they are sent on (`store::head_read`).
+    connection: HeadConnection,
+}
+
 /// The newest transaction, shared by every request of this node.
 pub struct Head {
     /// The id of `held`, for lock-free reads.
@@ -35,10 +46,10 @@ pub struct Head {
     held: std::sync::Mutex<TxMark>,
     /// Each new head, for whoever prepares for it (the views warmer).
     heads: tokio::sync::watch::Sender<i64>,
-    /// When the last shared read of the database's head started, whatever its outcome; held while
-    /// a read runs so that concurrent requests wait for one read instead of each sending their own
-    /// (and, when the database is gone, instead of each waiting out its own timeout in turn).
-    last_read_started: tokio::sync::Mutex<Option<Instant>>,
+    /// The shared reads of the database's head: held while a read runs so that concurrent
+    /// requests wait for one read instead of each sending their own (and, when the database is
+    /// gone, instead of each waiting out its own timeout in turn).
+    shared_read: tokio::sync::Mutex<SharedRead>,
     /// Serialises applying reads: a read is judged against the head it was sent with.
     applying: tokio::sync::Mutex<()>,
     rollbacks: AtomicU64,
@@ -60,7 +71,7 @@ impl Head {
             current: AtomicI64::new(start.id),
             heads: tokio::sync::watch::Sender::new(start.id),
             held: std::sync::Mutex::new(start),
-            last_read_started: tokio::sync::Mutex::new(None),
+            shared_read: tokio::sync::Mutex::default(),
             applying: tokio::sync::Mutex::new(()),
             rollbacks: AtomicU64::new(0),
             on_rollback: std::sync::Mutex::default(),
@@ -88,12 +99,14 @@ impl Head {
         if !store.health().is_available() {
             return self.get();
         }
-        let mut last = self.last_read_started.lock().await;
-        if last.is_some_and(|started| started > arrived) || !store.health().is_available() {
+        let mut shared = self.shared_read.lock().await;
+        if shared.started.is_some_and(|started| started > arrived) || !store.health().is_available()
+        {
             return self.get();
         }
-        *last = Some(Instant::now());
-        match tokio::time::timeout(wait, self.sync(store)).await {
+        shared.started = Some(Instant::now());
+        let read = self.sync_on(store, &mut shared.connection);
+        match tokio::time::timeout(wait, read).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "could not read the newest transaction; serving the newest known")
@@ -115,6 +128,19 @@ impl Head {
         let _applying = self.applying.lock().await;
         let held = self.held();
         let read = store.head_holding(&held).await?;
+        self.apply(held, read);
+        Ok(self.get())
+    }
+
+    /// [`Head::sync`] with the read sent on the shared reads' own connection.
+    async fn sync_on(
+        &self,
+        store: &Store,
+        connection: &mut HeadConnection,
+    ) -> Result<i64, StoreError> {
+        let _applying = self.applying.lock().await;
+        let held = self.held();
+        let read = store.head_holding_on(connection, &held).await?;
         self.apply(held, read);
         Ok(self.get())
     }

@@ -1,7 +1,7 @@
 //! Prometheus metrics served at `/metrics`: requests and latency by route, index cache hits,
-//! the blob cache (lookups by result, bytes and files held, capacity; how long a file took to
-//! reach the node, from memory or from storage — cold S3 reads apart from warm ones), uploads,
-//! downloads and git builds.
+//! the blob cache (lookups by result and their hit ratio, bytes and files held, capacity —
+//! `[cache] blob_bytes` —; how long a file took to reach the node, from memory or from storage,
+//! cold S3 reads apart from warm ones), uploads, downloads and git builds.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -46,6 +47,9 @@ pub struct Telemetry {
     pub blob_cache_bytes: Gauge,
     pub blob_cache_files: Gauge,
     pub blob_cache_capacity_bytes: Gauge,
+    /// Share of the blob cache's lookups since start that found the file in memory; set at
+    /// each scrape, 0 before the first lookup.
+    pub blob_cache_hit_ratio: Gauge<f64, AtomicU64>,
     /// Time until a served file's bytes were in hand, by where they came from: `memory` (a
     /// cache hit), `storage` (a miss: a cold read from S3 or the shared directory).
     pub blob_fetch: Family<FetchLabels, Histogram>,
@@ -100,6 +104,7 @@ impl Default for Telemetry {
         let blob_cache_bytes = Gauge::default();
         let blob_cache_files = Gauge::default();
         let blob_cache_capacity_bytes = Gauge::default();
+        let blob_cache_hit_ratio = Gauge::<f64, AtomicU64>::default();
         let blob_fetch = Family::<FetchLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.00001, 2.0, 22))
         });
@@ -141,6 +146,11 @@ impl Default for Telemetry {
             blob_cache_capacity_bytes.clone(),
         );
         registry.register(
+            "blob_cache_hit_ratio",
+            "Share of package file cache lookups since start found in memory (0 before the first)",
+            blob_cache_hit_ratio.clone(),
+        );
+        registry.register(
             "blob_fetch_duration_seconds",
             "Time until a served file's bytes were in hand, from memory or from storage",
             blob_fetch.clone(),
@@ -171,6 +181,7 @@ impl Default for Telemetry {
             blob_cache_bytes,
             blob_cache_files,
             blob_cache_capacity_bytes,
+            blob_cache_hit_ratio,
             blob_fetch,
             latest_resolutions,
             history_rollbacks,
@@ -210,6 +221,20 @@ impl Telemetry {
         self.blob_cache_bytes.set(gauge(bytes));
         self.blob_cache_files.set(gauge(files));
         self.blob_cache_capacity_bytes.set(gauge(capacity_bytes));
+        let count = |result: &str| {
+            self.blob_cache
+                .get_or_create(&ResultLabels {
+                    result: result.into(),
+                })
+                .get()
+        };
+        let (hits, misses) = (count("hit"), count("miss"));
+        let lookups = hits + misses;
+        self.blob_cache_hit_ratio.set(if lookups == 0 {
+            0.0
+        } else {
+            hits as f64 / lookups as f64
+        });
     }
 
     /// Records how long a file took to reach the node, from memory or from storage.

@@ -6,6 +6,7 @@
 //! and a snapshot `≤ max(id)` never changes afterwards.
 
 pub mod cluster;
+pub mod head_read;
 pub mod health;
 pub mod history;
 pub mod model;
@@ -17,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub use head_read::HeadConnection;
 pub use history::{AddedFile, TransactionSummary};
 pub use model::*;
 pub use tokens::{Revoked, TokenRecord};
@@ -276,39 +278,6 @@ impl Store {
         self.health.observe_begun(&row, began);
         let head: Option<i64> = row?.try_get(0)?;
         Ok(head.unwrap_or(0))
-    }
-
-    /// The database's newest transaction with its identity, and whether `held` (the head a node
-    /// built its views on) is still in the database's history: one round trip. An empty store's
-    /// head is id 0 with an empty uid, which holds only an id-0 `held`.
-    /// Every call records whether the database answered (`health`).
-    pub async fn head_holding(&self, held: &TxMark) -> Result<HeadRead, StoreError> {
-        let began = std::time::Instant::now();
-        let row = sqlx::query(
-            "SELECT t.id, t.uid, \
-             (SELECT COUNT(*) FROM transactions h WHERE h.id = $1 AND h.uid = $2) \
-             FROM transactions t ORDER BY t.id DESC LIMIT 1",
-        )
-        .bind(held.id)
-        .bind(&held.uid)
-        .fetch_optional(&self.pool)
-        .await;
-        self.health.observe_begun(&row, began);
-        let Some(row) = row? else {
-            return Ok(HeadRead {
-                head: TxMark::default(),
-                holds_held: held.id == 0,
-            });
-        };
-        let uid: Option<String> = row.try_get(1)?;
-        let held_count: i64 = row.try_get(2)?;
-        Ok(HeadRead {
-            head: TxMark {
-                id: row.try_get(0)?,
-                uid: uid.unwrap_or_default(),
-            },
-            holds_held: held.id == 0 || held_count > 0,
-        })
     }
 
     /// The identity of transaction `tx`, if the database holds it.

@@ -6,6 +6,7 @@
 mod support;
 
 mod bad_input;
+mod blob_cache;
 mod build_index;
 mod client_requests;
 mod clients;

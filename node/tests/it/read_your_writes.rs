@@ -142,3 +142,86 @@ fn latest_resolutions(base: &str) -> LatestResolutions {
     }
     counts
 }
+
+/// The shared head reads go over a connection of their own (`store::head_read`): kept between
+/// reads, and replaced within the read that finds it dead. Here it is killed by the server
+/// (`pg_terminate_backend`), then a transaction is committed behind the node's back — a plain
+/// `INSERT`, no `NOTIFY`, and a 30 s poll, so only the request's own head read can see it. The
+/// next `latest` request must still serve that transaction, with the database reported ok.
+/// (With the dead connection's error taken as the read's answer, the node serves its older head
+/// and counts the database as unavailable: the planted fault this test catches.)
+#[test]
+fn a_dead_head_connection_is_replaced_within_the_read() {
+    let pg = Postgres::start();
+    let url = pg.database("headconn");
+    let shared = format!("[database]\nurl = \"{url}\"\n");
+    let node = NodeDir::with_cache(&shared, "head_poll_interval = \"30s\"\nwarm_views = false");
+    node.standard_layout();
+    let served = node.serve();
+    let latest_tx = || {
+        let response =
+            reqwest::blocking::get(format!("{}/cran/latest/src/contrib/PACKAGES", served.base))
+                .unwrap();
+        assert_eq!(response.status(), 200);
+        etag_tx(response.headers()[reqwest::header::ETAG].to_str().unwrap())
+    };
+    let head_backends = || {
+        pg.psql(
+            "headconn",
+            &format!(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = '{}'",
+                node::store::head_read::HEAD_CONNECTION_NAME
+            ),
+        )
+    };
+    let database_head = || pg.psql("headconn", "SELECT MAX(id) FROM transactions");
+
+    assert_eq!(latest_tx().to_string(), database_head());
+    // One connection, kept across reads.
+    let first = head_backends();
+    assert!(!first.is_empty() && !first.contains('\n'), "{first:?}");
+    for _ in 0..20 {
+        latest_tx();
+    }
+    assert_eq!(head_backends(), first, "the head connection is kept");
+
+    assert_eq!(
+        pg.psql("headconn", &format!("SELECT pg_terminate_backend({first})")),
+        "t"
+    );
+    support::wait_until(
+        "the backend to end",
+        std::time::Duration::from_secs(10),
+        || head_backends().is_empty(),
+    );
+    pg.psql(
+        "headconn",
+        "INSERT INTO transactions (created_at_ms, kind, description, uid) \
+         SELECT MAX(created_at_ms), 'test', 'behind the node', md5(random()::text) FROM transactions",
+    );
+    let committed: i64 = database_head().parse().unwrap();
+    assert_eq!(
+        latest_tx(),
+        committed,
+        "the first request after the head connection died reads the database's head"
+    );
+    let status = reqwest::blocking::get(format!("{}/__api__/status", served.base))
+        .unwrap()
+        .json::<serde_json::Value>()
+        .unwrap();
+    assert_eq!(status["database"], "ok", "{status}");
+    let second = head_backends();
+    assert!(
+        !second.is_empty() && second != first,
+        "{first:?} then {second:?}"
+    );
+}
+
+/// The transaction id in an index ETag `"{repo}-{tx}-{uid8}-{what}"`.
+fn etag_tx(etag: &str) -> i64 {
+    etag.trim_matches('"')
+        .split('-')
+        .nth(1)
+        .and_then(|tx| tx.parse().ok())
+        .unwrap_or_else(|| panic!("no transaction in ETag {etag}"))
+}
