@@ -19,6 +19,16 @@ pub mod exit {
     pub const UNKNOWN: u8 = 5;
     /// Interrupted by Ctrl-C (after teardown).
     pub const INTERRUPTED: u8 = 130;
+
+    /// The exit code of a verdict: 0 pass, 1 failed (a threshold, an invalid history or
+    /// rule), 5 unknown and nothing failed.
+    pub fn of(verdict: reports::Verdict) -> u8 {
+        match verdict {
+            reports::Verdict::Pass => PASS,
+            reports::Verdict::Fail => THRESHOLD_FAILED,
+            reports::Verdict::Unknown => UNKNOWN,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

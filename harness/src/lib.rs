@@ -10,6 +10,7 @@ pub mod error;
 pub mod gate;
 pub mod http;
 pub mod infra;
+pub mod lifecycle;
 pub mod nemesis;
 pub mod plan;
 pub mod procs;

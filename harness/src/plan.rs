@@ -59,6 +59,13 @@ pub struct InfraPlan {
     pub package_storage: crate::infra::PackageStorage,
 }
 
+/// What `harness check` does: the cluster to check and the checklist's options (no load).
+#[derive(Clone, Debug)]
+pub struct CheckPlan {
+    pub infra: InfraPlan,
+    pub options: crate::checklist::ChecklistOptions,
+}
+
 /// One run, fully described.
 #[derive(Clone, Debug)]
 pub struct RunPlan {

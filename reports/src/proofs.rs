@@ -38,8 +38,8 @@ pub const PROVEN_BY: &[(&str, &[&str])] = &[
         &[
             "harness/tests/it/mutations.rs: a_replayed_build_transaction_is_a_duplicate",
             "harness/tests/it/reference.rs: a_build_published_twice_fails_the_builders_and_the_run_but_not_the_other_workloads",
-            "harness/src/checkers/builds.rs: a_second_transaction_publishing_one_build_is_a_duplicate",
-            "harness/src/checkers/builds.rs: a_commit_a_poll_saw_is_lost_when_never_built_though_a_later_one_was",
+            "harness/src/checkers/builds/tests.rs: a_second_transaction_publishing_one_build_is_a_duplicate",
+            "harness/src/checkers/builds/tests.rs: a_commit_a_poll_saw_is_lost_when_never_built_though_a_later_one_was",
         ],
     ),
     (
@@ -98,7 +98,7 @@ pub const PROVEN_BY: &[(&str, &[&str])] = &[
     (
         "status-endpoint-closed",
         &[
-            "harness/src/checklist/membership.rs: the_status_endpoint_shown_to_a_non_member_is_invalid_and_named",
+            "harness/src/checklist/membership/tests.rs: the_status_endpoint_shown_to_a_non_member_is_invalid_and_named",
         ],
     ),
 ];

@@ -77,9 +77,6 @@ mod tests {
             .filter_map(|c| reports::Verdict::from_validity(c.validity))
             .fold(reports::Verdict::Pass, reports::Verdict::and);
         assert_eq!(verdict, reports::Verdict::Unknown);
-        assert_eq!(
-            crate::commands::check::exit_code(verdict),
-            crate::error::exit::UNKNOWN
-        );
+        assert_eq!(crate::error::exit::of(verdict), crate::error::exit::UNKNOWN);
     }
 }

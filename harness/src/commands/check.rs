@@ -1,127 +1,63 @@
-//! `harness check`: brings up a cluster as `scenario` does (or takes an existing deployment
-//! with `--target`), runs the HA checklist against it, tears it down, prints each rule with its evidence, writes the run directory (a run record
-//! whose checkers are the rules, no load; `facts.json` beside it) and returns the verdict's
-//! exit code.
+//! `harness check`: the arguments become a [`CheckPlan`]; a cluster is brought up as
+//! `scenario` does (or an existing deployment taken with `--target`), the HA checklist runs
+//! against it through the [`lifecycle`](crate::lifecycle) (`run::checklist::check`), and the
+//! command prints each rule with its evidence, writes the run directory (a run record whose
+//! checkers are the rules, no load; `facts.json` beside it) and returns the verdict's exit
+//! code.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use reports::record::{CheckerResult, NodeInfo, RunMeta};
-use reports::{Metrics, RunRecord, Verdict};
-use serde_json::json;
+use reports::RunRecord;
+use reports::record::CheckerResult;
 
-use crate::checklist::{self, ChecklistOptions, Facts};
+use crate::checklist::{ChecklistOptions, Facts};
 use crate::cli::{CheckArgs, InfraChoice, StorageChoice};
 use crate::error::{HarnessError, exit};
-use crate::infra::target::Target;
 use crate::infra::{Endpoints, Infra, PackageStorage};
-use crate::plan::{InfraKind, InfraPlan};
-
-/// The run record's scenario name.
-pub const NAME: &str = "check";
+use crate::lifecycle::target::{RemoteTargets, TargetProbe};
+use crate::lifecycle::{self, default_out_dir};
+use crate::plan::{CheckPlan, InfraKind, InfraPlan};
+use crate::run::checklist::{NAME, check};
 
 /// Node settings for `harness check`: load balancing on (the checklist is about a cluster),
 /// every interval at its production default, so the cluster is checked as it would run.
 pub const CHECK_NODE_CONFIG: &str = "[cluster]\nenabled = true\n";
 
-/// What `harness check` does, built once from its arguments.
-#[derive(Clone, Debug)]
-pub struct CheckPlan {
-    pub infra: InfraPlan,
-    pub options: ChecklistOptions,
-}
-
 /// Runs the checklist end to end and returns the exit code.
 pub async fn run(args: CheckArgs) -> Result<u8, HarnessError> {
     let plan = plan(&args)?;
     let infra = match &args.target {
-        Some(url) => Box::new(target(&args, url).await?) as Box<dyn Infra>,
-        None => super::scenario::start_infra(&plan.infra).await?,
+        Some(url) => {
+            Box::new(lifecycle::target::probe(target(&args, url)).await?) as Box<dyn Infra>
+        }
+        None => lifecycle::start_infra(&plan.infra).await?,
     };
     execute(&plan, infra, args.out.clone()).await
 }
 
-/// An existing deployment: its balancer and each node's own URL (loopback only, as for
-/// `scenario --target`); nothing is started or torn down. The balancer's view of its servers
-/// cannot be read, so `balancer-health-check` is unknown.
-async fn target(args: &CheckArgs, url: &str) -> Result<Target, HarnessError> {
-    let base_url = url.trim_end_matches('/').to_string();
-    let node_urls: Vec<String> = args
-        .node_urls
-        .iter()
-        .map(|u| u.trim_end_matches('/').to_string())
-        .collect();
-    let mut problems: Vec<String> = std::iter::once(&base_url)
-        .chain(&node_urls)
-        .filter(|u| !is_loopback_url(u))
-        .map(|u| {
-            format!("{u}: this harness talks only to loopback addresses (127.0.0.0/8, localhost)")
-        })
-        .collect();
-    if node_urls.is_empty() {
-        problems.push("--target needs --node URL for every node (each node's own address)".into());
-    }
-    if !problems.is_empty() {
-        return Err(HarnessError::Config(problems));
-    }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| HarnessError::Internal(e.to_string()))?;
-    let nodes: Vec<(String, String)> = node_urls
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (format!("node-{}", i + 1), u.clone()))
-        .collect();
-    let mut infos = Vec::new();
-    let mut unanswered = Vec::new();
-    for (_, node_url) in &nodes {
-        // For the report's infrastructure section; the rules read the status themselves.
-        let url = format!("{node_url}/__api__/status");
-        let status: serde_json::Value = match client.get(&url).send().await {
-            Ok(r) => r.json().await.unwrap_or_default(),
-            Err(e) => {
-                unanswered.push(format!("{url}: {e}"));
-                serde_json::Value::Null
-            }
-        };
-        infos.push(NodeInfo {
-            id: status["node_id"].as_str().unwrap_or("unknown").to_string(),
-            address: node_url.clone(),
-            version: status["version"].as_str().unwrap_or("unknown").to_string(),
-        });
-    }
-    if unanswered.len() == nodes.len() {
-        // Nothing to check: an infrastructure problem (exit 3), not an undecided rule.
-        return Err(HarnessError::Target(format!(
-            "no node answered: {}",
-            unanswered.join("; ")
-        )));
-    }
+/// `--target URL` as the prober takes it: its balancer and each node's own URL (loopback
+/// only); nothing is started or torn down. The balancer's view of its servers cannot be
+/// read, so `balancer-health-check` is unknown.
+fn target(args: &CheckArgs, url: &str) -> TargetProbe {
     let token = args.token.clone().unwrap_or_default();
-    let endpoints = Endpoints {
-        base_url,
-        nodes,
-        pypi_repo: args.pypi_repo.clone(),
-        cran_repo: "cran".into(),
-        pypi_source: args.pypi_source.clone(),
-        cran_source: "cran-local".into(),
-        pypi_token: token.clone(),
-        cran_token: token,
-    };
-    Ok(Target::new(endpoints, infos))
-}
-
-fn is_loopback_url(url: &str) -> bool {
-    reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .is_some_and(|h| {
-            h == "localhost"
-                || h.parse::<std::net::Ipv4Addr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        })
+    TargetProbe {
+        url: url.to_string(),
+        node_urls: args.node_urls.clone(),
+        remote: RemoteTargets::Refused,
+        nodes_required: true,
+        problems: Vec::new(),
+        endpoints: Endpoints {
+            base_url: String::new(),
+            nodes: Vec::new(),
+            pypi_repo: args.pypi_repo.clone(),
+            cran_repo: "cran".into(),
+            pypi_source: args.pypi_source.clone(),
+            cran_source: "cran-local".into(),
+            pypi_token: token.clone(),
+            cran_token: token,
+        },
+    }
 }
 
 /// The arguments as a plan; every problem with them at once.
@@ -178,77 +114,19 @@ pub async fn execute(
     infra: Box<dyn Infra>,
     out: Option<PathBuf>,
 ) -> Result<u8, HarnessError> {
-    let out = out.unwrap_or_else(|| {
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-        PathBuf::from("reports/runs").join(format!("{stamp}-{NAME}"))
-    });
-    let mut infra = infra;
+    let out = out.unwrap_or_else(|| default_out_dir(NAME));
     eprintln!(
         "harness: {} infrastructure up ({}); checking",
         infra.info().provider,
         infra.info().reason
     );
-    let outcome = tokio::select! {
-        result = check(infra.as_ref(), plan) => result,
-        _ = tokio::signal::ctrl_c() => Err(HarnessError::Interrupted),
-    };
-    let torn_down = tokio::task::spawn_blocking(move || infra.teardown())
-        .await
-        .map_err(|e| HarnessError::Internal(e.to_string()))?;
-    let (record, facts) = outcome?;
-    torn_down?;
+    let (record, facts) =
+        lifecycle::on_cluster(infra, async |infra| check(infra, plan).await).await?;
     write(&out, &record, &facts)?;
     println!("{}", table(&record.checkers));
     println!("verdict: {}", record.verdict.as_str().to_uppercase());
     println!("report: {}", out.join("report.html").display());
-    Ok(exit_code(record.verdict))
-}
-
-/// Gathers the facts, judges every rule and returns the run record (no load, the rules as its
-/// checkers) with the facts it was judged on.
-pub async fn check(
-    infra: &dyn Infra,
-    plan: &CheckPlan,
-) -> Result<(RunRecord, Facts), HarnessError> {
-    let started_at = chrono::Utc::now();
-    let started = Instant::now();
-    let facts = checklist::gather(infra, &plan.options).await?;
-    let checkers = checklist::evaluate(&facts, &plan.options);
-    let mut record = RunRecord {
-        meta: RunMeta {
-            scenario: NAME.into(),
-            started_at,
-            duration_s: started.elapsed().as_secs_f64(),
-            config: json!({
-                "description": "the HA checklist, verified from outside the nodes",
-                "rules": checklist::RULES,
-                "checklist": plan.options,
-                "infra": plan.infra,
-            }),
-            infra: infra.info(),
-        },
-        metrics: Metrics::new(Duration::from_secs(1)),
-        events: Vec::new(),
-        samples: Vec::new(),
-        node_requests: BTreeMap::new(),
-        node_request_rates: Vec::new(),
-        gauges: Vec::new(),
-        thresholds: Vec::new(),
-        checkers,
-        workloads: Vec::new(),
-        verdict: Verdict::Unknown,
-    };
-    record.verdict = record.combined_verdict();
-    Ok((record, facts))
-}
-
-/// 0 every rule valid, 1 a rule invalid, 5 a rule unknown and none invalid.
-pub fn exit_code(verdict: Verdict) -> u8 {
-    match verdict {
-        Verdict::Pass => exit::PASS,
-        Verdict::Fail => exit::THRESHOLD_FAILED,
-        Verdict::Unknown => exit::UNKNOWN,
-    }
+    Ok(exit::of(record.verdict))
 }
 
 /// The run directory of a report, plus `facts.json` (everything the rules read).
@@ -283,7 +161,9 @@ pub fn table(results: &[CheckerResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reports::Verdict;
     use reports::record::Validity;
+    use serde_json::json;
 
     #[test]
     fn the_table_has_one_line_per_rule_with_its_word() {
@@ -355,8 +235,8 @@ mod tests {
 
     #[test]
     fn the_exit_code_follows_the_verdict() {
-        assert_eq!(exit_code(Verdict::Pass), 0);
-        assert_eq!(exit_code(Verdict::Fail), 1);
-        assert_eq!(exit_code(Verdict::Unknown), 5);
+        assert_eq!(exit::of(Verdict::Pass), 0);
+        assert_eq!(exit::of(Verdict::Fail), 1);
+        assert_eq!(exit::of(Verdict::Unknown), 5);
     }
 }

@@ -4,13 +4,8 @@
 
 use std::path::Path;
 
-use reports::ThresholdSet;
-
-use crate::checkers::availability::AvailabilityLimits;
 use crate::error::HarnessError;
 use crate::infra::{Endpoints, target::Target};
-use crate::nemesis::NemesisPlan;
-use crate::plan::{GeneratorPlan, InfraKind, InfraPlan, RunPlan, WorkloadPlan};
 use crate::run::generators::GeneratorSpec;
 
 /// Runs the slice the spec names; the exit code is the slice's own verdict (the coordinator
@@ -23,42 +18,7 @@ pub async fn run(spec_path: &Path) -> Result<u8, HarnessError> {
             spec_path.display()
         )])
     })?;
-    let thresholds = ThresholdSet::parse_all(&spec.thresholds)
-        .map_err(|errors| HarnessError::Config(errors.iter().map(ToString::to_string).collect()))?;
-    let plan = RunPlan {
-        name: spec.name,
-        // Unused: the cluster is the coordinator's, reached as a target.
-        infra: InfraPlan {
-            kind: InfraKind::Local,
-            nodes: 1,
-            synchronous_replication: true,
-            node_config_extra: String::new(),
-            keep_work_dir: None,
-            corpus_cache: None,
-            git_server: false,
-            auto_prefers_docker: false,
-            package_storage: crate::infra::PackageStorage::S3,
-        },
-        workloads: vec![WorkloadPlan::Installs(spec.reads)],
-        nemesis: NemesisPlan::none(),
-        checkers: Vec::new(),
-        availability: AvailabilityLimits::default(),
-        settle: crate::plan::DEFAULT_SETTLE,
-        thresholds,
-        ha_checklist: false,
-        quiet: true,
-        generators: GeneratorPlan {
-            children: 0,
-            slice: Some(spec.slice),
-            start_at: Some(spec.start_at),
-            corpus: spec.corpus,
-            records_dir: None,
-        },
-    };
-    let problems = plan.validate();
-    if !problems.is_empty() {
-        return Err(HarnessError::Config(problems));
-    }
+    let plan = super::plan::generator(&spec)?;
     let endpoints = Endpoints {
         base_url: spec.base_url,
         nodes: Vec::new(),
@@ -69,7 +29,7 @@ pub async fn run(spec_path: &Path) -> Result<u8, HarnessError> {
         pypi_token: String::new(),
         cran_token: String::new(),
     };
-    super::scenario::execute(
+    crate::lifecycle::execute(
         &plan,
         Box::new(Target::new(endpoints, Vec::new())),
         Some(spec.out),

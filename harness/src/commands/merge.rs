@@ -2,10 +2,11 @@
 //! (slices of one schedule, with one `--start-at`) merged losslessly into one record, whose
 //! thresholds are judged over the merge.
 
-use reports::{ThresholdSet, Verdict};
+use reports::ThresholdSet;
 
 use crate::cli::MergeArgs;
 use crate::error::{HarnessError, exit};
+use crate::lifecycle;
 
 /// Merges, judges, writes the merged run directory and returns the verdict's exit code.
 pub fn run(args: &MergeArgs) -> Result<u8, HarnessError> {
@@ -44,10 +45,6 @@ pub fn run(args: &MergeArgs) -> Result<u8, HarnessError> {
         );
     }
     merged.judge(&thresholds);
-    super::scenario::write(&args.out, &merged)?;
-    Ok(match merged.verdict {
-        Verdict::Pass => exit::PASS,
-        Verdict::Fail => exit::THRESHOLD_FAILED,
-        Verdict::Unknown => exit::UNKNOWN,
-    })
+    lifecycle::write_and_print(&args.out, &merged)?;
+    Ok(exit::of(merged.verdict))
 }

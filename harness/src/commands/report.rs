@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use reports::{ThresholdSet, Verdict};
+use reports::ThresholdSet;
 
 use crate::error::{HarnessError, exit};
 
@@ -42,11 +42,7 @@ pub fn run(
     }
     println!("report: {}", dir.join("report.html").display());
     println!("verdict: {}", record.verdict.as_str().to_uppercase());
-    Ok(match record.verdict {
-        Verdict::Pass => exit::PASS,
-        Verdict::Fail => exit::THRESHOLD_FAILED,
-        Verdict::Unknown => exit::UNKNOWN,
-    })
+    Ok(exit::of(record.verdict))
 }
 
 /// The thresholds to judge by, or `None` to keep the record's own judgement.

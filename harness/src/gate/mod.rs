@@ -1,6 +1,6 @@
 //! The capacity gate's decisions, apart from any I/O: the bisection with confirmation
 //! (`search`), the component saturated at a failing step (`saturation`), and the comparison
-//! with a baseline gate record (`baseline`). `commands/gate.rs` runs the steps (each a
+//! with a baseline gate record (`baseline`). `commands/gate/` runs the steps (each a
 //! [`crate::plan::RunPlan`] through [`crate::run::run`]) and feeds their outcomes here.
 
 pub mod baseline;

@@ -9,6 +9,7 @@
 //! **Architecture Invariant:** nothing here knows which provider runs the cluster; it sees only
 //! [`Endpoints`](crate::infra::Endpoints) and [`Monitored`] processes.
 
+pub mod checklist;
 pub mod corpus;
 pub mod generators;
 pub mod ground_truth;
@@ -17,14 +18,15 @@ pub mod node_metrics;
 pub mod node_share;
 pub mod observer;
 pub mod progress;
+pub mod record;
 pub mod resources;
 pub mod workloads;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use reports::Recorder;
 use reports::record::{CheckerResult, RunMeta, RunRecord};
-use reports::{Recorder, Verdict};
 use scenarios::writes;
 
 use crate::checkers::{self, CheckerKind};
@@ -73,7 +75,7 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
     // A run on a cluster that breaks the HA rules cannot pass: the checklist before and after.
     let mut ha_checks = Vec::new();
     if plan.ha_checklist && infra.info().provider != "target" {
-        ha_checks.push(ha_checklist(infra, "ha-checklist-at-start").await);
+        ha_checks.push(checklist::ha_checklist(infra, "ha-checklist-at-start").await);
     }
 
     let clock = clock(plan, &workloads);
@@ -145,7 +147,7 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
     }
     checker_results.extend(cluster_checks(&ctx, &history, reads_client.as_ref()).await);
     if !ha_checks.is_empty() {
-        ha_checks.push(ha_checklist(infra, "ha-checklist-at-end").await);
+        ha_checks.push(checklist::ha_checklist(infra, "ha-checklist-at-end").await);
     }
     checker_results.extend(ha_checks);
 
@@ -153,26 +155,21 @@ pub async fn run(plan: &RunPlan, infra: &dyn Infra) -> Result<RunOutcome, Harnes
     for workload in &workloads {
         files.extend(workload.files()?);
     }
-    let mut record = RunRecord {
-        meta: RunMeta {
-            scenario: plan.name.clone(),
-            started_at: clock.started_at,
-            duration_s: clock.run_time.as_secs_f64(),
-            config: run_config(plan, &workloads),
-            infra: infra.info(),
-        },
+    let meta = RunMeta {
+        scenario: plan.name.clone(),
+        started_at: clock.started_at,
+        duration_s: clock.run_time.as_secs_f64(),
+        config: run_config(plan, &workloads),
+        infra: infra.info(),
+    };
+    let measured = record::Measured {
         workloads: workloads.iter().map(|w| w.section(&history)).collect(),
         metrics: history.metrics,
         events: history.events,
         samples,
-        node_requests: history.observed.served.clone(),
-        node_request_rates: history.observed.rates.clone(),
-        gauges: history.observed.gauges.clone(),
-        thresholds: Vec::new(),
-        checkers: checker_results,
-        verdict: Verdict::Fail,
+        observed: history.observed,
     };
-    record.judge(&plan.thresholds);
+    let record = record::judged(meta, measured, checker_results, &plan.thresholds);
     Ok(RunOutcome {
         record,
         ledger: history.ledger,
@@ -306,68 +303,6 @@ async fn cluster_checks(
         result.summary
     );
     vec![result]
-}
-
-/// The HA checklist (`harness check`'s rules) as one checker: the worst rule decides, every
-/// rule is evidence.
-pub async fn ha_checklist(infra: &dyn Infra, name: &str) -> reports::record::CheckerResult {
-    use reports::record::{CheckerResult, Validity};
-    let options = crate::checklist::ChecklistOptions::default();
-    let rules = match crate::checklist::gather(infra, &options).await {
-        Ok(facts) => crate::checklist::evaluate(&facts, &options),
-        Err(e) => {
-            return CheckerResult {
-                name: name.into(),
-                validity: Validity::Unknown,
-                summary: format!("the checklist's facts could not be gathered: {e}"),
-                evidence: serde_json::Value::Null,
-            };
-        }
-    };
-    let named = |validity: Validity| {
-        rules
-            .iter()
-            .filter(|r| r.validity == validity)
-            .map(|r| r.name.clone())
-            .collect::<Vec<_>>()
-    };
-    let (failed, unknown) = (named(Validity::Invalid), named(Validity::Unknown));
-    let (validity, summary) = if !failed.is_empty() {
-        (
-            Validity::Invalid,
-            format!("rules failed: {}", failed.join(", ")),
-        )
-    } else if !unknown.is_empty() {
-        (
-            Validity::Unknown,
-            format!("rules undecided: {}", unknown.join(", ")),
-        )
-    } else {
-        let not_applicable = named(Validity::NotApplicable);
-        let held = rules.len() - not_applicable.len();
-        let summary = if not_applicable.is_empty() {
-            format!("all {held} HA rules hold")
-        } else {
-            format!(
-                "all {held} applicable HA rules hold; not applicable: {}",
-                not_applicable.join(", ")
-            )
-        };
-        (Validity::Valid, summary)
-    };
-    let result = CheckerResult {
-        name: name.into(),
-        validity,
-        summary,
-        evidence: serde_json::to_value(&rules).unwrap_or_default(),
-    };
-    eprintln!(
-        "harness: checker {}: {} — {}",
-        result.name,
-        result.validity.as_str(),
-        result.summary
-    );
-    result
 }
 
 /// The monotonic instant of a wall-clock time (now, if it has passed).

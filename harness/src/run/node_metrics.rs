@@ -22,6 +22,23 @@ pub struct BlobCacheFigures {
     pub mean_storage_fetch_ms: Option<f64>,
 }
 
+impl BlobCacheFigures {
+    /// The figures as one console line: hits, misses, the hit ratio, what the cache holds.
+    pub fn line(&self) -> String {
+        format!(
+            "{} blob cache: {} hits, {} misses (hit ratio {}), {:.1} MB in {} files",
+            self.node,
+            self.hits,
+            self.misses,
+            (self.hit_ratio)
+                .map(|r| format!("{:.1} %", r * 100.0))
+                .unwrap_or_else(|| "-".into()),
+            self.bytes as f64 / 1e6,
+            self.files
+        )
+    }
+}
+
 /// The blob cache figures of one node's `/metrics` text.
 pub fn parse(node: &str, text: &str) -> Result<BlobCacheFigures, MetricsTextError> {
     let mut figures = BlobCacheFigures {

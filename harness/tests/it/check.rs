@@ -7,10 +7,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::checklist::{self, ChecklistOptions, Facts};
-use harness::commands::check::{self as check_command, CheckPlan};
+use harness::commands::check as check_command;
 use harness::infra::local::{self, LocalCluster, LocalOptions};
 use harness::infra::{Control, Infra, Member};
-use harness::plan::{InfraKind, InfraPlan};
+use harness::plan::{CheckPlan, InfraKind, InfraPlan};
 use reports::RunRecord;
 use reports::record::{CheckerResult, Validity};
 
@@ -56,7 +56,7 @@ fn plan(nodes: usize) -> CheckPlan {
 pub(crate) fn check(cluster: &dyn Infra, nodes: usize) -> (RunRecord, Facts) {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime
-        .block_on(check_command::check(cluster, &plan(nodes)))
+        .block_on(harness::run::checklist::check(cluster, &plan(nodes)))
         .expect("the checklist runs")
 }
 

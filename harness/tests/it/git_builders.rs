@@ -411,7 +411,7 @@ fn a_killed_node_during_git_builds_loses_and_duplicates_nothing() {
 /// `harness scenario reference --infra docker` (issue 24): installs, Git builders and the
 /// upload writer together on the docker provider, started as the scenario command starts it for
 /// a plan with a Git server — nodes from the builders image (git, R, Python), a `git daemon`
-/// container as `git://gitd` — then run, torn down and judged by `commands::scenario::execute`.
+/// container as `git://gitd` — then run, torn down and judged by `lifecycle::execute`.
 /// Builds are published, broken commits fail and nothing else, every workload passes. The first
 /// run on a machine builds the builders image (debootstrap, minutes).
 #[test]
@@ -499,7 +499,7 @@ fn docker_reference_scenario_builds_installs_and_uploads_and_passes() {
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let code = runtime
-        .block_on(harness::commands::scenario::execute(
+        .block_on(harness::lifecycle::execute(
             &plan,
             Box::new(cluster),
             Some(out.clone()),

@@ -1,7 +1,12 @@
 //! The plans the command line makes: thresholds, workloads, checkers and names.
 
 use super::*;
+use crate::checkers::CheckerKind;
+use crate::error::HarnessError;
+use crate::plan::{RunPlan, WorkloadPlan};
+use crate::run::DEFAULT_THRESHOLDS;
 use clap::Parser;
+use std::time::Duration;
 
 fn parsed(argv: &[&str]) -> crate::cli::Command {
     let argv = ["harness"].iter().chain(argv).copied();

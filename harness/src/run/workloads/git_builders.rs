@@ -14,47 +14,29 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use reports::Recorder;
 use reports::record::{CheckerResult, Event, EventKind, WorkloadSection};
-use scenarios::corpus::Ecosystem;
 use scenarios::git_builders::{
-    self, BuildRow, BuilderApi, BuilderSpec, CommitDriver, CommitPlan, GitBuildersConfig,
-    NewBuilder, PushedCommit, WatchContext, WatchItem, WatchQueue, WatchTarget,
+    self, BuildRow, BuilderSpec, CommitPlan, GitBuildersConfig, PushedCommit, WatchContext,
+    WatchItem, WatchQueue, WatchTarget,
 };
 
 use super::{BoxFuture, Clock, History, RunContext, Workload, asked, latency_ms, out_of_order};
 use crate::checkers::{self, CheckerKind};
 use crate::error::HarnessError;
-use crate::infra::GitEndpoints;
-use crate::run::run_client;
 
 mod database;
+mod figures;
+mod setup;
 
 pub use database::{read_publications, read_sightings};
+pub use figures::COUNTERS;
+use figures::{makespan, record_build_times};
+use setup::Ready;
 
 /// The checkers about the builds.
 const CHECKERS: &[CheckerKind] = &[CheckerKind::Builds];
-
-/// The counters the workload sets (and `builds_by_node.NODE` for each node): what
-/// `lost==0` and `duplicates==0` judge.
-pub const COUNTERS: &[&str] = &[
-    "commits",
-    "good_commits",
-    "broken_commits",
-    "builds_succeeded",
-    "builds_failed",
-    "builds_unfinished",
-    "builds_retried",
-    "duplicates",
-    "lost",
-    "superseded",
-    "seen_not_built",
-    "unexpected_failures",
-    "broken_published",
-    "makespan_s",
-];
 
 /// The git builders.
 pub struct GitBuilders {
@@ -66,15 +48,6 @@ pub struct GitBuilders {
     running: Option<Running>,
     /// Set by `stop` and `finish`.
     done: Done,
-}
-
-/// The repositories, the builders and their first builds, settled.
-struct Ready {
-    apis: Apis,
-    /// The commit driver's working repositories; removed when the workload drops.
-    _work: tempfile::TempDir,
-    driver: Option<CommitDriver>,
-    first_commits: Vec<PushedCommit>,
 }
 
 /// The commits under way.
@@ -140,65 +113,8 @@ impl Workload for GitBuilders {
         ctx: &'a RunContext<'a>,
     ) -> BoxFuture<'a, Result<(), HarnessError>> {
         Box::pin(async move {
-            self.config.validate()?;
-            let infra = ctx.infra;
-            let git = infra.git().cloned().ok_or_else(|| {
-                HarnessError::Config(vec![
-                    "this cluster has no Git server: git-builders needs one (local provider)"
-                        .into(),
-                ])
-            })?;
-            let client = run_client(Duration::from_secs(30))?;
-            let builders = &self.builders;
-            let apis = Apis::new(&client, &ctx.endpoints.base_url, &git);
-
-            // Repositories, first commits, builders; the first builds are not measured.
-            let setup = Instant::now();
-            for builder in builders {
-                infra.create_git_repository(&builder.name)?;
-            }
-            let work = tempfile::Builder::new()
-                .prefix("harness-git-work-")
-                .tempdir()?;
-            let driver = CommitDriver::new(
-                work.path(),
-                git.remote.clone(),
-                builders.clone(),
-                self.config.max_pushes_in_flight,
-            );
-            let first_commits = driver.init(setup).await?;
-            for builder in builders {
-                apis.of(builder)
-                    .create(&NewBuilder {
-                        name: builder.name.clone(),
-                        url: git.remote.clone_url(&builder.name),
-                        branch: Some("main".into()),
-                        build_trigger: builder.trigger.as_str().into(),
-                        sub_dir: None,
-                        clone_depth: None,
-                    })
-                    .await?;
-            }
-            let count = |f: &dyn Fn(&BuilderSpec) -> bool| builders.iter().filter(|b| f(b)).count();
-            eprintln!(
-                "harness: {} git builders created ({} R, {} Python, {} tag-triggered) in {:.1} s",
-                builders.len(),
-                count(&|b| b.ecosystem == Ecosystem::R),
-                count(&|b| b.ecosystem == Ecosystem::Python),
-                count(&|b| b.trigger == git_builders::BuildTrigger::Tags),
-                setup.elapsed().as_secs_f64()
-            );
-            let settled = settle(&apis, builders).await?;
-            eprintln!(
-                "harness: first builds settled ({settled} builds) {:.1} s after setup began",
-                setup.elapsed().as_secs_f64()
-            );
-            self.ready = Some(Ready {
-                apis,
-                _work: work,
-                driver: Some(driver),
-                first_commits,
-            });
+            let ready = setup::set_up(ctx, &self.config, &self.builders).await?;
+            self.ready = Some(ready);
             Ok(())
         })
     }
@@ -343,27 +259,6 @@ impl Workload for GitBuilders {
             };
             let (result, counts) = checkers::builds::check(&history);
             self.done.poll_events = checkers::builds::poll_events(&history, &counts);
-            let mut counters: Vec<(String, f64)> = [
-                ("commits", counts.commits),
-                ("good_commits", counts.good),
-                ("broken_commits", counts.broken),
-                ("builds_succeeded", counts.succeeded),
-                ("builds_failed", counts.failed),
-                ("builds_unfinished", counts.unfinished),
-                ("builds_retried", counts.retried),
-                ("duplicates", counts.duplicates),
-                ("lost", counts.lost),
-                ("superseded", counts.superseded),
-                ("seen_not_built", counts.seen_not_built),
-                ("unexpected_failures", counts.unexpected_failures),
-                ("broken_published", counts.broken_published),
-            ]
-            .into_iter()
-            .map(|(name, n)| (name.to_string(), n as f64))
-            .collect();
-            if let Some(makespan_s) = makespan_s {
-                counters.push(("makespan_s".into(), makespan_s));
-            }
             // Node ids as the nodes' names (`node-1`…) where the infrastructure knows them.
             let info = ctx.infra.info();
             let node_name = |id: &str| {
@@ -374,9 +269,7 @@ impl Workload for GitBuilders {
                     .map(|(name, _)| name.clone())
                     .unwrap_or_else(|| id.to_string())
             };
-            for (node, n) in &counts.per_node {
-                counters.push((format!("builds_by_node.{}", node_name(node)), *n as f64));
-            }
+            let counters = figures::counters(&counts, makespan_s, node_name);
             self.done.counters = counters;
             self.done.builds = builds;
             self.done.result = Some(result);
@@ -488,127 +381,6 @@ impl Workload for GitBuilders {
             ),
         ])
     }
-}
-
-/// The API of each Git source.
-struct Apis {
-    r: BuilderApi,
-    python: BuilderApi,
-}
-
-impl Apis {
-    fn new(client: &reqwest::Client, base_url: &str, git: &GitEndpoints) -> Self {
-        let api = |source: &str, token: &str| BuilderApi {
-            base_url: base_url.to_string(),
-            source: source.to_string(),
-            token: token.to_string(),
-            client: client.clone(),
-        };
-        Apis {
-            r: api(&git.r_source, &git.r_token),
-            python: api(&git.python_source, &git.python_token),
-        }
-    }
-
-    fn of(&self, builder: &BuilderSpec) -> &BuilderApi {
-        match builder.ecosystem {
-            Ecosystem::R => &self.r,
-            Ecosystem::Python => &self.python,
-        }
-    }
-
-    async fn all_builds(&self) -> Result<Vec<BuildRow>, HarnessError> {
-        let mut builds = self.r.all_builds().await?;
-        builds.extend(self.python.all_builds().await?);
-        Ok(builds)
-    }
-}
-
-/// Asks every builder to check its remote now, then waits until no build is queued or
-/// running. Bounded: a minute plus ten seconds a builder (a loaded two-core machine takes about
-/// three a builder). Returns the builds listed.
-async fn settle(apis: &Apis, builders: &[BuilderSpec]) -> Result<usize, HarnessError> {
-    for builder in builders {
-        apis.of(builder).run(&builder.name).await?;
-    }
-    let limit = Duration::from_secs(60 + 10 * builders.len() as u64);
-    let deadline = Instant::now() + limit;
-    // Two quiet reads in a row a second apart: a build queued between them is seen.
-    let mut quiet = 0;
-    loop {
-        let builds = apis.all_builds().await?;
-        let busy = builds
-            .iter()
-            .filter(|b| matches!(b.state.as_str(), "queued" | "running"))
-            .count();
-        quiet = if busy == 0 { quiet + 1 } else { 0 };
-        if quiet >= 2 {
-            return Ok(builds.len());
-        }
-        if Instant::now() > deadline {
-            return Err(HarnessError::Target(format!(
-                "the first builds did not settle within {limit:?}: {busy} still queued or running"
-            )));
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// Build run times (started → finished) and queue waits (queued → started) of the builds
-/// queued during the run, into the recorder, at their place in the run's time line.
-fn record_build_times(
-    recorder: &Recorder,
-    builds: &[BuildRow],
-    start: Instant,
-    started_at: chrono::DateTime<chrono::Utc>,
-) {
-    let at = |text: &Option<String>| -> Option<Instant> {
-        let time = chrono::DateTime::parse_from_rfc3339(text.as_deref()?).ok()?;
-        let since = time.with_timezone(&chrono::Utc) - started_at;
-        // Builds of the setup (before the run) are not measured.
-        let since = since.to_std().ok()?;
-        Some(start + since)
-    };
-    for build in builds {
-        let (queued, began, finished) = (
-            at(&build.queued_at),
-            at(&build.started_at),
-            at(&build.finished_at),
-        );
-        if let (Some(queued), Some(began)) = (queued, began) {
-            recorder.scheduled(git_builders::KIND_BUILD_QUEUE_WAIT, queued);
-            recorder.record(
-                git_builders::KIND_BUILD_QUEUE_WAIT,
-                queued,
-                began,
-                reports::metrics::Outcome::Ok,
-            );
-        }
-        if let (Some(began), Some(finished)) = (began, finished) {
-            let outcome = match build.state.as_str() {
-                "succeeded" => reports::metrics::Outcome::Ok,
-                _ => reports::metrics::Outcome::Error("build_failed".into()),
-            };
-            recorder.scheduled(git_builders::KIND_BUILD_TIME, began);
-            recorder.record(git_builders::KIND_BUILD_TIME, began, finished, outcome);
-        }
-    }
-}
-
-/// From the first push of the run to the last commit seen published, in seconds.
-fn makespan(pushed: &[PushedCommit], watch: &WatchContext, start: Instant) -> Option<f64> {
-    let first = pushed
-        .iter()
-        .filter_map(|c| c.pushed_s)
-        .min_by(f64::total_cmp)?;
-    let last = watch
-        .seen
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .map(|(_, _, at)| at.saturating_duration_since(start).as_secs_f64())
-        .max_by(f64::total_cmp)?;
-    Some((last - first).max(0.0))
 }
 
 fn jsonl<'a, T: serde::Serialize + 'a>(

@@ -280,18 +280,7 @@ impl Workload for Installs {
                 .client;
             self.done.blob_caches = node_metrics::read_all(client, &ctx.endpoints.nodes).await;
             for cache in &self.done.blob_caches {
-                eprintln!(
-                    "harness: {} blob cache: {} hits, {} misses (hit ratio {}), {:.1} MB in {} files",
-                    cache.node,
-                    cache.hits,
-                    cache.misses,
-                    cache
-                        .hit_ratio
-                        .map(|r| format!("{:.1} %", r * 100.0))
-                        .unwrap_or_else(|| "-".into()),
-                    cache.bytes as f64 / 1e6,
-                    cache.files
-                );
+                eprintln!("harness: {}", cache.line());
             }
             Ok(())
         })

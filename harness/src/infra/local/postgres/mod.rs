@@ -2,16 +2,21 @@
 //! standby (`pg_basebackup` from it) that the primary waits for on every commit
 //! (`synchronous_standby_names`), each `postgres` itself as a direct child (not `pg_ctl`, which
 //! daemonizes) so it can be monitored and killed by pid. As root, they run as the `postgres`
-//! user, which PostgreSQL insists on.
+//! user, which PostgreSQL insists on. `replication.rs` is the standby's side (base backups,
+//! synchronous replication, promotion, rejoin), `reach.rs` a data dir the `postgres` user can
+//! reach.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod reach;
+mod replication;
 
 use super::layout::Context;
 use super::process::{self, Identity, Launch};
 use super::supervised::{self, Supervised};
 use crate::infra::InfraError;
-use crate::infra::bootstrap::STANDBY_NAME;
+use reach::{chown, outside_dir, reachable_by};
 
 /// Where Debian installs PostgreSQL 15.
 pub const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
@@ -106,32 +111,6 @@ impl Place {
         })
     }
 
-    /// `pg_basebackup` of `primary` into this place's data dir, written to stream from it as
-    /// the synchronous standby's name.
-    fn base_backup(
-        &self,
-        context: &Context,
-        primary: &Postgres,
-        step: &str,
-    ) -> Result<(), InfraError> {
-        let basebackup = Launch::new("pg_basebackup", self.bin.join("pg_basebackup"), "")
-            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string()])
-            .args(["-U", "postgres", "-X", "stream", "-c", "fast", "-R", "-D"])
-            .arg(&self.data);
-        self.run(context, basebackup, step)?;
-        // -R wrote standby.signal and a primary_conninfo; the later line wins, naming this
-        // standby for synchronous replication.
-        let auto_conf = self.data.join("postgresql.auto.conf");
-        let mut text = std::fs::read_to_string(&auto_conf)?;
-        text.push_str(&format!(
-            "primary_conninfo = 'host=127.0.0.1 port={} user=postgres \
-             application_name={STANDBY_NAME}'\n",
-            primary.port
-        ));
-        std::fs::write(&auto_conf, text)?;
-        Ok(())
-    }
-
     /// The server on a free port of 127.0.0.1, in `name`'s cgroup; not started yet.
     fn server(
         self,
@@ -219,94 +198,9 @@ impl Postgres {
         Ok(postgres)
     }
 
-    /// A standby of `primary`: `pg_basebackup` over the replication protocol, then a server
-    /// streaming from it under the name the primary's `synchronous_standby_names` will list.
-    pub fn start_standby(context: &Context, primary: &Postgres) -> Result<Self, InfraError> {
-        let place = Place::new(context, STANDBY)?;
-        place.base_backup(context, primary, "postgresql-standby-basebackup")?;
-        let mut standby = place.server(context, STANDBY, primary.version.clone())?;
-        standby.process.start(context.spawner)?;
-        standby.wait_ready(context)?;
-        Ok(standby)
-    }
-
-    /// From now on every commit on this primary waits until the standby has flushed it; returns
-    /// once the standby streams as the synchronous one.
-    pub fn require_standby(&self, context: &Context) -> Result<(), InfraError> {
-        self.psql(
-            context,
-            "postgresql-synchronous-standby",
-            // (synchronous_commit is `on` by default: wait for the standby's flush.)
-            &format!("ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'"),
-        )?;
-        self.psql(context, "postgresql-reload", "SELECT pg_reload_conf()")?;
-        let query = format!(
-            "SELECT sync_state FROM pg_stat_replication WHERE application_name = \
-             '{STANDBY_NAME}'"
-        );
-        supervised::wait_ready("synchronous replication", context.timeout, None, || {
-            let state = self
-                .psql(context, "postgresql-replication-state", &query)
-                .map_err(|e| e.to_string())?;
-            Ok(state.trim() == "sync")
-        })
-    }
-
-    /// Replaces this server's data with a base backup of `primary` and starts it as the
-    /// standby (a former primary rejoining after a failover). It must not be running.
-    pub fn rejoin_as_standby(
-        &mut self,
-        context: &Context,
-        primary: &Postgres,
-    ) -> Result<(), InfraError> {
-        // A killed server may still be running if it was only paused or stopped by a drill.
-        self.process.kill()?;
-        if self.data.exists() {
-            std::fs::remove_dir_all(&self.data)?;
-        }
-        let place = Place {
-            bin: self.bin.clone(),
-            run_as: self.run_as,
-            dir: self.dir.clone(),
-            data: self.data.clone(),
-            outside_dir: None,
-        };
-        place.base_backup(
-            context,
-            primary,
-            &format!("{}-rejoin-basebackup", self.name),
-        )?;
-        self.process.start(context.spawner)?;
-        self.wait_ready(context)
-    }
-
-    /// From now on commits on this primary wait for no standby.
-    pub fn require_no_standby(&self, context: &Context) -> Result<(), InfraError> {
-        self.psql(
-            context,
-            "postgresql-asynchronous",
-            "ALTER SYSTEM RESET synchronous_standby_names",
-        )?;
-        self.psql(context, "postgresql-reload", "SELECT pg_reload_conf()")?;
-        Ok(())
-    }
-
     /// Where this server's binaries are.
     pub fn bin_dir(&self) -> &Path {
         &self.bin
-    }
-
-    /// Ends recovery on a standby: it becomes a primary that waits for no one.
-    pub fn promote(&self, context: &Context) -> Result<(), InfraError> {
-        let answer = self.psql(context, "postgresql-promote", "SELECT pg_promote(true, 60)")?;
-        if answer.trim() == "t" {
-            Ok(())
-        } else {
-            Err(InfraError::Failed {
-                what: format!("promoting {}", self.name),
-                detail: format!("pg_promote answered {answer:?}"),
-            })
-        }
     }
 
     /// `psql -tA -c SQL` as the superuser on database `postgres`; what it printed.
@@ -419,65 +313,6 @@ fn parse_version(line: &str) -> String {
         .and_then(|(_, rest)| rest.split_whitespace().next())
         .unwrap_or(line)
         .to_string()
-}
-
-/// Whether `identity` may traverse every directory down to `path` (root ignores permissions, so
-/// `access(2)` cannot tell).
-fn reachable_by(path: &Path, identity: Identity) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(path) = path.canonicalize() else {
-        return false;
-    };
-    path.ancestors().all(|dir| {
-        let Ok(meta) = std::fs::metadata(dir) else {
-            return false;
-        };
-        let mode = meta.mode();
-        if meta.uid() == identity.uid.as_raw() {
-            mode & 0o100 != 0
-        } else if meta.gid() == identity.gid.as_raw() {
-            mode & 0o010 != 0
-        } else {
-            mode & 0o001 != 0
-        }
-    })
-}
-
-/// A temp dir the `postgres` user can reach, for when the work dir is private (e.g. under a
-/// mode-0700 `$TMPDIR`).
-fn outside_dir(identity: Identity) -> Result<tempfile::TempDir, InfraError> {
-    use std::os::unix::fs::PermissionsExt;
-    let candidates = [
-        std::env::temp_dir(),
-        PathBuf::from("/tmp"),
-        PathBuf::from("/var/tmp"),
-    ];
-    let base = candidates
-        .iter()
-        .find(|dir| reachable_by(dir, identity))
-        .ok_or_else(|| InfraError::Failed {
-            what: "postgresql".into(),
-            detail: "no directory the postgres user can reach: neither the work dir, $TMPDIR, \
-                     /tmp nor /var/tmp"
-                .into(),
-        })?;
-    let dir = tempfile::Builder::new()
-        .prefix("harness-pg-")
-        .tempdir_in(base)?;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
-    Ok(dir)
-}
-
-fn chown(path: &Path, identity: Identity) -> Result<(), InfraError> {
-    std::os::unix::fs::chown(
-        path,
-        Some(identity.uid.as_raw()),
-        Some(identity.gid.as_raw()),
-    )
-    .map_err(|e| InfraError::Failed {
-        what: "postgresql".into(),
-        detail: format!("cannot give {} to the postgres user: {e}", path.display()),
-    })
 }
 
 #[cfg(test)]
