@@ -279,7 +279,8 @@ pub async fn ingest_products(
             "the build produced no package file".into(),
         ));
     };
-    let result = publish_checked(store, blobs, &checked, description, &version, before_commit).await;
+    let result =
+        publish_checked(store, blobs, &checked, description, &version, before_commit).await;
     let (tx, stored) = match result {
         Ok(published) => published,
         Err((e, created)) => {
@@ -305,7 +306,11 @@ enum Content<'a> {
 
 /// The blobs an upload created (and so must remove if it fails): none when the address already
 /// held the bytes.
-fn created_blobs<'a>(placed: Placed, sha256: &str, content: Content<'a>) -> Vec<(String, Content<'a>)> {
+fn created_blobs<'a>(
+    placed: Placed,
+    sha256: &str,
+    content: Content<'a>,
+) -> Vec<(String, Content<'a>)> {
     match placed {
         Placed::Created => vec![(sha256.to_string(), content)],
         Placed::Existing => Vec::new(),
@@ -417,10 +422,7 @@ async fn publish_checked<'a>(
     }
     let tx = change.id;
     // As for an upload: once the commit is under way the blobs stay, whatever its outcome.
-    change
-        .commit()
-        .await
-        .map_err(|e| (e.into(), Vec::new()))?;
+    change.commit().await.map_err(|e| (e.into(), Vec::new()))?;
     let stored = checked
         .iter()
         .zip(ids)

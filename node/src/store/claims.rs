@@ -120,7 +120,12 @@ impl ContentClaim {
         const QUERY: &str = "SELECT COUNT(*) FROM packages WHERE sha256 = $1";
         let row = match &mut self.held {
             Held::Postgres(tx) => sqlx::query(QUERY).bind(sha256).fetch_one(&mut **tx).await?,
-            Held::Sqlite(_) => sqlx::query(QUERY).bind(sha256).fetch_one(store.pool()).await?,
+            Held::Sqlite(_) => {
+                sqlx::query(QUERY)
+                    .bind(sha256)
+                    .fetch_one(store.pool())
+                    .await?
+            }
         };
         let count: i64 = row.try_get(0)?;
         Ok(count > 0)
@@ -150,7 +155,10 @@ mod tests {
     fn a_sha256_names_one_key_and_junk_still_has_one() {
         let sha = format!("{}{}", "0123456789abcdef", "f".repeat(48));
         assert_eq!(advisory_key(&sha), 0x0123_4567_89ab_cdef);
-        assert_eq!(advisory_key("not hex at all!!"), advisory_key("not hex at all!!"));
+        assert_eq!(
+            advisory_key("not hex at all!!"),
+            advisory_key("not hex at all!!")
+        );
         assert_eq!(advisory_key(""), 0);
     }
 }
