@@ -19,8 +19,9 @@ use sha2::{Digest, Sha256};
 
 use scenarios::corpus::{CorpusConfig, CorpusStats};
 
-/// Version of the entry layout; bump it when what an entry holds changes.
-pub const FORMAT: u32 = 1;
+/// Version of the entry layout; bump it when what an entry holds changes. 2: the local Garage's
+/// metadata is LMDB, no longer SQLite.
+pub const FORMAT: u32 = 2;
 
 /// The file that makes an entry complete.
 pub const MANIFEST: &str = "manifest.json";

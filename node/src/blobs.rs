@@ -1,7 +1,7 @@
 //! Package files through `object_store`: a local or shared directory, or an S3-compatible bucket.
-//! Files are content-addressed by sha256; an upload is staged under a temporary key first. In a
-//! directory (shared between nodes) the writes to one content address happen under a file lock in
-//! `.locks/`, so two nodes never interleave promoting and removing the same file.
+//! Files are content-addressed by sha256 and written straight to their address (no temporary key,
+//! no copy), under the address's content claim (`store::claims`). In a directory (shared between
+//! nodes) the writes to one content address also happen under a file lock in `.locks/`.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ pub enum BlobError {
     Config(String),
     #[error("blob store lock: {0}")]
     Lock(#[from] LockError),
-    #[error("blob store: staging {0}")]
+    #[error("blob store: writing {0}")]
     Staging(#[source] std::io::Error),
     #[error("{0:?} is not a content address (64 lowercase hex digits of a sha256)")]
     BadAddress(String),
@@ -57,11 +57,13 @@ pub struct Blobs {
     locks: Option<(FileLocks, std::path::PathBuf)>,
 }
 
-/// A staged upload: bytes under a temporary key, not yet visible under their content address.
-#[derive(Debug)]
-pub struct Staged {
-    temp: ObjectPath,
-    pub sha256: String,
+/// What placing bytes at their content address did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// This upload wrote them: if it fails, it removes them.
+    Created,
+    /// The address already held them (the same bytes uploaded before): they are never removed.
+    Existing,
 }
 
 impl Blobs {
@@ -148,29 +150,40 @@ impl Blobs {
         }
     }
 
-    /// Writes bytes under a fresh temporary key.
-    pub async fn stage(&self, bytes: Bytes, sha256: &str) -> Result<Staged, BlobError> {
-        let temp = ObjectPath::from(format!("tmp/{}", uuid::Uuid::new_v4()));
-        self.store.put(&temp, PutPayload::from_bytes(bytes)).await?;
-        Ok(Staged {
-            temp,
-            sha256: sha256.to_string(),
-        })
+    /// Puts bytes at their content address unless it already holds them (one HEAD, then one PUT
+    /// when it is empty). The caller holds the address's claim (`Store::claim_content`), so
+    /// nobody else writes, finds or removes it meanwhile.
+    pub async fn place(&self, bytes: Bytes, sha256: &str) -> Result<Placed, BlobError> {
+        let target = Self::final_key(sha256)?;
+        if self.exists_at(&target).await? {
+            return Ok(Placed::Existing);
+        }
+        if let Err(e) = self.store.put(&target, PutPayload::from_bytes(bytes)).await {
+            // The request may have landed before it failed: nobody else can have seen it yet.
+            let _ = self.store.delete(&target).await;
+            return Err(e.into());
+        }
+        Ok(Placed::Created)
     }
 
-    /// Copies a local file under a fresh temporary key in bounded chunks (on S3 a multipart
-    /// upload), so staging a large upload never holds it in memory.
-    pub async fn stage_file(
+    /// [`Blobs::place`] for a local file, copied in bounded chunks (on S3 a file past the
+    /// buffer is a multipart upload, which appears at its key only when complete), so placing a
+    /// large upload never holds it in memory. Nothing half-written is ever at the address: a
+    /// directory store writes a temporary file and renames it, S3 makes a key appear whole.
+    pub async fn place_file(
         &self,
         path: &std::path::Path,
         sha256: &str,
-    ) -> Result<Staged, BlobError> {
+    ) -> Result<Placed, BlobError> {
         use tokio::io::AsyncWriteExt;
-        let temp = ObjectPath::from(format!("tmp/{}", uuid::Uuid::new_v4()));
+        let target = Self::final_key(sha256)?;
+        if self.exists_at(&target).await? {
+            return Ok(Placed::Existing);
+        }
         let mut reader = tokio::fs::File::open(path)
             .await
             .map_err(BlobError::Staging)?;
-        let mut writer = object_store::buffered::BufWriter::new(self.store.clone(), temp.clone());
+        let mut writer = object_store::buffered::BufWriter::new(self.store.clone(), target.clone());
         let written = match tokio::io::copy(&mut reader, &mut writer).await {
             Ok(_) => writer.shutdown().await,
             Err(e) => Err(e),
@@ -178,32 +191,30 @@ impl Blobs {
         if let Err(e) = written {
             let _ = writer.abort().await;
             // A small file may have been put whole before the failure.
-            let _ = self.store.delete(&temp).await;
+            let _ = self.store.delete(&target).await;
             return Err(BlobError::Staging(e));
         }
-        Ok(Staged {
-            temp,
-            sha256: sha256.to_string(),
-        })
+        Ok(Placed::Created)
     }
 
-    /// Moves a staged file to its content address. When the address already holds the same
-    /// content (another upload of the same bytes) the staged copy is dropped.
-    pub async fn promote(&self, staged: &Staged) -> Result<(), BlobError> {
-        let target = Self::final_key(&staged.sha256)?;
-        if self.store.head(&target).await.is_ok() {
-            self.store.delete(&staged.temp).await?;
-            return Ok(());
+    async fn exists_at(&self, target: &ObjectPath) -> Result<bool, BlobError> {
+        match self.store.head(target).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
         }
-        self.store.rename(&staged.temp, &target).await?;
+    }
+
+    /// Whether the content address holds a file.
+    pub async fn exists(&self, sha256: &str) -> Result<bool, BlobError> {
+        self.exists_at(&Self::final_key(sha256)?).await
+    }
+
+    /// Removes the file at a content address: only for an upload that created it, failed, and
+    /// still holds its claim (no row can refer to it).
+    pub async fn remove(&self, sha256: &str) -> Result<(), BlobError> {
+        self.store.delete(&Self::final_key(sha256)?).await?;
         Ok(())
-    }
-
-    /// Removes a staged file after a failed upload.
-    pub async fn discard(&self, staged: &Staged) {
-        if let Err(e) = self.store.delete(&staged.temp).await {
-            tracing::warn!(key = %staged.temp, error = %e, "could not remove staged upload");
-        }
     }
 
     /// Reads a stored file, or a byte range of it.

@@ -4,12 +4,15 @@
 //! inspected from disk and copied to the blob store in chunks: no step holds the whole file in
 //! memory.
 //!
-//! **Invariant:** an upload is all-or-nothing. The bytes are staged under a temporary key, the
-//! metadata row is inserted inside an open transaction, the blob is moved to its content address,
-//! and only then is the transaction committed. A failure removes the staged copy; a blob already
-//! at its content address is never removed, since another upload of the same bytes (on this node or
-//! another) may have committed a row that references it. No row ever points at missing bytes and
-//! no reader ever sees a half-written upload; at worst a failed commit leaves unreferenced bytes.
+//! **Invariant:** an upload is all-or-nothing. Everything a bad upload can be refused for is
+//! checked before any byte is stored. Then the content address is claimed
+//! ([`Store::claim_content`]), the bytes are written straight to it when it is empty (one HEAD,
+//! one PUT: no temporary key, no copy), and the metadata row is inserted and committed in a
+//! change opened under the same claim — the `transactions` lock covers database work only. A
+//! failure before the commit removes the blob if this upload created it and no row refers to it
+//! ([`remove_created`]); a blob that was already there is never removed. No row ever points at
+//! missing bytes and no reader ever sees a half-written upload; at worst a failed (or unknown)
+//! commit, or a database lost mid-upload, leaves unreferenced bytes.
 //!
 //! A git build publishes its products (an R tarball, or an sdist and a wheel) the same way, in
 //! one transaction, and records its own success inside that transaction ([`ingest_products`]).
@@ -18,7 +21,7 @@ use bytes::Bytes;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use crate::blobs::{BlobError, Blobs};
+use crate::blobs::{BlobError, Blobs, Placed};
 use crate::config::LimitsConfig;
 use crate::formats::{self, FormatError, Inspected};
 use crate::received::Received;
@@ -113,31 +116,28 @@ pub async fn ingest(
         metadata: inspected.metadata,
     };
 
-    let staged = blobs.stage_file(received.path(), &sha256).await?;
-    // Held until the commit: in a shared directory, two nodes' promotions of the same bytes never
+    let description = format!("{source_name}/{filename}");
+    let claim = store.claim_content(&[&sha256]).await?;
+    // Held until the commit: in a shared directory, two nodes' writes of the same bytes never
     // interleave.
-    let _content_lock = match blobs.lock_content(&sha256).await {
-        Ok(guard) => guard,
-        Err(e) => {
-            blobs.discard(&staged).await;
-            return Err(e.into());
-        }
-    };
-    let mut change = match store
-        .begin_change("upload", &format!("{source_name}/{filename}"))
-        .await
-    {
+    let _content_lock = blobs.lock_content(&sha256).await?;
+    let began = std::time::Instant::now();
+    let placed = blobs.place_file(received.path(), &sha256).await?;
+    let created = created_blobs(placed, &sha256, Content::File(received.path()));
+    let placed_at = std::time::Instant::now();
+    let mut change = match store.claimed_change(claim, "upload", &description).await {
         Ok(change) => change,
         Err(e) => {
-            blobs.discard(&staged).await;
+            remove_created(store, blobs, &created).await;
             return Err(e.into());
         }
     };
+    let locked_at = std::time::Instant::now();
     let id = match change.insert_file(&new_file).await {
         Ok(id) => id,
         Err(e) => {
-            drop(change);
-            blobs.discard(&staged).await;
+            change.rollback().await;
+            remove_created(store, blobs, &created).await;
             // A concurrent upload of the same file name won the race.
             if let Some(existing) = store.find_file(source.id, filename).await? {
                 return same_or_conflict(existing, &sha256, source_name);
@@ -145,16 +145,18 @@ pub async fn ingest(
             return Err(e.into());
         }
     };
-    if let Err(e) = blobs.promote(&staged).await {
-        drop(change);
-        blobs.discard(&staged).await;
-        return Err(e.into());
-    }
     let tx = change.id;
-    // The promoted blob stays whatever happens now: whether this commit failed, or its outcome is
-    // unknown (the connection was lost), a row committed by a concurrent upload of the same bytes
-    // may reference it, and S3 offers no lock that would let us know it does not.
+    // The blob stays whatever happens now: whether this commit failed, or its outcome is unknown
+    // (the connection was lost, and the claim with it), a row committed by a concurrent upload of
+    // the same bytes may reference it.
     change.commit().await?;
+    // Where an upload's time goes once it is checked: the object store, the wait for the
+    // `transactions` lock, and the time holding it (seeding's profile reads these).
+    let (place_ms, lock_wait_ms, locked_ms) = (
+        (placed_at - began).as_secs_f64() * 1e3,
+        (locked_at - placed_at).as_secs_f64() * 1e3,
+        locked_at.elapsed().as_secs_f64() * 1e3,
+    );
     let file = PackageFile {
         id,
         source_id: new_file.source_id,
@@ -169,7 +171,16 @@ pub async fn ingest(
         metadata: new_file.metadata,
         added_tx: tx,
     };
-    tracing::info!(source = source_name, filename, tx, "stored upload");
+    tracing::info!(
+        source = source_name,
+        filename,
+        tx,
+        created = placed == Placed::Created,
+        place_ms,
+        lock_wait_ms,
+        locked_ms,
+        "stored upload"
+    );
     Ok(Ingested::Stored { file, tx })
 }
 
@@ -268,30 +279,15 @@ pub async fn ingest_products(
             "the build produced no package file".into(),
         ));
     };
-    let mut staged = Vec::new();
-    for (file, bytes) in &checked {
-        match blobs.stage(bytes.clone(), &file.sha256).await {
-            Ok(one) => staged.push(one),
-            Err(e) => {
-                discard_all(blobs, &staged).await;
-                return Err(e.into());
-            }
+    let result =
+        publish_checked(store, blobs, &checked, description, &version, before_commit).await;
+    let (tx, stored) = match result {
+        Ok(published) => published,
+        Err((e, created)) => {
+            remove_created(store, blobs, &created).await;
+            return Err(e);
         }
-    }
-    let result = publish_staged(
-        store,
-        blobs,
-        &checked,
-        &staged,
-        description,
-        &version,
-        before_commit,
-    )
-    .await;
-    if result.is_err() {
-        discard_all(blobs, &staged).await;
-    }
-    let (tx, stored) = result?;
+    };
     tracing::info!(source = source_name, %name, %version, tx, "published build products");
     Ok(PublishedProducts {
         tx,
@@ -301,40 +297,132 @@ pub async fn ingest_products(
     })
 }
 
-async fn discard_all(blobs: &Blobs, staged: &[crate::blobs::Staged]) {
-    for one in staged {
-        blobs.discard(one).await;
+/// Where a placed blob's bytes can be read again (to put them back, see [`remove_created`]).
+#[derive(Debug, Clone)]
+enum Content<'a> {
+    File(&'a std::path::Path),
+    Bytes(Bytes),
+}
+
+/// The blobs an upload created (and so must remove if it fails): none when the address already
+/// held the bytes.
+fn created_blobs<'a>(
+    placed: Placed,
+    sha256: &str,
+    content: Content<'a>,
+) -> Vec<(String, Content<'a>)> {
+    match placed {
+        Placed::Created => vec![(sha256.to_string(), content)],
+        Placed::Existing => Vec::new(),
     }
 }
 
-async fn publish_staged(
+/// After a failed upload whose change never committed: removes the blobs it created, under a
+/// fresh claim, unless a row refers to them (a concurrent upload of the same bytes found them
+/// after this upload's claim ended, and committed). When the database cannot say, the bytes
+/// stay: unreferenced bytes are harmless, a row without its bytes is not. Should the claim lapse
+/// during a removal (its connection died), another upload may have found the bytes in that
+/// moment, so they are put back.
+async fn remove_created(store: &Store, blobs: &Blobs, created: &[(String, Content<'_>)]) {
+    if created.is_empty() {
+        return;
+    }
+    let shas: Vec<&str> = created.iter().map(|(sha, _)| sha.as_str()).collect();
+    let mut claim = match store.claim_content(&shas).await {
+        Ok(claim) => claim,
+        Err(e) => {
+            tracing::warn!(error = %e, "a failed upload's blobs stay: their claim cannot be taken");
+            return;
+        }
+    };
+    for (sha, content) in created {
+        match claim.referenced(store, sha).await {
+            Ok(false) => {}
+            Ok(true) => continue,
+            Err(e) => {
+                tracing::warn!(%sha, error = %e, "a failed upload's blob stays: the database cannot say whether it is used");
+                return;
+            }
+        }
+        if let Err(e) = blobs.remove(sha).await {
+            tracing::warn!(%sha, error = %e, "could not remove a failed upload's blob");
+            continue;
+        }
+        if !claim.still_held().await {
+            let restored = match content {
+                Content::File(path) => blobs.place_file(path, sha).await,
+                Content::Bytes(bytes) => blobs.place(bytes.clone(), sha).await,
+            };
+            if let Err(e) = restored {
+                tracing::error!(%sha, error = %e, "a blob removed while its claim lapsed could not be put back");
+            }
+        }
+    }
+}
+
+/// Claims and places every product's bytes, then inserts the rows, runs `before_commit` and
+/// commits in one change. On failure, the blobs this call created (for [`remove_created`]).
+async fn publish_checked<'a>(
     store: &Store,
     blobs: &Blobs,
-    checked: &[(NewPackageFile, Bytes)],
-    staged: &[crate::blobs::Staged],
+    checked: &'a [(NewPackageFile, Bytes)],
     description: &str,
     version: &str,
     before_commit: &dyn BeforeCommit,
-) -> Result<(i64, Vec<PackageFile>), IngestError> {
-    // Content locks in one order, so two nodes publishing overlapping bytes never deadlock.
+) -> Result<(i64, Vec<PackageFile>), (IngestError, Vec<(String, Content<'a>)>)> {
+    // Claims and content locks in one order, so two nodes publishing overlapping bytes never
+    // deadlock.
     let mut shas: Vec<&str> = checked.iter().map(|(f, _)| f.sha256.as_str()).collect();
     shas.sort_unstable();
     shas.dedup();
+    let claim = store
+        .claim_content(&shas)
+        .await
+        .map_err(|e| (e.into(), Vec::new()))?;
     let mut _locks = Vec::new();
-    for sha in shas {
-        _locks.push(blobs.lock_content(sha).await?);
+    for sha in &shas {
+        _locks.push(
+            blobs
+                .lock_content(sha)
+                .await
+                .map_err(|e| (e.into(), Vec::new()))?,
+        );
     }
-    let mut change = store.begin_change("git-build", description).await?;
+    let mut created = Vec::new();
+    for (file, bytes) in checked {
+        match blobs.place(bytes.clone(), &file.sha256).await {
+            Ok(placed) => created.extend(created_blobs(
+                placed,
+                &file.sha256,
+                Content::Bytes(bytes.clone()),
+            )),
+            Err(e) => {
+                claim.release().await;
+                return Err((e.into(), created));
+            }
+        }
+    }
+    let mut change = match store.claimed_change(claim, "git-build", description).await {
+        Ok(change) => change,
+        Err(e) => return Err((e.into(), created)),
+    };
     let mut ids = Vec::new();
     for (file, _) in checked {
-        ids.push(change.insert_file(file).await?);
+        match change.insert_file(file).await {
+            Ok(id) => ids.push(id),
+            Err(e) => {
+                change.rollback().await;
+                return Err((e.into(), created));
+            }
+        }
     }
-    for one in staged {
-        blobs.promote(one).await?;
+    if let Err(e) = before_commit.run(&mut change, version).await {
+        change.rollback().await;
+        return Err((e, created));
     }
-    before_commit.run(&mut change, version).await?;
     let tx = change.id;
-    change.commit().await?;
+    // As for an upload: once the commit is under way the blobs stay, whatever its outcome.
+    change.commit().await.map_err(|e| (e.into(), Vec::new()))?;
     let stored = checked
         .iter()
         .zip(ids)

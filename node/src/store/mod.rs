@@ -5,6 +5,7 @@
 //! lock on `transactions` before drawing its id, so `max(id)` never overtakes a commit in flight
 //! and a snapshot `≤ max(id)` never changes afterwards.
 
+pub mod claims;
 pub mod cluster;
 pub mod head_read;
 pub mod health;
@@ -18,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub use claims::ContentClaim;
 pub use head_read::HeadConnection;
 pub use history::{AddedFile, TransactionSummary};
 pub use model::*;
@@ -89,6 +91,8 @@ pub struct Store {
     backend: Backend,
     url: String,
     health: Arc<health::Health>,
+    /// SQLite's in-process content claims (PostgreSQL's are advisory locks).
+    claims: Arc<claims::Stripes>,
 }
 
 /// An open change: one database transaction that owns a fresh transaction id.
@@ -97,6 +101,8 @@ pub struct Change {
     /// The transaction id this change publishes when committed.
     pub id: i64,
     backend: Backend,
+    /// SQLite's content claims this change publishes under, released with it.
+    _claims: Vec<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 /// A transaction's place and identity: its id, and a random uid that no server hands out twice.
@@ -203,6 +209,7 @@ impl Store {
             backend,
             url: url.to_string(),
             health: Arc::default(),
+            claims: Arc::default(),
         })
     }
 
@@ -238,7 +245,18 @@ impl Store {
 
     /// Opens a change: locks the transaction sequence (PostgreSQL) and draws the next id.
     pub async fn begin_change(&self, kind: &str, description: &str) -> Result<Change, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let tx = self.begin_write().await?;
+        self.open_change(tx, kind, description, Vec::new()).await
+    }
+
+    /// [`Store::begin_change`] in an open write transaction `tx`.
+    async fn open_change(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        kind: &str,
+        description: &str,
+        claims: Vec<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Result<Change, StoreError> {
         if self.backend == Backend::Postgres {
             sqlx::query("LOCK TABLE transactions IN EXCLUSIVE MODE")
                 .execute(&mut *tx)
@@ -265,6 +283,7 @@ impl Store {
             tx,
             id,
             backend: self.backend,
+            _claims: claims,
         })
     }
 
@@ -620,6 +639,13 @@ impl Change {
         .await?
         .try_get(0)?;
         Ok(id)
+    }
+
+    /// Rolls back, ending the change's content claims with it.
+    pub async fn rollback(self) {
+        if let Err(e) = self.tx.rollback().await {
+            tracing::debug!(error = %e, "rollback failed (the connection is dropped instead)");
+        }
     }
 
     /// Commits; on PostgreSQL the other nodes hear of the new transaction at commit.

@@ -12,6 +12,7 @@ mod client_requests;
 mod clients;
 mod cluster;
 mod concurrent_uploads;
+mod content_placement;
 mod database_loss;
 mod failover;
 mod git_builders;

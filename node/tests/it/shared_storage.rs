@@ -67,7 +67,7 @@ fn second_node_serves_an_upload_made_through_the_first() {
     assert_eq!(pg.psql("shared", "SELECT COUNT(*) FROM packages"), "1");
 }
 
-fn list_bucket(garage: &Garage) -> Vec<String> {
+pub(crate) fn list_bucket(garage: &Garage) -> Vec<String> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let mut config = node::config::Config::default();
@@ -89,10 +89,10 @@ fn list_bucket(garage: &Garage) -> Vec<String> {
 
 /// A psql session holding `LOCK TABLE transactions IN EXCLUSIVE MODE` until released: every
 /// change queues behind it, in arrival order.
-struct HeldLock(std::process::Child);
+pub(crate) struct HeldLock(std::process::Child);
 
 impl HeldLock {
-    fn take(pg: &Postgres, database: &str) -> Self {
+    pub(crate) fn take(pg: &Postgres, database: &str) -> Self {
         let mut child = Command::new("psql")
             .args([
                 "-h",
@@ -120,7 +120,7 @@ impl HeldLock {
         Self(child)
     }
 
-    fn release(mut self) {
+    pub(crate) fn release(mut self) {
         let mut stdin = self.0.stdin.take().unwrap();
         stdin.write_all(b"COMMIT;\n").unwrap();
         drop(stdin);
@@ -129,7 +129,7 @@ impl HeldLock {
 }
 
 /// Locks on `transactions` granted (or waited for).
-fn transactions_locks(pg: &Postgres, database: &str, granted: bool) -> usize {
+pub(crate) fn transactions_locks(pg: &Postgres, database: &str, granted: bool) -> usize {
     pg.psql(
         database,
         &format!(
@@ -141,7 +141,17 @@ fn transactions_locks(pg: &Postgres, database: &str, granted: bool) -> usize {
     .unwrap()
 }
 
-fn upload_in_background(
+/// Content claims (advisory locks) waited for.
+pub(crate) fn advisory_waiters(pg: &Postgres, database: &str) -> usize {
+    pg.psql(
+        database,
+        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+    )
+    .parse()
+    .unwrap()
+}
+
+pub(crate) fn upload_in_background(
     base: &str,
     source: &str,
     token: &str,
@@ -165,10 +175,11 @@ fn upload_in_background(
     })
 }
 
-/// Issue 10 defect 5. Two nodes upload the same bytes to two sources. Both have staged their copy
-/// and found no blob at the content address when they queue for the transaction lock, the second
-/// node first. It commits; the first node's commit then fails. The bytes the second node committed
-/// must still be there (the node used to delete the blob it believed it had created).
+/// Issue 10 defect 5. Two nodes upload the same bytes to two sources, the second node first: it
+/// holds the content address's claim and queues for the transaction lock, and the first node
+/// queues for the claim. The second commits; the first node's commit then fails. The bytes the
+/// second node committed must still be there (the node used to delete the blob it believed it had
+/// created).
 #[test]
 fn issue_10_a_failed_commit_never_deletes_bytes_another_node_committed() {
     let pg = Postgres::start();
@@ -223,9 +234,11 @@ fn issue_10_a_failed_commit_never_deletes_bytes_another_node_committed() {
         transactions_locks(&pg, "race", false) == 1
     });
     let failed = upload_in_background(&a.base, "py", &token, &wheel);
-    support::wait_until("the first node queued", Duration::from_secs(20), || {
-        transactions_locks(&pg, "race", false) == 2
-    });
+    support::wait_until(
+        "the first node queued for the claim",
+        Duration::from_secs(20),
+        || advisory_waiters(&pg, "race") == 1,
+    );
     held.release();
     let (status, body) = committed.join().unwrap();
     assert_eq!(status, 200, "the second node's upload: {body}");

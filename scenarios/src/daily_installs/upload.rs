@@ -12,9 +12,11 @@ use reqwest::multipart::{Form, Part};
 use crate::corpus::{Artifact, ArtifactKind, Corpus, Ecosystem, PkgId};
 use crate::error::ScenarioError;
 
-/// Uploads in flight at once: enough that the nodes inspect and stage files while another
-/// upload holds the commit (which the database orders one at a time).
-pub const UPLOAD_CONCURRENCY: usize = 8;
+/// Uploads in flight at once: enough that the nodes inspect and store files while another
+/// upload holds the commit (which the database orders one at a time): the `transactions` lock
+/// stays busy (issue 25: with 16 and the tuned Garage a sub-corpus seeded 16 % faster than with 8
+/// on the default one).
+pub const UPLOAD_CONCURRENCY: usize = 16;
 
 /// How far a seeding has come, for a progress line: files and bytes landed out of the corpus.
 #[derive(Debug, Default)]
