@@ -62,11 +62,7 @@ fn a_failed_upload_leaves_no_object_behind() {
     let garage = Garage::start();
     let (node, _key) = node_on(&pg, &garage, "failing");
     let token = node.token("py");
-    pg.psql(
-        "failing",
-        "CREATE FUNCTION refuse_row() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN RAISE EXCEPTION 'injected insert failure'; END $$",
-    );
+    pg.raising_trigger_function("failing", "refuse_row", "injected insert failure");
     pg.psql(
         "failing",
         "CREATE TRIGGER refuse_py BEFORE INSERT ON packages FOR EACH ROW EXECUTE FUNCTION refuse_row()",
@@ -103,23 +99,10 @@ fn a_failed_upload_never_removes_bytes_that_were_already_there() {
     let pg = Postgres::start();
     let garage = Garage::start();
     let (node, _key) = node_on(&pg, &garage, "kept");
-    node.admin(&[
-        "create",
-        "source",
-        "--name",
-        "py2",
-        "--type",
-        "local-python",
-    ]);
-    node.admin(&["create", "repo", "--name", "pypi2", "--type", "python"]);
-    node.admin(&["subscribe", "--repo", "pypi2", "--source", "py2"]);
+    node.second_python_source();
     let (token, token2) = (node.token("py"), node.token("py2"));
     let py_id = pg.psql("kept", "SELECT id FROM sources WHERE name = 'py'");
-    pg.psql(
-        "kept",
-        "CREATE FUNCTION refuse_row() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN RAISE EXCEPTION 'injected insert failure'; END $$",
-    );
+    pg.raising_trigger_function("kept", "refuse_row", "injected insert failure");
     pg.psql(
         "kept",
         &format!(

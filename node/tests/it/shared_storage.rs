@@ -194,24 +194,11 @@ fn issue_10_a_failed_commit_never_deletes_bytes_another_node_committed() {
     let first = NodeDir::new(&shared);
     let second = NodeDir::new(&shared);
     first.standard_layout();
-    first.admin(&[
-        "create",
-        "source",
-        "--name",
-        "py2",
-        "--type",
-        "local-python",
-    ]);
-    first.admin(&["create", "repo", "--name", "pypi2", "--type", "python"]);
-    first.admin(&["subscribe", "--repo", "pypi2", "--source", "py2"]);
+    first.second_python_source();
     let (token, token2) = (first.token("py"), first.token("py2"));
     // Any row of source py fails at COMMIT: a deferred constraint trigger raises.
     let py_id = pg.psql("race", "SELECT id FROM sources WHERE name = 'py'");
-    pg.psql(
-        "race",
-        "CREATE FUNCTION fail_commit() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN RAISE EXCEPTION 'injected commit failure'; END $$",
-    );
+    pg.raising_trigger_function("race", "fail_commit", "injected commit failure");
     pg.psql(
         "race",
         &format!(

@@ -269,6 +269,18 @@ impl Postgres {
         self.psql_with_options(database, sql, "")
     }
 
+    /// A trigger function `function()` in `database` that raises `message`: the planted fault
+    /// behind triggers that refuse a row at insert or at commit.
+    pub fn raising_trigger_function(&self, database: &str, function: &str, message: &str) {
+        self.psql(
+            database,
+            &format!(
+                "CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION '{message}'; END $$"
+            ),
+        );
+    }
+
     /// As `psql`, in a session that may write even when the server defaults to read-only.
     pub fn psql_as_writer(&self, database: &str, sql: &str) -> String {
         self.psql_with_options(database, sql, "-c default_transaction_read_only=off")
@@ -581,6 +593,21 @@ impl NodeDir {
     }
 
     /// Creates the standard layout: python source `py` + repo `pypi`, R source `rsrc` + repo `cran`.
+    /// A second local Python source `py2` with its own repository `pypi2`, beside
+    /// [`NodeDir::standard_layout`]'s `py`: for two sources that hold the same bytes.
+    pub fn second_python_source(&self) {
+        self.admin(&[
+            "create",
+            "source",
+            "--name",
+            "py2",
+            "--type",
+            "local-python",
+        ]);
+        self.admin(&["create", "repo", "--name", "pypi2", "--type", "python"]);
+        self.admin(&["subscribe", "--repo", "pypi2", "--source", "py2"]);
+    }
+
     pub fn standard_layout(&self) {
         self.admin(&["create", "source", "--name", "py", "--type", "local-python"]);
         self.admin(&["create", "repo", "--name", "pypi", "--type", "python"]);
